@@ -1,0 +1,100 @@
+"""The HTTP application: ``create_app(settings)``.
+
+``uvicorn --factory app.asgi:create_app`` works too: without settings it reads them from the environment
+(when called, never at import time) and starts the embedded database if ``DATABASE_URL`` is unset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from advanced_alchemy.extensions.litestar import (
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+    SQLAlchemyPlugin,
+)
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy.exc import ProgrammingError
+
+from app import runtime
+from app.errors import handle_exception
+from app.health import HealthController
+from app.knowledge.controllers import DatasetController
+from app.logging import configure_logging
+from app.middleware import request_id_middleware
+from app.settings import Settings
+from app.tenancy import services as tenancy
+from app.tenancy.controllers import AppController, DatasetKeyController, WorkspaceController
+from app.tenancy.service_api import AppInfoController
+from db import migrate, urls
+
+log = structlog.get_logger()
+
+ROUTES: list[Any] = [
+    HealthController,
+    WorkspaceController,
+    AppController,
+    DatasetKeyController,
+    AppInfoController,
+    DatasetController,
+]
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Sluice",
+        version="0.1.0",
+        description="Dify-compatible Service API and console API. Errors are `{code, message, status}`.",
+        path="/openapi",
+        render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+        components=Components(
+            security_schemes={
+                "ApiKey": SecurityScheme(
+                    type="http", scheme="bearer", description="`app-...` or `dataset-...` Service API key"
+                ),
+                "AdminToken": SecurityScheme(type="http", scheme="bearer", description="SLUICE_ADMIN_TOKEN"),
+            }
+        ),
+        use_handler_docstrings=True,
+        create_examples=False,
+    )
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Litestar:
+    settings = runtime.resolve(settings or Settings.from_env())
+    assert settings.database_url is not None
+    if configure_logs:
+        configure_logging(settings)
+    alchemy = SQLAlchemyAsyncConfig(
+        connection_string=urls.asyncpg(settings.database_url),
+        engine_config=EngineConfig(pool_size=10, max_overflow=10, pool_pre_ping=False),
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        before_send_handler="autocommit",
+        create_all=False,
+    )
+
+    async def on_startup(app: Litestar) -> None:
+        try:
+            async with alchemy.get_session() as session:
+                await tenancy.ensure_default_workspace(session)
+                await session.commit()
+        except ProgrammingError:
+            log.warning("database_not_migrated", hint="run `just migrate` (or `python -m app migrate`)")
+
+    return Litestar(
+        route_handlers=ROUTES,
+        plugins=[SQLAlchemyPlugin(config=alchemy)],
+        middleware=[request_id_middleware],
+        exception_handlers={Exception: handle_exception},
+        openapi_config=openapi_config(),
+        state=State({"settings": settings, "alchemy": alchemy, "migration_head": migrate.head_revision()}),
+        on_startup=[on_startup],
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,61 @@
+"""Who is calling: the admin token for ``/console/api``, ``app-``/``dataset-`` keys for the Service API.
+
+Each is a Litestar guard, so a route cannot forget it: the controller declares the guard and every handler in
+it is protected. Key guards put the :class:`~app.tenancy.services.KeyContext` in the request scope, where the
+``key`` dependency finds it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Unauthorized
+from app.settings import Settings
+from app.tenancy import services
+from app.tenancy.services import KeyContext
+
+_SCOPE_KEY = "sluice_key"
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be provided and start with 'Bearer'.")
+    return token.strip()
+
+
+def request_session(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
+    """The request's own database session (the one handlers get as ``db_session``)."""
+    return connection.app.state.alchemy.provide_session(connection.app.state, connection.scope)  # type: ignore[no-any-return]
+
+
+async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    settings: Settings = connection.app.state.settings
+    token = bearer_token(connection)
+    if not settings.admin_token or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        raise Unauthorized("Admin token is invalid.")
+
+
+async def _key_guard(connection: ASGIConnection[Any, Any, Any, Any], key_type: str) -> None:
+    context = await services.authenticate(request_session(connection), bearer_token(connection))
+    if context is None or context.type != key_type:
+        raise Unauthorized("Access token is invalid.")
+    connection.scope[_SCOPE_KEY] = context  # type: ignore[literal-required]
+
+
+async def app_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    await _key_guard(connection, "app")
+
+
+async def dataset_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    await _key_guard(connection, "dataset")
+
+
+def provide_key(request: ASGIConnection[Any, Any, Any, Any]) -> KeyContext:
+    return request.scope[_SCOPE_KEY]  # type: ignore[literal-required,no-any-return]

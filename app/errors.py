@@ -1,0 +1,137 @@
+"""The one error type services raise, and the one handler that renders every error as ``{code, message, status}``.
+
+Services raise :class:`SluiceError` subclasses (a domain error knows its HTTP status and code); Litestar's own
+exceptions (validation, routing, auth) are mapped here too, so no controller ever builds error JSON by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+log = structlog.get_logger()
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error response: a stable machine code, a human message, and the HTTP status again."""
+
+    code: str
+    message: str
+    status: int
+
+
+class SluiceError(Exception):
+    """Something went wrong."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or self.code).strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidParam(SluiceError):
+    """A parameter is invalid."""
+
+    status, code = 400, "invalid_param"
+
+
+class Unauthorized(SluiceError):
+    """Access token is invalid."""
+
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(SluiceError):
+    """This key may not do that."""
+
+    status, code = 403, "forbidden"
+
+
+class NotFound(SluiceError):
+    """Not found."""
+
+    status, code = 404, "not_found"
+
+
+class Conflict(SluiceError):
+    """The request conflicts with the current state."""
+
+    status, code = 409, "conflict"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "request_entity_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+
+
+def _validation_message(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for item in extra:
+        if isinstance(item, dict):
+            key, message = item.get("key"), item.get("message")
+            parts.append(f"{key}: {message}" if key else str(message))
+    return "; ".join(parts) or str(exc.detail)
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(
+        content=ErrorBody(code=code, message=message, status=status), status_code=status, headers=headers
+    )
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, SluiceError):
+        return error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, ValidationException):
+        return error_response(400, "invalid_param", _validation_message(exc))
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        if status >= 500:
+            log.error("http_error", status=status, detail=exc.detail)
+        return error_response(status, _HTTP_CODES.get(status, "error"), str(exc.detail), exc.headers)
+    log.exception("unhandled_exception", path=request.url.path, method=request.method)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Internal server error.")
+
+
+def responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a route can answer, all with the ``ErrorBody`` shape."""
+    described = {
+        400: "Invalid parameters",
+        401: "Missing, invalid or revoked credentials",
+        403: "Not allowed",
+        404: "Not found (or not visible to this key)",
+        409: "Conflict",
+        412: "Precondition failed",
+        413: "Too large",
+        429: "Too many requests",
+        503: "Not ready",
+    }
+    return {
+        s: ResponseSpec(
+            data_container=ErrorBody, description=described.get(s, "Error"), generate_examples=False
+        )
+        for s in statuses
+    }

@@ -1,0 +1,82 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import migrate
+
+#: A worker counts as alive when its last heartbeat (procrastinate beats every 10 s) is this recent.
+WORKER_HEARTBEAT_WINDOW_SECONDS = 30
+
+
+class Liveness(msgspec.Struct):
+    status: str
+
+
+class Check(msgspec.Struct):
+    ok: bool
+    detail: str
+
+
+class Readiness(msgspec.Struct):
+    ready: bool
+    checks: dict[str, Check]
+
+
+async def readiness(engine: AsyncEngine, head: str | None) -> Readiness:
+    checks: dict[str, Check] = {}
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            checks["database"] = Check(ok=True, detail="reachable")
+            current = await migrate.current_revision(conn)
+            checks["migrations"] = Check(
+                ok=current == head, detail=f"at {current or 'nothing'}, head is {head}"
+            )
+            workers = (
+                await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM procrastinate_workers "
+                        "WHERE last_heartbeat > now() - make_interval(secs => :window)"
+                    ),
+                    {"window": WORKER_HEARTBEAT_WINDOW_SECONDS},
+                )
+                if current is not None
+                else 0
+            )
+            checks["worker"] = Check(
+                ok=bool(workers),
+                detail=f"{workers} worker(s) beat in the last {WORKER_HEARTBEAT_WINDOW_SECONDS} s",
+            )
+    except Exception as exc:  # a probe reports, it does not raise
+        checks.setdefault("database", Check(ok=False, detail=f"{type(exc).__name__}: {exc}"))
+    return Readiness(ready=all(c.ok for c in checks.values()) and len(checks) == 3, checks=checks)
+
+
+class HealthController(Controller):
+    tags = ["health"]
+
+    @get("/healthz")
+    async def healthz(self) -> Liveness:
+        """The process is alive."""
+        return Liveness(status="ok")
+
+    @get(
+        "/readyz",
+        responses={
+            503: ResponseSpec(
+                data_container=Readiness, description="Not ready: a check failed", generate_examples=False
+            )
+        },
+    )
+    async def readyz(self, request: Request[Any, Any, Any], db_engine: AsyncEngine) -> Response[Readiness]:
+        """Ready to serve: the database answers, migrations are at head, and a worker was seen recently."""
+        report = await readiness(db_engine, request.app.state.migration_head)
+        return Response(report, status_code=200 if report.ready else 503)

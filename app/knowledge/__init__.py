@@ -1,0 +1,1 @@
+"""Knowledge bases (datasets). The dataset resource only, so far."""

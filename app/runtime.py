@@ -1,0 +1,45 @@
+"""Turning settings read from the environment into settings a process can run with.
+
+:func:`resolve` starts (or adopts) the embedded PostgreSQL when ``DATABASE_URL`` is unset, and in embedded mode
+makes sure an admin token exists (generated once, kept in ``<data_dir>/admin-token``). Entry points call it
+once; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import msgspec
+
+from app.settings import Settings
+from db import embedded
+
+
+def admin_token_file(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "admin-token"
+
+
+def resolve(settings: Settings) -> Settings:
+    changes: dict[str, object] = {}
+    if settings.database_url is None:
+        changes["database_url"] = embedded.ensure_running(settings.data_dir)
+        if settings.admin_token is None:
+            changes["admin_token"] = _stored_admin_token(admin_token_file(settings))
+    return msgspec.structs.replace(settings, **changes) if changes else settings
+
+
+def _stored_admin_token(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = "sluice-admin-" + secrets.token_urlsafe(32)
+    # O_EXCL: when two processes start at once, one writes and both read the same token.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token

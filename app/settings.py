@@ -1,0 +1,76 @@
+"""One typed settings object, read from the environment once by an entry point and passed down.
+
+Every setting is documented in the README's configuration table; the names follow Dify where Dify has one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """A setting in the environment has a value Sluice cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    host: str = "127.0.0.1"
+    port: int = 5001
+    public_url: str = "http://127.0.0.1:5001"
+    admin_token: str | None = None
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    worker_concurrency: int = 10
+    worker_poll_seconds: float = 0.5
+    stalled_job_seconds: float = 30.0
+    human_input_global_timeout_seconds: int = 604800
+    human_input_timeout_task_interval: int = 1
+
+    @property
+    def embedded(self) -> bool:
+        """True when Sluice runs its own PostgreSQL in ``data_dir``."""
+        return self.database_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else None
+
+        def number(name: str, kind: type[int] | type[float], default: float) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+        port = int(number("SLUICE_PORT", int, 5001))
+        host = get("SLUICE_HOST") or "127.0.0.1"
+        log_format = (get("LOG_FORMAT") or "console").lower()
+        if log_format not in ("console", "json"):
+            raise SettingsError(f"LOG_FORMAT must be 'console' or 'json', got {log_format!r}")
+        return cls(
+            database_url=get("DATABASE_URL"),
+            data_dir=Path(get("SLUICE_DATA_DIR") or ".data"),
+            host=host,
+            port=port,
+            public_url=(get("SLUICE_PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            admin_token=get("SLUICE_ADMIN_TOKEN"),
+            log_format=log_format,  # type: ignore[arg-type]
+            log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            worker_concurrency=int(number("SLUICE_WORKER_CONCURRENCY", int, 10)),
+            worker_poll_seconds=float(number("SLUICE_WORKER_POLL_SECONDS", float, 0.5)),
+            stalled_job_seconds=float(number("SLUICE_STALLED_JOB_SECONDS", float, 30.0)),
+            human_input_global_timeout_seconds=int(number("HUMAN_INPUT_GLOBAL_TIMEOUT_SECONDS", int, 604800)),
+            human_input_timeout_task_interval=int(number("HUMAN_INPUT_TIMEOUT_TASK_INTERVAL", int, 1)),
+        )

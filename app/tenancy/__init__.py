@@ -1,0 +1,1 @@
+"""Workspaces, apps (as containers for keys) and API keys."""

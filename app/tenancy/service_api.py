@@ -1,0 +1,35 @@
+"""Service API routes about the key's own app (app key)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import app_key_guard, provide_key
+from app.errors import responses
+from app.tenancy import services
+from app.tenancy.services import KeyContext
+
+
+class AppInfo(msgspec.Struct):
+    name: str
+    description: str
+    tags: list[str]
+    mode: str
+    author_name: str
+
+
+class AppInfoController(Controller):
+    path = "/v1"
+    guards = [app_key_guard]
+    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
+    tags = ["service api: apps"]
+    security = [{"ApiKey": []}]
+
+    @get("/info", responses=responses(401))
+    async def app_info(self, db_session: AsyncSession, key: KeyContext) -> AppInfo:
+        assert key.app_id is not None
+        app = await services.get_app(db_session, key.app_id)
+        return AppInfo(name=app.name, description=app.description, tags=[], mode=app.mode, author_name="")

@@ -1,0 +1,109 @@
+"""Deferring procrastinate jobs inside the caller's own database transaction (DESIGN.md rule 1).
+
+A state change and the job it needs commit together or not at all: :func:`defer` inserts the job through
+procrastinate's own SQL function ``procrastinate_defer_jobs_v1`` on the session's connection, so a rollback
+removes both and a commit publishes both (procrastinate's trigger NOTIFYs the workers at commit).
+
+The function is procrastinate-internal API: pyproject pins procrastinate's minor version and
+``tests/test_queue_contract.py`` checks the behaviour.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+#: Queues named for workloads, so that a bulk import can never delay a deadline.
+QUEUES = ("workflows", "timers", "indexing", "mail")
+
+
+class UnknownQueue(ValueError):
+    """A job was deferred to a queue no worker listens to."""
+
+
+class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
+    task_name: str
+    queue: str
+    args: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    schedule_at: datetime.datetime | None = None
+    priority: int = 0
+    lock: str | None = None
+    queueing_lock: str | None = None
+
+
+# unnest() turns the parallel arrays into rows, one procrastinate_job_to_defer_v1 per job.
+_DEFER_SQL = text(
+    """
+    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
+        SELECT ROW(q, t, p, l, ql, a, s)::procrastinate_job_to_defer_v1
+        FROM unnest(
+            CAST(:queues AS varchar[]), CAST(:tasks AS varchar[]), CAST(:priorities AS integer[]),
+            CAST(:locks AS text[]), CAST(:queueing_locks AS text[]), CAST(:args AS jsonb[]),
+            CAST(:schedule_ats AS timestamptz[])
+        ) WITH ORDINALITY AS j(q, t, p, l, ql, a, s, n)
+        ORDER BY n
+    )))
+    """
+)
+
+
+async def defer_jobs(session: AsyncSession, jobs: Sequence[JobSpec]) -> list[int]:
+    """Insert ``jobs`` in the session's transaction; returns their ids in order. One round trip."""
+    if not jobs:
+        return []
+    for job in jobs:
+        if job.queue not in QUEUES:
+            raise UnknownQueue(f"unknown queue {job.queue!r}; queues are {', '.join(QUEUES)}")
+    params = {
+        "queues": [j.queue for j in jobs],
+        "tasks": [j.task_name for j in jobs],
+        "priorities": [j.priority for j in jobs],
+        "locks": [j.lock for j in jobs],
+        "queueing_locks": [j.queueing_lock for j in jobs],
+        "args": [json.dumps(dict(j.args)) for j in jobs],
+        "schedule_ats": [j.schedule_at for j in jobs],
+    }
+    result = await session.execute(_DEFER_SQL, params)
+    return [row[0] for row in result]
+
+
+async def defer(
+    session: AsyncSession,
+    task_name: str,
+    *,
+    queue: str,
+    args: Mapping[str, Any] | None = None,
+    schedule_at: datetime.datetime | None = None,
+    priority: int = 0,
+    lock: str | None = None,
+    queueing_lock: str | None = None,
+) -> int | None:
+    """Defer one job in the session's transaction and return its id.
+
+    With a ``queueing_lock``, a job already waiting under the same lock makes this a no-op that returns None;
+    the insert runs in a savepoint so that the conflict does not abort the caller's transaction.
+    """
+    job = JobSpec(
+        task_name=task_name,
+        queue=queue,
+        args=args or {},
+        schedule_at=schedule_at,
+        priority=priority,
+        lock=lock,
+        queueing_lock=queueing_lock,
+    )
+    if queueing_lock is None:
+        return (await defer_jobs(session, [job]))[0]
+    try:
+        async with session.begin_nested():
+            await session.connection()  # make sure the SAVEPOINT is really emitted before the insert
+            return (await defer_jobs(session, [job]))[0]
+    except IntegrityError:
+        return None

@@ -1,0 +1,140 @@
+"""Fixtures: a fresh migrated database per test session on the real (embedded) PostgreSQL, apps and clients.
+
+The embedded server is the one `just up` uses (SLUICE_DATA_DIR, default .data); the tests work in a database
+of their own on it, dropped at the end. With DATABASE_URL set, that server is used instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.asgi import create_app
+from app.settings import Settings
+from db import embedded, migrate, urls
+from tests.support.processes import LiveService
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """A URL of the test server's maintenance database (used to create and drop test databases)."""
+    if os.environ.get("DATABASE_URL"):
+        return urls.with_database(os.environ["DATABASE_URL"], "postgres")
+    return embedded.ensure_running(Path(os.environ.get("SLUICE_DATA_DIR") or ".data"), "postgres")
+
+
+def new_database(server_url: str, migrated: bool = True) -> str:
+    name = f"sluice_test_{uuid.uuid4().hex[:10]}"
+    embedded.create_database(server_url, name)
+    url = urls.with_database(server_url, name)
+    if migrated:
+        migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    url = new_database(server_url)
+    yield url
+    embedded.drop_database(server_url, urls.database_name(url))
+
+
+@pytest.fixture
+def scratch_database(server_url: str) -> Iterator[str]:
+    """An empty database (no migrations) for tests that migrate themselves."""
+    url = new_database(server_url, migrated=False)
+    yield url
+    embedded.drop_database(server_url, urls.database_name(url))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        admin_token=ADMIN_TOKEN,
+        log_level="WARNING",
+        worker_poll_seconds=0.1,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings, configure_logs=False)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(urls.asyncpg(database_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def live_service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """The whole service (`python -m app up`: API + worker) on a free port, shared by the session."""
+    service = LiveService(database_url, ADMIN_TOKEN, tmp_path_factory.mktemp("live") / "up.log")
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()
+
+
+class Tenant:
+    """A workspace with an app, an app key and a dataset key, made through the console API."""
+
+    def __init__(self, workspace: dict[str, Any], app: dict[str, Any], app_key: str, dataset_key: str):
+        self.workspace, self.app, self.app_key, self.dataset_key = workspace, app, app_key, dataset_key
+
+    @property
+    def app_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.app_key}"}
+
+    @property
+    def dataset_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.dataset_key}"}
+
+
+async def make_tenant(client: AsyncTestClient[Litestar], admin: dict[str, str]) -> Tenant:
+    workspace = (await client.post("/console/api/workspaces", json={"name": "w"}, headers=admin)).json()
+    app = (
+        await client.post("/console/api/apps", json={"name": "a", "workspace_id": workspace["id"]}, headers=admin)
+    ).json()
+    app_key = (await client.post(f"/console/api/apps/{app['id']}/api-keys", headers=admin)).json()["token"]
+    dataset_key = (
+        await client.post("/console/api/datasets/api-keys", json={"workspace_id": workspace["id"]}, headers=admin)
+    ).json()["token"]
+    return Tenant(workspace, app, app_key, dataset_key)
+
+
+@pytest.fixture
+async def tenant(client: AsyncTestClient[Litestar], admin: dict[str, str]) -> Tenant:
+    return await make_tenant(client, admin)

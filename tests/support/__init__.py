@@ -1,0 +1,1 @@
+"""Helpers the tests share: live processes, free ports, polling."""
