@@ -74,7 +74,9 @@ def api() -> None:
     from app.asgi import create_app
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False
+    )
 
 
 @cli.command()
@@ -132,7 +134,9 @@ def down() -> None:
         click.echo("DATABASE_URL is set: there is no embedded database to stop")
         return
     stopped = embedded.stop(settings.data_dir)
-    click.echo("embedded PostgreSQL stopped" if stopped else "no embedded PostgreSQL in " + str(settings.data_dir))
+    click.echo(
+        "embedded PostgreSQL stopped" if stopped else "no embedded PostgreSQL in " + str(settings.data_dir)
+    )
 
 
 @cli.command()
@@ -182,7 +186,9 @@ def app_group() -> None:
 @app_group.command("create")
 @click.argument("name")
 @click.option("--mode", type=click.Choice(services.APP_MODES), default="workflow")
-@click.option("--workspace", "workspace_id", type=click.UUID, default=None, help="Default: the default workspace.")
+@click.option(
+    "--workspace", "workspace_id", type=click.UUID, default=None, help="Default: the default workspace."
+)
 def app_create(name: str, mode: str, workspace_id: uuid.UUID | None) -> None:
     _echo(AppOut.of(_in_transaction(lambda s: services.create_app(s, name, mode, workspace_id))))
 

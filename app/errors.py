@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DBAPIError
 
 log = structlog.get_logger()
 
@@ -71,7 +72,7 @@ class Conflict(SluiceError):
 
 
 _HTTP_CODES = {
-    400: "bad_request",
+    400: "invalid_param",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -82,6 +83,10 @@ _HTTP_CODES = {
     429: "too_many_requests",
     503: "service_unavailable",
 }
+
+
+#: character_not_in_repertoire, untranslatable_character: bad text in a parameter.
+_BAD_TEXT_SQLSTATES = {"22021", "22P05"}
 
 
 def _validation_message(exc: ValidationException) -> str:
@@ -112,6 +117,9 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         if status >= 500:
             log.error("http_error", status=status, detail=exc.detail)
         return error_response(status, _HTTP_CODES.get(status, "error"), str(exc.detail), exc.headers)
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _BAD_TEXT_SQLSTATES:
+        # A value PostgreSQL cannot store as text (NUL, invalid encoding) that slipped past validation.
+        return error_response(400, "invalid_param", "A text value contains characters that cannot be stored.")
     log.exception("unhandled_exception", path=request.url.path, method=request.method)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Internal server error.")
 

@@ -24,7 +24,10 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
     level = logging.getLevelNamesMapping().get(settings.log_level, logging.INFO)
     if settings.log_format == "json":
         final: list[Any] = [
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, without local variables (they may hold tokens and form values).
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             structlog.processors.JSONRenderer(),
         ]
     else:
@@ -62,4 +65,6 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # the request-id middleware logs requests
     # procrastinate logs every job start and end at INFO with the whole job: keep that for DEBUG.
-    logging.getLogger("procrastinate").setLevel(max(level, logging.WARNING if level > logging.DEBUG else level))
+    logging.getLogger("procrastinate").setLevel(
+        max(level, logging.WARNING if level > logging.DEBUG else level)
+    )

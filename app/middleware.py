@@ -42,7 +42,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             finally:
                 log.info(
                     "request_finished",
-                    method=scope["method"],
+                    method=scope.get("method"),
                     path=scope["path"],
                     status=status["code"],
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
+
+#: PostgreSQL text cannot hold NUL characters: refuse them at the edge, with the field named.
+NO_NUL = r"^[^\x00]*$"
+
+
+def text_field(min_length: int = 0, max_length: int | None = None) -> msgspec.Meta:
+    return msgspec.Meta(min_length=min_length, max_length=max_length, pattern=NO_NUL)
+
+
+#: A name: some visible character, no NUL.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 
 def unix(value: datetime.datetime | None) -> int | None:

@@ -77,5 +77,7 @@ def run_services(settings: Settings) -> int:
             log.warning("child_killed", process=name)
             proc.kill()
             proc.wait()
-    print("Sluice stopped: API and worker are down (the embedded database keeps running; `just down` stops it).")
+    print(
+        "Sluice stopped: API and worker are down (the embedded database keeps running; `just down` stops it)."
+    )
     return exit_code

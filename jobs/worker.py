@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -23,13 +24,15 @@ async def run_worker(
 ) -> None:
     """Run jobs until stopped (SIGINT/SIGTERM finish the running jobs, then return)."""
     assert settings.database_url, "resolve the database first (app.runtime.resolve)"
+    options: dict[str, Any] = {"queues": list(queues)} if queues else {}
+    if name:
+        options["name"] = name
     async with opened(settings.database_url, min_size=1, max_size=4) as procrastinate_app:
         log.info("worker_starting", queues=list(queues) if queues else "all")
         await procrastinate_app.run_worker_async(
-            queues=list(queues) if queues else None,
+            **options,
             concurrency=concurrency or settings.worker_concurrency,
             wait=wait,
-            name=name,
             fetch_job_polling_interval=settings.worker_poll_seconds,
             worker_middleware=[bind_job_context],
             install_signal_handlers=install_signal_handlers,

@@ -57,6 +57,14 @@ def scratch_database(server_url: str) -> Iterator[str]:
     embedded.drop_database(server_url, urls.database_name(url))
 
 
+@pytest.fixture
+def private_database(server_url: str) -> Iterator[str]:
+    """A migrated database of the test's own, for tests whose workers must not meet the shared live service."""
+    url = new_database(server_url)
+    yield url
+    embedded.drop_database(server_url, urls.database_name(url))
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
@@ -126,11 +134,15 @@ class Tenant:
 async def make_tenant(client: AsyncTestClient[Litestar], admin: dict[str, str]) -> Tenant:
     workspace = (await client.post("/console/api/workspaces", json={"name": "w"}, headers=admin)).json()
     app = (
-        await client.post("/console/api/apps", json={"name": "a", "workspace_id": workspace["id"]}, headers=admin)
+        await client.post(
+            "/console/api/apps", json={"name": "a", "workspace_id": workspace["id"]}, headers=admin
+        )
     ).json()
     app_key = (await client.post(f"/console/api/apps/{app['id']}/api-keys", headers=admin)).json()["token"]
     dataset_key = (
-        await client.post("/console/api/datasets/api-keys", json={"workspace_id": workspace["id"]}, headers=admin)
+        await client.post(
+            "/console/api/datasets/api-keys", json={"workspace_id": workspace["id"]}, headers=admin
+        )
     ).json()["token"]
     return Tenant(workspace, app, app_key, dataset_key)
 

@@ -14,7 +14,7 @@ from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge import services
 from app.knowledge.schemas import DatasetCreate, DatasetOut
-from app.schemas import Page
+from app.schemas import NO_NUL, Page
 from app.tenancy.services import KeyContext
 
 
@@ -46,7 +46,7 @@ class DatasetController(Controller):
         key: KeyContext,
         page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        keyword: Annotated[str | None, Parameter(max_length=255)] = None,
+        keyword: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
     ) -> Page[DatasetOut]:
         datasets, total = await services.list_datasets(db_session, key.workspace_id, page, limit, keyword)
         return Page.of([DatasetOut.of(d) for d in datasets], page, limit, total)

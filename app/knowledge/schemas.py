@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from app.schemas import unix
+from app.schemas import text_field, unix
 from db.models import Dataset
 
 
-class DatasetCreate(msgspec.Struct, forbid_unknown_fields=False):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
-    description: Annotated[str, msgspec.Meta(max_length=400)] = ""
+class DatasetCreate(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[^\x00]*\S[^\x00]*$")]
+    description: Annotated[str, text_field(0, 400)] = ""
     indexing_technique: Literal["high_quality", "economy"] | None = None
     permission: Literal["only_me", "all_team_members", "partial_members"] = "only_me"
 

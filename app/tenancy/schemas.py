@@ -7,13 +7,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from app.schemas import unix
+from app.schemas import Name, text_field, unix
 from db.models import ApiKey, App, Workspace
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 
-
-class WorkspaceCreate(msgspec.Struct, forbid_unknown_fields=True):
+class WorkspaceCreate(msgspec.Struct):
     name: Name
 
 
@@ -28,10 +26,10 @@ class WorkspaceOut(msgspec.Struct):
         return cls(id=w.id, name=w.name, is_default=w.is_default, created_at=unix(w.created_at) or 0)
 
 
-class AppCreate(msgspec.Struct, forbid_unknown_fields=True):
+class AppCreate(msgspec.Struct):
     name: Name
     mode: Literal["workflow", "advanced-chat"] = "workflow"
-    description: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    description: Annotated[str, text_field(0, 4000)] = ""
     workspace_id: uuid.UUID | None = None
 
 
@@ -57,7 +55,7 @@ class AppOut(msgspec.Struct):
         )
 
 
-class DatasetKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+class DatasetKeyCreate(msgspec.Struct):
     workspace_id: uuid.UUID | None = None
 
 

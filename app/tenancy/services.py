@@ -8,7 +8,7 @@ import secrets
 import uuid
 
 import msgspec
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,7 +55,7 @@ async def ensure_default_workspace(session: AsyncSession) -> Workspace:
             created_at=func.now(),
             updated_at=func.now(),
         )
-        .on_conflict_do_nothing(index_elements=["is_default"], index_where=Workspace.is_default)
+        .on_conflict_do_nothing(index_elements=["is_default"], index_where=text("is_default"))
     )
     return (await session.execute(select(Workspace).where(Workspace.is_default))).scalar_one()
 

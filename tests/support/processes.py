@@ -34,7 +34,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
 
 
 def spawn(args: list[str], env: Mapping[str, str], log_path: Path | None = None) -> subprocess.Popen[bytes]:
-    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, *args], env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
     )
@@ -54,7 +54,9 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
 class LiveService:
     """`python -m app up` on a free port against a given database, for tests that need real processes."""
 
-    def __init__(self, database_url: str, admin_token: str, log_path: Path, extra_env: Mapping[str, str] = {}):
+    def __init__(
+        self, database_url: str, admin_token: str, log_path: Path, extra_env: Mapping[str, str] = {}
+    ):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.admin_token = admin_token

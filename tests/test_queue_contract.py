@@ -1,0 +1,129 @@
+"""DESIGN.md rule 1: a job deferred with db.queue commits or rolls back with the caller's transaction.
+
+This pins the behaviour of procrastinate's internal ``procrastinate_defer_jobs_v1`` that db/queue.py calls.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import importlib
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from db import queue
+from db.models import Workspace
+from jobs.app import TASK_MODULES, opened
+from jobs.app import app as procrastinate_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def job_status(engine: AsyncEngine, job_id: int) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.scalar(
+            text("SELECT status::text FROM procrastinate_jobs WHERE id = :id"), {"id": job_id}
+        )
+
+
+async def workspace_exists(engine: AsyncEngine, workspace_id: uuid.UUID) -> bool:
+    async with engine.connect() as conn:
+        return bool(
+            await conn.scalar(text("SELECT count(*) FROM workspaces WHERE id = :id"), {"id": workspace_id})
+        )
+
+
+async def test_rollback_removes_both_row_and_job(session: AsyncSession, engine: AsyncEngine) -> None:
+    workspace = Workspace(name="rolled back")
+    session.add(workspace)
+    await session.flush()
+    job_id = await queue.defer(session, "noop", queue="workflows")
+    assert job_id is not None
+    await session.rollback()
+    assert not await workspace_exists(engine, workspace.id)
+    assert await job_status(engine, job_id) is None
+
+
+async def test_commit_keeps_both_and_a_worker_runs_the_job(
+    session: AsyncSession, engine: AsyncEngine, database_url: str
+) -> None:
+    workspace = Workspace(name="committed")
+    session.add(workspace)
+    await session.flush()
+    job_id = await queue.defer(session, "noop", queue="workflows")
+    assert job_id is not None
+    # Not visible to others before the commit: no worker can start it early.
+    assert await job_status(engine, job_id) is None
+    await session.commit()
+    assert await workspace_exists(engine, workspace.id)
+    assert await job_status(engine, job_id) == "todo"
+
+    async with opened(database_url) as app:
+        await app.run_worker_async(queues=["workflows"], wait=False, install_signal_handlers=False)
+    assert await job_status(engine, job_id) == "succeeded"
+
+
+async def test_batch_defer_keeps_order_and_schedule(session: AsyncSession, engine: AsyncEngine) -> None:
+    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+    specs = [queue.JobSpec(task_name="noop", queue="timers", schedule_at=at, args={"n": n}) for n in range(5)]
+    ids = await queue.defer_jobs(session, specs)
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    rows = (
+        await session.execute(
+            text(
+                "SELECT args->>'n', scheduled_at, queue_name FROM procrastinate_jobs WHERE id = ANY(:ids) ORDER BY id"
+            ),
+            {"ids": ids},
+        )
+    ).all()
+    assert [r[0] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert all(r[1] == at and r[2] == "timers" for r in rows)
+    await session.rollback()
+
+
+async def test_queueing_lock_conflict_does_not_abort_the_transaction(session: AsyncSession) -> None:
+    lock = f"lock-{uuid.uuid4()}"
+    first = await queue.defer(session, "noop", queue="workflows", queueing_lock=lock)
+    second = await queue.defer(session, "noop", queue="workflows", queueing_lock=lock)
+    assert first is not None and second is None
+    assert await session.scalar(text("SELECT 1")) == 1  # the transaction is still usable
+    await session.rollback()
+
+
+async def test_unknown_queue_is_refused(session: AsyncSession) -> None:
+    with pytest.raises(queue.UnknownQueue):
+        await queue.defer(session, "noop", queue="nope")
+
+
+def _deferred_task_names() -> set[str]:
+    """Every task name the code passes to db.queue (``defer(session, "name", ...)``, ``JobSpec(task_name=...)``)."""
+    names: set[str] = set()
+    for path in [*ROOT.joinpath("app").rglob("*.py"), *ROOT.joinpath("jobs").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called == "defer" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+                names.add(node.args[1].value)
+            for kw in node.keywords:
+                if called == "JobSpec" and kw.arg == "task_name" and isinstance(kw.value, ast.Constant):
+                    names.add(kw.value.value)
+    return names
+
+
+def test_every_deferred_task_is_registered() -> None:
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+    registered = set(procrastinate_app.tasks)
+    assert {"noop", "retry_stalled_jobs", "delete_old_jobs"} <= registered
+    missing = _deferred_task_names() - registered
+    assert not missing, f"deferred but not registered in jobs.app: {missing}"
+
+
+def test_queues_are_named_for_workloads() -> None:
+    assert queue.QUEUES == ("workflows", "timers", "indexing", "mail")
