@@ -1,0 +1,318 @@
+"""The engine: runs a graph from a state snapshot until it finishes, fails, pauses or is stopped.
+
+Dify's semantics. Every edge is *unknown* until its source finishes, then *taken* (its handle is the one the
+node chose: ``source``, an if-else case id, ``fail-branch``...) or *skipped*. A node is ready when all its
+incoming edges are known and at least one is taken; when all are skipped the node is skipped too and the skip
+propagates down its edges. Ready nodes run concurrently; a node with several incoming edges (a join) waits for
+all of them.
+
+The engine does no I/O of its own: nodes reach the outside only through ``Ports``, and every step is handed
+to a ``Listener`` (the runner), which persists it and may say the run was stopped meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import msgspec
+
+from app.workflows.engine.errors import NodeRunError
+from app.workflows.engine.graph import Graph, NodeSpec
+from app.workflows.engine.nodes import build_node
+from app.workflows.engine.nodes.base import FAIL_BRANCH, Node, NodeContext, NodeResult, Ports, RunInfo
+from app.workflows.engine.variables import VariablePool
+
+TAKEN, SKIPPED = "taken", "skipped"
+FINAL_NODE_STATUSES = {"succeeded", "failed", "exception", "skipped", "stopped"}
+
+
+class Limits(msgspec.Struct, frozen=True):
+    max_steps: int = 500
+    max_seconds: float = 1200.0
+
+
+class NodeState(msgspec.Struct, kw_only=True):
+    status: str = "pending"
+    execution_id: str | None = None
+    index: int = 0
+    predecessor: str | None = None
+    started_at: float | None = None
+    retries: int = 0
+    pause: dict[str, Any] | None = None
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    """Everything needed to continue a run: the snapshot the runner persists at every step."""
+
+    pool: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    nodes: dict[str, NodeState] = msgspec.field(default_factory=dict)
+    edges: dict[str, str] = msgspec.field(default_factory=dict)
+    steps: int = 0
+    tokens: int = 0
+    exceptions: int = 0
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    answer: str = ""
+    elapsed: float = 0.0
+    next_index: int = 1
+
+
+class NodeRun(msgspec.Struct, kw_only=True):
+    """One node execution as the listener records it."""
+
+    node: NodeSpec
+    state: NodeState
+    result: NodeResult | None = None
+    error: str | None = None
+    error_type: str | None = None
+    finished_at: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        if self.finished_at is None or self.state.started_at is None:
+            return 0.0
+        return max(0.0, self.finished_at - self.state.started_at)
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    status: str  # succeeded | partial-succeeded | failed | paused | stopped
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    error: str | None = None
+    paused_nodes: list[str] = msgspec.field(default_factory=list)
+
+
+class Listener(Protocol):
+    """The runner's side. Returning False from a step hook means the run was stopped: the engine halts."""
+
+    async def node_started(self, run: NodeRun, state: RunState) -> bool: ...
+
+    async def node_finished(self, run: NodeRun, state: RunState) -> bool: ...
+
+    async def text_chunk(self, node_id: str, text: str, selector: list[str]) -> None: ...
+
+
+class _Stopped(Exception):
+    pass
+
+
+class Engine:
+    def __init__(
+        self,
+        graph: Graph,
+        state: RunState,
+        ports: Ports,
+        run: RunInfo,
+        limits: Limits = Limits(),
+        clock: Callable[[], float] = time.time,
+        registry: Mapping[str, type[Node]] | None = None,
+    ) -> None:
+        self.graph, self.state, self.ports, self.run_info, self.limits, self.clock = (
+            graph,
+            state,
+            ports,
+            run,
+            limits,
+            clock,
+        )
+        self.nodes = {node_id: build_node(spec, registry) for node_id, spec in graph.nodes.items()}
+        self.pool = VariablePool(state.pool)
+        self.start_id = graph.start_node().id
+
+    # --- public ---------------------------------------------------------------------------------
+
+    async def run(self, listener: Listener, resolutions: Mapping[str, NodeResult] | None = None) -> Outcome:
+        """Run until nothing is runnable. ``resolutions`` finish paused nodes first (a resume)."""
+        session_started = self.clock()
+        try:
+            for node_id, result in (resolutions or {}).items():
+                await self._resolve_pause(node_id, result, listener)
+            return await self._loop(listener, session_started)
+        except _Stopped:
+            return Outcome(status="stopped", outputs=self.state.outputs, error="stopped")
+        finally:
+            self.state.elapsed += self.clock() - session_started
+            self.state.pool = self.pool.snapshot()
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def _loop(self, listener: Listener, session_started: float) -> Outcome:
+        running: dict[asyncio.Task[tuple[str, NodeResult | None, BaseException | None]], str] = {}
+        try:
+            while True:
+                for node_id in self._ready():
+                    if self.state.steps >= self.limits.max_steps:
+                        return self._fail(f"Max steps {self.limits.max_steps} reached.")
+                    await self._start(node_id, listener)
+                    task = asyncio.create_task(self._execute(node_id, listener))
+                    running[task] = node_id
+                if not running:
+                    break
+                remaining = self.limits.max_seconds - (self.state.elapsed + self.clock() - session_started)
+                if remaining <= 0:
+                    return self._fail(f"Max execution time {self.limits.max_seconds:g}s reached.")
+                done, _ = await asyncio.wait(running, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    return self._fail(f"Max execution time {self.limits.max_seconds:g}s reached.")
+                for task in sorted(done, key=lambda t: self.state.nodes[running[t]].index):
+                    node_id = running.pop(task)
+                    _, result, error = task.result()
+                    failure = await self._finish(node_id, result, error, listener)
+                    if failure is not None:
+                        return failure
+        finally:
+            for task in running:
+                task.cancel()
+            for node_id in running.values():
+                self.state.nodes[node_id].status = "stopped"
+        paused = [n for n, s in self.state.nodes.items() if s.status == "paused"]
+        if paused:
+            return Outcome(status="paused", outputs=self.state.outputs, paused_nodes=paused)
+        status = "partial-succeeded" if self.state.exceptions else "succeeded"
+        return Outcome(status=status, outputs=self.state.outputs)
+
+    def _fail(self, error: str) -> Outcome:
+        return Outcome(status="failed", outputs=self.state.outputs, error=error)
+
+    def _ready(self) -> list[str]:
+        """Nodes whose incoming edges are all known with one taken, in a stable order. Resolves skips."""
+        ready: list[str] = []
+        if self.start_id not in self.state.nodes:
+            self.state.nodes[self.start_id] = NodeState()
+            return [self.start_id]
+        changed = True
+        while changed:
+            changed = False
+            for node_id in self.graph.nodes:
+                node_state = self.state.nodes.get(node_id)
+                if node_id == self.start_id or (node_state is not None and node_state.status != "pending"):
+                    continue
+                incoming = self.graph.incoming.get(node_id, [])
+                marks = [self.state.edges.get(e.id) for e in incoming]
+                if not incoming or any(m is None for m in marks):
+                    continue
+                if TAKEN in marks:
+                    if node_state is None:
+                        self.state.nodes[node_id] = NodeState()
+                    if node_id not in ready:
+                        ready.append(node_id)
+                else:
+                    self.state.nodes[node_id] = NodeState(status="skipped")
+                    for edge in self.graph.outgoing.get(node_id, []):
+                        self.state.edges[edge.id] = SKIPPED
+                    changed = True
+        return ready
+
+    async def _start(self, node_id: str, listener: Listener) -> None:
+        spec = self.graph.nodes[node_id]
+        taken = [
+            e.source for e in self.graph.incoming.get(node_id, []) if self.state.edges.get(e.id) == TAKEN
+        ]
+        node_state = NodeState(
+            status="running",
+            execution_id=str(uuid.uuid4()),
+            index=self.state.next_index,
+            predecessor=taken[0] if taken else None,
+            started_at=self.clock(),
+        )
+        self.state.next_index += 1
+        self.state.steps += 1
+        self.state.nodes[node_id] = node_state
+        if not await listener.node_started(NodeRun(node=spec, state=node_state), self.state):
+            raise _Stopped
+
+    async def _execute(
+        self, node_id: str, listener: Listener
+    ) -> tuple[str, NodeResult | None, BaseException | None]:
+        node = self.nodes[node_id]
+        ctx = NodeContext(
+            self.graph.nodes[node_id],
+            self.pool,
+            self.ports,
+            self.run_info,
+            lambda text, sel: listener.text_chunk(node_id, text, sel),
+        )
+        attempt = 0
+        while True:
+            try:
+                return node_id, await node.run(ctx), None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a node failing is data for the error strategy, not a crash
+                if node.retry.enabled and attempt < node.retry.max_retries:
+                    attempt += 1
+                    self.state.nodes[node_id].retries = attempt
+                    await asyncio.sleep(max(0, node.retry.retry_interval) / 1000)
+                    continue
+                return node_id, None, exc
+
+    async def _finish(
+        self, node_id: str, result: NodeResult | None, error: BaseException | None, listener: Listener
+    ) -> Outcome | None:
+        """Apply one node's result; returns an Outcome when the run must end now (failure)."""
+        node, spec = self.nodes[node_id], self.graph.nodes[node_id]
+        node_state = self.state.nodes[node_id]
+        record = NodeRun(node=spec, state=node_state, finished_at=self.clock())
+        outcome: Outcome | None = None
+        if error is None and result is not None and result.pause is not None:
+            node_state.status = "paused"
+            node_state.pause = result.pause
+            record.result = result
+        elif error is None and result is not None:
+            self._succeed(node_id, result)
+            record.result = result
+        else:
+            message = str(error) or type(error).__name__
+            error_type = getattr(error, "error_type", type(error).__name__)
+            record.error, record.error_type = message, error_type
+            if node.error_strategy is None:
+                node_state.status = "failed"
+                outcome = self._fail(f'Node "{spec.title}" run failed: {message}')
+            else:
+                handled = NodeResult(outputs={"error_message": message, "error_type": error_type})
+                if node.error_strategy == "default-value":
+                    handled.outputs = {**node.default_values, **handled.outputs}
+                else:
+                    handled.edge_source_handle = FAIL_BRANCH
+                self._succeed(node_id, handled)
+                node_state.status = "exception"
+                self.state.exceptions += 1
+                record.result = handled
+        if not await listener.node_finished(record, self.state):
+            raise _Stopped
+        return outcome
+
+    def _succeed(self, node_id: str, result: NodeResult) -> None:
+        spec = self.graph.nodes[node_id]
+        self.state.nodes[node_id].status = "succeeded"
+        self.state.nodes[node_id].pause = None
+        self.pool.set_outputs(node_id, result.outputs)
+        self.state.tokens += result.tokens
+        if spec.type == "end":
+            self.state.outputs.update(result.outputs)
+        elif spec.type == "answer":
+            self.state.answer += str(result.outputs.get("answer", ""))
+            self.state.outputs = {"answer": self.state.answer}
+        for edge in self.graph.outgoing.get(node_id, []):
+            self.state.edges[edge.id] = TAKEN if edge.source_handle == result.edge_source_handle else SKIPPED
+        self.state.pool = self.pool.snapshot()
+
+    async def _resolve_pause(self, node_id: str, result: NodeResult, listener: Listener) -> None:
+        node_state = self.state.nodes.get(node_id)
+        if node_state is None or node_state.status != "paused":
+            return  # already resolved by an earlier resume: harmless
+        await self._finish(node_id, msgspec.structs.replace(result, pause=None), None, listener)
+
+
+def initial_state(
+    start_inputs: Mapping[str, Any], system: Mapping[str, Any], start_id: str, **pools: Any
+) -> RunState:
+    """The state of a new run: the start node's validated inputs and the ``sys``/``env``/... variables."""
+    pool = VariablePool({"sys": dict(system), **{k: dict(v) for k, v in pools.items()}})
+    pool.set_outputs(start_id, start_inputs)
+    return RunState(pool=pool.snapshot())
+
+
+__all__ = ["Engine", "Limits", "Listener", "NodeRun", "NodeRunError", "NodeState", "Outcome", "RunState"]

@@ -1,0 +1,33 @@
+"""Errors of the engine. Config errors surface at DSL import as 400s; run errors fail nodes or runs."""
+
+
+class EngineError(Exception):
+    """Something went wrong in the workflow engine."""
+
+
+class GraphError(EngineError):
+    """The workflow graph is invalid."""
+
+
+class NodeConfigError(GraphError):
+    """A node's configuration is invalid."""
+
+    def __init__(self, node_id: str, message: str) -> None:
+        super().__init__(f"node {node_id}: {message}")
+        self.node_id = node_id
+
+
+class NodeRunError(EngineError):
+    """A node failed while running (the run follows its error strategy)."""
+
+    def __init__(self, message: str, error_type: str = "NodeRunError") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class InputError(EngineError):
+    """A start-node input is missing or invalid."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field

@@ -1,0 +1,138 @@
+"""What every node type shares: its config (incl. error strategy and retries), its context and its result."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar, Protocol
+
+import msgspec
+
+from app.workflows.engine.errors import NodeConfigError
+from app.workflows.engine.graph import DEFAULT_HANDLE, NodeSpec
+from app.workflows.engine.variables import VariablePool
+
+FAIL_BRANCH = "fail-branch"
+
+
+class NodeResult(msgspec.Struct, kw_only=True):
+    """What a node produced. ``pause`` set means: stop here until the runner resolves the pause."""
+
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    process_data: dict[str, Any] = msgspec.field(default_factory=dict)
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    edge_source_handle: str = DEFAULT_HANDLE
+    tokens: int = 0
+    pause: dict[str, Any] | None = None
+
+
+class LLMUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class LLMReply(msgspec.Struct):
+    text: str
+    usage: LLMUsage
+    finish_reason: str | None = None
+    model: str = ""
+
+
+class LLMPort(Protocol):
+    """Chat completions against an OpenAI-compatible endpoint; ``on_chunk`` receives streamed text."""
+
+    async def chat(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: Mapping[str, Any],
+        on_chunk: Callable[[str], Awaitable[None]] | None = None,
+    ) -> LLMReply: ...
+
+
+class Ports(msgspec.Struct, kw_only=True):
+    """The engine's only ways out: everything that does I/O is given to it."""
+
+    llm: Any = None  # LLMPort
+    retriever: Any = None  # knowledge retrieval, later
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: str
+    app_id: str
+    workflow_id: str
+    user_id: str
+    mode: str = "workflow"
+
+
+class NodeContext:
+    def __init__(
+        self,
+        spec: NodeSpec,
+        pool: VariablePool,
+        ports: Ports,
+        run: RunInfo,
+        stream: Callable[[str, list[str]], Awaitable[None]],
+    ) -> None:
+        self.spec, self.pool, self.ports, self.run = spec, pool, ports, run
+        self._stream = stream
+
+    async def stream(self, text: str, selector: list[str]) -> None:
+        """Send a piece of output text to listeners (``text_chunk`` events) while the node runs."""
+        await self._stream(text, selector)
+
+
+class RetryConfig(msgspec.Struct):
+    enabled: bool = False
+    max_retries: int = 0
+    retry_interval: int = 0  # milliseconds, as in Dify
+
+
+class Node:
+    """A node type. Subclasses set ``type``, parse ``data`` in ``configure`` and implement ``run``."""
+
+    type: ClassVar[str] = ""
+    #: handles this node may choose besides ``source`` (if-else cases, human-input actions...)
+    branching: ClassVar[bool] = False
+
+    def __init__(self, spec: NodeSpec) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self.title = spec.title
+        data = spec.data
+        self.error_strategy: str | None = data.get("error_strategy") or None
+        if self.error_strategy not in (None, FAIL_BRANCH, "default-value"):
+            raise NodeConfigError(spec.id, f"unknown error_strategy {self.error_strategy!r}")
+        self.default_values: dict[str, Any] = {}
+        for item in data.get("default_value") or []:
+            if isinstance(item, Mapping) and "key" in item:
+                self.default_values[str(item["key"])] = item.get("value")
+        try:
+            self.retry = msgspec.convert(data.get("retry_config") or {}, RetryConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            raise NodeConfigError(spec.id, f"retry_config: {exc}") from None
+        self.configure(data)
+
+    def configure(self, data: Mapping[str, Any]) -> None:
+        """Validate and keep the node's configuration; raise NodeConfigError with a clear message."""
+
+    def fail(self, message: str) -> NodeConfigError:
+        return NodeConfigError(self.id, message)
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        raise NotImplementedError
+
+
+def selector(value: Any) -> list[str] | None:
+    """A DSL value selector (list of strings), or None when absent/empty."""
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str | int) for v in value):
+        return [str(v) for v in value]
+    return None
+
+
+def convert(data: Mapping[str, Any], kind: type[Any], node: Node) -> Any:
+    """Parse a node's DSL data into a msgspec Struct, naming the node on failure."""
+    try:
+        return msgspec.convert(dict(data), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise node.fail(str(exc)) from None

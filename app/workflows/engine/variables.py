@@ -1,0 +1,76 @@
+"""The variable pool: every node's outputs, ``sys.*``, ``env.*`` and ``conversation.*``, addressed by selectors.
+
+A selector is a list ``[node_id, variable, *path]``; templates reference it as ``{{#node_id.variable.path#}}``.
+The pool holds plain JSON values so that it snapshots as-is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: ``{{#node.var#}}`` and deeper paths, as Dify spells them (node ids may be digits or ``sys``/``env``...).
+TEMPLATE = re.compile(r"\{\{#([a-zA-Z0-9_]{1,50}(?:\.[a-zA-Z0-9_][a-zA-Z0-9_\-]{0,49}){1,10})#\}\}")
+
+SYSTEM = "sys"
+ENVIRONMENT = "env"
+CONVERSATION = "conversation"
+
+
+def to_text(value: Any) -> str:
+    """How a value reads inside a template: strings as-is, numbers plainly, objects and arrays as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+class VariablePool:
+    def __init__(self, values: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self._values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (values or {}).items()}
+
+    def get(self, selector: Sequence[str], default: Any = None) -> Any:
+        if len(selector) < 2:
+            return default
+        node = self._values.get(selector[0])
+        if node is None or selector[1] not in node:
+            return default
+        value = node[selector[1]]
+        for key in selector[2:]:
+            if isinstance(value, Mapping) and key in value:
+                value = value[key]
+            elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                value = value[int(key)]
+            else:
+                return default
+        return value
+
+    def has(self, selector: Sequence[str]) -> bool:
+        sentinel = object()
+        return self.get(selector, sentinel) is not sentinel
+
+    def set(self, node_id: str, name: str, value: Any) -> None:
+        self._values.setdefault(node_id, {})[name] = value
+
+    def set_outputs(self, node_id: str, outputs: Mapping[str, Any]) -> None:
+        self._values.setdefault(node_id, {}).update(outputs)
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        return dict(self._values.get(node_id, {}))
+
+    def render(self, template: str) -> str:
+        """Replace every ``{{#node.var#}}`` with the variable's text (missing variables become empty)."""
+        return TEMPLATE.sub(lambda m: to_text(self.get(m.group(1).split("."))), template)
+
+    def references(self, template: str) -> list[list[str]]:
+        return [m.group(1).split(".") for m in TEMPLATE.finditer(template)]
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self._values.items()}
