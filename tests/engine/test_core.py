@@ -155,7 +155,7 @@ async def test_fail_branch_and_default_value() -> None:
             edge("b", "end"),
         ],
     )
-    outcome, rec, state = await run_graph(g, registry=REGISTRY)
+    outcome, _rec, state = await run_graph(g, registry=REGISTRY)
     assert outcome.status == "partial-succeeded"
     assert outcome.outputs == {"h": "handled: a broke (call 1)", "b": "fallback"}
     assert state.nodes["a"].status == state.nodes["b"].status == "exception"
@@ -236,7 +236,7 @@ async def test_pause_and_resume_keep_execution_ids() -> None:
             edge("other", "end"),
         ],
     )
-    outcome, rec, state = await run_graph(g, registry=REGISTRY)
+    outcome, _rec, state = await run_graph(g, registry=REGISTRY)
     assert outcome.status == "paused" and outcome.paused_nodes == ["ask"]
     assert state.nodes["other"].status == "succeeded"  # the parallel branch went as far as it could
     paused_id = state.nodes["ask"].execution_id
