@@ -32,6 +32,10 @@ from app.settings import Settings
 from app.tenancy import services as tenancy
 from app.tenancy.controllers import AppController, DatasetKeyController, WorkspaceController
 from app.tenancy.service_api import AppInfoController
+from app.workflows.console import DslController
+from app.workflows.controllers import WorkflowRunController
+from app.workflows.events import RunEventHub
+from app.workflows.openapi import document_streams
 from db import migrate, urls
 
 log = structlog.get_logger()
@@ -43,6 +47,8 @@ ROUTES: list[Any] = [
     DatasetKeyController,
     AppInfoController,
     DatasetController,
+    DslController,
+    WorkflowRunController,
 ]
 
 
@@ -79,7 +85,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         create_all=False,
     )
 
+    hub = RunEventHub(settings.database_url)
+
     async def on_startup(app: Litestar) -> None:
+        await hub.start()
         try:
             async with alchemy.get_session() as session:
                 await tenancy.ensure_default_workspace(session)
@@ -87,14 +96,20 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         except ProgrammingError:
             log.warning("database_not_migrated", hint="run `just migrate` (or `python -m app migrate`)")
 
+    async def on_shutdown(app: Litestar) -> None:
+        await hub.stop()
+
     return Litestar(
         route_handlers=ROUTES,
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         middleware=[request_id_middleware],
         exception_handlers={Exception: handle_exception},
         openapi_config=openapi_config(),
-        state=State({"settings": settings, "alchemy": alchemy, "migration_head": migrate.head_revision()}),
-        on_startup=[on_startup],
+        state=State(
+            {"settings": settings, "alchemy": alchemy, "migration_head": migrate.head_revision(), "hub": hub}
+        ),
+        on_startup=[on_startup, document_streams],
+        on_shutdown=[on_shutdown],
         logging_config=None,
         debug=False,
     )

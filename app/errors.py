@@ -137,9 +137,11 @@ def responses(*statuses: int) -> dict[int, ResponseSpec]:
         429: "Too many requests",
         503: "Not ready",
     }
+    # 400 is always listed: any route can get a malformed header, query or body, and Litestar would otherwise
+    # document its own validation-error shape instead of ours.
     return {
         s: ResponseSpec(
             data_container=ErrorBody, description=described.get(s, "Error"), generate_examples=False
         )
-        for s in statuses
+        for s in sorted({400, *statuses})
     }

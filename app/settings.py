@@ -31,6 +31,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stalled_job_seconds: float = 30.0
     human_input_global_timeout_seconds: int = 604800
     human_input_timeout_task_interval: int = 1
+    openai_api_base: str = "http://127.0.0.1:11434/v1"
+    openai_api_key: str | None = None
+    llm_model_map: dict[str, str] = msgspec.field(default_factory=dict)
+    llm_timeout_seconds: float = 120.0
 
     @property
     def embedded(self) -> bool:
@@ -54,6 +58,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             except ValueError:
                 raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
+        def mapping(name: str) -> dict[str, str]:
+            raw = get(name)
+            result: dict[str, str] = {}
+            for pair in (raw or "").split(","):
+                if not pair.strip():
+                    continue
+                key, sep, value = (part.strip() for part in pair.partition("="))
+                if not sep or not key or not value:
+                    raise SettingsError(f"{name} must look like 'dsl-name=served-name,...', got {raw!r}")
+                result[key] = value
+            return result
+
+        llm_timeout = float(number("SLUICE_LLM_TIMEOUT_SECONDS", float, 120.0))
+        if llm_timeout <= 0:
+            raise SettingsError(f"SLUICE_LLM_TIMEOUT_SECONDS must be positive, got {llm_timeout:g}")
         port = int(number("SLUICE_PORT", int, 5001))
         host = get("SLUICE_HOST") or "127.0.0.1"
         log_format = (get("LOG_FORMAT") or "console").lower()
@@ -73,4 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             stalled_job_seconds=float(number("SLUICE_STALLED_JOB_SECONDS", float, 30.0)),
             human_input_global_timeout_seconds=int(number("HUMAN_INPUT_GLOBAL_TIMEOUT_SECONDS", int, 604800)),
             human_input_timeout_task_interval=int(number("HUMAN_INPUT_TIMEOUT_TASK_INTERVAL", int, 1)),
+            openai_api_base=(get("OPENAI_API_BASE") or "http://127.0.0.1:11434/v1").rstrip("/"),
+            openai_api_key=get("OPENAI_API_KEY"),
+            llm_model_map=mapping("SLUICE_LLM_MODEL_MAP"),
+            llm_timeout_seconds=llm_timeout,
         )

@@ -16,7 +16,7 @@ import structlog
 from db import urls
 from db.queue import QUEUES
 
-TASK_MODULES = ["jobs.maintenance"]
+TASK_MODULES = ["jobs.maintenance", "jobs.workflows"]
 
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
 

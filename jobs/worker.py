@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app.settings import Settings
+from app.workflows.engine.core import Limits
+from app.workflows.engine.nodes.base import Ports
+from app.workflows.ports import make_ports
+from db import urls
 from jobs.app import bind_job_context, opened
 
 log = structlog.get_logger()
+
+
+class Resources:
+    """What tasks share inside one worker process: a database session factory and the engine's ports."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ports: Ports, limits: Limits) -> None:
+        self.sessions, self.ports, self.limits = sessions, ports, limits
+
+
+@contextlib.asynccontextmanager
+async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
+    assert settings.database_url
+    engine = create_async_engine(
+        urls.asyncpg(settings.database_url), pool_size=settings.worker_concurrency + 2, max_overflow=4
+    )
+    try:
+        yield Resources(async_sessionmaker(engine, expire_on_commit=False), make_ports(settings), Limits())
+    finally:
+        await engine.dispose()
 
 
 async def run_worker(
@@ -27,7 +52,10 @@ async def run_worker(
     options: dict[str, Any] = {"queues": list(queues)} if queues else {}
     if name:
         options["name"] = name
-    async with opened(settings.database_url, min_size=1, max_size=4) as procrastinate_app:
+    async with (
+        opened(settings.database_url, min_size=1, max_size=4) as procrastinate_app,
+        worker_resources(settings) as resources,
+    ):
         log.info("worker_starting", queues=list(queues) if queues else "all")
         await procrastinate_app.run_worker_async(
             **options,
@@ -36,6 +64,6 @@ async def run_worker(
             fetch_job_polling_interval=settings.worker_poll_seconds,
             worker_middleware=[bind_job_context],
             install_signal_handlers=install_signal_handlers,
-            additional_context={"settings": settings},
+            additional_context={"settings": settings, "resources": resources},
         )
         log.info("worker_stopped")

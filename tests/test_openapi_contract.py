@@ -7,6 +7,9 @@ Examples per operation are bounded so the run stays fast.
 Like Dify, the API ignores query parameters and body fields it does not know, so schemathesis's
 ``negative_data_rejection`` check (which counts those as invalid input that must be refused) is left out;
 invalid values of known fields must still answer 4xx, never 5xx, in the documented error shape.
+``positive_data_acceptance`` is left out too: some inputs that fit the schema are refused on their meaning
+(a DSL document that is valid YAML but not a workflow, a start-node input the app does not declare), and
+those 400s are the behaviour the issues ask for.
 """
 
 from __future__ import annotations
@@ -25,13 +28,29 @@ from tests.support.processes import LiveService
 
 EXAMPLES_PER_OPERATION = 15
 
+#: The app behind the contract test's app key: a real workflow, so run routes are exercised for real.
+CONTRACT_APP = """
+version: 0.5.0
+kind: app
+app: {name: Contract, mode: workflow}
+workflow:
+  graph:
+    nodes:
+      - {id: start, data: {type: start, title: Start, variables: [{variable: text, type: paragraph, required: false}]}}
+      - {id: tpl, data: {type: template-transform, title: T, template: "[{{ text }}]", variables: [{variable: text, value_selector: [start, text]}]}}
+      - {id: end, data: {type: end, title: End, outputs: [{variable: out, value_selector: [tpl, output]}]}}
+    edges:
+      - {id: e1, source: start, target: tpl}
+      - {id: e2, source: tpl, target: end}
+"""
+
 
 @pytest.fixture(scope="module")
 def credentials(live_service: LiveService) -> dict[str, str]:
     admin = {"Authorization": f"Bearer {live_service.admin_token}"}
     with httpx.Client(base_url=live_service.base_url, headers=admin) as http:
-        app = http.post("/console/api/apps", json={"name": "contract"}).json()
-        app_key = http.post(f"/console/api/apps/{app['id']}/api-keys").json()["token"]
+        imported = http.post("/console/api/apps/imports", json={"yaml_content": CONTRACT_APP}).json()
+        app_key = http.post(f"/console/api/apps/{imported['app_id']}/api-keys").json()["token"]
         dataset_key = http.post("/console/api/datasets/api-keys").json()["token"]
     return {"admin": live_service.admin_token, "app": app_key, "dataset": dataset_key}
 
@@ -71,7 +90,7 @@ def test_api_matches_its_document(
             case.call_and_validate(
                 base_url=live_service.base_url,
                 headers=bearer_for(case.path, credentials),
-                excluded_checks=[CHECKS.get_by_names(["negative_data_rejection"])[0]],
+                excluded_checks=CHECKS.get_by_names(["negative_data_rejection", "positive_data_acceptance"]),
             )
 
         try:

@@ -61,7 +61,8 @@ async def test_commit_keeps_both_and_a_worker_runs_the_job(
     assert await job_status(engine, job_id) is None
     await session.commit()
     assert await workspace_exists(engine, workspace.id)
-    assert await job_status(engine, job_id) == "todo"
+    # Committed: the job exists (a worker already running on this database may have started it at once).
+    assert await job_status(engine, job_id) in ("todo", "doing", "succeeded")
 
     async with opened(database_url) as app:
         await app.run_worker_async(queues=["workflows"], wait=False, install_signal_handlers=False)

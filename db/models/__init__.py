@@ -3,5 +3,23 @@
 from db.models.base import Base
 from db.models.knowledge import Dataset
 from db.models.tenancy import ApiKey, App, Workspace
+from db.models.workflows import (
+    Workflow,
+    WorkflowNodeExecution,
+    WorkflowRun,
+    workflow_pauses,
+    workflow_run_events,
+)
 
-__all__ = ["ApiKey", "App", "Base", "Dataset", "Workspace"]
+__all__ = [
+    "ApiKey",
+    "App",
+    "Base",
+    "Dataset",
+    "Workflow",
+    "WorkflowNodeExecution",
+    "WorkflowRun",
+    "Workspace",
+    "workflow_pauses",
+    "workflow_run_events",
+]

@@ -120,6 +120,9 @@ class Engine:
         self.nodes = {node_id: build_node(spec, registry) for node_id, spec in graph.nodes.items()}
         self.pool = VariablePool(state.pool)
         self.start_id = graph.start_node().id
+        for node_state in state.nodes.values():
+            if node_state.status == "running":  # the previous attempt died mid-node: run it again
+                node_state.status = "pending"
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -210,9 +213,10 @@ class Engine:
         taken = [
             e.source for e in self.graph.incoming.get(node_id, []) if self.state.edges.get(e.id) == TAKEN
         ]
+        previous = self.state.nodes.get(node_id)
         node_state = NodeState(
             status="running",
-            execution_id=str(uuid.uuid4()),
+            execution_id=(previous.execution_id if previous else None) or str(uuid.uuid4()),
             index=self.state.next_index,
             predecessor=taken[0] if taken else None,
             started_at=self.clock(),

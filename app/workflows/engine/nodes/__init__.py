@@ -7,11 +7,31 @@ from collections.abc import Mapping
 from app.workflows.engine.errors import GraphError
 from app.workflows.engine.graph import NodeSpec
 from app.workflows.engine.nodes.answer import AnswerNode
+from app.workflows.engine.nodes.assigner import AssignerNode
 from app.workflows.engine.nodes.base import Node
 from app.workflows.engine.nodes.end import EndNode
+from app.workflows.engine.nodes.if_else import IfElseNode
+from app.workflows.engine.nodes.list_operator import ListOperatorNode
+from app.workflows.engine.nodes.llm import LLMNode
 from app.workflows.engine.nodes.start import StartNode
+from app.workflows.engine.nodes.template_transform import TemplateTransformNode
+from app.workflows.engine.nodes.variable_aggregator import LegacyVariableAssignerNode, VariableAggregatorNode
 
-NODE_TYPES: dict[str, type[Node]] = {cls.type: cls for cls in (StartNode, EndNode, AnswerNode)}
+NODE_TYPES: dict[str, type[Node]] = {
+    cls.type: cls
+    for cls in (
+        StartNode,
+        EndNode,
+        AnswerNode,
+        IfElseNode,
+        VariableAggregatorNode,
+        LegacyVariableAssignerNode,
+        AssignerNode,
+        ListOperatorNode,
+        TemplateTransformNode,
+        LLMNode,
+    )
+}
 
 
 def build_node(spec: NodeSpec, registry: Mapping[str, type[Node]] | None = None) -> Node:

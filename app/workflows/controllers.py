@@ -1,0 +1,230 @@
+"""Workflow Service API (app key): run, get, stop, logs, the run's event stream, parameters."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.response import Response, Stream
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth import app_key_guard, provide_key
+from app.errors import NotFound, responses
+from app.schemas import NO_NUL, Page, unix
+from app.tenancy.services import KeyContext
+from app.workflows import services
+from app.workflows.engine.graph import Graph
+from app.workflows.events import RunEventHub, follow, wait_for_run
+from app.workflows.schemas import (
+    BlockingRunResult,
+    EndUser,
+    LogEntry,
+    LogRun,
+    Parameters,
+    RunData,
+    RunRequest,
+    StopRequest,
+    StopResult,
+)
+from db.models import WorkflowRun
+
+#: A blocking call returns when the run ends or pauses; past this it returns the run as it is (still running).
+BLOCKING_TIMEOUT_SECONDS = 600.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def run_data(run: WorkflowRun, paused_nodes: list[str] | None = None) -> RunData:
+    return RunData(
+        id=run.id,
+        workflow_id=run.workflow_id,
+        status=run.status,
+        inputs=run.inputs,
+        outputs=run.outputs or {},
+        error=run.error,
+        total_steps=run.total_steps,
+        total_tokens=run.total_tokens,
+        created_at=unix(run.created_at),
+        finished_at=unix(run.finished_at),
+        elapsed_time=round(run.elapsed_time, 6),
+        paused_nodes=paused_nodes,
+    )
+
+
+def _paused_nodes(run: WorkflowRun) -> list[str] | None:
+    if run.status != "paused" or not run.state:
+        return None
+    return [node_id for node_id, s in (run.state.get("nodes") or {}).items() if s.get("status") == "paused"]
+
+
+def _sessions(request: Request[Any, Any, Any]) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.alchemy.create_session_maker()  # type: ignore[no-any-return]
+
+
+class WorkflowRunController(Controller):
+    path = "/v1"
+    guards = [app_key_guard]
+    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
+    tags = ["service api: workflows"]
+    security = [{"ApiKey": []}]
+
+    async def _run(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        data: RunRequest,
+        workflow_id: uuid.UUID | None,
+    ) -> Response[Any]:
+        assert key.app_id is not None
+        run = await services.start_run(
+            db_session, key.app_id, data.inputs, data.user, workflow_id, data.files
+        )
+        await db_session.commit()  # the job may start now; the response must not wait for the request to end
+        hub: RunEventHub = request.app.state.hub
+        sessions = _sessions(request)
+        if data.response_mode == "streaming":
+            stream: AsyncIterator[bytes] = follow(
+                sessions, hub, run.id, 0, close_on=("workflow_finished", "workflow_paused")
+            )
+            return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+        finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS)
+        body = BlockingRunResult(
+            workflow_run_id=run.id, task_id=run.id, data=run_data(finished, _paused_nodes(finished))
+        )
+        return Response(body)
+
+    @post("/workflows/run", status_code=200, responses=responses(400, 401, 404))
+    async def run_workflow(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, data: RunRequest
+    ) -> Response[BlockingRunResult]:
+        """Run the app's published workflow. `response_mode: streaming` answers with Server-Sent Events."""
+        return await self._run(request, db_session, key, data, None)
+
+    @post("/workflows/{workflow_id:uuid}/run", status_code=200, responses=responses(400, 401, 404))
+    async def run_workflow_version(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        data: RunRequest,
+        workflow_id: uuid.UUID,
+    ) -> Response[BlockingRunResult]:
+        """Run a specific published version of the app's workflow."""
+        return await self._run(request, db_session, key, data, workflow_id)
+
+    @get("/workflows/run/{run_id:uuid}", responses=responses(401, 404))
+    async def get_run(self, db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID) -> RunData:
+        assert key.app_id is not None
+        run = await services.get_run(db_session, key.app_id, run_id)
+        return run_data(run, _paused_nodes(run))
+
+    @post("/workflows/tasks/{task_id:uuid}/stop", status_code=200, responses=responses(400, 401, 404))
+    async def stop(
+        self, db_session: AsyncSession, key: KeyContext, task_id: uuid.UUID, data: StopRequest | None = None
+    ) -> StopResult:
+        """Stop a running or paused run (already ended: nothing happens)."""
+        assert key.app_id is not None
+        await services.stop_run(db_session, key.app_id, task_id)
+        return StopResult(result="success")
+
+    @get("/workflows/logs", responses=responses(400, 401))
+    async def logs(
+        self,
+        db_session: AsyncSession,
+        key: KeyContext,
+        page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        keyword: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
+        status: Annotated[
+            str | None, Parameter(pattern="^(running|succeeded|failed|stopped|partial-succeeded|paused)$")
+        ] = None,
+        created_at__before: datetime.datetime | None = None,
+        created_at__after: datetime.datetime | None = None,
+        created_by_end_user_session_id: Annotated[
+            str | None, Parameter(max_length=255, pattern=NO_NUL)
+        ] = None,
+    ) -> Page[LogEntry]:
+        assert key.app_id is not None
+        where = services.RunFilter(
+            status=status,
+            keyword=keyword,
+            created_before=created_at__before,
+            created_after=created_at__after,
+            user=created_by_end_user_session_id,
+        )
+        runs, total = await services.list_runs(db_session, key.app_id, page, limit, where)
+        return Page.of([_log_entry(r) for r in runs], page, limit, total)
+
+    @get("/workflow/{run_id:uuid}/events", responses=responses(401, 404), media_type="text/event-stream")
+    async def run_events(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        run_id: uuid.UUID,
+        last_event_id: Annotated[int | None, Parameter(header="Last-Event-ID", ge=0, required=False)] = None,
+        user: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
+    ) -> Stream:
+        """The run's events as Server-Sent Events: replay after `Last-Event-ID`, then live, until it finishes."""
+        assert key.app_id is not None
+        await services.get_run(db_session, key.app_id, run_id)
+        stream = follow(_sessions(request), request.app.state.hub, run_id, last_event_id or 0)
+        return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @get("/parameters", responses=responses(401, 404))
+    async def app_parameters(self, db_session: AsyncSession, key: KeyContext) -> Parameters:
+        """The start node's input form (`user_input_form`) and the app's features."""
+        assert key.app_id is not None
+        try:
+            workflow = await services.published(db_session, key.app_id)
+        except NotFound:
+            return Parameters()
+        start = Graph.from_dsl(workflow.graph).start_node()
+        form = []
+        for var in start.data.get("variables") or []:
+            kind = var.get("type", "text-input")
+            entry = {k: v for k, v in var.items() if k != "type"}
+            entry.setdefault("required", True)
+            form.append({kind: entry})
+        features = (workflow.dsl.get("workflow") or {}).get("features") or {}
+        return Parameters(
+            opening_statement=features.get("opening_statement") or "",
+            suggested_questions=features.get("suggested_questions") or [],
+            file_upload=features.get("file_upload") or {"enabled": False},
+            user_input_form=form,
+            system_parameters={
+                "file_size_limit": 15,
+                "image_file_size_limit": 10,
+                "workflow_file_upload_limit": 10,
+            },
+        )
+
+
+def _log_entry(run: WorkflowRun) -> LogEntry:
+    return LogEntry(
+        id=run.id,
+        workflow_run=LogRun(
+            id=run.id,
+            version=str(run.workflow_id),
+            status=run.status,
+            error=run.error,
+            elapsed_time=round(run.elapsed_time, 6),
+            total_tokens=run.total_tokens,
+            total_steps=run.total_steps,
+            created_at=unix(run.created_at),
+            finished_at=unix(run.finished_at),
+            exceptions_count=run.exceptions_count,
+        ),
+        created_from="service-api",
+        created_by_role="end_user",
+        created_by_account=None,
+        created_by_end_user=EndUser(
+            id=run.created_by, type="service_api", is_anonymous=False, session_id=run.created_by
+        ),
+        created_at=unix(run.created_at),
+    )

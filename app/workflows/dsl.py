@@ -1,0 +1,119 @@
+"""Dify DSL documents: parse and check one for import, and write one back out for export.
+
+A document is refused with a message that names the problem: YAML errors with their line, unsupported DSL
+versions or app modes, a missing start node, edges to unknown nodes, cycles, node types Sluice does not run yet
+(all of them listed), and invalid node configuration (the node named).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import yaml
+
+from app.errors import SluiceError
+from app.workflows.engine.errors import GraphError
+from app.workflows.engine.graph import Graph
+from app.workflows.engine.nodes import NODE_TYPES, build_node
+
+MAX_DSL_BYTES = 10 * 1024 * 1024
+SUPPORTED_MODES = ("workflow", "advanced-chat")
+#: DSL versions 0.1.x .. 0.5.x (what Dify 0.6 .. 1.13 write).
+_VERSION = re.compile(r"^0\.([1-5])\.\d+$")
+
+
+class InvalidDsl(SluiceError):
+    """The DSL document cannot be imported."""
+
+    status, code = 400, "invalid_dsl"
+
+
+class ParsedDsl(msgspec.Struct, frozen=True):
+    doc: dict[str, Any]
+    name: str
+    mode: str
+    description: str
+    graph: dict[str, Any]
+
+
+def parse(yaml_content: str) -> ParsedDsl:
+    if len(yaml_content.encode()) > MAX_DSL_BYTES:
+        raise InvalidDsl(f"the DSL is larger than {MAX_DSL_BYTES // (1024 * 1024)} MiB")
+    try:
+        doc = yaml.safe_load(yaml_content)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidDsl(f"invalid YAML{where}: {problem}") from None
+    if not isinstance(doc, dict):
+        raise InvalidDsl("the DSL must be a YAML mapping with `app` and `workflow`")
+    version = str(doc.get("version") or "")
+    if not _VERSION.match(version):
+        raise InvalidDsl(f"unsupported DSL version {version or '(missing)'!r}; supported: 0.1.x to 0.5.x")
+    if doc.get("kind", "app") != "app":
+        raise InvalidDsl(f"unsupported DSL kind {doc.get('kind')!r}; only `app` documents can be imported")
+    app = doc.get("app")
+    if not isinstance(app, Mapping):
+        raise InvalidDsl("missing `app` section")
+    mode = str(app.get("mode") or "")
+    if mode not in SUPPORTED_MODES:
+        raise InvalidDsl(
+            f"unsupported app mode {mode or '(missing)'!r}; supported: {', '.join(SUPPORTED_MODES)}"
+        )
+    workflow = doc.get("workflow")
+    if not isinstance(workflow, Mapping) or not isinstance(workflow.get("graph"), Mapping):
+        raise InvalidDsl("missing `workflow.graph` section")
+    graph = dict(workflow["graph"])
+    check_graph(graph)
+    return ParsedDsl(
+        doc=doc,
+        name=str(app.get("name") or "Untitled"),
+        mode=mode,
+        description=str(app.get("description") or ""),
+        graph=graph,
+    )
+
+
+def check_graph(graph: Mapping[str, Any]) -> Graph:
+    """Everything about a graph that can be known before running it; InvalidDsl otherwise."""
+    try:
+        parsed = Graph.from_dsl(graph)
+    except GraphError as exc:
+        raise InvalidDsl(str(exc)) from None
+    unsupported = Counter(n.type for n in parsed.nodes.values() if n.type not in NODE_TYPES)
+    if unsupported:
+        listed = ", ".join(
+            f"{kind} ({count} node{'s' if count > 1 else ''})" for kind, count in sorted(unsupported.items())
+        )
+        raise InvalidDsl(f"unsupported node types: {listed}")
+    try:
+        parsed.start_node()
+        parsed.check_acyclic()
+        for spec in parsed.nodes.values():
+            build_node(spec)
+    except GraphError as exc:
+        raise InvalidDsl(str(exc)) from None
+    return parsed
+
+
+def environment(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``env`` and ``conversation`` variable pools a run starts with."""
+    workflow = doc.get("workflow") or {}
+    pools: dict[str, dict[str, Any]] = {"env": {}, "conversation": {}}
+    for key, pool in (("environment_variables", "env"), ("conversation_variables", "conversation")):
+        for var in workflow.get(key) or []:
+            if isinstance(var, Mapping) and var.get("name"):
+                pools[pool][str(var["name"])] = var.get("value")
+    return pools
+
+
+def export(doc: Mapping[str, Any], name: str, description: str) -> str:
+    """The stored document as YAML, with the app's current name and description."""
+    out = dict(doc)
+    out["app"] = {**dict(doc.get("app") or {}), "name": name, "description": description}
+    return yaml.safe_dump(out, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,248 @@
+"""`llm`: renders its prompt (variables, context, Jinja2), calls the LLM port and streams the reply.
+
+Dify's node config: ``model {provider, name, mode: chat|completion, completion_params}``, ``prompt_template``
+(chat: a list of ``{role, text, edition_type, jinja2_text}``; completion: ``{text}``), ``prompt_config
+.jinja2_variables``, ``context {enabled, variable_selector}``; ``memory`` and ``vision`` are accepted and not
+used yet. Completion mode is sent as one user message: the port speaks chat completions only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import jinja2
+import msgspec
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from app.workflows.engine.errors import NodeRunError
+from app.workflows.engine.nodes.base import LLMUsage, Node, NodeContext, NodeResult, convert, selector
+from app.workflows.engine.variables import to_text
+
+CONTEXT_MARK = "{{#context#}}"
+#: Dify completion params that mean the same to an OpenAI-compatible server.
+PASSED_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "seed",
+    "logit_bias",
+)
+
+_jinja = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=True)  # prompts, not HTML
+
+
+class ModelConfig(msgspec.Struct, kw_only=True):
+    name: str = ""
+    provider: str = ""
+    mode: Literal["chat", "completion"] = "chat"
+    completion_params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class PromptMessage(msgspec.Struct, kw_only=True):
+    role: Literal["system", "user", "assistant"] = "user"
+    text: str = ""
+    edition_type: Literal["basic", "jinja2"] = "basic"
+    jinja2_text: str | None = None
+
+
+class ContextConfig(msgspec.Struct, kw_only=True):
+    enabled: bool = False
+    variable_selector: list[str] | None = None
+
+
+class Jinja2Variable(msgspec.Struct, kw_only=True):
+    variable: str
+    value_selector: list[str] = msgspec.field(default_factory=list)
+
+
+class PromptConfig(msgspec.Struct, kw_only=True):
+    jinja2_variables: list[Jinja2Variable] = msgspec.field(default_factory=list)
+
+
+class LLMConfig(msgspec.Struct, kw_only=True):
+    model: ModelConfig
+    context: ContextConfig | None = None
+    prompt_config: PromptConfig | None = None
+    memory: Any = None
+    vision: Any = None
+
+
+def openai_params(completion_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The completion params an OpenAI-compatible endpoint understands, in its spelling."""
+    params = {k: completion_params[k] for k in PASSED_PARAMS if completion_params.get(k) is not None}
+    if params.get("stop") == []:
+        del params["stop"]
+    response_format = completion_params.get("response_format")
+    if response_format in ("text", "json_object"):
+        params["response_format"] = {"type": response_format}
+    elif response_format == "json_schema" and completion_params.get("json_schema"):
+        schema = completion_params["json_schema"]
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": json.loads(schema) if isinstance(schema, str) else schema,
+        }
+    return params
+
+
+def usage_dict(usage: LLMUsage, latency: float) -> dict[str, Any]:
+    """Usage as Dify reports it (prices are unknown here, so zero)."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "prompt_unit_price": 0.0,
+        "prompt_price_unit": 0.0,
+        "prompt_price": 0.0,
+        "completion_tokens": usage.completion_tokens,
+        "completion_unit_price": 0.0,
+        "completion_price_unit": 0.0,
+        "completion_price": 0.0,
+        "total_tokens": usage.total_tokens,
+        "total_price": 0.0,
+        "currency": "USD",
+        "latency": round(latency, 3),
+    }
+
+
+def context_text(value: Any) -> str | None:
+    """The context variable as prompt text: a string as-is; retrieval results' ``content`` one per line."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            if isinstance(item, str):
+                lines.append(item)
+            elif isinstance(item, Mapping) and "content" in item:
+                lines.append(to_text(item["content"]))
+            else:
+                raise NodeRunError(
+                    f"Invalid context structure: {to_text(item)[:200]}", "InvalidContextStructureError"
+                )
+        return "\n".join(lines).strip()
+    return None
+
+
+def jinja_value(value: Any) -> str:
+    """How Dify hands a variable to a Jinja2 prompt: text; a list one item per line; retrieval items' content."""
+    if isinstance(value, list):
+        return "\n".join(jinja_value(item) for item in value).strip()
+    if isinstance(value, Mapping) and "content" in value and isinstance(value.get("metadata"), Mapping):
+        return to_text(value["content"])
+    return to_text(value)
+
+
+class LLMNode(Node):
+    type = "llm"
+
+    def configure(self, data: Mapping[str, Any]) -> None:
+        model = data.get("model")
+        if not isinstance(model, Mapping) or not str(model.get("name") or "").strip():
+            raise self.fail("model.name is required")
+        self.config: LLMConfig = convert(
+            {
+                k: data.get(k)
+                for k in ("model", "context", "prompt_config", "memory", "vision")
+                if data.get(k)
+            },
+            LLMConfig,
+            self,
+        )
+        self.mode = self.config.model.mode
+        template = data.get("prompt_template")
+        try:
+            if self.mode == "chat":
+                if not isinstance(template, list) or not all(isinstance(m, Mapping) for m in template):
+                    raise self.fail("prompt_template must be a list of messages in chat mode")
+                self.messages = msgspec.convert(template, list[PromptMessage], strict=False)
+            else:
+                if not isinstance(template, Mapping):
+                    raise self.fail("prompt_template must be an object with text in completion mode")
+                self.messages = [msgspec.convert(template, PromptMessage, strict=False)]
+                self.messages[0].role = "user"
+        except msgspec.ValidationError as exc:
+            raise self.fail(f"prompt_template: {exc}") from None
+        self.templates: dict[int, jinja2.Template] = {}
+        for i, message in enumerate(self.messages):
+            if message.edition_type == "jinja2":
+                try:
+                    self.templates[i] = _jinja.from_string(message.jinja2_text or "")
+                except jinja2.TemplateSyntaxError as exc:
+                    raise self.fail(
+                        f"prompt_template[{i}].jinja2_text: {exc.message} (line {exc.lineno})"
+                    ) from None
+        self.context_selector = (
+            selector(self.config.context.variable_selector) if self.config.context else None
+        )
+        if self.config.context and not self.config.context.enabled:
+            self.context_selector = None
+        try:
+            self.params = openai_params(self.config.model.completion_params)
+        except ValueError as exc:
+            raise self.fail(f"completion_params.json_schema is not valid JSON: {exc}") from None
+
+    def _render(self, ctx: NodeContext, context: str | None) -> list[dict[str, str]]:
+        jinja_vars: dict[str, str] | None = None
+        prompts = []
+        for i, message in enumerate(self.messages):
+            if i in self.templates:
+                if jinja_vars is None:
+                    variables = (
+                        self.config.prompt_config.jinja2_variables if self.config.prompt_config else []
+                    )
+                    jinja_vars = {v.variable: jinja_value(ctx.pool.get(v.value_selector)) for v in variables}
+                try:
+                    text = self.templates[i].render(jinja_vars)
+                except Exception as exc:  # a user's template may raise anything
+                    raise NodeRunError(
+                        f"prompt {i}: Jinja2 rendering failed: {exc}", "TemplateRenderError"
+                    ) from None
+            else:
+                # Context text is put in after rendering so that it is never read as a template itself.
+                text = (context or "").join(
+                    ctx.pool.render(part) for part in message.text.split(CONTEXT_MARK)
+                )
+            prompts.append({"role": message.role, "text": text})
+        return prompts
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        llm = ctx.ports.llm
+        if llm is None:
+            raise NodeRunError("no LLM configured", "LLMNodeError")
+        inputs: dict[str, Any] = {}
+        context = None
+        if self.context_selector is not None:
+            context = context_text(ctx.pool.get(self.context_selector))
+            if context:
+                inputs["#context#"] = context
+        prompts = self._render(ctx, context)
+        messages = [{"role": p["role"], "content": p["text"]} for p in prompts]
+
+        async def on_chunk(text: str) -> None:
+            await ctx.stream(text, [self.id, "text"])
+
+        started = time.perf_counter()
+        reply = await llm.chat(self.config.model.name, messages, self.params, on_chunk)
+        usage = usage_dict(reply.usage, time.perf_counter() - started)
+        process_data = {
+            "model_mode": self.mode,
+            "prompts": [{**p, "files": []} for p in prompts],
+            "usage": usage,
+            "finish_reason": reply.finish_reason,
+            "model_provider": self.config.model.provider,
+            "model_name": self.config.model.name,
+        }
+        outputs = {
+            "text": reply.text,
+            "reasoning_content": "",
+            "usage": usage,
+            "finish_reason": reply.finish_reason,
+        }
+        return NodeResult(
+            inputs=inputs, process_data=process_data, outputs=outputs, tokens=reply.usage.total_tokens
+        )

@@ -1,0 +1,146 @@
+"""Following runs from the API process: one LISTEN connection, replay from the event table, SSE framing.
+
+Event rows are the truth (DESIGN.md rule 5); NOTIFY only wakes readers early. A reader that misses a
+notification (reconnect, a burst) still sees every event on its next poll, so delivery is exactly-once and in
+order per connection, and ``Last-Event-ID`` resumes after any event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.workflows import run_store
+from db import urls
+from db.models import WorkflowRun
+
+log = structlog.get_logger()
+
+POLL_SECONDS = 1.0
+PING_SECONDS = 10.0
+
+
+def _set_event(event: asyncio.Event, *_: Any) -> None:
+    event.set()
+
+
+class RunEventHub:
+    """Wakes the coroutines following a run when its events change (``NOTIFY sluice_run_events, run_id``)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = urls.libpq(database_url)
+        self.waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.connection: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._keep_listening())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.connection is not None and not self.connection.is_closed():
+            await self.connection.close()
+
+    async def _keep_listening(self) -> None:
+        while True:
+            try:
+                self.connection = await asyncpg.connect(self.database_url)
+                await self.connection.add_listener(run_store.CHANNEL, self._notified)
+                closed = asyncio.Event()
+                self.connection.add_termination_listener(functools.partial(_set_event, closed))
+                await closed.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the readers keep polling meanwhile
+                log.warning("run_event_listener_reconnecting", error=str(exc))
+            await asyncio.sleep(1.0)
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        for waiter in self.waiters.get(payload, ()):
+            waiter.set()
+
+    @contextlib.contextmanager
+    def subscribe(self, run_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        key, waiter = str(run_id), asyncio.Event()
+        self.waiters[key].add(waiter)
+        try:
+            yield waiter
+        finally:
+            self.waiters[key].discard(waiter)
+            if not self.waiters[key]:
+                del self.waiters[key]
+
+
+async def _wait(waiter: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(waiter.wait(), timeout)
+    waiter.clear()
+
+
+async def wait_for_run(
+    sessions: async_sessionmaker[AsyncSession], hub: RunEventHub, run_id: uuid.UUID, timeout: float
+) -> WorkflowRun:
+    """Wait until the run is no longer ``running`` (finished, failed, stopped or paused), or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    with hub.subscribe(run_id) as waiter:
+        while True:
+            async with sessions() as session:
+                run = await session.scalar(select(WorkflowRun).where(WorkflowRun.id == run_id))
+            assert run is not None
+            if run.status != "running" or time.monotonic() >= deadline:
+                return run
+            await _wait(waiter, min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def sse_message(run_id: uuid.UUID, seq: int, event: str, data: dict[str, Any]) -> bytes:
+    body = {"event": event, "workflow_run_id": str(run_id), "task_id": str(run_id), "data": data}
+    return f"id: {seq}\ndata: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
+
+
+PING = b"event: ping\n\n"
+
+
+async def follow(
+    sessions: async_sessionmaker[AsyncSession],
+    hub: RunEventHub,
+    run_id: uuid.UUID,
+    after_seq: int = 0,
+    close_on: tuple[str, ...] = ("workflow_finished",),
+) -> AsyncIterator[bytes]:
+    """SSE frames of every event after ``after_seq``, then live ones, until one of ``close_on``."""
+    last, last_sent = after_seq, time.monotonic()
+    with hub.subscribe(run_id) as waiter:
+        while True:
+            async with sessions() as session:
+                # Status first: the final event commits with the final status, so when the status read here is
+                # final, the events read next include everything.
+                status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
+                rows = await run_store.events_after(session, run_id, last)
+            for seq, event, data in rows:
+                yield sse_message(run_id, seq, event, data)
+                last, last_sent = seq, time.monotonic()
+                if event in close_on:
+                    return
+            if rows:
+                continue
+            if status in run_store.FINISHED:
+                return  # everything up to the end was sent before (Last-Event-ID at the end)
+            if time.monotonic() - last_sent >= PING_SECONDS:
+                yield PING
+                last_sent = time.monotonic()
+            await _wait(waiter, POLL_SECONDS)

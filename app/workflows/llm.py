@@ -1,0 +1,180 @@
+"""The LLM port over HTTP: OpenAI-compatible chat completions, streamed (SSE) so nodes can pass text on.
+
+``OpenAIChat`` implements ``LLMPort`` (``engine.nodes.base``). DSL model names pass through to the server
+unless the model map renames them. Every failure (HTTP status >= 400, connection, timeout, malformed reply)
+becomes a ``NodeRunError`` whose ``error_type`` follows Dify's invoke errors, so the node's error strategy
+and retries apply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from app.workflows.engine.errors import NodeRunError
+from app.workflows.engine.nodes.base import LLMReply, LLMUsage
+
+OnChunk = Callable[[str], Awaitable[None]]
+
+#: Keys the client owns; completion params cannot override them.
+RESERVED = {"model", "messages", "stream", "stream_options"}
+
+
+def error_type_for(status: int) -> str:
+    if status == 429:
+        return "InvokeRateLimitError"
+    if status in (401, 403):
+        return "InvokeAuthorizationError"
+    if status >= 500:
+        return "InvokeServerUnavailableError"
+    return "InvokeBadRequestError"
+
+
+def server_message(response: httpx.Response) -> str:
+    """The error message an OpenAI-compatible server put in its reply, else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping) and error.get("message"):
+            return str(error["message"])
+        for key in ("error", "message", "detail"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
+    text = response.text.strip()
+    return text[:500] if text else response.reason_phrase
+
+
+class _Accumulator:
+    """Collects a reply from stream chunks (or one whole completion)."""
+
+    def __init__(self, model: str) -> None:
+        self.parts: list[str] = []
+        self.usage = LLMUsage()
+        self.finish_reason: str | None = None
+        self.model = model
+
+    def reply(self) -> LLMReply:
+        return LLMReply("".join(self.parts), self.usage, self.finish_reason, self.model)
+
+    def absorb(self, payload: Any) -> str:
+        """Take one chunk (or completion) object; returns its new content text."""
+        if not isinstance(payload, Mapping):
+            raise NodeRunError(f"LLM endpoint sent an unexpected chunk: {payload!r:.200}", "InvokeError")
+        error = payload.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, Mapping) else error
+            raise NodeRunError(f"LLM endpoint reported an error: {message}", "InvokeError")
+        if isinstance(payload.get("model"), str) and payload["model"]:
+            self.model = payload["model"]
+        usage = payload.get("usage")
+        if isinstance(usage, Mapping):
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+            self.usage = LLMUsage(prompt, completion, int(usage.get("total_tokens") or prompt + completion))
+        text = ""
+        choices = payload.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+            choice = choices[0]
+            delta = choice.get("delta") if isinstance(choice.get("delta"), Mapping) else choice.get("message")
+            if isinstance(delta, Mapping) and isinstance(delta.get("content"), str):
+                text = delta["content"]
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+        if text:
+            self.parts.append(text)
+        return text
+
+
+def _decode(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise NodeRunError(f"LLM endpoint sent malformed JSON: {data[:200]!r}", "InvokeError") from None
+
+
+class OpenAIChat:
+    """Chat completions against ``{base_url}/chat/completions``; ``base_url`` usually ends in ``/v1``.
+
+    Without an injected ``client`` each call opens its own connection pool, so one instance is safe to share
+    between event loops and needs no closing.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        model_map: Mapping[str, str] | None = None,
+        timeout: float = 120.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.model_map = dict(model_map or {})
+        self.timeout = timeout
+        self._client = client
+
+    def served_model(self, model: str) -> str:
+        """The name the server knows ``model`` by."""
+        return self.model_map.get(model, model)
+
+    async def chat(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: Mapping[str, Any],
+        on_chunk: OnChunk | None = None,
+    ) -> LLMReply:
+        served = self.served_model(model)
+        body = {k: v for k, v in params.items() if k not in RESERVED}
+        body.update(model=served, messages=messages, stream=True, stream_options={"include_usage": True})
+        url = f"{self.base_url}/chat/completions"
+        try:
+            if self._client is not None:
+                return await self._post(self._client, url, body, served, on_chunk)
+            async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout)) as client:
+                return await self._post(client, url, body, served, on_chunk)
+        except httpx.TimeoutException:
+            raise NodeRunError(
+                f"LLM request to {url} timed out after {self.timeout:g} s", "InvokeConnectionError"
+            ) from None
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise NodeRunError(f"LLM request to {url} failed: {reason}", "InvokeConnectionError") from None
+
+    async def _post(
+        self, client: httpx.AsyncClient, url: str, body: dict[str, Any], served: str, on_chunk: OnChunk | None
+    ) -> LLMReply:
+        headers = {"Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        async with client.stream("POST", url, json=body, headers=headers) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise NodeRunError(
+                    f"LLM endpoint answered HTTP {response.status_code} for model {served!r}: "
+                    f"{server_message(response)}",
+                    error_type_for(response.status_code),
+                )
+            reply = _Accumulator(served)
+            if response.headers.get("content-type", "").startswith("application/json"):
+                # A server that ignores ``stream``: one whole completion.
+                text = reply.absorb(_decode((await response.aread()).decode()))
+                if text and on_chunk is not None:
+                    await on_chunk(text)
+                return reply.reply()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank separators, ``event:``/``id:`` fields, ``:`` comments
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                text = reply.absorb(_decode(data))
+                if text and on_chunk is not None:
+                    await on_chunk(text)
+            return reply.reply()
