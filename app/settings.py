@@ -29,6 +29,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_concurrency: int = 10
     worker_poll_seconds: float = 0.5
     stalled_job_seconds: float = 30.0
+    workflow_max_steps: int = 500
+    workflow_max_seconds: float = 1200.0
     human_input_global_timeout_seconds: int = 604800
     human_input_timeout_task_interval: int = 1
     openai_api_base: str = "http://127.0.0.1:11434/v1"
@@ -90,6 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             worker_concurrency=int(number("SLUICE_WORKER_CONCURRENCY", int, 10)),
             worker_poll_seconds=float(number("SLUICE_WORKER_POLL_SECONDS", float, 0.5)),
             stalled_job_seconds=float(number("SLUICE_STALLED_JOB_SECONDS", float, 30.0)),
+            workflow_max_steps=int(number("WORKFLOW_MAX_EXECUTION_STEPS", int, 500)),
+            workflow_max_seconds=float(number("WORKFLOW_MAX_EXECUTION_TIME", float, 1200.0)),
             human_input_global_timeout_seconds=int(number("HUMAN_INPUT_GLOBAL_TIMEOUT_SECONDS", int, 604800)),
             human_input_timeout_task_interval=int(number("HUMAN_INPUT_TIMEOUT_TASK_INTERVAL", int, 1)),
             openai_api_base=(get("OPENAI_API_BASE") or "http://127.0.0.1:11434/v1").rstrip("/"),

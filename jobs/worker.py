@@ -33,7 +33,8 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
         urls.asyncpg(settings.database_url), pool_size=settings.worker_concurrency + 2, max_overflow=4
     )
     try:
-        yield Resources(async_sessionmaker(engine, expire_on_commit=False), make_ports(settings), Limits())
+        limits = Limits(max_steps=settings.workflow_max_steps, max_seconds=settings.workflow_max_seconds)
+        yield Resources(async_sessionmaker(engine, expire_on_commit=False), make_ports(settings), limits)
     finally:
         await engine.dispose()
 

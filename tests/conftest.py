@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.asgi import create_app
 from app.settings import Settings
 from db import embedded, migrate, urls
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import LiveService
 
 ADMIN_TOKEN = "test-admin-token"
@@ -106,9 +107,24 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture(scope="session")
-def live_service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+def session_llm() -> Iterator[FakeOpenAI]:
+    """The fake OpenAI-compatible server the live service's LLM nodes call (shared by the session)."""
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_service(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, session_llm: FakeOpenAI
+) -> Iterator[LiveService]:
     """The whole service (`python -m app up`: API + worker) on a free port, shared by the session."""
-    service = LiveService(database_url, ADMIN_TOKEN, tmp_path_factory.mktemp("live") / "up.log")
+    service = LiveService(
+        database_url,
+        ADMIN_TOKEN,
+        tmp_path_factory.mktemp("live") / "up.log",
+        {"OPENAI_API_BASE": session_llm.base_url, "SLUICE_WORKER_POLL_SECONDS": "0.1"},
+    )
     try:
         service.wait_ready()
         yield service

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.workflows import run_store
 from app.workflows.engine.core import Engine, Limits, NodeRun, Outcome, RunState
+from app.workflows.engine.errors import RunStopped
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import NodeResult, Ports, RunInfo
 from app.workflows.run_store import Event
@@ -78,6 +79,8 @@ class StepRecorder:
             self.chunks.append(Event("text_chunk", {"text": text, "from_variable_selector": selector}))
             if time.monotonic() - self.last_flush >= CHUNK_FLUSH_SECONDS:
                 await self._flush()
+            if self.stopped:
+                raise RunStopped("the run was stopped")
 
     async def _flush(self) -> None:
         self.last_flush = time.monotonic()

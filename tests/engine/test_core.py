@@ -286,3 +286,27 @@ def test_graph_checks() -> None:
     )
     with pytest.raises(GraphError, match="cycle: a -> b -> a"):
         cyclic.check_acyclic()
+
+
+async def test_stop_seen_while_a_node_streams_halts_at_once() -> None:
+    from app.workflows.engine.errors import RunStopped
+
+    class Streamer(Node):
+        type = "test-stream"
+
+        async def run(self, ctx: NodeContext) -> NodeResult:
+            for word in ["a", "b", "c"]:
+                await ctx.stream(word, [self.id, "text"])
+            return NodeResult(outputs={"text": "abc"})
+
+    class StopOnChunk(Recorder):
+        async def text_chunk(self, node_id: str, text: str, selector: list[str]) -> None:
+            await super().text_chunk(node_id, text, selector)
+            raise RunStopped("stopped")
+
+    g = graph([start(), node("s", "test-stream"), end()], [edge("start", "s"), edge("s", "end")])
+    outcome, rec, state = await run_graph(
+        g, registry={**REGISTRY, "test-stream": Streamer}, recorder=StopOnChunk()
+    )
+    assert outcome.status == "stopped" and rec.chunks == [("s", "a")]
+    assert state.nodes["s"].status == "stopped" and "end" not in rec.started

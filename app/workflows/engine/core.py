@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from app.workflows.engine.errors import NodeRunError
+from app.workflows.engine.errors import NodeRunError, RunStopped
 from app.workflows.engine.graph import Graph, NodeSpec
 from app.workflows.engine.nodes import build_node
 from app.workflows.engine.nodes.base import FAIL_BRANCH, Node, NodeContext, NodeResult, Ports, RunInfo
@@ -161,7 +161,11 @@ class Engine:
                     return self._fail(f"Max execution time {self.limits.max_seconds:g}s reached.")
                 for task in sorted(done, key=lambda t: self.state.nodes[running[t]].index):
                     node_id = running.pop(task)
-                    _, result, error = task.result()
+                    try:
+                        _, result, error = task.result()
+                    except RunStopped:
+                        self.state.nodes[node_id].status = "stopped"
+                        raise _Stopped from None
                     failure = await self._finish(node_id, result, error, listener)
                     if failure is not None:
                         return failure
@@ -242,7 +246,7 @@ class Engine:
         while True:
             try:
                 return node_id, await node.run(ctx), None
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, RunStopped):
                 raise
             except Exception as exc:  # a node failing is data for the error strategy, not a crash
                 if node.retry.enabled and attempt < node.retry.max_retries:

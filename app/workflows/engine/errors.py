@@ -31,3 +31,7 @@ class InputError(EngineError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class RunStopped(EngineError):
+    """The run was stopped from outside while a node was running (raised through the node's stream)."""
