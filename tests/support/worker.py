@@ -9,8 +9,10 @@ from app import runtime
 from app.logging import configure_logging
 from app.settings import Settings
 from jobs.worker import run_worker
+from tests.support import test_nodes
 
 if __name__ == "__main__":
+    test_nodes.register()
     settings = runtime.resolve(Settings.from_env())
     configure_logging(settings)
     asyncio.run(run_worker(settings))

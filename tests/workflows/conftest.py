@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -21,42 +21,16 @@ from litestar.testing import AsyncTestClient
 from app.asgi import create_app
 from app.settings import Settings
 from app.workflows.engine import nodes as node_registry
-from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult
 from db import embedded, urls
 from jobs.worker import run_worker
 from tests.conftest import ADMIN_TOKEN, new_database
-
-
-class PauseNode(Node):
-    """Test-only node type ``test-pause``: pauses with ``{"reason": ...}``; resolved by the test."""
-
-    type = "test-pause"
-    branching: ClassVar[bool] = True
-
-    def configure(self, data: Mapping[str, Any]) -> None:
-        self.reason = str(data.get("reason", "waiting"))
-
-    async def run(self, ctx: NodeContext) -> NodeResult:
-        return NodeResult(pause={"reason": ctx.pool.render(self.reason)})
-
-
-class SlowNode(Node):
-    """Test-only node type ``test-slow``: sleeps ``seconds`` then outputs ``{"done": true}``."""
-
-    type = "test-slow"
-
-    def configure(self, data: Mapping[str, Any]) -> None:
-        self.seconds = float(data.get("seconds", 1))
-
-    async def run(self, ctx: NodeContext) -> NodeResult:
-        await asyncio.sleep(self.seconds)
-        return NodeResult(outputs={"done": True})
+from tests.support.test_nodes import PauseNode, SlowNode
 
 
 @pytest.fixture(scope="module", autouse=True)
 def test_node_types() -> Iterator[None]:
     added = {PauseNode.type: PauseNode, SlowNode.type: SlowNode}
-    node_registry.NODE_TYPES.update(added)
+    node_registry.NODE_TYPES.update(added)  # the same as tests.support.test_nodes.register(), undone after
     yield
     for key in added:
         node_registry.NODE_TYPES.pop(key, None)
