@@ -15,8 +15,9 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -25,6 +26,8 @@ from sqlalchemy.exc import ProgrammingError
 from app import runtime
 from app.errors import handle_exception
 from app.health import HealthController
+from app.human_input.controllers import AppFormController, PublicFormController
+from app.human_input.pages import FormPageController
 from app.knowledge.controllers import DatasetController
 from app.logging import configure_logging
 from app.middleware import request_id_middleware
@@ -49,6 +52,8 @@ ROUTES: list[Any] = [
     DatasetController,
     DslController,
     WorkflowRunController,
+    AppFormController,
+    FormPageController,
 ]
 
 
@@ -99,8 +104,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     async def on_shutdown(app: Litestar) -> None:
         await hub.stop()
 
+    public_forms = Router(
+        path="/",
+        route_handlers=[PublicFormController],
+        middleware=[RateLimitConfig(rate_limit=("minute", settings.form_rate_limit_per_minute)).middleware],
+    )
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, public_forms],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         middleware=[request_id_middleware],
         exception_handlers={Exception: handle_exception},

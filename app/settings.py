@@ -24,6 +24,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 5001
     public_url: str = "http://127.0.0.1:5001"
     admin_token: str | None = None
+    secret_key: str | None = None
+    form_rate_limit_per_minute: int = 60
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     worker_concurrency: int = 10
@@ -37,6 +39,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openai_api_key: str | None = None
     llm_model_map: dict[str, str] = msgspec.field(default_factory=dict)
     llm_timeout_seconds: float = 120.0
+    mail_type: Literal["smtp"] | None = None
+    smtp_server: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_use_tls: bool = False
+    smtp_opportunistic_tls: bool = False
+    mail_default_send_from: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -72,6 +82,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 result[key] = value
             return result
 
+        def flag(name: str) -> bool:
+            raw = (get(name) or "false").lower()
+            if raw not in ("true", "false"):
+                raise SettingsError(f"{name} must be 'true' or 'false', got {raw!r}")
+            return raw == "true"
+
+        mail_type = get("MAIL_TYPE")
+        if mail_type not in (None, "smtp"):
+            raise SettingsError(f"MAIL_TYPE {mail_type!r} is not supported (only 'smtp')")
+        use_tls, opportunistic_tls = flag("SMTP_USE_TLS"), flag("SMTP_OPPORTUNISTIC_TLS")
+        if opportunistic_tls and not use_tls:
+            raise SettingsError("SMTP_OPPORTUNISTIC_TLS needs SMTP_USE_TLS=true (as in Dify)")
+        if mail_type and not (get("SMTP_SERVER") and get("MAIL_DEFAULT_SEND_FROM")):
+            raise SettingsError("MAIL_TYPE=smtp needs SMTP_SERVER and MAIL_DEFAULT_SEND_FROM")
         llm_timeout = float(number("SLUICE_LLM_TIMEOUT_SECONDS", float, 120.0))
         if llm_timeout <= 0:
             raise SettingsError(f"SLUICE_LLM_TIMEOUT_SECONDS must be positive, got {llm_timeout:g}")
@@ -87,6 +111,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             port=port,
             public_url=(get("SLUICE_PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
             admin_token=get("SLUICE_ADMIN_TOKEN"),
+            secret_key=get("SLUICE_SECRET_KEY"),
+            form_rate_limit_per_minute=int(number("SLUICE_FORM_RATE_LIMIT", int, 60)),
             log_format=log_format,  # type: ignore[arg-type]
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             worker_concurrency=int(number("SLUICE_WORKER_CONCURRENCY", int, 10)),
@@ -100,4 +126,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             openai_api_key=get("OPENAI_API_KEY"),
             llm_model_map=mapping("SLUICE_LLM_MODEL_MAP"),
             llm_timeout_seconds=llm_timeout,
+            mail_type=mail_type,  # type: ignore[arg-type]
+            smtp_server=get("SMTP_SERVER"),
+            # Implicit TLS (SMTP_SSL) listens on 465, STARTTLS on 587, plain SMTP on 25.
+            smtp_port=int(number("SMTP_PORT", int, (587 if opportunistic_tls else 465) if use_tls else 25)),
+            smtp_username=get("SMTP_USERNAME"),
+            smtp_password=get("SMTP_PASSWORD"),
+            smtp_use_tls=use_tls,
+            smtp_opportunistic_tls=opportunistic_tls,
+            mail_default_send_from=get("MAIL_DEFAULT_SEND_FROM"),
         )

@@ -22,8 +22,10 @@ log = structlog.get_logger()
 class Resources:
     """What tasks share inside one worker process: a database session factory and the engine's ports."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ports: Ports, limits: Limits) -> None:
-        self.sessions, self.ports, self.limits = sessions, ports, limits
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], ports: Ports, limits: Limits
+    ) -> None:
+        self.settings, self.sessions, self.ports, self.limits = settings, sessions, ports, limits
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +36,9 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     )
     try:
         limits = Limits(max_steps=settings.workflow_max_steps, max_seconds=settings.workflow_max_seconds)
-        yield Resources(async_sessionmaker(engine, expire_on_commit=False), make_ports(settings), limits)
+        yield Resources(
+            settings, async_sessionmaker(engine, expire_on_commit=False), make_ports(settings), limits
+        )
     finally:
         await engine.dispose()
 

@@ -24,6 +24,7 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import LiveService
 
 ADMIN_TOKEN = "test-admin-token"
+SECRET_KEY = "test-secret-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +73,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("data"),
         admin_token=ADMIN_TOKEN,
+        secret_key=SECRET_KEY,
         log_level="WARNING",
         worker_poll_seconds=0.1,
     )
@@ -123,7 +125,11 @@ def live_service(
         database_url,
         ADMIN_TOKEN,
         tmp_path_factory.mktemp("live") / "up.log",
-        {"OPENAI_API_BASE": session_llm.base_url, "SLUICE_WORKER_POLL_SECONDS": "0.1"},
+        {
+            "OPENAI_API_BASE": session_llm.base_url,
+            "SLUICE_WORKER_POLL_SECONDS": "0.1",
+            "SLUICE_SECRET_KEY": SECRET_KEY,
+        },
     )
     try:
         service.wait_ready()

@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
+from app.human_input.forms import PausedNode, paused_nodes
 from app.schemas import NO_NUL, Page, unix
+from app.settings import Settings
 from app.tenancy.services import KeyContext
 from app.workflows import services
 from app.workflows.engine.graph import Graph
@@ -38,7 +40,7 @@ BLOCKING_TIMEOUT_SECONDS = 600.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def run_data(run: WorkflowRun, paused_nodes: list[str] | None = None) -> RunData:
+def run_data(run: WorkflowRun, paused: list[PausedNode] | None = None) -> RunData:
     return RunData(
         id=run.id,
         workflow_id=run.workflow_id,
@@ -51,14 +53,17 @@ def run_data(run: WorkflowRun, paused_nodes: list[str] | None = None) -> RunData
         created_at=unix(run.created_at),
         finished_at=unix(run.finished_at),
         elapsed_time=round(run.elapsed_time, 6),
-        paused_nodes=paused_nodes,
+        paused_nodes=paused,
     )
 
 
-def _paused_nodes(run: WorkflowRun) -> list[str] | None:
+async def _paused(session: AsyncSession, settings: Settings, run: WorkflowRun) -> list[PausedNode] | None:
+    """A paused run's paused nodes, with their forms' tokens where they have forms."""
     if run.status != "paused" or not run.state:
         return None
-    return [node_id for node_id, s in (run.state.get("nodes") or {}).items() if s.get("status") == "paused"]
+    forms = {p.node_id: p for p in await paused_nodes(session, settings, run.id)}
+    ids = [node_id for node_id, s in (run.state.get("nodes") or {}).items() if s.get("status") == "paused"]
+    return [forms.get(n) or PausedNode(node_id=n, node_title=n, pause_type=None) for n in ids]
 
 
 def _sessions(request: Request[Any, Any, Any]) -> async_sessionmaker[AsyncSession]:
@@ -93,9 +98,9 @@ class WorkflowRunController(Controller):
             )
             return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
         finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS)
-        body = BlockingRunResult(
-            workflow_run_id=run.id, task_id=run.id, data=run_data(finished, _paused_nodes(finished))
-        )
+        async with sessions() as session:
+            paused = await _paused(session, request.app.state.settings, finished)
+        body = BlockingRunResult(workflow_run_id=run.id, task_id=run.id, data=run_data(finished, paused))
         return Response(body)
 
     @post("/workflows/run", status_code=200, responses=responses(400, 401, 404))
@@ -118,10 +123,12 @@ class WorkflowRunController(Controller):
         return await self._run(request, db_session, key, data, workflow_id)
 
     @get("/workflows/run/{run_id:uuid}", responses=responses(401, 404))
-    async def get_run(self, db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID) -> RunData:
+    async def get_run(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID
+    ) -> RunData:
         assert key.app_id is not None
         run = await services.get_run(db_session, key.app_id, run_id)
-        return run_data(run, _paused_nodes(run))
+        return run_data(run, await _paused(db_session, request.app.state.settings, run))
 
     @post("/workflows/tasks/{task_id:uuid}/stop", status_code=200, responses=responses(400, 401, 404))
     async def stop(

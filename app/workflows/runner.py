@@ -12,7 +12,7 @@ import asyncio
 import datetime
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -43,11 +43,17 @@ def _ts(epoch: float | None) -> datetime.datetime | None:
     return None if epoch is None else datetime.datetime.fromtimestamp(epoch, datetime.UTC)
 
 
+#: Called in the transaction that records a node's pause; returns events to append (e.g. human_input_required).
+PauseHook = Callable[[AsyncSession, WorkflowRun, NodeRun], Awaitable[list[Event]]]
+
+
 class StepRecorder:
     """The engine's Listener: each step is one transaction guarded by the run's status (see run_store)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], run: WorkflowRun) -> None:
-        self.sessions, self.run_id, self.run = sessions, run.id, run
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], run: WorkflowRun, on_pause: PauseHook | None = None
+    ) -> None:
+        self.sessions, self.run_id, self.run, self.on_pause = sessions, run.id, run, on_pause
         self.lock = asyncio.Lock()
         self.chunks: list[Event] = []
         self.last_flush = time.monotonic()
@@ -116,6 +122,10 @@ class StepRecorder:
                     request=node_run.state.pause or {},
                 )
             )
+            if self.on_pause is not None:
+                await run_store.append_events(
+                    session, self.run_id, await self.on_pause(session, self.run, node_run)
+                )
         else:  # a resolved pause is consumed by the step that finishes its node
             await session.execute(
                 delete(workflow_pauses).where(
@@ -181,6 +191,7 @@ async def advance_run(
     ports: Ports,
     limits: Limits = Limits(),
     clock: Callable[[], float] = time.time,
+    on_pause: PauseHook | None = None,
 ) -> str:
     """Run (or resume) a run until it finishes, fails, pauses or is stopped. Returns the resulting status."""
     loaded = await _load(sessions, run_id)
@@ -192,8 +203,17 @@ async def advance_run(
         run_id=str(run.id), app_id=str(run.app_id), workflow_id=str(run.workflow_id), user_id=run.created_by
     )
     engine = Engine(Graph.from_dsl(workflow.graph), state, ports, info, limits, clock=clock)
-    recorder = StepRecorder(sessions, run)
-    outcome = await engine.run(recorder, resolutions)
+    recorder = StepRecorder(sessions, run, on_pause)
+    try:
+        outcome = await engine.run(recorder, resolutions)
+    except Exception as exc:
+        # A bug or a broken dependency, not a node failure: the run fails visibly instead of staying
+        # "running" with nobody working on it.
+        log.exception("workflow_run_crashed", run_id=str(run_id))
+        outcome = Outcome(
+            status="failed", outputs=state.outputs, error=f"Internal error: {type(exc).__name__}: {exc}"
+        )
+        return await _finish(sessions, run, state, outcome)
     async with recorder.lock:
         await recorder._flush()
     if outcome.status == "stopped" or recorder.stopped:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.human_input.forms import PausedNode
 from app.schemas import NO_NUL
 
 User = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
@@ -40,7 +41,7 @@ class RunData(msgspec.Struct, kw_only=True):
     created_at: int | None
     finished_at: int | None
     elapsed_time: float
-    paused_nodes: list[str] | None = None
+    paused_nodes: list[PausedNode] | None = None
 
 
 class BlockingRunResult(msgspec.Struct):

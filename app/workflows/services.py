@@ -23,7 +23,7 @@ from app.workflows.engine.nodes.start import StartNode
 from app.workflows.run_store import ACTIVE, Event
 from app.workflows.views import run_started_data
 from db import queue
-from db.models import App, Workflow, WorkflowNodeExecution, WorkflowRun, workflow_pauses
+from db.models import App, HumanInputForm, Workflow, WorkflowNodeExecution, WorkflowRun, workflow_pauses
 
 ADVANCE_TASK = "advance_workflow_run"
 
@@ -146,11 +146,17 @@ async def get_run(session: AsyncSession, app_id: uuid.UUID, run_id: uuid.UUID) -
 
 
 async def stop_run(session: AsyncSession, app_id: uuid.UUID, run_id: uuid.UUID) -> bool:
-    """Stop a running or paused run. False when it had already ended (stopping is then a no-op)."""
+    """Stop a running or paused run of this app. False when it had already ended (stopping is then a no-op)."""
     run = await get_run(session, app_id, run_id)
-    now = datetime.datetime.now(datetime.UTC)
+    return await stop_run_now(session, run, datetime.datetime.now(datetime.UTC), "Workflow stopped by user.")
+
+
+async def stop_run_now(session: AsyncSession, run: WorkflowRun, now: datetime.datetime, error: str) -> bool:
+    """Stop an active run: the run ``stopped`` (compare-and-set on running|paused), its running or paused node
+    executions ``stopped``, its pauses released, its waiting forms ``expired``, and ``workflow_finished``
+    emitted — one transaction. A worker still running it fails its next step's guard and halts.
+    False when the run had already ended."""
     elapsed = (now - run.created_at).total_seconds() if run.status == "running" else run.elapsed_time
-    error = "Workflow stopped by user."
     event = Event(
         "workflow_finished",
         {
@@ -168,7 +174,7 @@ async def stop_run(session: AsyncSession, app_id: uuid.UUID, run_id: uuid.UUID) 
     )
     stopped = await run_store.transition(
         session,
-        run_id,
+        run.id,
         ACTIVE,
         [event],
         status="stopped",
@@ -181,12 +187,18 @@ async def stop_run(session: AsyncSession, app_id: uuid.UUID, run_id: uuid.UUID) 
         await session.execute(
             update(WorkflowNodeExecution)
             .where(
-                WorkflowNodeExecution.run_id == run_id,
+                WorkflowNodeExecution.run_id == run.id,
                 WorkflowNodeExecution.status.in_(["running", "paused"]),
             )
             .values(status="stopped", finished_at=now)
         )
-        await session.execute(workflow_pauses.delete().where(workflow_pauses.c.run_id == run_id))
+        await session.execute(workflow_pauses.delete().where(workflow_pauses.c.run_id == run.id))
+        await session.execute(
+            update(HumanInputForm)
+            .where(HumanInputForm.run_id == run.id, HumanInputForm.status == "waiting")
+            .values(status="expired", resolved_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return stopped
 
 

@@ -1,6 +1,7 @@
 """SQLAlchemy models. Importing this package registers every table on ``Base.metadata``."""
 
 from db.models.base import Base
+from db.models.human_input import HumanInputDelivery, HumanInputForm, HumanInputRecipient
 from db.models.knowledge import Dataset
 from db.models.tenancy import ApiKey, App, Workspace
 from db.models.workflows import (
@@ -16,6 +17,9 @@ __all__ = [
     "App",
     "Base",
     "Dataset",
+    "HumanInputDelivery",
+    "HumanInputForm",
+    "HumanInputRecipient",
     "Workflow",
     "WorkflowNodeExecution",
     "WorkflowRun",

@@ -23,7 +23,7 @@ from app.settings import Settings
 from app.workflows.engine import nodes as node_registry
 from db import embedded, urls
 from jobs.worker import run_worker
-from tests.conftest import ADMIN_TOKEN, new_database
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY, new_database
 from tests.support.test_nodes import PauseNode, SlowNode
 
 
@@ -52,6 +52,7 @@ def wf_settings(wf_database: str, tmp_path_factory: pytest.TempPathFactory, llm_
         log_level="WARNING",
         worker_poll_seconds=0.1,
         openai_api_base=llm_base_url,
+        secret_key=SECRET_KEY,
     )
 
 

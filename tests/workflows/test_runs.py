@@ -160,7 +160,10 @@ async def test_pause_then_resume_each_branch_with_its_outcome(
 ) -> None:
     app = await import_app(wf_client, APPROVAL)
     paused = (await run_blocking(wf_client, app.headers, {}))["data"]
-    assert paused["status"] == "paused" and sorted(paused["paused_nodes"]) == ["ask_a", "ask_b"]
+    assert paused["status"] == "paused" and sorted(n["node_id"] for n in paused["paused_nodes"]) == [
+        "ask_a",
+        "ask_b",
+    ]
     run_id = uuid.UUID(paused["id"])
 
     engine = create_async_engine(urls.asyncpg(wf_settings.database_url or ""))

@@ -10,6 +10,7 @@ from app.workflows.engine.nodes.answer import AnswerNode
 from app.workflows.engine.nodes.assigner import AssignerNode
 from app.workflows.engine.nodes.base import Node
 from app.workflows.engine.nodes.end import EndNode
+from app.workflows.engine.nodes.human_input import HumanInputNode
 from app.workflows.engine.nodes.if_else import IfElseNode
 from app.workflows.engine.nodes.list_operator import ListOperatorNode
 from app.workflows.engine.nodes.llm import LLMNode
@@ -30,6 +31,7 @@ NODE_TYPES: dict[str, type[Node]] = {
         ListOperatorNode,
         TemplateTransformNode,
         LLMNode,
+        HumanInputNode,
     )
 }
 

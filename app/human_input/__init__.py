@@ -1,0 +1,1 @@
+"""Human input: forms that pause runs, their deliveries and tokens, submission, and deadlines."""

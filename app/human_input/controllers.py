@@ -1,0 +1,117 @@
+"""Form API: with an app key (``/v1/form/human_input/{token}``), with the token alone (``/api/form/...``,
+rate limited per client), and the paused run's details (``/v1/workflows/run/{id}/pause-details``)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import app_key_guard, provide_key
+from app.errors import responses
+from app.human_input import services
+from app.human_input.forms import PausedNode, deadline, paused_nodes
+from app.schemas import NO_NUL, unix
+from app.tenancy.services import KeyContext
+from app.workflows import services as workflows
+from db.models import HumanInputForm
+
+Token = Annotated[str, Parameter(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+class FormOut(msgspec.Struct):
+    form_content: str
+    inputs: list[dict[str, Any]]
+    resolved_default_values: dict[str, Any]
+    user_actions: list[dict[str, Any]]
+    expiration_time: int | None
+
+
+class FormSubmission(msgspec.Struct, kw_only=True):
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    action: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+    user: Annotated[str, msgspec.Meta(max_length=255, pattern=NO_NUL)] | None = None
+
+
+class Submitted(msgspec.Struct):
+    pass
+
+
+class PauseDetails(msgspec.Struct):
+    paused_at: int | None
+    paused_nodes: list[PausedNode]
+
+
+def form_out(form: HumanInputForm) -> FormOut:
+    return FormOut(
+        form_content=form.form_content,
+        inputs=form.inputs,
+        resolved_default_values=form.resolved_default_values,
+        user_actions=form.user_actions,
+        expiration_time=unix(deadline(form)),
+    )
+
+
+async def _submit(
+    db_session: AsyncSession, token: str, data: FormSubmission, app_id: uuid.UUID | None
+) -> Submitted:
+    await services.submit(db_session, token, data.inputs, data.action, data.user, app_id)
+    return Submitted()
+
+
+FORM_ERRORS = responses(400, 404, 412, 429)
+
+
+class AppFormController(Controller):
+    """The form API for Service API clients: the form must belong to the key's app."""
+
+    path = "/v1"
+    guards = [app_key_guard]
+    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
+    tags = ["service api: human input"]
+    security = [{"ApiKey": []}]
+
+    @get("/form/human_input/{form_token:str}", responses=responses(401, 404, 412))
+    async def get_form(self, db_session: AsyncSession, key: KeyContext, form_token: Token) -> FormOut:
+        return form_out(await services.get_form(db_session, form_token, key.app_id))
+
+    @post("/form/human_input/{form_token:str}", status_code=200, responses=responses(401, 404, 412))
+    async def submit_form(
+        self, db_session: AsyncSession, key: KeyContext, form_token: Token, data: FormSubmission
+    ) -> Submitted:
+        """Submit the form: exactly one submission wins; the run resumes along the chosen action."""
+        return await _submit(db_session, form_token, data, key.app_id)
+
+    @get("/workflows/run/{run_id:uuid}/pause-details", responses=responses(401, 404))
+    async def pause_details(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID
+    ) -> PauseDetails:
+        """The paused nodes of a run with their forms (ids, tokens, deadlines)."""
+        assert key.app_id is not None
+        run = await workflows.get_run(db_session, key.app_id, run_id)
+        nodes = await paused_nodes(db_session, request.app.state.settings, run_id)
+        return PauseDetails(
+            paused_at=unix(run.paused_at) if run.status == "paused" else None, paused_nodes=nodes
+        )
+
+
+class PublicFormController(Controller):
+    """The form API for whoever holds the link: the token is the only credential. Rate limited per client."""
+
+    path = "/api/form/human_input"
+    tags = ["public: human input"]
+
+    @get("/{form_token:str}", responses=responses(404, 412, 429))
+    async def get_public_form(self, db_session: AsyncSession, form_token: Token) -> FormOut:
+        return form_out(await services.get_form(db_session, form_token))
+
+    @post("/{form_token:str}", status_code=200, responses=FORM_ERRORS)
+    async def submit_public_form(
+        self, db_session: AsyncSession, form_token: Token, data: FormSubmission
+    ) -> Submitted:
+        return await _submit(db_session, form_token, data, None)

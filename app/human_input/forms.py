@@ -1,0 +1,249 @@
+"""Creating forms (inside the pause's transaction) and finding them by token. Services never commit."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import NotFound
+from app.human_input import tokens
+from app.settings import Settings
+from app.workflows.run_store import Event
+from db import queue
+from db.models import HumanInputDelivery, HumanInputForm, HumanInputRecipient
+
+EXPIRE_TASK = "expire_human_input_form"
+MAIL_TASK = "send_human_input_email"
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _email_targets(config: Mapping[str, Any]) -> list[str]:
+    """The external addresses of an email delivery (workspace members have no address in Sluice yet)."""
+    recipients = config.get("recipients") or {}
+    items = recipients.get("items") or [] if isinstance(recipients, Mapping) else []
+    return sorted(
+        {
+            str(i["email"])
+            for i in items
+            if isinstance(i, Mapping) and i.get("type") == "external" and i.get("email")
+        }
+    )
+
+
+async def create_form(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    run_id: uuid.UUID,
+    app_id: uuid.UUID,
+    node_id: str,
+    execution_id: uuid.UUID,
+    request: Mapping[str, Any],
+) -> list[Event]:
+    """The form of a paused human-input node, its deliveries, recipients, timers and mail job.
+
+    Runs in the transaction that records the pause (DESIGN.md rule 1): either the run is paused with a form
+    that can be answered and timers that will fire, or none of it happened. Returns the events to append.
+    """
+    now = utcnow()
+    timeout = request.get("timeout_seconds")
+    form = HumanInputForm(
+        id=uuid.uuid4(),
+        run_id=run_id,
+        app_id=app_id,
+        node_id=node_id,
+        node_title=str(request.get("node_title") or node_id),
+        execution_id=execution_id,
+        status="waiting",
+        form_content=str(request.get("form_content") or ""),
+        inputs=list(request.get("inputs") or []),
+        resolved_default_values=dict(request.get("resolved_default_values") or {}),
+        user_actions=list(request.get("user_actions") or []),
+        expiration_time=now + datetime.timedelta(seconds=int(timeout)) if timeout else None,
+        global_expiration_time=now + datetime.timedelta(seconds=settings.human_input_global_timeout_seconds),
+    )
+    session.add(form)
+    await session.flush()  # no ORM relationships: flush parents before their children
+    methods = list(request.get("delivery_methods") or [])
+    if not any(m.get("type") == "webapp" for m in methods):
+        methods.insert(0, {"type": "webapp", "config": {}})  # the API and the web page always have a token
+    mail_deliveries: list[uuid.UUID] = []
+    for method in methods:
+        delivery = HumanInputDelivery(
+            id=uuid.uuid4(), form_id=form.id, method=method["type"], config=method.get("config") or {}
+        )
+        session.add(delivery)
+        await session.flush()
+        if method["type"] == "email":
+            addresses = _email_targets(delivery.config)
+            for address in addresses:
+                session.add(_recipient(settings, form.id, delivery.id, "email", address))
+            if addresses:
+                mail_deliveries.append(delivery.id)
+        else:
+            session.add(_recipient(settings, form.id, delivery.id, "webapp", None))
+    await session.flush()
+
+    jobs = [
+        queue.JobSpec(
+            task_name=EXPIRE_TASK,
+            queue="timers",
+            args={"form_id": str(form.id)},
+            schedule_at=form.global_expiration_time,
+        )
+    ]
+    if form.expiration_time is not None:
+        jobs.append(
+            queue.JobSpec(
+                task_name=EXPIRE_TASK,
+                queue="timers",
+                args={"form_id": str(form.id)},
+                schedule_at=form.expiration_time,
+            )
+        )
+    jobs += [
+        queue.JobSpec(task_name=MAIL_TASK, queue="mail", args={"delivery_id": str(d)})
+        for d in mail_deliveries
+    ]
+    await queue.defer_jobs(session, jobs)
+
+    webapp_token = await webapp_token_of(session, settings, form.id)
+    return [Event("human_input_required", required_event(form, webapp_token, settings))]
+
+
+def _recipient(
+    settings: Settings, form_id: uuid.UUID, delivery_id: uuid.UUID, kind: str, email: str | None
+) -> HumanInputRecipient:
+    nonce = tokens.new_nonce()
+    token = tokens.make_token(settings.secret_key, nonce)
+    return HumanInputRecipient(
+        form_id=form_id,
+        delivery_id=delivery_id,
+        kind=kind,
+        email=email,
+        nonce=nonce,
+        token_hash=tokens.token_hash(token),
+    )
+
+
+def required_event(form: HumanInputForm, token: str | None, settings: Settings) -> dict[str, Any]:
+    return {
+        "form_id": str(form.id),
+        "node_id": form.node_id,
+        "node_title": form.node_title,
+        "form_content": form.form_content,
+        "inputs": form.inputs,
+        "resolved_default_values": form.resolved_default_values,
+        "actions": form.user_actions,
+        "form_token": token,
+        "form_url": f"{settings.public_url}/form/{token}" if token else None,
+        "expiration_time": int(deadline(form).timestamp()),
+    }
+
+
+class PauseType(msgspec.Struct):
+    type: str
+    form_id: uuid.UUID
+    form_token: str | None
+    form_url: str | None
+    expiration_time: int | None
+
+
+class PausedNode(msgspec.Struct):
+    node_id: str
+    node_title: str
+    pause_type: PauseType | None
+
+
+async def paused_nodes(session: AsyncSession, settings: Settings, run_id: uuid.UUID) -> list[PausedNode]:
+    """The run's waiting forms, as ``pause-details`` and a paused blocking run report them."""
+    forms = (
+        await session.execute(
+            select(HumanInputForm)
+            .where(HumanInputForm.run_id == run_id, HumanInputForm.status == "waiting")
+            .order_by(HumanInputForm.created_at, HumanInputForm.node_id)
+        )
+    ).scalars()
+    out = []
+    for form in list(forms):
+        token = await webapp_token_of(session, settings, form.id)
+        out.append(
+            PausedNode(
+                node_id=form.node_id,
+                node_title=form.node_title,
+                pause_type=PauseType(
+                    type="human_input",
+                    form_id=form.id,
+                    form_token=token,
+                    form_url=f"{settings.public_url}/form/{token}" if token else None,
+                    expiration_time=int(deadline(form).timestamp()),
+                ),
+            )
+        )
+    return out
+
+
+def deadline(form: HumanInputForm) -> datetime.datetime:
+    """The earlier of the node deadline and the global one."""
+    if form.expiration_time is None:
+        return form.global_expiration_time
+    return min(form.expiration_time, form.global_expiration_time)
+
+
+async def webapp_token_of(session: AsyncSession, settings: Settings, form_id: uuid.UUID) -> str | None:
+    """The webapp recipient's token, rebuilt from its nonce (the API's and the web page's credential)."""
+    nonce = await session.scalar(
+        select(HumanInputRecipient.nonce)
+        .where(HumanInputRecipient.form_id == form_id, HumanInputRecipient.kind == "webapp")
+        .order_by(HumanInputRecipient.created_at)
+        .limit(1)
+    )
+    return tokens.make_token(settings.secret_key, nonce) if nonce is not None else None
+
+
+async def find_by_token(
+    session: AsyncSession, token: str, *, lock: bool = False
+) -> tuple[HumanInputForm, HumanInputRecipient]:
+    """The form a token answers. Unknown tokens: NotFound (whether malformed, forged or of a deleted form)."""
+    if not token or len(token) > 128:
+        raise NotFound("Form not found.")
+    wanted = tokens.token_hash(token)
+    recipient = await session.scalar(
+        select(HumanInputRecipient).where(HumanInputRecipient.token_hash == wanted)
+    )
+    if recipient is None or not tokens.same_hash(recipient.token_hash, wanted):
+        raise NotFound("Form not found.")
+    query = select(HumanInputForm).where(HumanInputForm.id == recipient.form_id)
+    form = await session.scalar(query.with_for_update() if lock else query)
+    if form is None:
+        raise NotFound("Form not found.")
+    return form, recipient
+
+
+def pause_hook(settings: Settings) -> Any:
+    """The runner's PauseHook: a paused human-input node gets its form in the pause's transaction."""
+
+    async def on_pause(session: AsyncSession, run: Any, node_run: Any) -> list[Event]:
+        request = node_run.state.pause or {}
+        if request.get("kind") != "human_input":
+            return []
+        return await create_form(
+            session,
+            settings,
+            run_id=run.id,
+            app_id=run.app_id,
+            node_id=node_run.node.id,
+            execution_id=uuid.UUID(node_run.state.execution_id),
+            request=request,
+        )
+
+    return on_pause
