@@ -53,7 +53,6 @@ ROUTES: list[Any] = [
     DslController,
     WorkflowRunController,
     AppFormController,
-    FormPageController,
 ]
 
 
@@ -106,7 +105,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
     public_forms = Router(
         path="/",
-        route_handlers=[PublicFormController],
+        route_handlers=[PublicFormController, FormPageController],
         middleware=[RateLimitConfig(rate_limit=("minute", settings.form_rate_limit_per_minute)).middleware],
     )
     return Litestar(

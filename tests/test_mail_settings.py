@@ -6,7 +6,11 @@ import pytest
 
 from app.settings import Settings, SettingsError
 
-SMTP = {"MAIL_TYPE": "smtp", "SMTP_SERVER": "mail.example", "MAIL_DEFAULT_SEND_FROM": "Sluice <no-reply@x.example>"}
+SMTP = {
+    "MAIL_TYPE": "smtp",
+    "SMTP_SERVER": "mail.example",
+    "MAIL_DEFAULT_SEND_FROM": "Sluice <no-reply@x.example>",
+}
 
 
 def test_mail_is_off_by_default() -> None:
