@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,6 +107,17 @@ async def upsert_node_execution(session: AsyncSession, run_id: uuid.UUID, values
     updates = {k: statement.excluded[k] for k in values if k not in ("id", "created_at")}
     await session.execute(
         statement.on_conflict_do_update(index_elements=["id"], set_={**updates, "updated_at": now})
+    )
+
+
+async def stop_open_node_executions(session: AsyncSession, run_id: uuid.UUID, now: datetime.datetime) -> None:
+    """A run that ends leaves no node execution running or paused."""
+    await session.execute(
+        update(WorkflowNodeExecution)
+        .where(
+            WorkflowNodeExecution.run_id == run_id, WorkflowNodeExecution.status.in_(["running", "paused"])
+        )
+        .values(status="stopped", finished_at=now)
     )
 
 

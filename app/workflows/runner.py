@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.workflows import run_store
@@ -27,7 +27,7 @@ from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import NodeResult, Ports, RunInfo
 from app.workflows.run_store import Event
 from app.workflows.views import node_finished_data, node_started_data, run_finished_data, run_started_data
-from db.models import Workflow, WorkflowNodeExecution, WorkflowRun, workflow_pauses
+from db.models import Workflow, WorkflowRun, workflow_pauses
 
 log = structlog.get_logger()
 
@@ -260,12 +260,5 @@ async def _finish(
                 state=None,
                 **totals,
             )
-            await session.execute(
-                update(WorkflowNodeExecution)
-                .where(
-                    WorkflowNodeExecution.run_id == run.id,
-                    WorkflowNodeExecution.status.in_(["running", "paused"]),
-                )
-                .values(status="stopped", finished_at=now)
-            )
+            await run_store.stop_open_node_executions(session, run.id, now)
     return outcome.status if ok else "stopped"

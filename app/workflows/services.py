@@ -23,7 +23,7 @@ from app.workflows.engine.nodes.start import StartNode
 from app.workflows.run_store import ACTIVE, Event
 from app.workflows.views import run_started_data
 from db import queue
-from db.models import App, HumanInputForm, Workflow, WorkflowNodeExecution, WorkflowRun, workflow_pauses
+from db.models import App, HumanInputForm, Workflow, WorkflowRun, workflow_pauses
 
 ADVANCE_TASK = "advance_workflow_run"
 
@@ -184,14 +184,7 @@ async def stop_run_now(session: AsyncSession, run: WorkflowRun, now: datetime.da
         state=None,
     )
     if stopped:
-        await session.execute(
-            update(WorkflowNodeExecution)
-            .where(
-                WorkflowNodeExecution.run_id == run.id,
-                WorkflowNodeExecution.status.in_(["running", "paused"]),
-            )
-            .values(status="stopped", finished_at=now)
-        )
+        await run_store.stop_open_node_executions(session, run.id, now)
         await session.execute(workflow_pauses.delete().where(workflow_pauses.c.run_id == run.id))
         await session.execute(
             update(HumanInputForm)
