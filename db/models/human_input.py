@@ -18,7 +18,11 @@ class HumanInputForm(Base):
     __tablename__ = "human_input_forms"
     __table_args__ = (
         # The timer sweep reads waiting forms by deadline; only waiting forms are ever looked at.
-        Index("human_input_forms_waiting_node_deadline", "expiration_time", postgresql_where=sa.text("status = 'waiting'")),
+        Index(
+            "human_input_forms_waiting_node_deadline",
+            "expiration_time",
+            postgresql_where=sa.text("status = 'waiting'"),
+        ),
         Index(
             "human_input_forms_waiting_global_deadline",
             "global_expiration_time",
@@ -50,7 +54,9 @@ class HumanInputForm(Base):
 class HumanInputDelivery(Base):
     __tablename__ = "human_input_deliveries"
 
-    form_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("human_input_forms.id", ondelete="CASCADE"), index=True)
+    form_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("human_input_forms.id", ondelete="CASCADE"), index=True
+    )
     method: Mapped[str] = mapped_column(String(16))
     config: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
@@ -61,8 +67,12 @@ class HumanInputRecipient(Base):
 
     __tablename__ = "human_input_recipients"
 
-    form_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("human_input_forms.id", ondelete="CASCADE"), index=True)
-    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("human_input_deliveries.id", ondelete="CASCADE"))
+    form_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("human_input_forms.id", ondelete="CASCADE"), index=True
+    )
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("human_input_deliveries.id", ondelete="CASCADE")
+    )
     kind: Mapped[str] = mapped_column(String(16))
     email: Mapped[str | None] = mapped_column(String(320))
     nonce: Mapped[bytes]
