@@ -243,8 +243,11 @@ async def test_global_timeout_stops_the_run_and_wins_over_the_node_deadline(
     await _backdate(db, paused["id"], node=True, global_=True)  # both deadlines passed: global wins
     assert await sweep(db) >= 1
     run = await wait_status(db, paused["id"], timeout=5)
-    assert (run.status == "stopped" and "Approve?" in (run.error or "")) or "Second opinion" in (
-        run.error or ""
+    error = run.error or ""
+    assert (
+        run.status == "stopped"
+        and ("Approve?" in error or "Second opinion" in error)
+        and "global timeout" in error
     )
     async with AsyncSession(db) as session:
         statuses = sorted(
