@@ -188,13 +188,21 @@ async def handle_deadlines(
         ids += [
             r[0] for r in await session.execute(due, {"form_id": None, "limit": limit}) if r[0] not in ids
         ]
-    for due_id in ids:
-        form = await session.get(HumanInputForm, due_id)
-        assert form is not None
-        now = await session.scalar(select(func.clock_timestamp()))
-        assert now is not None
+    if not ids:
+        return 0
+    # One read of the rows and of the clock for the whole batch (the rows are locked: nobody else can change
+    # them meanwhile); a deadline that passes during the batch is the next pass's.
+    now = await session.scalar(select(func.clock_timestamp()))
+    assert now is not None
+    order = {form_id: i for i, form_id in enumerate(ids)}
+    batch = (await session.execute(select(HumanInputForm).where(HumanInputForm.id.in_(ids)))).scalars().all()
+    stopped_runs: set[uuid.UUID] = set()
+    for form in sorted(batch, key=lambda f: order[f.id]):
+        if form.run_id in stopped_runs:
+            continue  # its run was stopped by another form's global deadline in this batch: already expired
         if form.global_expiration_time <= now:
             await _expire_run(session, form, now)
+            stopped_runs.add(form.run_id)
         else:
             await _time_out(session, form, now)
         handled += 1
