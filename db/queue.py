@@ -107,3 +107,18 @@ async def defer(
             return (await defer_jobs(session, [job]))[0]
     except IntegrityError:
         return None
+
+
+async def cancel_jobs(session: AsyncSession, job_ids: Sequence[int]) -> int:
+    """Delete jobs that have not started yet (``todo``), in the caller's transaction; a job already running or
+    done is left alone. Returns how many were removed. (procrastinate's ``procrastinate_cancel_job_v1``.)"""
+    if not job_ids:
+        return 0
+    result = await session.execute(
+        text(
+            "SELECT count(*) FROM unnest(CAST(:ids AS bigint[])) AS j(id) "
+            "WHERE procrastinate_cancel_job_v1(j.id, false, true) IS NOT NULL"
+        ),
+        {"ids": list(job_ids)},
+    )
+    return int(result.scalar_one())

@@ -134,3 +134,26 @@ def test_every_deferred_task_is_registered() -> None:
 
 def test_queues_are_named_for_workloads() -> None:
     assert queue.QUEUES == ("workflows", "timers", "indexing", "mail")
+
+
+async def test_cancel_removes_only_jobs_not_started(session: AsyncSession, engine: AsyncEngine) -> None:
+    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=7)
+    waiting, running = await queue.defer_jobs(
+        session,
+        [
+            queue.JobSpec(task_name="noop", queue="timers", schedule_at=at),
+            queue.JobSpec(task_name="noop", queue="timers", schedule_at=at),
+        ],
+    )
+    await session.execute(
+        text("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = :id"), {"id": running}
+    )
+    assert await queue.cancel_jobs(session, [waiting, running, 10**12]) == 1
+    remaining = (
+        await session.execute(
+            text("SELECT id, status::text FROM procrastinate_jobs WHERE id = ANY(:ids)"),
+            {"ids": [waiting, running]},
+        )
+    ).all()
+    assert remaining == [(running, "doing")]
+    await session.rollback()

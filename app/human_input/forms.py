@@ -114,7 +114,10 @@ async def create_form(
         queue.JobSpec(task_name=MAIL_TASK, queue="mail", args={"delivery_id": str(d)})
         for d in mail_deliveries
     ]
-    await queue.defer_jobs(session, jobs)
+    job_ids = await queue.defer_jobs(session, jobs)
+    form.timer_job_ids = [
+        job_id for job, job_id in zip(jobs, job_ids, strict=True) if job.task_name == EXPIRE_TASK
+    ]
 
     webapp_token = await webapp_token_of(session, settings, form.id)
     return [Event("human_input_required", required_event(form, webapp_token, settings))]

@@ -29,6 +29,7 @@ from app.workflows import run_store
 from app.workflows.engine.nodes.human_input import TIMEOUT_HANDLE, fill_outputs
 from app.workflows.run_store import Event
 from app.workflows.services import resolve_pause, stop_run_now
+from db import queue
 from db.models import HumanInputForm, WorkflowRun
 
 MAX_VALUE_LENGTH = 100_000
@@ -135,6 +136,7 @@ async def submit(
         await session.refresh(form)
         _check_status(form)
         raise FormExpired()
+    await queue.cancel_jobs(session, form.timer_job_ids)
     rendered = fill_outputs(form.form_content, values)
     outputs = {**values, "__action_id": action, "__rendered_content": rendered}
     await run_store.append_events(
@@ -212,6 +214,7 @@ async def handle_deadlines(
 async def _time_out(session: AsyncSession, form: HumanInputForm, now: datetime.datetime) -> None:
     form.status, form.resolved_at = "timeout", now
     await session.flush()
+    await queue.cancel_jobs(session, form.timer_job_ids)  # the other deadline's timer (this one is running)
     await run_store.append_events(
         session,
         form.run_id,
@@ -227,12 +230,14 @@ async def _time_out(session: AsyncSession, form: HumanInputForm, now: datetime.d
 
 async def _expire_run(session: AsyncSession, form: HumanInputForm, now: datetime.datetime) -> None:
     """Global deadline: the form and every other waiting form of the run expire, and the run stops."""
-    await session.execute(
+    timers = await session.execute(
         update(HumanInputForm)
         .where(HumanInputForm.run_id == form.run_id, HumanInputForm.status == "waiting")
         .values(status="expired", resolved_at=now)
+        .returning(HumanInputForm.timer_job_ids)
         .execution_options(synchronize_session=False)
     )
+    await queue.cancel_jobs(session, [job_id for (ids,) in timers for job_id in ids])
     run = await session.get(WorkflowRun, form.run_id)
     assert run is not None
     error = f'Human input node "{form.node_title}" ({form.node_id}) expired: the global timeout passed.'

@@ -186,12 +186,14 @@ async def stop_run_now(session: AsyncSession, run: WorkflowRun, now: datetime.da
     if stopped:
         await run_store.stop_open_node_executions(session, run.id, now)
         await session.execute(workflow_pauses.delete().where(workflow_pauses.c.run_id == run.id))
-        await session.execute(
+        timers = await session.execute(
             update(HumanInputForm)
             .where(HumanInputForm.run_id == run.id, HumanInputForm.status == "waiting")
             .values(status="expired", resolved_at=now)
+            .returning(HumanInputForm.timer_job_ids)
             .execution_options(synchronize_session=False)
         )
+        await queue.cancel_jobs(session, [job_id for (ids,) in timers for job_id in ids])
     return stopped
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
@@ -49,6 +49,11 @@ class HumanInputForm(Base):
     action_id: Mapped[str | None] = mapped_column(String(32))
     submitted_by: Mapped[str | None] = mapped_column(String(255))
     resolved_at: Mapped[datetime.datetime | None]
+    #: The procrastinate timer jobs of the deadlines; cancelled in the transaction that resolves the form, so
+    #: a resolved form leaves no timer behind in the queue.
+    timer_job_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(sa.BigInteger), default=list, server_default=sa.text("'{}'")
+    )
 
 
 class HumanInputDelivery(Base):

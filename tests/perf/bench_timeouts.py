@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from app.human_input.forms import EXPIRE_TASK
 from db import queue, urls
-from tests.perf.clones import Template, clone_paused_runs, make_template
+from tests.perf.clones import Template, clone_paused_runs, make_template, record_timers
 from tests.perf.harness import Processes, Row, bench_database, percentile, report
 
 SECRET_KEY = "bench-timeouts-secret-key"
@@ -135,7 +135,7 @@ async def set_node_deadlines(
             ),
             {"ids": form_ids, "deadlines": deadlines},
         )
-        return await queue.defer_jobs(
+        job_ids = await queue.defer_jobs(
             session,
             [
                 queue.JobSpec(
@@ -144,6 +144,8 @@ async def set_node_deadlines(
                 for i, deadline in zip(form_ids, deadlines, strict=True)
             ],
         )
+        await record_timers(session, list(form_ids), job_ids)
+        return job_ids
 
 
 class Observer:

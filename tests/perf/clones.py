@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from typing import Any
 
 import msgspec
 from sqlalchemy import text
@@ -210,6 +211,7 @@ async def clone_paused_runs(
                 "run_id": "c.run_id",
                 "execution_id": exec_of.replace("src.id", "src.execution_id"),
                 "global_expiration_time": "c.global_deadline",
+                "timer_job_ids": "'{}'::bigint[]",
                 **stamps,
             },
             params,
@@ -236,8 +238,9 @@ async def clone_paused_runs(
             params,
         )
         deadlines = (await conn.execute(text("SELECT form_id, global_deadline FROM bench_clones"))).all()
-        await queue.defer_jobs(
-            AsyncSession(bind=conn),
+        session = AsyncSession(bind=conn)
+        job_ids = await queue.defer_jobs(
+            session,
             [
                 queue.JobSpec(
                     task_name=EXPIRE_TASK, queue="timers", args={"form_id": str(form)}, schedule_at=deadline
@@ -245,6 +248,7 @@ async def clone_paused_runs(
                 for form, deadline in deadlines
             ],
         )
+        await record_timers(session, [form for form, _ in deadlines], job_ids)
     if analyze:
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -260,3 +264,17 @@ async def clone_paused_runs(
             ):
                 await conn.execute(text(f"ANALYZE {table}"))
     return [Clone(run_id=r, form_id=f) for r, f in zip(run_ids, form_ids, strict=True)]
+
+
+async def record_timers(session: AsyncSession, form_ids: list[Any], job_ids: list[int]) -> None:
+    """Add each form's timer job to ``timer_job_ids``, as ``create_form`` records it."""
+    await session.execute(
+        text(
+            """
+            UPDATE human_input_forms f SET timer_job_ids = f.timer_job_ids || d.job_id
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:jobs AS bigint[])) AS d(id, job_id)
+            WHERE f.id = d.id
+            """
+        ),
+        {"ids": form_ids, "jobs": job_ids},
+    )

@@ -155,6 +155,7 @@ async def test_submit_resumes_along_the_chosen_action(
         "comment": "ship it",
         "content": "Please review **the plan**. Comment: ship it",
     }
+    assert await pending_timers(db, paused["id"]) == 0  # the submit cancelled the form's timer jobs
     names = [
         e["event"]
         for _, e in sse_events(
@@ -167,6 +168,26 @@ async def test_submit_resumes_along_the_chosen_action(
         < names.index("human_input_form_filled")
     )
     assert names[-1] == "workflow_finished"
+
+
+async def pending_timers(engine: AsyncEngine, run_id: str) -> int:
+    """Timer jobs still waiting in the queue for the run's forms."""
+    async with engine.connect() as conn:
+        ids = [
+            i
+            for (job_ids,) in await conn.execute(
+                select(HumanInputForm.timer_job_ids).where(HumanInputForm.run_id == uuid.UUID(str(run_id)))
+            )
+            for i in job_ids
+        ]
+        assert ids, "forms record their timer jobs"
+        return int(
+            await conn.scalar(
+                text("SELECT count(*) FROM procrastinate_jobs WHERE id = ANY(:ids) AND status = 'todo'"),
+                {"ids": ids},
+            )
+            or 0
+        )
 
 
 async def test_form_errors(wf_client: AsyncTestClient[Litestar]) -> None:
@@ -203,6 +224,7 @@ async def test_node_timeout_resumes_along_timeout_edge(
         f"/api/form/human_input/{token}", json={"inputs": {"comment": "x"}, "action": "approve"}
     )
     assert late.status_code == 412 and late.json()["code"] == "human_input_form_expired"
+    assert await pending_timers(db, run.id) == 0  # the global-deadline timer went with the timeout
     names = [
         e["event"]
         for _, e in sse_events(
@@ -308,6 +330,7 @@ async def test_stop_closes_the_forms(wf_client: AsyncTestClient[Litestar], db: A
     )
     assert response.status_code == 412 and response.json()["code"] == "human_input_form_expired"
     assert (await wait_status(db, paused["id"])).status == "stopped"
+    assert await pending_timers(db, paused["id"]) == 0
 
 
 async def _start_many(engine: AsyncEngine, app_id: str, count: int) -> list[uuid.UUID]:
