@@ -28,7 +28,7 @@ from app.human_input.forms import find_by_token, utcnow
 from app.workflows import run_store
 from app.workflows.engine.nodes.human_input import TIMEOUT_HANDLE, fill_outputs
 from app.workflows.run_store import Event
-from app.workflows.services import resolve_pause, stop_run_now
+from app.workflows.services import resolve_pause, resolve_pauses, stop_run_now
 from db import queue
 from db.models import HumanInputForm, WorkflowRun
 
@@ -199,33 +199,53 @@ async def handle_deadlines(
     order = {form_id: i for i, form_id in enumerate(ids)}
     batch = (await session.execute(select(HumanInputForm).where(HumanInputForm.id.in_(ids)))).scalars().all()
     stopped_runs: set[uuid.UUID] = set()
+    timed_out: list[HumanInputForm] = []
     for form in sorted(batch, key=lambda f: order[f.id]):
-        if form.run_id in stopped_runs:
-            continue  # its run was stopped by another form's global deadline in this batch: already expired
-        if form.global_expiration_time <= now:
-            await _expire_run(session, form, now)
-            stopped_runs.add(form.run_id)
+        if form.global_expiration_time <= now:  # global wins: the run stops (rare; one form at a time)
+            if form.run_id not in stopped_runs:
+                await _expire_run(session, form, now)
+                stopped_runs.add(form.run_id)
+                handled += 1
         else:
-            await _time_out(session, form, now)
-        handled += 1
-    return handled
+            timed_out.append(form)
+    # Forms of a run stopped above were expired with it.
+    timed_out = [f for f in timed_out if f.run_id not in stopped_runs]
+    await _time_out(session, timed_out, now)
+    return handled + len(timed_out)
 
 
-async def _time_out(session: AsyncSession, form: HumanInputForm, now: datetime.datetime) -> None:
-    form.status, form.resolved_at = "timeout", now
-    await session.flush()
-    await queue.cancel_jobs(session, form.timer_job_ids)  # the other deadline's timer (this one is running)
-    await run_store.append_events(
+async def _time_out(session: AsyncSession, forms: list[HumanInputForm], now: datetime.datetime) -> None:
+    """Node deadlines: the forms ``timeout``, their other timers cancelled, ``human_input_form_timeout`` on
+    each run, and each paused node resolved along ``__timeout`` — set-based, a handful of statements per batch."""
+    if not forms:
+        return
+    run_ids = sorted({f.run_id for f in forms})
+    # Runs first, in id order: concurrent batches (and single submissions, which lock one run) never deadlock.
+    await session.execute(
+        select(WorkflowRun.id).where(WorkflowRun.id.in_(run_ids)).order_by(WorkflowRun.id).with_for_update()
+    )
+    await session.execute(
+        update(HumanInputForm)
+        .where(HumanInputForm.id.in_([f.id for f in forms]))
+        .values(status="timeout", resolved_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    # The other deadline's timers (the one running now is not 'todo' and stays).
+    await queue.cancel_jobs(session, [job_id for f in forms for job_id in f.timer_job_ids])
+    await run_store.append_events_many(
         session,
-        form.run_id,
         [
-            Event(
-                "human_input_form_timeout",
-                {"form_id": str(form.id), "node_id": form.node_id, "node_title": form.node_title},
+            (
+                f.run_id,
+                Event(
+                    "human_input_form_timeout",
+                    {"form_id": str(f.id), "node_id": f.node_id, "node_title": f.node_title},
+                ),
             )
+            for f in forms
         ],
     )
-    await resolve_pause(session, form.run_id, form.node_id, {"__action_id": ""}, TIMEOUT_HANDLE)
+    await resolve_pauses(session, [(f.run_id, f.node_id, {"__action_id": ""}, TIMEOUT_HANDLE) for f in forms])
 
 
 async def _expire_run(session: AsyncSession, form: HumanInputForm, now: datetime.datetime) -> None:

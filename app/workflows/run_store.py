@@ -82,6 +82,38 @@ async def append_events(session: AsyncSession, run_id: uuid.UUID, events: Sequen
     await _insert_events(session, run_id, last - len(events) + 1, events)
 
 
+async def append_events_many(session: AsyncSession, items: Sequence[tuple[uuid.UUID, Event]]) -> None:
+    """``append_events`` for many runs in a few statements (timer batches). The caller must already hold the
+    runs' row locks, taken in id order, so that concurrent batches cannot deadlock on them."""
+    per_run: dict[uuid.UUID, list[Event]] = {}
+    for run_id, event in items:
+        per_run.setdefault(run_id, []).append(event)
+    if not per_run:
+        return
+    run_ids = sorted(per_run)
+    rows = await session.execute(
+        text(
+            "UPDATE workflow_runs r SET last_event_seq = r.last_event_seq + c.n "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS integer[])) AS c(id, n) "
+            "WHERE r.id = c.id RETURNING r.id, r.last_event_seq"
+        ),
+        {"ids": run_ids, "ns": [len(per_run[r]) for r in run_ids]},
+    )
+    values = []
+    for run_id, last in rows:
+        events = per_run[run_id]
+        first = last - len(events) + 1
+        values += [
+            {"run_id": run_id, "seq": first + i, "event": e.event, "data": e.data}
+            for i, e in enumerate(events)
+        ]
+    await session.execute(workflow_run_events.insert(), values)
+    await session.execute(
+        text("SELECT pg_notify(:channel, r) FROM unnest(CAST(:ids AS text[])) AS r"),
+        {"channel": CHANNEL, "ids": [str(r) for r in run_ids]},
+    )
+
+
 async def _insert_events(
     session: AsyncSession, run_id: uuid.UUID, first_seq: int, events: Sequence[Event]
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -270,3 +270,58 @@ async def resolve_pause(
             session, ADVANCE_TASK, queue="workflows", args={"run_id": str(run_id)}, lock=run_lock(run_id)
         )
     return True
+
+
+async def resolve_pauses(
+    session: AsyncSession, items: Sequence[tuple[uuid.UUID, str, Mapping[str, Any], str]]
+) -> set[uuid.UUID]:
+    """``resolve_pause`` for many (run, node, outputs, handle) at once; returns the runs whose pause it won.
+
+    Same compare-and-set per pause, then the runs are locked in id order (deadlock-free among batches) and a
+    resume job is deferred for every run left with no open pause — all in the caller's transaction."""
+    if not items:
+        return set()
+    won = await session.execute(
+        sa.text(
+            """
+            UPDATE workflow_pauses p SET resolution = d.res, resolved_at = now()
+            FROM unnest(CAST(:runs AS uuid[]), CAST(:nodes AS text[]), CAST(:res AS jsonb[])) AS d(run_id, node_id, res)
+            WHERE p.run_id = d.run_id AND p.node_id = d.node_id AND p.resolved_at IS NULL
+            RETURNING p.run_id
+            """
+        ),
+        {
+            "runs": [i[0] for i in items],
+            "nodes": [i[1] for i in items],
+            "res": [
+                msgspec.json.encode({"outputs": dict(i[2]), "edge_source_handle": i[3]}).decode()
+                for i in items
+            ],
+        },
+    )
+    runs = {r[0] for r in won}
+    if not runs:
+        return runs
+    await session.execute(
+        select(WorkflowRun.id).where(WorkflowRun.id.in_(runs)).order_by(WorkflowRun.id).with_for_update()
+    )
+    still_open = set(
+        (
+            await session.execute(
+                select(workflow_pauses.c.run_id)
+                .where(workflow_pauses.c.run_id.in_(runs), workflow_pauses.c.resolved_at.is_(None))
+                .distinct()
+            )
+        ).scalars()
+    )
+    ready = sorted(runs - still_open)
+    await queue.defer_jobs(
+        session,
+        [
+            queue.JobSpec(
+                task_name=ADVANCE_TASK, queue="workflows", args={"run_id": str(r)}, lock=run_lock(r)
+            )
+            for r in ready
+        ],
+    )
+    return runs
