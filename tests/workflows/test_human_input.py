@@ -435,3 +435,21 @@ async def test_submit_racing_the_node_deadline_has_one_outcome(
             .where(WorkflowRun.id.in_(runs), WorkflowRun.status == "paused")
         )
     assert stuck == 0
+
+
+async def test_one_sweep_batch_mixes_node_and_global_deadlines(
+    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+) -> None:
+    app = await import_app(wf_client, approval_dsl("timeout: 2\n          timeout_unit: hour"))
+    node_runs = [(await start_paused(wf_client, app.headers, f"n{i}"))["id"] for i in range(3)]
+    global_run = (await start_paused(wf_client, app.headers, "g"))["id"]
+    for run_id in node_runs:
+        await _backdate(db, run_id, node=True, global_=False)
+    await _backdate(db, global_run, node=False, global_=True)
+    assert await sweep(db) == 4  # one batch, one transaction
+    for run_id in node_runs:
+        run = await wait_status(db, run_id)
+        assert run.status == "succeeded" and run.outputs == {"action": "", "timed_out": run.inputs["doc"]}
+        assert await pending_timers(db, run_id) == 0
+    assert (await wait_status(db, global_run)).status == "stopped"
+    assert await sweep(db) == 0  # nothing is handled twice
