@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from db import queue, urls
-from tests.perf.harness import Processes, Row, bench_database, median, percentile, report
+from tests.perf.harness import Processes, Row, median, percentile, report, run_with_processes
 
 THROUGHPUT_JOBS = 3000
 ROUNDS = 3
@@ -75,8 +75,8 @@ async def latency(engine: AsyncEngine, jobs: int, interval: float) -> list[float
         return [float(r[0]) for r in rows]
 
 
-async def measure(database_url: str, procs: Processes) -> list[Row]:
-    engine = create_async_engine(urls.asyncpg(database_url))
+async def measure(procs: Processes) -> list[Row]:
+    engine = create_async_engine(urls.asyncpg(procs.database_url))
     rows: list[Row] = []
     try:
         procs.start_worker("worker", "--queue", "workflows")
@@ -110,13 +110,6 @@ async def measure(database_url: str, procs: Processes) -> list[Row]:
 
 
 def main(args: list[str]) -> dict[str, Any]:
-    with bench_database() as database_url:
-        procs = Processes(database_url)
-        try:
-            procs.start_api()
-            rows = asyncio.run(measure(database_url, procs))
-            rows += procs.memory_rows()
-        finally:
-            procs.close()
+    rows = run_with_processes(measure, Processes, worker=False)
     report("queue", rows, {"throughput_jobs": THROUGHPUT_JOBS, "latency_jobs": LATENCY_JOBS})
     return {"rows": rows}

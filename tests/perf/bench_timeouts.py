@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from app.human_input.forms import EXPIRE_TASK
 from db import queue, urls
 from tests.perf.clones import Template, clone_paused_runs, make_template, record_timers
-from tests.perf.harness import Processes, Row, bench_database, percentile, report
+from tests.perf.harness import Processes, Row, percentile, report, run_with_processes
 
 SECRET_KEY = "bench-timeouts-secret-key"
 WAITING = 10_000
@@ -532,16 +532,7 @@ async def measure(procs: TimeoutProcesses) -> list[Row]:
 
 
 def main(args: list[str]) -> dict[str, Any]:
-    with bench_database() as database_url:
-        procs = TimeoutProcesses(database_url)
-        try:
-            procs.start_api()
-            procs.start_worker("worker")
-            time.sleep(2)
-            rows = asyncio.run(measure(procs))
-            rows += procs.memory_rows()
-        finally:
-            procs.close()
+    rows = run_with_processes(measure, TimeoutProcesses)
     report(
         "timeouts",
         rows,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from db import urls
 from tests.perf.bench_queue import throughput
-from tests.perf.harness import Processes, Row, bench_database, median, percentile, report
+from tests.perf.harness import Processes, Row, median, percentile, report, run_with_processes
 
 LEVELS = (1, 4, 16)
 RUNS_PER_LEVEL = {1: 60, 4: 160, 16: 320}
@@ -138,15 +138,6 @@ async def measure(procs: Processes) -> list[Row]:
 
 
 def main(args: list[str]) -> dict[str, Any]:
-    with bench_database() as database_url:
-        procs = Processes(database_url)
-        try:
-            procs.start_api()
-            procs.start_worker("worker")
-            time.sleep(2)
-            rows = asyncio.run(measure(procs))
-            rows += procs.memory_rows()
-        finally:
-            procs.close()
+    rows = run_with_processes(measure, Processes)
     report("workflows", rows, {"levels": LEVELS, "runs_per_level": RUNS_PER_LEVEL})
     return {"rows": rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
@@ -10,10 +11,10 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -148,3 +149,28 @@ def report(name: str, rows: list[Row], meta: dict[str, Any]) -> Path:
     (RESULTS_DIR / f"{name}-latest.json").write_text(json.dumps(payload, indent=2))
     print(f"  results: {path.relative_to(ROOT)}")
     return path
+
+
+P = TypeVar("P", bound=Processes)
+
+
+def run_with_processes(
+    measure: Callable[[P], Coroutine[Any, Any, list[Row]]],
+    processes: Callable[[str], P],
+    *,
+    worker: bool = True,
+) -> list[Row]:
+    """The frame of every benchmark: a database of its own, the real API (and a worker), ``measure``, then the
+    processes' peak RSS read before they stop."""
+    with bench_database() as database_url:
+        procs = processes(database_url)
+        try:
+            procs.start_api()
+            if worker:
+                procs.start_worker("worker")
+                time.sleep(2)  # let it connect and LISTEN
+            rows = asyncio.run(measure(procs))
+            rows += procs.memory_rows()
+        finally:
+            procs.close()
+    return rows
