@@ -6,6 +6,7 @@ import datetime
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
+from litestar.params import Parameter
 
 T = TypeVar("T")
 
@@ -18,6 +19,10 @@ def text_field(min_length: int = 0, max_length: int | None = None) -> msgspec.Me
 
 
 #: A name: some visible character, no NUL.
+#: Pagination query parameters, Dify's bounds (``limit`` at most 100).
+PageNumber = Annotated[int, Parameter(ge=1, le=100000)]
+Limit = Annotated[int, Parameter(ge=1, le=100)]
+
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 

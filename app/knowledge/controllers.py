@@ -14,7 +14,7 @@ from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge import services
 from app.knowledge.schemas import DatasetCreate, DatasetOut
-from app.schemas import NO_NUL, Page
+from app.schemas import NO_NUL, Limit, Page, PageNumber
 from app.tenancy.services import KeyContext
 
 
@@ -44,8 +44,8 @@ class DatasetController(Controller):
         self,
         db_session: AsyncSession,
         key: KeyContext,
-        page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        page: PageNumber = 1,
+        limit: Limit = 20,
         keyword: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
     ) -> Page[DatasetOut]:
         datasets, total = await services.list_datasets(db_session, key.workspace_id, page, limit, keyword)

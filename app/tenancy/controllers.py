@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller, delete, get, post
-from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import admin_guard
 from app.errors import responses
-from app.schemas import Listing, Page
+from app.schemas import Limit, Listing, Page, PageNumber
 from app.tenancy import services
 from app.tenancy.schemas import ApiKeyOut, AppCreate, AppOut, DatasetKeyCreate, WorkspaceCreate, WorkspaceOut
-
-PageNumber = Annotated[int, Parameter(ge=1, le=100000, default=1)]
-Limit = Annotated[int, Parameter(ge=1, le=100, default=20)]
 
 
 class WorkspaceController(Controller):

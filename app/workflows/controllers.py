@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
 from app.human_input.forms import PausedNode, paused_nodes
-from app.schemas import NO_NUL, Page, unix
+from app.schemas import NO_NUL, Limit, Page, PageNumber, unix
 from app.settings import Settings
 from app.tenancy.services import KeyContext
 from app.workflows import services
@@ -144,8 +144,8 @@ class WorkflowRunController(Controller):
         self,
         db_session: AsyncSession,
         key: KeyContext,
-        page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        page: PageNumber = 1,
+        limit: Limit = 20,
         keyword: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
         status: Annotated[
             str | None, Parameter(pattern="^(running|succeeded|failed|stopped|partial-succeeded|paused)$")
