@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import io
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -26,8 +27,15 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "alembic_version"
 
 
+#: The per-embedding-space HNSW indexes are made at run time (app/knowledge/vectors.py), not by migrations.
+_RUNTIME_INDEX = re.compile(r"^(segments|child_chunks)_embedding_space_\d+_hnsw$")
+
+
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Hide procrastinate's objects (and pgvector's) from autogenerate so it never tries to drop them."""
+    """Hide procrastinate's objects (and pgvector's) from autogenerate so it never tries to drop them, and
+    the HNSW indexes each embedding space creates for itself."""
+    if type_ == "index" and _RUNTIME_INDEX.match(name or ""):
+        return False
     return not (name or "").startswith("procrastinate_")
 
 

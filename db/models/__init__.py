@@ -2,7 +2,18 @@
 
 from db.models.base import Base
 from db.models.human_input import HumanInputDelivery, HumanInputForm, HumanInputRecipient
-from db.models.knowledge import Dataset
+from db.models.knowledge import (
+    ChildChunk,
+    Dataset,
+    DatasetMetadata,
+    Document,
+    Segment,
+    Tag,
+    UploadFile,
+    embedding_cache,
+    embedding_spaces,
+    tag_bindings,
+)
 from db.models.tenancy import ApiKey, App, Workspace
 from db.models.workflows import (
     Workflow,
@@ -16,14 +27,23 @@ __all__ = [
     "ApiKey",
     "App",
     "Base",
+    "ChildChunk",
     "Dataset",
+    "DatasetMetadata",
+    "Document",
     "HumanInputDelivery",
     "HumanInputForm",
     "HumanInputRecipient",
+    "Segment",
+    "Tag",
+    "UploadFile",
     "Workflow",
     "WorkflowNodeExecution",
     "WorkflowRun",
     "Workspace",
+    "embedding_cache",
+    "embedding_spaces",
+    "tag_bindings",
     "workflow_pauses",
     "workflow_run_events",
 ]
