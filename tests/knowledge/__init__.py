@@ -1,0 +1,1 @@
+"""Unit tests of the knowledge text pipeline (extract, clean, split, keywords)."""
