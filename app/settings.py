@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openai_api_key: str | None = None
     llm_model_map: dict[str, str] = msgspec.field(default_factory=dict)
     llm_timeout_seconds: float = 120.0
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str | None = None
+    embedding_api_base: str = "http://127.0.0.1:11434/v1"
+    embedding_api_key: str | None = None
     mail_type: Literal["smtp"] | None = None
     smtp_server: str | None = None
     smtp_port: int = 25
@@ -47,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_use_tls: bool = False
     smtp_opportunistic_tls: bool = False
     mail_default_send_from: str | None = None
+    upload_file_size_limit: int = 15
 
     @property
     def embedded(self) -> bool:
@@ -99,11 +104,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         llm_timeout = float(number("SLUICE_LLM_TIMEOUT_SECONDS", float, 120.0))
         if llm_timeout <= 0:
             raise SettingsError(f"SLUICE_LLM_TIMEOUT_SECONDS must be positive, got {llm_timeout:g}")
+        upload_limit = int(number("UPLOAD_FILE_SIZE_LIMIT", int, 15))
+        if upload_limit <= 0:
+            raise SettingsError(f"UPLOAD_FILE_SIZE_LIMIT must be a positive number of MB, got {upload_limit}")
         port = int(number("SLUICE_PORT", int, 5001))
         host = get("SLUICE_HOST") or "127.0.0.1"
         log_format = (get("LOG_FORMAT") or "console").lower()
         if log_format not in ("console", "json"):
             raise SettingsError(f"LOG_FORMAT must be 'console' or 'json', got {log_format!r}")
+        embedding_provider = (get("EMBEDDING_PROVIDER") or "local").lower()
+        if embedding_provider not in ("local", "openai"):
+            raise SettingsError(f"EMBEDDING_PROVIDER must be 'local' or 'openai', got {embedding_provider!r}")
         return cls(
             database_url=get("DATABASE_URL"),
             data_dir=Path(get("SLUICE_DATA_DIR") or ".data"),
@@ -126,6 +137,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             openai_api_key=get("OPENAI_API_KEY"),
             llm_model_map=mapping("SLUICE_LLM_MODEL_MAP"),
             llm_timeout_seconds=llm_timeout,
+            embedding_provider=embedding_provider,  # type: ignore[arg-type]
+            embedding_model=get("EMBEDDING_MODEL"),
+            embedding_api_base=(
+                get("EMBEDDING_API_BASE") or get("OPENAI_API_BASE") or "http://127.0.0.1:11434/v1"
+            ).rstrip("/"),
+            embedding_api_key=get("EMBEDDING_API_KEY") or get("OPENAI_API_KEY"),
             mail_type=mail_type,  # type: ignore[arg-type]
             smtp_server=get("SMTP_SERVER"),
             # Implicit TLS (SMTP_SSL) listens on 465, STARTTLS on 587, plain SMTP on 25.
@@ -135,4 +152,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             smtp_use_tls=use_tls,
             smtp_opportunistic_tls=opportunistic_tls,
             mail_default_send_from=get("MAIL_DEFAULT_SEND_FROM"),
+            upload_file_size_limit=upload_limit,
         )

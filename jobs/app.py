@@ -16,7 +16,7 @@ import structlog
 from db import urls
 from db.queue import QUEUES
 
-TASK_MODULES = ["jobs.maintenance", "jobs.workflows", "jobs.human_input", "jobs.mail"]
+TASK_MODULES = ["jobs.maintenance", "jobs.workflows", "jobs.human_input", "jobs.mail", "jobs.knowledge"]
 
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
 

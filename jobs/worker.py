@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from app.knowledge.providers import Embedders
 from app.settings import Settings
 from app.workflows.engine.core import Limits
 from app.workflows.engine.nodes.base import Ports
@@ -23,9 +24,15 @@ class Resources:
     """What tasks share inside one worker process: a database session factory and the engine's ports."""
 
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], ports: Ports, limits: Limits
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        ports: Ports,
+        limits: Limits,
+        embedders: Embedders,
     ) -> None:
         self.settings, self.sessions, self.ports, self.limits = settings, sessions, ports, limits
+        self.embedders = embedders
 
 
 @contextlib.asynccontextmanager
@@ -36,9 +43,9 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     )
     try:
         limits = Limits(max_steps=settings.workflow_max_steps, max_seconds=settings.workflow_max_seconds)
-        yield Resources(
-            settings, async_sessionmaker(engine, expire_on_commit=False), make_ports(settings), limits
-        )
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        embedders = Embedders(settings)
+        yield Resources(settings, sessions, make_ports(settings, sessions, embedders), limits, embedders)
     finally:
         await engine.dispose()
 

@@ -157,6 +157,10 @@ class FakeOpenAI:
         """
         self._queue(times, Scripted(path=path, raw=body, media_type=media_type))
 
+    def queue_delay(self, delay: float, *, times: int = 1, path: str = EMBEDDINGS_PATH) -> None:
+        """The next ``times`` calls to ``path`` answer as usual, but only after ``delay`` seconds."""
+        self._queue(times, Scripted(path=path, delay=delay))
+
     def reset(self) -> None:
         with self._lock:
             self._script.clear()

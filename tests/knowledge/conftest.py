@@ -1,0 +1,158 @@
+"""Knowledge tests that index: a private database, a real worker on its own loop, a fake embedding server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.knowledge import indexing, vectors
+from app.settings import Settings
+from db import embedded, urls
+from db.models import Dataset, Document, UploadFile, Workspace
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY, new_database
+from tests.support.fake_openai import FakeOpenAI
+from tests.workflows.conftest import ThreadedWorker
+
+
+@pytest.fixture(scope="module")
+def kb_embeddings() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def kb_database(server_url: str) -> Iterator[str]:
+    url = new_database(server_url)
+    yield url
+    embedded.drop_database(server_url, urls.database_name(url))
+
+
+@pytest.fixture(scope="module")
+def kb_settings(
+    kb_database: str, tmp_path_factory: pytest.TempPathFactory, kb_embeddings: FakeOpenAI
+) -> Settings:
+    return Settings(
+        database_url=kb_database,
+        data_dir=tmp_path_factory.mktemp("kb"),
+        admin_token=ADMIN_TOKEN,
+        secret_key=SECRET_KEY,
+        log_level="WARNING",
+        worker_poll_seconds=0.05,
+        embedding_provider="local",
+        embedding_model="static-64",
+        embedding_api_base=kb_embeddings.base_url,
+    )
+
+
+@pytest.fixture(scope="module")
+def kb_worker(kb_settings: Settings) -> Iterator[None]:
+    threaded = ThreadedWorker(kb_settings)
+    threaded.start()
+    yield
+    threaded.stop()
+
+
+@pytest.fixture(scope="module")
+async def kb_engine(kb_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(urls.asyncpg(kb_database))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def kb_sessions(kb_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(kb_engine, expire_on_commit=False)
+
+
+async def make_dataset(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    technique: str = "high_quality",
+    provider: str = "local",
+    model: str | None = "static-64",
+    doc_form: str = "text_model",
+) -> Dataset:
+    async with sessions() as session, session.begin():
+        workspace = Workspace(name=f"kb-{uuid.uuid4().hex[:6]}")
+        session.add(workspace)
+        await session.flush()
+        dataset = Dataset(
+            workspace_id=workspace.id,
+            name=f"ds-{uuid.uuid4().hex[:8]}",
+            indexing_technique=technique,
+            embedding_model_provider=provider if technique == "high_quality" else None,
+            embedding_model=model if technique == "high_quality" else None,
+            doc_form=doc_form,
+        )
+        session.add(dataset)
+    return dataset
+
+
+async def add_document(
+    sessions: async_sessionmaker[AsyncSession],
+    dataset: Dataset,
+    content: bytes | str,
+    *,
+    name: str = "doc.txt",
+    process_rule: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Document:
+    """A document and its upload, with its indexing job deferred in the same transaction (as the API does)."""
+    data = content.encode() if isinstance(content, str) else content
+    async with sessions() as session, session.begin():
+        upload = UploadFile(
+            workspace_id=dataset.workspace_id,
+            name=name,
+            extension=name.rsplit(".", 1)[-1],
+            mime_type="text/plain",
+            size=len(data),
+            content_hash=vectors.content_hash(data.decode("latin-1")),
+            content=data,
+        )
+        session.add(upload)
+        await session.flush()
+        position = await session.scalar(
+            text("SELECT coalesce(max(position), 0) + 1 FROM documents WHERE dataset_id = :d"),
+            {"d": dataset.id},
+        )
+        document = Document(
+            dataset_id=dataset.id,
+            position=position,
+            name=name,
+            batch=uuid.uuid4().hex,
+            upload_file_id=upload.id,
+            process_rule=process_rule or {"mode": "automatic"},
+            doc_form=dataset.doc_form or "text_model",
+            indexing_technique=dataset.indexing_technique or "economy",
+            doc_metadata=metadata or {},
+        )
+        session.add(document)
+        await session.flush()
+        await indexing.start_indexing(session, document, new=True)
+    return document
+
+
+async def wait_for_status(
+    sessions: async_sessionmaker[AsyncSession],
+    document_id: uuid.UUID,
+    statuses: tuple[str, ...] = ("completed", "error"),
+    timeout: float = 60.0,
+) -> Document:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        async with sessions() as session:
+            document = await session.get(Document, document_id)
+            assert document is not None
+            if document.indexing_status in statuses:
+                return document
+        if loop.time() > deadline:
+            raise AssertionError(f"document still {document.indexing_status!r} after {timeout} s")
+        await asyncio.sleep(0.05)
