@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.knowledge.providers import Embedders
+from app.knowledge.retrieval.port import KnowledgePort
+from app.knowledge.retrieval.service import Retriever
 from app.settings import Settings
 from app.workflows.engine.nodes.base import Ports
 
 
-def make_ports(settings: Settings) -> Ports:
+def make_ports(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    embedders: Embedders | None = None,
+) -> Ports:
     from app.workflows.llm import OpenAIChat
 
     llm = OpenAIChat(
@@ -15,4 +24,7 @@ def make_ports(settings: Settings) -> Ports:
         model_map=settings.llm_model_map,
         timeout=settings.llm_timeout_seconds,
     )
-    return Ports(llm=llm)
+    retriever = None
+    if sessions is not None:
+        retriever = KnowledgePort(sessions, Retriever(embedders or Embedders(settings)))
+    return Ports(llm=llm, retriever=retriever)

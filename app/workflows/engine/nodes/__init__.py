@@ -12,6 +12,7 @@ from app.workflows.engine.nodes.base import Node
 from app.workflows.engine.nodes.end import EndNode
 from app.workflows.engine.nodes.human_input import HumanInputNode
 from app.workflows.engine.nodes.if_else import IfElseNode
+from app.workflows.engine.nodes.knowledge_retrieval import KnowledgeRetrievalNode
 from app.workflows.engine.nodes.list_operator import ListOperatorNode
 from app.workflows.engine.nodes.llm import LLMNode
 from app.workflows.engine.nodes.start import StartNode
@@ -32,6 +33,7 @@ NODE_TYPES: dict[str, type[Node]] = {
         TemplateTransformNode,
         LLMNode,
         HumanInputNode,
+        KnowledgeRetrievalNode,
     )
 }
 
