@@ -29,6 +29,14 @@ from app.health import HealthController
 from app.human_input.controllers import AppFormController, PublicFormController
 from app.human_input.pages import FormPageController
 from app.knowledge.controllers import DatasetController
+from app.knowledge.documents import uploads
+from app.knowledge.documents.controllers import DocumentController
+from app.knowledge.metadata.controllers import MetadataController
+from app.knowledge.providers import Embedders
+from app.knowledge.retrieval.controllers import RetrieveController
+from app.knowledge.retrieval.service import Retriever
+from app.knowledge.segments.controllers import SegmentController
+from app.knowledge.tags.controllers import DatasetTagController, TagController
 from app.logging import configure_logging
 from app.middleware import request_id_middleware
 from app.settings import Settings
@@ -50,6 +58,12 @@ ROUTES: list[Any] = [
     DatasetKeyController,
     AppInfoController,
     DatasetController,
+    DocumentController,
+    RetrieveController,
+    SegmentController,
+    MetadataController,
+    TagController,
+    DatasetTagController,
     DslController,
     WorkflowRunController,
     AppFormController,
@@ -113,9 +127,16 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         middleware=[request_id_middleware],
         exception_handlers={Exception: handle_exception},
+        request_max_body_size=uploads.request_body_limit(settings),
         openapi_config=openapi_config(),
         state=State(
-            {"settings": settings, "alchemy": alchemy, "migration_head": migrate.head_revision(), "hub": hub}
+            {
+                "settings": settings,
+                "alchemy": alchemy,
+                "migration_head": migrate.head_revision(),
+                "hub": hub,
+                "retriever": Retriever(Embedders(settings)),
+            }
         ),
         on_startup=[on_startup, document_streams],
         on_shutdown=[on_shutdown],

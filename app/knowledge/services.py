@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+import msgspec
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict, NotFound
-from db.models import Dataset
+from app.errors import InvalidParam, NotFound
+from app.knowledge.embeddings import E5_MODEL
+from app.knowledge.errors import DatasetNameDuplicate
+from app.settings import Settings
+from db.models import Dataset, DatasetMetadata, Document, Tag, UploadFile, tag_bindings
+
+if TYPE_CHECKING:
+    from app.knowledge.schemas import DatasetUpdate
 
 
-class DatasetNameDuplicate(Conflict):
-    """The dataset name already exists. Please modify your dataset name."""
+def default_embedding_model(settings: Settings | None) -> tuple[str, str | None]:
+    """``(provider, model)`` recorded on a high-quality dataset that names none: the configured default
+    (``EMBEDDING_PROVIDER``/``EMBEDDING_MODEL``; the local provider's own default model when none is set)."""
+    settings = settings or Settings()
+    model = settings.embedding_model or (E5_MODEL if settings.embedding_provider == "local" else None)
+    return settings.embedding_provider, model
 
-    code = "dataset_name_duplicate"
+
+@dataclass
+class DatasetView:
+    """A dataset with the figures Dify's dataset shape shows (computed for a whole page at once)."""
+
+    dataset: Dataset
+    document_count: int = 0
+    word_count: int = 0
+    available_document_count: int = 0
+    tags: list[Tag] = field(default_factory=list)
+    metadata_fields: list[DatasetMetadata] = field(default_factory=list)
 
 
 async def create_dataset(
@@ -25,14 +49,29 @@ async def create_dataset(
     description: str = "",
     permission: str = "only_me",
     indexing_technique: str | None = None,
+    *,
+    embedding_model: str | None = None,
+    embedding_model_provider: str | None = None,
+    retrieval_model: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> Dataset:
+    """A new empty dataset. A high-quality one records its embedding model now (the default when none is named)."""
     dataset = Dataset(
         workspace_id=workspace_id,
         name=name.strip(),
         description=description,
         permission=permission,
         indexing_technique=indexing_technique,
+        retrieval_model=retrieval_model,
     )
+    if indexing_technique == "high_quality":
+        if embedding_model and embedding_model_provider:
+            dataset.embedding_model_provider, dataset.embedding_model = (
+                embedding_model_provider,
+                embedding_model,
+            )
+        else:
+            dataset.embedding_model_provider, dataset.embedding_model = default_embedding_model(settings)
     try:
         async with session.begin_nested():
             session.add(dataset)
@@ -66,5 +105,107 @@ async def get_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset_id
 
 
 async def delete_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> None:
-    await session.delete(await get_dataset(session, workspace_id, dataset_id))
+    """Delete the dataset with everything in it (FK cascade), and the uploaded files of its documents."""
+    dataset = await get_dataset(session, workspace_id, dataset_id)
+    files = select(Document.upload_file_id).where(Document.dataset_id == dataset.id).scalar_subquery()
+    file_ids = list(await session.scalars(select(UploadFile.id).where(UploadFile.id.in_(files))))
+    await session.delete(dataset)
     await session.flush()
+    if file_ids:
+        await session.execute(delete(UploadFile).where(UploadFile.id.in_(file_ids)))
+
+
+async def update_dataset(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    dataset_id: uuid.UUID,
+    changes: DatasetUpdate,
+    settings: Settings | None = None,
+) -> Dataset:
+    """Dify's dataset PATCH: only the fields given change. Once a dataset has documents its indexing technique
+    and embedding model are fixed (its vectors were made with them)."""
+    dataset = await get_dataset(session, workspace_id, dataset_id)
+    has_documents = bool(await session.scalar(select(exists().where(Document.dataset_id == dataset.id))))
+    if changes.description is not None:
+        dataset.description = changes.description
+    if changes.permission is not None:
+        dataset.permission = changes.permission
+    if changes.retrieval_model is not None:
+        dataset.retrieval_model = msgspec.to_builtins(changes.retrieval_model)
+    technique = changes.indexing_technique or dataset.indexing_technique
+    if technique != dataset.indexing_technique:
+        if has_documents:
+            raise InvalidParam("indexing_technique cannot be changed once the dataset has documents.")
+        dataset.indexing_technique = technique
+    if changes.embedding_model or changes.embedding_model_provider:
+        chosen = (
+            changes.embedding_model_provider or dataset.embedding_model_provider,
+            changes.embedding_model or dataset.embedding_model,
+        )
+        if chosen != (dataset.embedding_model_provider, dataset.embedding_model):
+            if has_documents:
+                raise InvalidParam("The embedding model cannot be changed once the dataset has documents.")
+            dataset.embedding_model_provider, dataset.embedding_model = chosen
+    if dataset.indexing_technique == "high_quality" and not dataset.embedding_model:
+        dataset.embedding_model_provider, dataset.embedding_model = default_embedding_model(settings)
+    if changes.name is not None:
+        dataset.name = changes.name.strip()
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise DatasetNameDuplicate() from None
+    return dataset
+
+
+async def dataset_views(session: AsyncSession, datasets: Sequence[Dataset]) -> list[DatasetView]:
+    """Views of some datasets: document counts and words in one grouped query, tags and metadata fields in one
+    query each, whatever the number of datasets."""
+    ids = [d.id for d in datasets]
+    if not ids:
+        return []
+    available = (
+        (Document.indexing_status == "completed") & Document.enabled.is_(True) & Document.archived.is_(False)
+    )
+    counts = {
+        row[0]: row[1:]
+        for row in (
+            await session.execute(
+                select(
+                    Document.dataset_id,
+                    func.count(),
+                    func.coalesce(func.sum(Document.word_count), 0),
+                    func.count().filter(available),
+                )
+                .where(Document.dataset_id.in_(ids))
+                .group_by(Document.dataset_id)
+            )
+        )
+    }
+    tags: dict[uuid.UUID, list[Tag]] = {}
+    for dataset_id, tag in await session.execute(
+        select(tag_bindings.c.dataset_id, Tag)
+        .join(Tag, Tag.id == tag_bindings.c.tag_id)
+        .where(tag_bindings.c.dataset_id.in_(ids))
+        .order_by(Tag.name)
+    ):
+        tags.setdefault(dataset_id, []).append(tag)
+    fields: dict[uuid.UUID, list[DatasetMetadata]] = {}
+    for metadata_field in await session.scalars(
+        select(DatasetMetadata).where(DatasetMetadata.dataset_id.in_(ids)).order_by(DatasetMetadata.name)
+    ):
+        fields.setdefault(metadata_field.dataset_id, []).append(metadata_field)
+    views = []
+    for d in datasets:
+        document_count, word_count, available_count = counts.get(d.id, (0, 0, 0))
+        views.append(
+            DatasetView(
+                dataset=d,
+                document_count=int(document_count),
+                word_count=int(word_count),
+                available_document_count=int(available_count),
+                tags=tags.get(d.id, []),
+                metadata_fields=fields.get(d.id, []),
+            )
+        )
+    return views

@@ -1,0 +1,278 @@
+"""Service API (dataset key): the documents of a dataset of the key's workspace.
+
+Paths are Dify's, with both spellings where Dify has both (``create_by_text`` and ``create-by-text``); pause and
+resume use Dify's console paths. Create and update answer 200 with ``{document, batch}`` as Dify does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import dataset_key_guard, provide_key
+from app.errors import InvalidParam, responses
+from app.knowledge.documents import queries, services, uploads
+from app.knowledge.documents.schemas import (
+    DisplayStatus,
+    DocumentAndBatch,
+    DocumentDetailOut,
+    DocumentIds,
+    DocumentOut,
+    DocumentSettings,
+    DocumentTextCreate,
+    DocumentTextUpdate,
+    IndexingStatusOut,
+    ResultOut,
+)
+from app.knowledge.documents.services import Source
+from app.schemas import NO_NUL, Limit, Listing, Page, PageNumber
+from app.settings import Settings
+from app.tenancy.services import KeyContext
+from db.models import Dataset, Document, UploadFile
+
+_DOCUMENT = "/documents/{document_id:uuid}"
+
+
+def _operation_id(handler: HTTPRouteHandler, method: str, components: list[Any]) -> str:
+    """One operation id per path: Dify's two spellings of a path (``create_by_text``, ``create-by-text``) would
+    otherwise get the same id from Litestar."""
+    legacy = any(isinstance(c, str) and "_by_" in c for c in components)
+    return "Documents" + handler.handler_name.title().replace("_", "") + ("Underscored" if legacy else "")
+
+
+def _settings(request: Request[Any, Any, Any]) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _answer(
+    session: AsyncSession, dataset: Dataset, document: Document, upload: UploadFile | None = None
+) -> DocumentAndBatch:
+    (view,) = await queries.views(session, dataset, [document])
+    if upload is not None:
+        view.upload_file = upload
+    return DocumentAndBatch(document=DocumentOut.of(view), batch=document.batch)
+
+
+class DocumentController(Controller):
+    path = "/v1/datasets/{dataset_id:uuid}"
+    guards = [dataset_key_guard]
+    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
+    tags = ["service api: knowledge"]
+    security = [{"ApiKey": []}]
+
+    async def _create(
+        self,
+        session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        settings: Settings,
+        source: Source,
+        options: DocumentSettings,
+        name: str | None = None,
+    ) -> DocumentAndBatch:
+        dataset, document, upload = await services.create_document(
+            session, key.workspace_id, dataset_id, source, options, settings, name
+        )
+        return await _answer(session, dataset, document, upload)
+
+    @post(
+        ["/document/create_by_text", "/document/create-by-text"],
+        status_code=200,
+        operation_id=_operation_id,
+        responses=responses(400, 401, 404, 413),
+    )
+    async def create_by_text(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        data: DocumentTextCreate,
+    ) -> DocumentAndBatch:
+        """Create a document from text (stored as ``<name>.txt``) and start indexing it."""
+        source = Source.of_text(data.name, data.text)
+        return await self._create(db_session, key, dataset_id, _settings(request), source, data, data.name)
+
+    @post(
+        ["/document/create_by_file", "/document/create-by-file"],
+        status_code=200,
+        operation_id=_operation_id,
+        responses=responses(400, 401, 404, 413),
+        request_max_body_size=None,  # read by uploads.read_form against UPLOAD_FILE_SIZE_LIMIT
+        operation_class=uploads.UploadOperation,
+    )
+    async def create_by_file(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+    ) -> DocumentAndBatch:
+        """Create a document from an uploaded file (multipart: ``file``, and ``data``, a JSON string of
+        settings) and start indexing it."""
+        settings = _settings(request)
+        form = await uploads.read_form(request, settings.upload_file_size_limit)
+        source = form.source(required=True)
+        assert source is not None
+        options = form.settings()
+        return await self._create(db_session, key, dataset_id, settings, source, options, options.name)
+
+    @post(
+        [f"{_DOCUMENT}/update_by_text", f"{_DOCUMENT}/update-by-text"],
+        status_code=200,
+        operation_id=_operation_id,
+        responses=responses(400, 401, 403, 404, 413),
+    )
+    async def update_by_text(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        document_id: uuid.UUID,
+        data: DocumentTextUpdate,
+    ) -> DocumentAndBatch:
+        """Rename the document, replace its text, change its process rule; new text or a new rule indexes it
+        again (the document keeps its batch)."""
+        source = None
+        if data.text is not None:
+            if data.name is None:
+                raise InvalidParam("name is required when text is provided.")
+            source = Source.of_text(data.name, data.text)
+        dataset, document = await services.update_document(
+            db_session,
+            key.workspace_id,
+            dataset_id,
+            document_id,
+            data,
+            _settings(request),
+            name=data.name,
+            source=source,
+        )
+        return await _answer(db_session, dataset, document)
+
+    @post(
+        [f"{_DOCUMENT}/update_by_file", f"{_DOCUMENT}/update-by-file"],
+        status_code=200,
+        operation_id=_operation_id,
+        responses=responses(400, 401, 403, 404, 413),
+        request_max_body_size=None,  # read by uploads.read_form against UPLOAD_FILE_SIZE_LIMIT
+        operation_class=uploads.OptionalUploadOperation,
+    )
+    async def update_by_file(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        document_id: uuid.UUID,
+    ) -> DocumentAndBatch:
+        """Replace the document's file and/or change its settings (multipart: optional ``file``, ``data``)."""
+        settings = _settings(request)
+        form = await uploads.read_form(request, settings.upload_file_size_limit)
+        source = form.source(required=False)
+        options = form.settings()
+        dataset, document = await services.update_document(
+            db_session,
+            key.workspace_id,
+            dataset_id,
+            document_id,
+            options,
+            settings,
+            name=options.name,
+            source=source,
+        )
+        return await _answer(db_session, dataset, document)
+
+    @get("/documents/{batch:str}/indexing-status", responses=responses(401, 404))
+    async def indexing_status(
+        self,
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        batch: Annotated[str, Parameter(max_length=64, pattern=NO_NUL)],
+    ) -> Listing[IndexingStatusOut]:
+        """Indexing progress of the documents created by one call (``batch``)."""
+        rows = await queries.batch_status(db_session, key.workspace_id, dataset_id, batch)
+        return Listing(data=[IndexingStatusOut.of(d, done, total) for d, done, total in rows])
+
+    @get("/documents", responses=responses(400, 401, 404))
+    async def list_documents(
+        self,
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        page: PageNumber = 1,
+        limit: Limit = 20,
+        keyword: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
+        status: DisplayStatus | None = None,
+    ) -> Page[DocumentOut]:
+        """The dataset's documents, newest first; ``status`` filters by Dify's display status."""
+        views, total = await queries.list_documents(
+            db_session, key.workspace_id, dataset_id, page, limit, keyword, status
+        )
+        return Page.of([DocumentOut.of(v) for v in views], page, limit, total)
+
+    @get(_DOCUMENT, responses=responses(400, 401, 404))
+    async def get_document(
+        self,
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        document_id: uuid.UUID,
+        metadata: Literal["all", "only", "without"] = "all",
+    ) -> DocumentDetailOut:
+        """The document in detail; ``metadata=only`` gives just its metadata, ``without`` everything else."""
+        view = await queries.document_detail(db_session, key.workspace_id, dataset_id, document_id)
+        return DocumentDetailOut.of(view, metadata)
+
+    @delete(_DOCUMENT, responses=responses(401, 403, 404))
+    async def delete_document(
+        self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, document_id: uuid.UUID
+    ) -> None:
+        """Delete the document with its segments, child chunks, vectors and file (403 when archived)."""
+        await services.delete_document(db_session, key.workspace_id, dataset_id, document_id)
+
+    @patch("/documents/status/{action:str}", responses=responses(400, 401, 404))
+    async def set_status(
+        self,
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        action: Annotated[str, Parameter(description="enable, disable, archive or un_archive")],
+        data: DocumentIds,
+    ) -> ResultOut:
+        """Enable, disable, archive or un-archive documents (ids not in the dataset are skipped)."""
+        await services.set_status(db_session, key.workspace_id, dataset_id, action, data.document_ids)
+        return ResultOut()
+
+    @patch(f"{_DOCUMENT}/processing/pause", responses=responses(400, 401, 404))
+    async def pause(
+        self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, document_id: uuid.UUID
+    ) -> ResultOut:
+        """Pause indexing; finished segments stay finished."""
+        await services.pause(db_session, key.workspace_id, dataset_id, document_id)
+        return ResultOut()
+
+    @patch(f"{_DOCUMENT}/processing/resume", responses=responses(400, 401, 404))
+    async def resume(
+        self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, document_id: uuid.UUID
+    ) -> ResultOut:
+        """Resume a paused document where it stopped."""
+        await services.resume(db_session, key.workspace_id, dataset_id, document_id)
+        return ResultOut()
+
+    @post("/retry", status_code=200, responses=responses(400, 401, 404))
+    async def retry(
+        self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, data: DocumentIds
+    ) -> ResultOut:
+        """Index failed documents again from their source."""
+        await services.retry(db_session, key.workspace_id, dataset_id, data.document_ids)
+        return ResultOut()

@@ -1,0 +1,1 @@
+"""Segments and child chunks of a document (Service API, dataset key)."""

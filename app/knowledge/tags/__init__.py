@@ -1,0 +1,1 @@
+"""Knowledge tags of a workspace and their bindings to datasets (Service API, dataset key)."""
