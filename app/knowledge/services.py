@@ -105,8 +105,25 @@ async def get_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset_id
 
 
 async def delete_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> None:
-    """Delete the dataset with everything in it (FK cascade), and the uploaded files of its documents."""
-    dataset = await get_dataset(session, workspace_id, dataset_id)
+    """Delete the dataset with everything in it (FK cascade), and the uploaded files of its documents.
+
+    Locks before deleting: the dataset row ``FOR NO KEY UPDATE`` (keeps out new documents and metadata changes,
+    yet not the ``FOR KEY SHARE`` of an indexing transaction's foreign-key checks), then its documents ``FOR
+    UPDATE``, which waits for any transaction holding a document row (the indexing pipeline and segment edits
+    lock it before they write segments). Without this the cascade could lock a document's segments, or the
+    dataset row, that such a transaction needs while it waits for the document row: a deadlock (a 500 here, or
+    a failed indexing job). The indexing job's next transaction finds the document gone and stops.
+    """
+    dataset = await session.scalar(
+        select(Dataset)
+        .where(Dataset.id == dataset_id, Dataset.workspace_id == workspace_id)
+        .with_for_update(key_share=True)
+    )
+    if dataset is None:
+        raise NotFound("Dataset not found.")
+    await session.execute(
+        select(Document.id).where(Document.dataset_id == dataset.id).order_by(Document.id).with_for_update()
+    )
     files = select(Document.upload_file_id).where(Document.dataset_id == dataset.id).scalar_subquery()
     file_ids = list(await session.scalars(select(UploadFile.id).where(UploadFile.id.in_(files))))
     await session.delete(dataset)

@@ -22,6 +22,7 @@ from app.knowledge.documents.schemas import (
     DisplayStatus,
     DocumentAndBatch,
     DocumentDetailOut,
+    DocumentFileSettings,
     DocumentIds,
     DocumentOut,
     DocumentSettings,
@@ -82,6 +83,29 @@ class DocumentController(Controller):
         )
         return await _answer(session, dataset, document, upload)
 
+    async def _replace(
+        self,
+        session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        document_id: uuid.UUID,
+        settings: Settings,
+        source: Source,
+        options: DocumentTextCreate | DocumentFileSettings,
+    ) -> DocumentAndBatch:
+        """Dify's create with ``original_document_id``: the update of that document (same id, same batch)."""
+        dataset, document = await services.update_document(
+            session,
+            key.workspace_id,
+            dataset_id,
+            document_id,
+            options,
+            settings,
+            name=options.name,
+            source=source,
+        )
+        return await _answer(session, dataset, document)
+
     @post(
         ["/document/create_by_text", "/document/create-by-text"],
         status_code=200,
@@ -96,8 +120,13 @@ class DocumentController(Controller):
         dataset_id: uuid.UUID,
         data: DocumentTextCreate,
     ) -> DocumentAndBatch:
-        """Create a document from text (stored as ``<name>.txt``) and start indexing it."""
-        source = Source.of_text(data.name, data.text)
+        """Create a document from text (stored as ``<name>.txt``) and start indexing it; with
+        ``original_document_id``, replace that document's text instead (as ``update_by_text``)."""
+        source, original = Source.of_text(data.name, data.text), data.original_document_id
+        if original is not None:
+            return await self._replace(
+                db_session, key, dataset_id, original, _settings(request), source, data
+            )
         return await self._create(db_session, key, dataset_id, _settings(request), source, data, data.name)
 
     @post(
@@ -116,12 +145,16 @@ class DocumentController(Controller):
         dataset_id: uuid.UUID,
     ) -> DocumentAndBatch:
         """Create a document from an uploaded file (multipart: ``file``, and ``data``, a JSON string of
-        settings) and start indexing it."""
+        settings) and start indexing it; with ``original_document_id`` in ``data``, replace that document's file
+        instead (as ``update_by_file``)."""
         settings = _settings(request)
         form = await uploads.read_form(request, settings.upload_file_size_limit)
         source = form.source(required=True)
         assert source is not None
         options = form.settings()
+        if options.original_document_id is not None:
+            original = options.original_document_id
+            return await self._replace(db_session, key, dataset_id, original, settings, source, options)
         return await self._create(db_session, key, dataset_id, settings, source, options, options.name)
 
     @post(

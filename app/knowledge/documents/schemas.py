@@ -54,6 +54,8 @@ class DocumentSettings(msgspec.Struct, kw_only=True):
 class DocumentTextCreate(DocumentSettings, kw_only=True):
     name: Name
     text: Annotated[str, text_field(1)]
+    #: As in Dify (and the Dify SDK's ``original_document_id``): replace that document instead of adding one.
+    original_document_id: uuid.UUID | None = None
 
 
 class DocumentTextUpdate(DocumentSettings, kw_only=True):
@@ -68,6 +70,9 @@ class DocumentFileSettings(DocumentSettings, kw_only=True):
     otherwise it is named after the file, as in Dify."""
 
     name: Name | None = None
+    #: Create only, as in Dify (and the Dify SDK's ``original_document_id``): replace that document's file and
+    #: index it again instead of adding a document. The update endpoints take the document from the path.
+    original_document_id: uuid.UUID | None = None
 
 
 class DocumentIds(msgspec.Struct):

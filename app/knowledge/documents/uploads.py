@@ -172,7 +172,8 @@ class UploadOperation(Operation):
             type=OpenAPIType.STRING,
             description=(
                 "JSON object of document settings: indexing_technique, doc_form, doc_language, process_rule, "
-                "retrieval_model, embedding_model, embedding_model_provider, name."
+                "retrieval_model, embedding_model, embedding_model_provider, name; and on create "
+                "original_document_id (replace that document instead of adding one)."
             ),
         )
         body = Schema(

@@ -70,8 +70,17 @@ async def semantic(
         .order_by(distance)
         .limit(limit)
     )
-    await session.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, int(limit))}"))
-    await session.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    # For this transaction: a deeper candidate list, iterative scans so that filters (a few datasets among
+    # many) still fill top_k, and never a sequential scan of the whole table — with statistics that lag a bulk
+    # load (a new embedding space looks empty until autovacuum analyzes) the planner would sort every row.
+    await session.execute(
+        sa.text(
+            "SELECT set_config('hnsw.ef_search', :ef, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('enable_seqscan', 'off', true)"
+        ),
+        {"ef": str(max(EF_SEARCH, int(limit)))},
+    )
     rows = (await session.execute(statement)).all()
     hits = [(r[0], max(0.0, min(1.0, 1.0 - float(r[1])))) for r in rows]
     return sorted(hits, key=lambda h: -h[1])  # relaxed order: iterative scans may return near-sorted rows

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.providers import Embedders
-from app.knowledge.segments import services
+from app.knowledge.segments import child_chunks, services
 from app.knowledge.segments.schemas import (
     ChildChunkDetail,
     ChildChunkOut,
@@ -161,7 +161,9 @@ class SegmentController(Controller):
     ) -> ChildChunkPage:
         _, document = await services.get_document(db_session, key.workspace_id, dataset_id, document_id)
         segment = await services.get_segment(db_session, document, segment_id)
-        children, total, pages = await services.list_child_chunks(db_session, segment, page, limit, keyword)
+        children, total, pages = await child_chunks.list_child_chunks(
+            db_session, segment, page, limit, keyword
+        )
         return ChildChunkPage(
             data=[ChildChunkOut.of(c) for c in children],
             total=total,
@@ -185,7 +187,7 @@ class SegmentController(Controller):
             db_session, key.workspace_id, dataset_id, document_id, lock=True
         )
         segment = await services.get_segment(db_session, document, segment_id, lock=True)
-        child = await services.create_child_chunk(
+        child = await child_chunks.create_child_chunk(
             db_session, embedders, dataset, document, segment, data.content
         )
         return ChildChunkDetail(data=ChildChunkOut.of(child))
@@ -206,8 +208,8 @@ class SegmentController(Controller):
             db_session, key.workspace_id, dataset_id, document_id, lock=True
         )
         segment = await services.get_segment(db_session, document, segment_id)
-        child = await services.get_child_chunk(db_session, segment, child_chunk_id)
-        child = await services.update_child_chunk(
+        child = await child_chunks.get_child_chunk(db_session, segment, child_chunk_id)
+        child = await child_chunks.update_child_chunk(
             db_session, embedders, dataset, document, child, data.content
         )
         return ChildChunkDetail(data=ChildChunkOut.of(child))
@@ -226,6 +228,6 @@ class SegmentController(Controller):
             db_session, key.workspace_id, dataset_id, document_id, lock=True
         )
         segment = await services.get_segment(db_session, document, segment_id)
-        await services.delete_child_chunk(
-            db_session, document, await services.get_child_chunk(db_session, segment, child_chunk_id)
+        await child_chunks.delete_child_chunk(
+            db_session, document, await child_chunks.get_child_chunk(db_session, segment, child_chunk_id)
         )
