@@ -9,7 +9,8 @@ import msgspec
 
 from app.knowledge.retrieval.service import Hit
 from app.knowledge.retrieval.settings import RetrievalModel
-from app.schemas import text_field, unix
+from app.knowledge.segments.schemas import SegmentOut
+from app.schemas import text_field
 
 
 class RetrieveRequest(msgspec.Struct, kw_only=True):
@@ -31,29 +32,9 @@ class HitDocument(msgspec.Struct):
     doc_metadata: dict[str, Any] | None
 
 
-class HitSegment(msgspec.Struct):
-    id: uuid.UUID
-    position: int
-    document_id: uuid.UUID
-    content: str
-    sign_content: str
-    answer: str | None
-    word_count: int
-    tokens: int
-    keywords: list[str]
-    index_node_id: str
-    index_node_hash: str
-    hit_count: int
-    enabled: bool
-    disabled_at: int | None
-    disabled_by: str | None
-    status: str
-    created_by: str | None
-    created_at: int
-    indexing_at: int | None
-    completed_at: int | None
-    error: str | None
-    stopped_at: int | None
+class HitSegment(SegmentOut):
+    """The segment as the segments API shows it, with its document (Dify's hit-testing segment)."""
+
     document: HitDocument
 
 
@@ -76,28 +57,7 @@ class Record(msgspec.Struct):
         s, d = hit.segment, hit.document
         return cls(
             segment=HitSegment(
-                id=s.id,
-                position=s.position,
-                document_id=s.document_id,
-                content=s.content,
-                sign_content=s.content,
-                answer=s.answer,
-                word_count=s.word_count,
-                tokens=s.tokens,
-                keywords=list(s.keywords or []),
-                index_node_id=str(s.id),
-                index_node_hash=s.content_hash.hex(),
-                hit_count=s.hit_count,
-                enabled=s.enabled,
-                disabled_at=unix(s.disabled_at),
-                disabled_by=None,
-                status=s.status,
-                created_by=None,
-                created_at=unix(s.created_at) or 0,
-                indexing_at=unix(s.indexing_at),
-                completed_at=unix(s.completed_at),
-                error=s.error,
-                stopped_at=None,
+                **msgspec.structs.asdict(SegmentOut.of(s)),
                 document=HitDocument(
                     id=d.id,
                     data_source_type=d.data_source_type,
