@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -28,6 +28,7 @@ import numpy as np
 import structlog
 
 from app.errors import SluiceError
+from app.openai_compat import server_message
 
 log = structlog.get_logger()
 
@@ -163,23 +164,6 @@ class LocalStaticEmbedder:
         return self.dimension
 
 
-def _provider_message(response: httpx.Response) -> str:
-    """The error message an OpenAI-compatible server put in its reply, else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return str(error["message"])
-        for key in ("error", "message", "detail"):
-            if isinstance(body.get(key), str) and body[key]:
-                return str(body[key])
-    text = response.text.strip()
-    return text[:500] if text else response.reason_phrase
-
-
 def _retry_after(response: httpx.Response) -> float | None:
     try:
         return min(MAX_RETRY_AFTER, max(0.0, float(response.headers["retry-after"])))
@@ -283,7 +267,7 @@ class OpenAIEmbedder:
                 if status < 400:
                     return self._vectors(response, len(batch))
                 message = f"Embedding model {self.served_model!r} answered HTTP {status}: "
-                message += _provider_message(response)
+                message += server_message(response)
                 if (status != 429 and status < 500) or attempt == RETRY_ATTEMPTS:
                     raise EmbeddingError(message, upstream_status=status)
                 after = _retry_after(response)

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from app.openai_compat import server_message
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import LLMReply, LLMUsage
 
@@ -31,23 +32,6 @@ def error_type_for(status: int) -> str:
     if status >= 500:
         return "InvokeServerUnavailableError"
     return "InvokeBadRequestError"
-
-
-def server_message(response: httpx.Response) -> str:
-    """The error message an OpenAI-compatible server put in its reply, else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return str(error["message"])
-        for key in ("error", "message", "detail"):
-            if isinstance(body.get(key), str) and body[key]:
-                return str(body[key])
-    text = response.text.strip()
-    return text[:500] if text else response.reason_phrase
 
 
 class _Accumulator:
