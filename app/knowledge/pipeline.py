@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
@@ -305,19 +305,3 @@ class DocumentIndexer:
                 .values(indexing_status="error", error=message[:2000], stopped_at=_now())
             )
         log.warning("indexing_error", document_id=str(self.document_id), error=message)
-
-
-async def count_segments(
-    session: AsyncSession, document_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[int, int]]:
-    """``{document_id: (completed_segments, total_segments)}`` for many documents in one query."""
-    rows = await session.execute(
-        select(
-            Segment.document_id,
-            func.count().filter(Segment.status == "completed"),
-            func.count(),
-        )
-        .where(Segment.document_id.in_(document_ids))
-        .group_by(Segment.document_id)
-    )
-    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
