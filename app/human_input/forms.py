@@ -11,6 +11,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.errors import NotFound
 from app.human_input import tokens
 from app.settings import Settings
@@ -20,10 +21,6 @@ from db.models import HumanInputDelivery, HumanInputForm, HumanInputRecipient
 
 EXPIRE_TASK = "expire_human_input_form"
 MAIL_TASK = "send_human_input_email"
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def _email_targets(config: Mapping[str, Any]) -> list[str]:

@@ -9,10 +9,9 @@ older one, so an update during indexing can never mix segments of two versions o
 
 from __future__ import annotations
 
-import datetime
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.knowledge.errors import DocumentAlreadyFinished, InvalidAction
 from db import queue
 from db.models import Document
@@ -20,10 +19,6 @@ from db.models import Document
 INDEX_TASK = "index_document"
 #: Statuses in which the pipeline still has work to do (and a pause can take effect).
 ACTIVE_STATUSES = frozenset({"waiting", "parsing", "cleaning", "splitting", "indexing"})
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 async def _defer(session: AsyncSession, document: Document) -> None:
@@ -66,7 +61,7 @@ async def pause_indexing(session: AsyncSession, document: Document) -> None:
         raise DocumentAlreadyFinished()
     document.is_paused = True
     document.indexing_status = "paused"
-    document.paused_at = _now()
+    document.paused_at = utcnow()
     await session.flush()
 
 

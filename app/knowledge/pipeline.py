@@ -17,7 +17,6 @@ comes from where the work is committed:
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
 import uuid
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
+from app.clock import utcnow
 from app.knowledge import vectors
 from app.knowledge.cleaning import clean
 from app.knowledge.embeddings import Embedder, EmbeddingError
@@ -48,10 +48,6 @@ CHARS_PER_TOKEN = 4
 
 class Stale(Exception):
     """The document changed (new generation, paused, deleted): this job has nothing more to do."""
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 async def _advance(
@@ -126,7 +122,7 @@ class DocumentIndexer:
                 self.generation,
                 early,
                 indexing_status="parsing",
-                processing_started_at=_now(),
+                processing_started_at=utcnow(),
             )
             document = await session.get(Document, self.document_id)
             assert document is not None
@@ -143,9 +139,9 @@ class DocumentIndexer:
             hierarchical = document.doc_form == "hierarchical_model"
             dataset_id = document.dataset_id
         raw = await asyncio.to_thread(extract_text, name, data or b"")
-        await self._stage("cleaning", parsing_completed_at=_now())
+        await self._stage("cleaning", parsing_completed_at=utcnow())
         cleaned = clean(raw, rule.pre_processing)
-        await self._stage("splitting", cleaning_completed_at=_now())
+        await self._stage("splitting", cleaning_completed_at=utcnow())
         chunks = await asyncio.to_thread(split_document, cleaned, rule)
         if not chunks:
             raise ExtractError("The document has no text to index after cleaning.")
@@ -166,7 +162,7 @@ class DocumentIndexer:
         self, dataset_id: uuid.UUID, chunks: list[Chunk], hierarchical: bool, embedder: Embedder | None
     ) -> None:
         """Replace the document's segments with ``chunks`` and move it to ``indexing``, in one transaction."""
-        now = _now()
+        now = utcnow()
         done = embedder is None  # economy: full text and keywords are ready as soon as the rows exist
         segments: list[dict[str, Any]] = []
         children: list[dict[str, Any]] = []
@@ -250,12 +246,12 @@ class DocumentIndexer:
                 return
             async with self.sessions() as session, session.begin():
                 # Lock the document row for the batch: a pause or an update commits before or after it.
-                await _advance(session, self.document_id, self.generation, ("indexing",), updated_at=_now())
+                await _advance(session, self.document_id, self.generation, ("indexing",), updated_at=utcnow())
                 await vectors.embed_rows(session, embedder, table, [(r.id, r.content) for r in rows])
                 await self._mark_completed(session, hierarchical, [r.id for r in rows])
 
     async def _mark_completed(self, session: AsyncSession, hierarchical: bool, ids: list[uuid.UUID]) -> None:
-        now = _now()
+        now = utcnow()
         if not hierarchical:
             await session.execute(
                 update(Segment).where(Segment.id.in_(ids)).values(status="completed", completed_at=now)
@@ -278,7 +274,7 @@ class DocumentIndexer:
             document = await session.get(Document, self.document_id)
             if document is None or document.indexing_status == "completed":
                 if document is not None and document.completed_at is None:
-                    document.completed_at = _now()
+                    document.completed_at = utcnow()
                     document.indexing_latency = latency
                 return
             await _advance(
@@ -287,14 +283,14 @@ class DocumentIndexer:
                 self.generation,
                 ("indexing",),
                 indexing_status="completed",
-                completed_at=_now(),
+                completed_at=utcnow(),
                 indexing_latency=latency,
             )
             # Parents without children (empty after splitting) have nothing to wait for.
             await session.execute(
                 update(Segment)
                 .where(Segment.document_id == self.document_id, Segment.status != "completed")
-                .values(status="completed", completed_at=_now())
+                .values(status="completed", completed_at=utcnow())
             )
 
     async def _fail(self, message: str) -> None:
@@ -302,6 +298,6 @@ class DocumentIndexer:
             await session.execute(
                 update(Document)
                 .where(Document.id == self.document_id, Document.indexing_generation == self.generation)
-                .values(indexing_status="error", error=message[:2000], stopped_at=_now())
+                .values(indexing_status="error", error=message[:2000], stopped_at=utcnow())
             )
         log.warning("indexing_error", document_id=str(self.document_id), error=message)

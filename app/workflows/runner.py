@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.clock import utcnow
 from app.workflows import run_store
 from app.workflows.engine.core import Engine, Limits, NodeRun, Outcome, RunState
 from app.workflows.engine.errors import RunStopped
@@ -33,10 +34,6 @@ log = structlog.get_logger()
 
 #: Streamed text is written to the event log in small batches, not one transaction per token.
 CHUNK_FLUSH_SECONDS = 0.05
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def _ts(epoch: float | None) -> datetime.datetime | None:

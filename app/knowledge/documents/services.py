@@ -7,7 +7,6 @@ document always has its job and a failed request leaves nothing behind.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import mimetypes
 import secrets
@@ -21,6 +20,7 @@ import msgspec
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
 from app.knowledge import indexing
 from app.knowledge import services as datasets
@@ -45,10 +45,6 @@ if TYPE_CHECKING:
 
 MB = 1024 * 1024
 ACTIONS = ("enable", "disable", "archive", "un_archive")
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def new_batch() -> str:
@@ -314,7 +310,7 @@ async def set_status(
         .where(Document.dataset_id == dataset.id, Document.id.in_(document_ids))
         .order_by(Document.position)
     )
-    now = _now()
+    now = utcnow()
     for document in documents:
         if action == "enable" and not document.enabled:
             document.enabled, document.disabled_at = True, None

@@ -11,7 +11,6 @@ child chunks are (the parent is what a hit returns). An ``economy`` dataset has 
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
 from app.knowledge import services as datasets
 from app.knowledge import vectors
@@ -46,10 +46,6 @@ log = structlog.get_logger()
 #: Dify asks the embedding model's tokenizer, which Sluice does not run for a count.
 CHARS_PER_TOKEN = 4
 HIERARCHICAL = "hierarchical_model"
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 # -- lookups ---------------------------------------------------------------------------------------------------
@@ -175,7 +171,7 @@ async def _regenerate_children(
 def _mark_failed(segment: Segment, error: str) -> None:
     """Dify's answer to a failed index write: the segment stays, disabled, with the error."""
     segment.status, segment.error = "error", error
-    segment.enabled, segment.disabled_at = False, _now()
+    segment.enabled, segment.disabled_at = False, utcnow()
 
 
 def _adjust_counts(document: Document, word_delta: int) -> None:
@@ -233,7 +229,7 @@ async def create_segments(
     position = (
         await session.scalar(select(func.max(Segment.position)).where(Segment.document_id == document.id))
     ) or 0
-    now = _now()
+    now = utcnow()
     segments = []
     for item in items:
         position += 1
@@ -281,7 +277,7 @@ async def update_segment(
     _mutable(document)
     if args.enabled is False and segment.enabled:
         # Disabling is all this request does (Dify ignores the other fields then).
-        segment.enabled, segment.disabled_at = False, _now()
+        segment.enabled, segment.disabled_at = False, utcnow()
         await session.flush()
         return segment
     if not segment.enabled and args.enabled is not True:
@@ -301,7 +297,7 @@ async def update_segment(
         segment.keywords = extract_keywords(content)
     segment.enabled, segment.disabled_at = True, None
     if changed:
-        now = _now()
+        now = utcnow()
         segment.content_hash = vectors.content_hash(content)
         segment.status, segment.error = "completed", None
         segment.indexing_at = segment.completed_at = now
