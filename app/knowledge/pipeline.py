@@ -29,10 +29,10 @@ from uuid_utils.compat import uuid7
 
 from app.clock import utcnow
 from app.knowledge import vectors
+from app.knowledge.chunk_text import estimate_tokens, text_fields
 from app.knowledge.cleaning import clean
 from app.knowledge.embeddings import Embedder, EmbeddingError
 from app.knowledge.extract import ExtractError, extract_text
-from app.knowledge.keywords import extract_keywords
 from app.knowledge.providers import Embedders
 from app.knowledge.splitting import Chunk, InvalidProcessRule, ProcessRule, split_document
 from db.models import ChildChunk, Dataset, Document, Segment, UploadFile
@@ -42,8 +42,6 @@ log = structlog.get_logger()
 #: Rows embedded per transaction: big enough to batch the model and the write, small enough that a crash
 #: or a pause loses little work and progress moves visibly.
 EMBED_BATCH = 64
-#: A rough token estimate for ``tokens`` (Dify reports model tokens; characters / 4 is the usual rule).
-CHARS_PER_TOKEN = 4
 
 
 class Stale(Exception):
@@ -174,11 +172,8 @@ class DocumentIndexer:
                     "dataset_id": dataset_id,
                     "document_id": self.document_id,
                     "position": position,
-                    "content": chunk.content,
-                    "word_count": len(chunk.content),
-                    "tokens": len(chunk.content) // CHARS_PER_TOKEN,
-                    "keywords": extract_keywords(chunk.content),
-                    "content_hash": vectors.content_hash(chunk.content),
+                    **text_fields(chunk.content),
+                    "tokens": estimate_tokens(len(chunk.content)),
                     "status": "completed" if done else "indexing",
                     "indexing_at": now,
                     "completed_at": now if done else None,
@@ -194,10 +189,7 @@ class DocumentIndexer:
                         "document_id": self.document_id,
                         "segment_id": segment_id,
                         "position": child_position,
-                        "content": child,
-                        "word_count": len(child),
-                        "keywords": extract_keywords(child),
-                        "content_hash": vectors.content_hash(child),
+                        **text_fields(child),
                         "type": "automatic",
                         "created_at": now,
                         "updated_at": now,
@@ -213,7 +205,7 @@ class DocumentIndexer:
                 indexing_status="completed" if done else "indexing",
                 splitting_completed_at=now,
                 word_count=words,
-                tokens=words // CHARS_PER_TOKEN,
+                tokens=estimate_tokens(words),
             )
             await session.execute(delete(Segment).where(Segment.document_id == self.document_id))
             for start in range(0, len(segments), 1000):

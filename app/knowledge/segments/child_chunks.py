@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound, SluiceError
-from app.knowledge import vectors
-from app.knowledge.keywords import extract_keywords
+from app.knowledge.chunk_text import text_fields
 from app.knowledge.segments.services import _check_content, _embed, _mutable
 from db.models import ChildChunk, Dataset, Document, Segment
 
@@ -71,10 +70,7 @@ async def create_child_chunk(
         document_id=document.id,
         segment_id=segment.id,
         position=(position or 0) + 1,
-        content=content,
-        word_count=len(content),
-        keywords=extract_keywords(content),
-        content_hash=vectors.content_hash(content),
+        **text_fields(content),
         type="customized",
     )
     session.add(child)
@@ -95,10 +91,8 @@ async def update_child_chunk(
     _check_content(content)
     embedder = embedders.for_dataset(dataset)
     if content != child.content:
-        child.content = content
-        child.word_count = len(content)
-        child.keywords = extract_keywords(content)
-        child.content_hash = vectors.content_hash(content)
+        for name, value in text_fields(content).items():
+            setattr(child, name, value)
         child.embedding, child.embedding_space_id = None, None
     child.type = "customized"
     await session.flush()

@@ -23,6 +23,7 @@ from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
 from app.knowledge import services as datasets
 from app.knowledge import vectors
+from app.knowledge.chunk_text import estimate_tokens, text_fields
 from app.knowledge.embeddings import EmbeddingError
 from app.knowledge.errors import ArchivedDocumentImmutable
 from app.knowledge.keywords import extract_keywords
@@ -42,9 +43,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
-#: ``tokens`` is an estimate: characters / 4 (the usual rule of thumb, and what the indexing pipeline stores);
-#: Dify asks the embedding model's tokenizer, which Sluice does not run for a count.
-CHARS_PER_TOKEN = 4
 HIERARCHICAL = "hierarchical_model"
 
 
@@ -151,10 +149,7 @@ async def _regenerate_children(
             document_id=segment.document_id,
             segment_id=segment.id,
             position=position,
-            content=text,
-            word_count=len(text),
-            keywords=extract_keywords(text),
-            content_hash=vectors.content_hash(text),
+            **text_fields(text),
             type="automatic",
         )
         for segment in segments
@@ -176,7 +171,7 @@ def _mark_failed(segment: Segment, error: str) -> None:
 
 def _adjust_counts(document: Document, word_delta: int) -> None:
     document.word_count = max(0, document.word_count + word_delta)
-    document.tokens = document.word_count // CHARS_PER_TOKEN
+    document.tokens = estimate_tokens(document.word_count)
 
 
 def _check_content(content: str) -> str:
@@ -243,7 +238,7 @@ async def create_segments(
                 content=item.content,
                 answer=answer,
                 word_count=words,
-                tokens=words // CHARS_PER_TOKEN,
+                tokens=estimate_tokens(words),
                 keywords=item.keywords if item.keywords is not None else extract_keywords(item.content),
                 content_hash=vectors.content_hash(item.content),
                 status="completed",
@@ -290,7 +285,7 @@ async def update_segment(
         segment.answer = args.answer
     segment.content = content
     segment.word_count = len(content) + len(segment.answer or "")
-    segment.tokens = segment.word_count // CHARS_PER_TOKEN
+    segment.tokens = estimate_tokens(segment.word_count)
     if args.keywords:
         segment.keywords = args.keywords
     elif changed:

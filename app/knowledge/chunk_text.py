@@ -1,0 +1,30 @@
+"""What a segment or child chunk stores about its text besides the text: length, token estimate, keywords, hash.
+
+One definition for the indexing pipeline and the segment API, so a chunk edited through the API looks exactly
+like one the splitter made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.knowledge.keywords import extract_keywords
+from app.knowledge.vectors import content_hash
+
+#: ``tokens`` is an estimate: characters / 4 (the usual rule of thumb); Dify asks the embedding model's
+#: tokenizer, which Sluice does not run for a count.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(characters: int) -> int:
+    return characters // CHARS_PER_TOKEN
+
+
+def text_fields(content: str) -> dict[str, Any]:
+    """``content`` with its ``word_count`` (characters, like Dify), ``keywords`` and ``content_hash``."""
+    return {
+        "content": content,
+        "word_count": len(content),
+        "keywords": extract_keywords(content),
+        "content_hash": content_hash(content),
+    }
