@@ -82,9 +82,10 @@ class DocumentIndexer:
     ) -> None:
         self.sessions, self.embedders = sessions, embedders
         self.document_id, self.generation = document_id, generation
+        self.started = 0.0  # perf_counter() when run() began: indexing_latency is measured from it
 
     async def run(self) -> None:
-        started = time.perf_counter()
+        self.started = time.perf_counter()
         try:
             async with self.sessions() as session:
                 document = await session.get(Document, self.document_id)
@@ -96,11 +97,12 @@ class DocumentIndexer:
                 assert dataset is not None
                 embedder = self.embedders.for_dataset(dataset)
                 split_done = document.splitting_completed_at is not None
+                hierarchical = document.doc_form == "hierarchical_model"
             if not split_done:
-                await self._split(embedder)
+                await self._split(embedder)  # an economy document is complete after this
             if embedder is not None:
-                await self._embed_all(embedder)
-            await self._finish(time.perf_counter() - started)
+                await self._embed_all(embedder, hierarchical)
+                await self._finish()
         except Stale:
             log.info("indexing_stopped", document_id=str(self.document_id), generation=self.generation)
         except (ExtractError, InvalidProcessRule, EmbeddingError) as exc:
@@ -206,6 +208,11 @@ class DocumentIndexer:
                 splitting_completed_at=now,
                 word_count=words,
                 tokens=estimate_tokens(words),
+                **(
+                    {"completed_at": now, "indexing_latency": time.perf_counter() - self.started}
+                    if done
+                    else {}
+                ),
             )
             await session.execute(delete(Segment).where(Segment.document_id == self.document_id))
             for start in range(0, len(segments), 1000):
@@ -215,11 +222,7 @@ class DocumentIndexer:
 
     # -- embed -----------------------------------------------------------------------------------------------
 
-    async def _embed_all(self, embedder: Embedder) -> None:
-        async with self.sessions() as session:
-            document = await session.get(Document, self.document_id)
-            assert document is not None
-            hierarchical = document.doc_form == "hierarchical_model"
+    async def _embed_all(self, embedder: Embedder, hierarchical: bool) -> None:
         table: vectors.VectorTable = "child_chunks" if hierarchical else "segments"
         model = ChildChunk if hierarchical else Segment
         while True:
@@ -261,14 +264,8 @@ class DocumentIndexer:
 
     # -- finish ----------------------------------------------------------------------------------------------
 
-    async def _finish(self, latency: float) -> None:
+    async def _finish(self) -> None:
         async with self.sessions() as session, session.begin():
-            document = await session.get(Document, self.document_id)
-            if document is None or document.indexing_status == "completed":
-                if document is not None and document.completed_at is None:
-                    document.completed_at = utcnow()
-                    document.indexing_latency = latency
-                return
             await _advance(
                 session,
                 self.document_id,
@@ -276,7 +273,7 @@ class DocumentIndexer:
                 ("indexing",),
                 indexing_status="completed",
                 completed_at=utcnow(),
-                indexing_latency=latency,
+                indexing_latency=time.perf_counter() - self.started,
             )
             # Parents without children (empty after splitting) have nothing to wait for.
             await session.execute(
