@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,17 +95,14 @@ class Retriever:
         if method == "full_text_search":
             return await search.full_text(session, unit, ids, condition, query, limit)
         assert embedder is not None
-        space = await vectors.space_of(session, embedder.model)
-        if method == "semantic_search":
-            if space is None:
-                return []
-            vector = await embedder.embed_query(query)
-            return await search.semantic(session, unit, ids, condition, space[0], vector, limit)
-        depth = max(limit * HYBRID_DEPTH, 20)
+        depth = limit if method == "semantic_search" else max(limit * HYBRID_DEPTH, 20)
         semantic_hits: list[search.Hit] = []
+        space = await vectors.space_of(session, embedder.model)  # None: nothing embedded with it yet
         if space is not None:
-            vector = np.asarray(await embedder.embed_query(query), dtype=np.float32)
+            vector = await embedder.embed_query(query)
             semantic_hits = await search.semantic(session, unit, ids, condition, space[0], vector, depth)
+        if method == "semantic_search":
+            return semantic_hits
         text_hits = await search.full_text(session, unit, ids, condition, query, depth)
         if model.fusion == "weighted" and model.weights is not None:
             fused = search.fuse_weighted(semantic_hits, text_hits, model.weights.vector_setting.vector_weight)
