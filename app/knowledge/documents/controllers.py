@@ -22,7 +22,6 @@ from app.knowledge.documents.schemas import (
     DisplayStatus,
     DocumentAndBatch,
     DocumentDetailOut,
-    DocumentFileSettings,
     DocumentIds,
     DocumentOut,
     DocumentSettings,
@@ -83,17 +82,19 @@ class DocumentController(Controller):
         )
         return await _answer(session, dataset, document, upload)
 
-    async def _replace(
+    async def _update(
         self,
         session: AsyncSession,
         key: KeyContext,
         dataset_id: uuid.UUID,
         document_id: uuid.UUID,
         settings: Settings,
-        source: Source,
-        options: DocumentTextCreate | DocumentFileSettings,
+        source: Source | None,
+        options: DocumentSettings,
+        name: str | None,
     ) -> DocumentAndBatch:
-        """Dify's create with ``original_document_id``: the update of that document (same id, same batch)."""
+        """The update of a document (same id, same batch): the update routes, and Dify's create with
+        ``original_document_id``."""
         dataset, document = await services.update_document(
             session,
             key.workspace_id,
@@ -101,7 +102,7 @@ class DocumentController(Controller):
             document_id,
             options,
             settings,
-            name=options.name,
+            name=name,
             source=source,
         )
         return await _answer(session, dataset, document)
@@ -124,8 +125,8 @@ class DocumentController(Controller):
         ``original_document_id``, replace that document's text instead (as ``update_by_text``)."""
         source, original = Source.of_text(data.name, data.text), data.original_document_id
         if original is not None:
-            return await self._replace(
-                db_session, key, dataset_id, original, _settings(request), source, data
+            return await self._update(
+                db_session, key, dataset_id, original, _settings(request), source, data, data.name
             )
         return await self._create(db_session, key, dataset_id, _settings(request), source, data, data.name)
 
@@ -154,7 +155,9 @@ class DocumentController(Controller):
         options = form.settings()
         if options.original_document_id is not None:
             original = options.original_document_id
-            return await self._replace(db_session, key, dataset_id, original, settings, source, options)
+            return await self._update(
+                db_session, key, dataset_id, original, settings, source, options, options.name
+            )
         return await self._create(db_session, key, dataset_id, settings, source, options, options.name)
 
     @post(
@@ -179,17 +182,9 @@ class DocumentController(Controller):
             if data.name is None:
                 raise InvalidParam("name is required when text is provided.")
             source = Source.of_text(data.name, data.text)
-        dataset, document = await services.update_document(
-            db_session,
-            key.workspace_id,
-            dataset_id,
-            document_id,
-            data,
-            _settings(request),
-            name=data.name,
-            source=source,
+        return await self._update(
+            db_session, key, dataset_id, document_id, _settings(request), source, data, data.name
         )
-        return await _answer(db_session, dataset, document)
 
     @post(
         [f"{_DOCUMENT}/update_by_file", f"{_DOCUMENT}/update-by-file"],
@@ -212,17 +207,9 @@ class DocumentController(Controller):
         form = await uploads.read_form(request, settings.upload_file_size_limit)
         source = form.source(required=False)
         options = form.settings()
-        dataset, document = await services.update_document(
-            db_session,
-            key.workspace_id,
-            dataset_id,
-            document_id,
-            options,
-            settings,
-            name=options.name,
-            source=source,
+        return await self._update(
+            db_session, key, dataset_id, document_id, settings, source, options, options.name
         )
-        return await _answer(db_session, dataset, document)
 
     @get("/documents/{batch:str}/indexing-status", responses=responses(401, 404))
     async def indexing_status(
