@@ -10,7 +10,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge.retrieval.service import Hit, Retriever
+from app.knowledge.retrieval.service import Hit, Ranked, Retriever, load
 from app.knowledge.retrieval.settings import MetadataFilter, RetrievalModel, parse_retrieval_model
 from db.models import App, Dataset
 
@@ -88,16 +88,18 @@ class KnowledgePort:
                 if metadata_filter
                 else None
             )
-            per_dataset: list[list[Hit]] = []
+            per_dataset: list[list[Ranked]] = []
             for dataset in datasets:
                 model = self._model(dataset, overrides, filters)
-                per_dataset.append(await self.retriever.retrieve(session, [dataset], query, model))
-        if mode == "single":
-            best = max(per_dataset, key=lambda hits: hits[0].score if hits else -1.0, default=[])
-            return node_result(best)
-        top_k = int(overrides.get("top_k") or 4)
-        merged = sorted((h for hits in per_dataset for h in hits), key=lambda h: -h.score)
-        return node_result(merged[:top_k])
+                per_dataset.append(await self.retriever.rank(session, [dataset], query, model))
+            if mode == "single":
+                chosen = max(per_dataset, key=lambda ranked: ranked[0][1][0] if ranked else -1.0, default=[])
+            else:
+                top_k = int(overrides.get("top_k") or 4)
+                merged = sorted((r for ranked in per_dataset for r in ranked), key=lambda r: -r[1][0])
+                chosen = merged[:top_k]
+            # only what the node returns is loaded (and counted as a hit)
+            return node_result(await load(session, chosen, datasets))
 
     @staticmethod
     def _model(

@@ -27,6 +27,10 @@ HYBRID_DEPTH = 4
 CHILDREN_PER_PARENT = 3
 
 
+#: A ranked segment: its id, with its score and the ``(child chunk id, score)`` pairs that matched.
+Ranked = tuple[uuid.UUID, tuple[float, list[tuple[uuid.UUID, float]]]]
+
+
 @dataclass
 class Hit:
     segment: Segment
@@ -43,6 +47,13 @@ class Retriever:
     async def retrieve(
         self, session: AsyncSession, datasets: Sequence[Dataset], query: str, model: RetrievalModel
     ) -> list[Hit]:
+        """The best ``top_k`` segments of ``datasets`` for ``query``, loaded (their hit counts bumped)."""
+        return await load(session, await self.rank(session, datasets, query, model), datasets)
+
+    async def rank(
+        self, session: AsyncSession, datasets: Sequence[Dataset], query: str, model: RetrievalModel
+    ) -> list[Ranked]:
+        """``(segment id, (score, matched children))`` best first, thresholded and cut to ``top_k``."""
         groups: dict[tuple[bool, str | None, str | None], list[Dataset]] = {}
         for d in datasets:
             hierarchical = d.doc_form == "hierarchical_model"
@@ -71,8 +82,7 @@ class Retriever:
         threshold = model.threshold
         if threshold is not None:
             ranked = [r for r in ranked if r[1][0] >= threshold]
-        ranked = ranked[: model.top_k]
-        return await _load(session, ranked, {d.id: d for d in datasets})
+        return ranked[: model.top_k]
 
     async def _search_group(
         self,
@@ -120,11 +130,7 @@ async def _parents_of(session: AsyncSession, child_ids: list[uuid.UUID]) -> dict
     return {r[0]: r[1] for r in rows}
 
 
-async def _load(
-    session: AsyncSession,
-    ranked: list[tuple[uuid.UUID, tuple[float, list[tuple[uuid.UUID, float]]]]],
-    datasets: dict[uuid.UUID, Dataset],
-) -> list[Hit]:
+async def load(session: AsyncSession, ranked: list[Ranked], datasets: Sequence[Dataset]) -> list[Hit]:
     """The hits' segments, documents and matched children in two queries; bumps the segments' hit counts."""
     if not ranked:
         return []
@@ -145,12 +151,13 @@ async def _load(
     await session.execute(
         sa.update(Segment).where(Segment.id.in_(segment_ids)).values(hit_count=Segment.hit_count + 1)
     )
+    by_id = {d.id: d for d in datasets}
     hits = []
     for segment_id, (score, matched) in ranked:
         if segment_id not in found:
             continue
         segment, document = found[segment_id]
-        hit = Hit(segment, document, datasets[segment.dataset_id], score)
+        hit = Hit(segment, document, by_id[segment.dataset_id], score)
         hit.child_chunks = sorted(
             ((children[c], s) for c, s in matched if c in children), key=lambda item: -item[1]
         )
