@@ -67,6 +67,14 @@ def private_database(server_url: str) -> Iterator[str]:
     embedded.drop_database(server_url, urls.database_name(url))
 
 
+@pytest.fixture(scope="module")
+def module_database(server_url: str) -> Iterator[str]:
+    """The same, shared by the tests of one module (with a worker of the module's own)."""
+    url = new_database(server_url)
+    yield url
+    embedded.drop_database(server_url, urls.database_name(url))
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(

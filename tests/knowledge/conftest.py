@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.knowledge import indexing, vectors
 from app.settings import Settings
-from db import embedded, urls
+from db import urls
 from db.models import Dataset, Document, UploadFile, Workspace
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY, new_database
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.support.fake_openai import FakeOpenAI
 from tests.workflows.conftest import ThreadedWorker
 
@@ -28,10 +28,8 @@ def kb_embeddings() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-def kb_database(server_url: str) -> Iterator[str]:
-    url = new_database(server_url)
-    yield url
-    embedded.drop_database(server_url, urls.database_name(url))
+def kb_database(module_database: str) -> str:
+    return module_database
 
 
 @pytest.fixture(scope="module")

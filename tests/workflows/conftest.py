@@ -21,9 +21,8 @@ from litestar.testing import AsyncTestClient
 from app.asgi import create_app
 from app.settings import Settings
 from app.workflows.engine import nodes as node_registry
-from db import embedded, urls
 from jobs.worker import run_worker
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY, new_database
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.support.test_nodes import PauseNode, SlowNode
 
 
@@ -37,10 +36,8 @@ def test_node_types() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def wf_database(server_url: str) -> Iterator[str]:
-    url = new_database(server_url)
-    yield url
-    embedded.drop_database(server_url, urls.database_name(url))
+def wf_database(module_database: str) -> str:
+    return module_database
 
 
 @pytest.fixture(scope="module")
