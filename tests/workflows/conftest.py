@@ -17,10 +17,12 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.asgi import create_app
 from app.settings import Settings
 from app.workflows.engine import nodes as node_registry
+from db import urls
 from jobs.worker import run_worker
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.support.test_nodes import PauseNode, SlowNode
@@ -51,6 +53,14 @@ def wf_settings(wf_database: str, tmp_path_factory: pytest.TempPathFactory, llm_
         openai_api_base=llm_base_url,
         secret_key=SECRET_KEY,
     )
+
+
+@pytest.fixture(scope="module")
+async def db(wf_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the module's database, for tests that look at (or change) rows directly."""
+    engine = create_async_engine(urls.asyncpg(wf_settings.database_url or ""), pool_size=20, max_overflow=20)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,17 @@ import asyncio
 import datetime
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.errors import SluiceError
 from app.human_input import services as forms
 from app.settings import Settings
 from app.workflows import services as workflows
-from db import urls
 from db.models import HumanInputForm, WorkflowRun
 from tests.workflows.conftest import import_app, sse_events
 
@@ -76,13 +73,6 @@ workflow:
       - {{id: e4, source: ask, target: late, sourceHandle: __timeout}}
 {second_edges}
 """
-
-
-@pytest.fixture(scope="module")
-async def db(wf_settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(urls.asyncpg(wf_settings.database_url or ""), pool_size=20, max_overflow=20)
-    yield engine
-    await engine.dispose()
 
 
 async def start_paused(

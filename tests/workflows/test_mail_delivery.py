@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.human_input import mail
 from app.settings import Settings
-from db import urls
 from jobs.app import app as procrastinate_app
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.support.smtp_server import SMTPServer
@@ -45,13 +43,6 @@ def wf_settings(wf_database: str, tmp_path_factory: pytest.TempPathFactory, smtp
         smtp_port=smtp.port,
         mail_default_send_from=SEND_FROM,
     )
-
-
-@pytest.fixture(scope="module")
-async def db(wf_settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(urls.asyncpg(wf_settings.database_url or ""))
-    yield engine
-    await engine.dispose()
 
 
 async def start_paused(client: AsyncTestClient[Litestar], app: AppUnderTest) -> str:
