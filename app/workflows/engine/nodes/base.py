@@ -94,6 +94,9 @@ class Node:
     type: ClassVar[str] = ""
     #: handles this node may choose besides ``source`` (if-else cases, human-input actions...)
     branching: ClassVar[bool] = False
+    #: True when running the node waits on the outside world (a port: model, retriever, sandbox, HTTP, a
+    #: person). The runner checkpoints around such nodes; nodes without I/O run and commit together.
+    performs_io: ClassVar[bool] = False
 
     def __init__(self, spec: NodeSpec) -> None:
         self.spec = spec

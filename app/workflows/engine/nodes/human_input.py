@@ -66,6 +66,7 @@ def fill_outputs(content: str, values: Mapping[str, Any]) -> str:
 
 class HumanInputNode(Node):
     type = "human-input"
+    performs_io: ClassVar[bool] = True
     branching: ClassVar[bool] = True
 
     def configure(self, data: Mapping[str, Any]) -> None:

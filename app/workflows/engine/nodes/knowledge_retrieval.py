@@ -12,7 +12,7 @@ unavailable datasets.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
 
@@ -55,6 +55,7 @@ class KnowledgeRetrievalConfig(msgspec.Struct, kw_only=True):
 
 class KnowledgeRetrievalNode(Node):
     type = "knowledge-retrieval"
+    performs_io: ClassVar[bool] = True
 
     def configure(self, data: Mapping[str, Any]) -> None:
         self.config: KnowledgeRetrievalConfig = convert(data, KnowledgeRetrievalConfig, self)

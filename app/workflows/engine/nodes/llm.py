@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import jinja2
 import msgspec
@@ -139,6 +139,7 @@ def jinja_value(value: Any) -> str:
 
 class LLMNode(Node):
     type = "llm"
+    performs_io: ClassVar[bool] = True
 
     def configure(self, data: Mapping[str, Any]) -> None:
         model = data.get("model")
