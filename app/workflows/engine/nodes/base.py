@@ -50,11 +50,30 @@ class LLMPort(Protocol):
     ) -> LLMReply: ...
 
 
+class FilePort(Protocol):
+    """Files as nodes see them: Dify's file dicts (``dify_model_identity: __dify__file__``) in the pool."""
+
+    async def save(self, run: RunInfo, *, filename: str, mime_type: str, content: bytes) -> dict[str, Any]:
+        """Store bytes a node produced (an http-request response, later a tool's output) as a file of the
+        run's app; returns its file dict."""
+        ...
+
+    async def read(self, run: RunInfo, file: Mapping[str, Any], *, max_bytes: int) -> bytes:
+        """The bytes of a file dict from the pool (an upload, a node's file, or a remote URL fetched through
+        the guarded client); more than ``max_bytes`` is an error."""
+        ...
+
+
 class Ports(msgspec.Struct, kw_only=True):
-    """The engine's only ways out: everything that does I/O is given to it."""
+    """The engine's only ways out: everything that does I/O is given to it. Each port's Protocol lives with
+    the node type that uses it (``LLMPort`` and ``FilePort`` here, the others in their node modules)."""
 
     llm: Any = None  # LLMPort
-    retriever: Any = None  # knowledge retrieval, later
+    retriever: Any = None  # RetrieverPort (knowledge_retrieval)
+    code: Any = None  # the code node's sandbox (code)
+    http: Any = None  # the guarded HTTP client for user-supplied URLs (http_request)
+    files: Any = None  # FilePort
+    documents: Any = None  # document parsing in a confined child (document_extractor)
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
