@@ -28,6 +28,7 @@ from app.errors import handle_exception
 from app.health import HealthController
 from app.human_input.controllers import AppFormController, PublicFormController
 from app.human_input.pages import FormPageController
+from app.json_body import SluiceRequest
 from app.knowledge.controllers import DatasetController
 from app.knowledge.documents import uploads
 from app.knowledge.documents.controllers import DocumentController
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         middleware=[request_id_middleware],
         exception_handlers={Exception: handle_exception},
+        request_class=SluiceRequest,
         request_max_body_size=uploads.request_body_limit(settings),
         openapi_config=openapi_config(),
         state=State(

@@ -16,6 +16,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError
 
+from app.middleware import logged_path
+
 log = structlog.get_logger()
 
 
@@ -120,7 +122,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _BAD_TEXT_SQLSTATES:
         # A value PostgreSQL cannot store as text (NUL, invalid encoding) that slipped past validation.
         return error_response(400, "invalid_param", "A text value contains characters that cannot be stored.")
-    log.exception("unhandled_exception", path=request.url.path, method=request.method)
+    log.exception("unhandled_exception", path=logged_path(request.scope), method=request.method)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Internal server error.")
 
 

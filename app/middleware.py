@@ -2,10 +2,12 @@
 
 The id comes from the client's ``X-Request-ID`` when it is a sane token, otherwise a new one; it is bound into
 structlog's context for every log line of the request and returned in the ``X-Request-ID`` response header.
+Paths are logged as route templates: form links carry their token in the path, and logs must never hold one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -18,6 +20,21 @@ log = structlog.get_logger("sluice.http")
 
 HEADER = b"x-request-id"
 _VALID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+#: A path segment that could be a credential (form tokens are 43 URL-safe characters).
+_SECRET_LIKE = re.compile(r"[A-Za-z0-9_\-]{20,}")
+
+
+def logged_path(scope: Scope) -> str:
+    """The path as logs may show it: the route template (``/form/{form_token}``) once routing matched, else the
+    raw path with every token-like segment replaced by a short hash of it (never the token itself)."""
+    template = scope.get("path_template")
+    if template:
+        return str(template)
+    return _SECRET_LIKE.sub(_short_hash, str(scope.get("path", "")))
+
+
+def _short_hash(match: re.Match[str]) -> str:
+    return "<" + hashlib.sha256(match.group(0).encode()).hexdigest()[:8] + ">"
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -43,7 +60,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 log.info(
                     "request_finished",
                     method=scope.get("method"),
-                    path=scope["path"],
+                    path=logged_path(scope),
                     status=status["code"],
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )

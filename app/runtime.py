@@ -2,8 +2,9 @@
 
 :func:`resolve` starts (or adopts) the embedded PostgreSQL when ``DATABASE_URL`` is unset, and in embedded mode
 makes sure an admin token and a secret key exist (generated once, kept in ``<data_dir>/admin-token`` and
-``<data_dir>/secret-key``). Entry points call it
-once; nothing here runs at import time.
+``<data_dir>/secret-key``). Entry points call it once; nothing here runs at import time. With DATABASE_URL set,
+secrets come from the environment only: processes on several machines must share one secret key, so none is
+invented per machine.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def resolve(settings: Settings) -> Settings:
     changes: dict[str, object] = {}
     if settings.database_url is None:
         changes["database_url"] = embedded.ensure_running(settings.data_dir)
+        changes["embedded_database"] = True
         if settings.admin_token is None:
             changes["admin_token"] = _stored_secret(admin_token_file(settings), "sluice-admin-")
         if settings.secret_key is None:

@@ -19,6 +19,8 @@ class SettingsError(ValueError):
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
+    #: Set by ``app.runtime.resolve`` when DATABASE_URL was unset and this process adopted the embedded server.
+    embedded_database: bool = False
     data_dir: Path = Path(".data")
     host: str = "127.0.0.1"
     port: int = 5001
@@ -55,8 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def embedded(self) -> bool:
-        """True when Sluice runs its own PostgreSQL in ``data_dir``."""
-        return self.database_url is None
+        """True when Sluice runs its own PostgreSQL in ``data_dir`` (before and after ``resolve``)."""
+        return self.database_url is None or self.embedded_database
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -11,6 +11,7 @@ The function is procrastinate-internal API: pyproject pins procrastinate's minor
 from __future__ import annotations
 
 import datetime
+import enum
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,13 +25,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 QUEUES = ("workflows", "timers", "indexing", "mail")
 
 
-class UnknownQueue(ValueError):
-    """A job was deferred to a queue no worker listens to."""
+class Task(enum.StrEnum):
+    """Every task of the worker and its queue: the one list the code defers from and the worker registers
+    (``jobs.app.task``); the worker refuses to start when one is not registered (``jobs.app.unregistered``)."""
+
+    queue: str
+
+    def __new__(cls, name: str, queue: str) -> Task:
+        member = str.__new__(cls, name)
+        member._value_ = name
+        member.queue = queue
+        return member
+
+    ADVANCE_WORKFLOW_RUN = ("advance_workflow_run", "workflows")
+    EXPIRE_HUMAN_INPUT_FORM = ("expire_human_input_form", "timers")
+    SWEEP_HUMAN_INPUT_DEADLINES = ("sweep_human_input_deadlines", "timers")
+    SEND_HUMAN_INPUT_EMAIL = ("send_human_input_email", "mail")
+    INDEX_DOCUMENT = ("index_document", "indexing")
+    RETRY_STALLED_JOBS = ("retry_stalled_jobs", "timers")
+    DELETE_OLD_JOBS = ("delete_old_jobs", "timers")
+    NOOP = ("noop", "workflows")
 
 
 class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
-    task_name: str
-    queue: str
+    task: Task
     args: Mapping[str, Any] = msgspec.field(default_factory=dict)
     schedule_at: datetime.datetime | None = None
     priority: int = 0
@@ -58,12 +76,9 @@ async def defer_jobs(session: AsyncSession, jobs: Sequence[JobSpec]) -> list[int
     """Insert ``jobs`` in the session's transaction; returns their ids in order. One round trip."""
     if not jobs:
         return []
-    for job in jobs:
-        if job.queue not in QUEUES:
-            raise UnknownQueue(f"unknown queue {job.queue!r}; queues are {', '.join(QUEUES)}")
     params = {
-        "queues": [j.queue for j in jobs],
-        "tasks": [j.task_name for j in jobs],
+        "queues": [j.task.queue for j in jobs],
+        "tasks": [j.task.value for j in jobs],
         "priorities": [j.priority for j in jobs],
         "locks": [j.lock for j in jobs],
         "queueing_locks": [j.queueing_lock for j in jobs],
@@ -76,9 +91,8 @@ async def defer_jobs(session: AsyncSession, jobs: Sequence[JobSpec]) -> list[int
 
 async def defer(
     session: AsyncSession,
-    task_name: str,
+    task: Task,
     *,
-    queue: str,
     args: Mapping[str, Any] | None = None,
     schedule_at: datetime.datetime | None = None,
     priority: int = 0,
@@ -91,8 +105,7 @@ async def defer(
     the insert runs in a savepoint so that the conflict does not abort the caller's transaction.
     """
     job = JobSpec(
-        task_name=task_name,
-        queue=queue,
+        task=task,
         args=args or {},
         schedule_at=schedule_at,
         priority=priority,

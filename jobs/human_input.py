@@ -9,10 +9,10 @@ import procrastinate
 import structlog
 
 from app.human_input import services
-from app.human_input.forms import EXPIRE_TASK
 from db import queue
 from db.models import HumanInputForm
-from jobs.app import app
+from db.queue import Task
+from jobs.app import app, task
 
 log = structlog.get_logger()
 
@@ -20,7 +20,7 @@ log = structlog.get_logger()
 RECHECK_SECONDS = 1.0
 
 
-@app.task(name=EXPIRE_TASK, queue="timers", pass_context=True)
+@task(Task.EXPIRE_HUMAN_INPUT_FORM, pass_context=True)
 async def expire_human_input_form(context: procrastinate.JobContext, form_id: str) -> None:
     """At a form's deadline: apply it (and any other passed deadlines, in one batch). Idempotent."""
     sessions = context.additional_context["resources"].sessions
@@ -35,8 +35,7 @@ async def expire_human_input_form(context: procrastinate.JobContext, form_id: st
             if due:  # skipped: a submission held the row; whichever wins, look once more
                 await queue.defer(
                     session,
-                    EXPIRE_TASK,
-                    queue="timers",
+                    Task.EXPIRE_HUMAN_INPUT_FORM,
                     args={"form_id": form_id},
                     schedule_at=now + datetime.timedelta(seconds=RECHECK_SECONDS),
                 )
@@ -45,7 +44,7 @@ async def expire_human_input_form(context: procrastinate.JobContext, form_id: st
 
 
 @app.periodic(cron="* * * * *", periodic_id="sweep_human_input_deadlines")
-@app.task(name="sweep_human_input_deadlines", queue="timers", pass_context=True)
+@task(Task.SWEEP_HUMAN_INPUT_DEADLINES, pass_context=True)
 async def sweep_human_input_deadlines(context: procrastinate.JobContext, timestamp: int) -> None:
     """The safety net (HUMAN_INPUT_TIMEOUT_TASK_INTERVAL minutes): every waiting form past a deadline, in
     batches until none is left, so a backlog never grows."""

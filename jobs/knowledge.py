@@ -6,12 +6,12 @@ import uuid
 
 import procrastinate
 
-from app.knowledge.indexing import INDEX_TASK
 from app.knowledge.pipeline import DocumentIndexer
-from jobs.app import app
+from db.queue import Task
+from jobs.app import task
 
 
-@app.task(name=INDEX_TASK, queue="indexing", pass_context=True)
+@task(Task.INDEX_DOCUMENT, pass_context=True)
 async def index_document(context: procrastinate.JobContext, document_id: str, generation: int) -> None:
     """Parse, clean, split, embed and store one generation of a document. Idempotent and resumable."""
     resources = context.additional_context["resources"]

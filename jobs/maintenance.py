@@ -5,7 +5,8 @@ from __future__ import annotations
 import procrastinate
 import structlog
 
-from jobs.app import app
+from db.queue import Task
+from jobs.app import app, task
 
 log = structlog.get_logger()
 
@@ -31,7 +32,7 @@ async def recover_stalled_jobs(
 
 
 @app.periodic(cron="* * * * * */15", periodic_id="retry_stalled_jobs")
-@app.task(name="retry_stalled_jobs", queue="timers", pass_context=True)
+@task(Task.RETRY_STALLED_JOBS, pass_context=True)
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
     """Every 15 s: retry the jobs of workers that stopped beating (SLUICE_STALLED_JOB_SECONDS)."""
     settings = context.additional_context.get("settings")
@@ -40,12 +41,12 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
 
 
 @app.periodic(cron="17 * * * *", periodic_id="delete_old_jobs")
-@app.task(name="delete_old_jobs", queue="timers", pass_context=True)
+@task(Task.DELETE_OLD_JOBS, pass_context=True)
 async def delete_old_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
     """Hourly: forget succeeded jobs older than a day (failed ones stay for operators to look at)."""
     await context.app.job_manager.delete_old_jobs(nb_hours=24, queue=None, include_failed=False)
 
 
-@app.task(name="noop", queue="workflows")
+@task(Task.NOOP)
 async def noop() -> None:
     """Does nothing: the baseline job for `just bench queue` and the queue contract tests."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -15,7 +16,8 @@ from app.workflows.engine.core import Limits
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.ports import make_ports
 from db import urls
-from jobs.app import bind_job_context, opened
+from jobs.app import TASK_MODULES, bind_job_context, opened, unregistered
+from jobs.app import app as procrastinate_tasks
 
 log = structlog.get_logger()
 
@@ -61,6 +63,11 @@ async def run_worker(
 ) -> None:
     """Run jobs until stopped (SIGINT/SIGTERM finish the running jobs, then return)."""
     assert settings.database_url, "resolve the database first (app.runtime.resolve)"
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+    problems = unregistered(procrastinate_tasks.tasks)
+    if problems:
+        raise RuntimeError("tasks the code defers have no runner: " + "; ".join(problems))
     options: dict[str, Any] = {"queues": list(queues)} if queues else {}
     if name:
         options["name"] = name

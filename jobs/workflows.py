@@ -8,10 +8,11 @@ import procrastinate
 
 from app.human_input.forms import pause_hook
 from app.workflows.runner import advance_run
-from jobs.app import app
+from db.queue import Task
+from jobs.app import task
 
 
-@app.task(name="advance_workflow_run", queue="workflows", pass_context=True)
+@task(Task.ADVANCE_WORKFLOW_RUN, pass_context=True)
 async def advance_workflow_run(context: procrastinate.JobContext, run_id: str) -> None:
     """Run, resume or continue one workflow run (idempotent; jobs of one run share the lock ``run:<id>``)."""
     resources = context.additional_context["resources"]

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import msgspec
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.asgi import create_app
+from app.health import readiness
+from app.settings import Settings
 
 
 async def test_healthz(client: AsyncTestClient[Litestar]) -> None:
@@ -15,7 +22,8 @@ async def test_healthz(client: AsyncTestClient[Litestar]) -> None:
 async def test_readyz_reports_each_check(client: AsyncTestClient[Litestar]) -> None:
     response = await client.get("/readyz")
     body = response.json()
-    assert set(body["checks"]) == {"database", "migrations", "worker"}
+    assert set(body["checks"]) == {"database", "migrations", "worker", "human_input"}
+    assert body["checks"]["human_input"]["ok"] is True
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["migrations"]["ok"] is True
     # Readiness follows the worker check: 200 only when a worker beat recently.
@@ -47,3 +55,34 @@ async def test_openapi_is_served_and_browsable(client: AsyncTestClient[Litestar]
     assert "/v1/datasets" in spec["paths"] and "/console/api/apps" in spec["paths"]
     page = await client.get("/openapi/")
     assert page.status_code == 200 and "swagger" in page.text.lower()
+
+
+async def test_readyz_is_not_ready_without_a_secret_key(settings: Settings) -> None:
+    """Human input cannot work without SLUICE_SECRET_KEY: the service must not call itself ready."""
+    app = create_app(msgspec.structs.replace(settings, secret_key=None), configure_logs=False)
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 503 and body["ready"] is False
+    assert body["checks"]["human_input"] == {
+        "ok": False,
+        "detail": "SLUICE_SECRET_KEY is not set: human-input forms cannot be created",
+    }
+
+
+async def test_readyz_tells_callers_what_failed_and_the_log_why(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreachable database: the anonymous caller reads "unreachable"; the exception text is logged only."""
+    url = "postgresql+asyncpg://sluice:hunter2-password@127.0.0.1:1/nowhere"
+    engine = create_async_engine(url)
+    try:
+        report = await readiness(engine, "0001", settings)
+    finally:
+        await engine.dispose()
+    assert report.ready is False
+    assert report.checks["database"].detail == "unreachable"
+    shown = msgspec.json.encode(report).decode()
+    assert "127.0.0.1" not in shown and "Error" not in shown and "refused" not in shown.lower()
+    logged = capsys.readouterr()
+    assert "readiness_check_failed" in logged.out + logged.err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -18,9 +18,6 @@ from app.settings import Settings
 from app.workflows.run_store import Event
 from db import queue
 from db.models import HumanInputDelivery, HumanInputForm, HumanInputRecipient
-
-EXPIRE_TASK = "expire_human_input_form"
-MAIL_TASK = "send_human_input_email"
 
 
 def _email_targets(config: Mapping[str, Any]) -> list[str]:
@@ -92,8 +89,7 @@ async def create_form(
 
     jobs = [
         queue.JobSpec(
-            task_name=EXPIRE_TASK,
-            queue="timers",
+            task=queue.Task.EXPIRE_HUMAN_INPUT_FORM,
             args={"form_id": str(form.id)},
             schedule_at=form.global_expiration_time,
         )
@@ -101,23 +97,23 @@ async def create_form(
     if form.expiration_time is not None:
         jobs.append(
             queue.JobSpec(
-                task_name=EXPIRE_TASK,
-                queue="timers",
+                task=queue.Task.EXPIRE_HUMAN_INPUT_FORM,
                 args={"form_id": str(form.id)},
                 schedule_at=form.expiration_time,
             )
         )
     jobs += [
-        queue.JobSpec(task_name=MAIL_TASK, queue="mail", args={"delivery_id": str(d)})
+        queue.JobSpec(task=queue.Task.SEND_HUMAN_INPUT_EMAIL, args={"delivery_id": str(d)})
         for d in mail_deliveries
     ]
     job_ids = await queue.defer_jobs(session, jobs)
     form.timer_job_ids = [
-        job_id for job, job_id in zip(jobs, job_ids, strict=True) if job.task_name == EXPIRE_TASK
+        job_id
+        for job, job_id in zip(jobs, job_ids, strict=True)
+        if job.task == queue.Task.EXPIRE_HUMAN_INPUT_FORM
     ]
 
-    webapp_token = await webapp_token_of(session, settings, form.id)
-    return [Event("human_input_required", required_event(form, webapp_token, settings))]
+    return [Event("human_input_required", required_event(form))]
 
 
 def _recipient(
@@ -135,7 +131,9 @@ def _recipient(
     )
 
 
-def required_event(form: HumanInputForm, token: str | None, settings: Settings) -> dict[str, Any]:
+def required_event(form: HumanInputForm) -> dict[str, Any]:
+    """The stored ``human_input_required`` event: the form id, never its token (a dump of the events table must
+    not answer a form). :func:`with_form_links` adds the token and link where the event is sent."""
     return {
         "form_id": str(form.id),
         "node_id": form.node_id,
@@ -144,10 +142,44 @@ def required_event(form: HumanInputForm, token: str | None, settings: Settings) 
         "inputs": form.inputs,
         "resolved_default_values": form.resolved_default_values,
         "actions": form.user_actions,
-        "form_token": token,
-        "form_url": f"{settings.public_url}/form/{token}" if token else None,
         "expiration_time": int(deadline(form).timestamp()),
     }
+
+
+def form_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/form/{token}"
+
+
+async def webapp_tokens(
+    session: AsyncSession, settings: Settings, form_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Each form's webapp token, rebuilt from its recipient's nonce (the API's and the web page's credential)."""
+    if not form_ids:
+        return {}
+    rows = await session.execute(
+        select(HumanInputRecipient.form_id, HumanInputRecipient.nonce)
+        .where(HumanInputRecipient.form_id.in_(form_ids), HumanInputRecipient.kind == "webapp")
+        .order_by(HumanInputRecipient.form_id, HumanInputRecipient.created_at.desc())
+    )
+    # Ordered newest first per form: the dict keeps the oldest (the first webapp recipient) of each.
+    return {form_id: tokens.make_token(settings.secret_key, nonce) for form_id, nonce in rows}
+
+
+async def with_form_links(
+    session: AsyncSession, settings: Settings, rows: Sequence[tuple[int, str, dict[str, Any]]]
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """Event rows as sent to a client: ``human_input_required`` gets ``form_token`` and ``form_url`` back."""
+    wanted = [uuid.UUID(d["form_id"]) for _, e, d in rows if e == "human_input_required" and "form_id" in d]
+    if not wanted:
+        return list(rows)
+    links = await webapp_tokens(session, settings, wanted)
+    out = []
+    for seq, event, data in rows:
+        if event == "human_input_required" and "form_id" in data:
+            token = links.get(uuid.UUID(data["form_id"]))
+            data = {**data, "form_token": token, "form_url": form_url(settings, token) if token else None}
+        out.append((seq, event, data))
+    return out
 
 
 class PauseType(msgspec.Struct):
@@ -166,16 +198,19 @@ class PausedNode(msgspec.Struct):
 
 async def paused_nodes(session: AsyncSession, settings: Settings, run_id: uuid.UUID) -> list[PausedNode]:
     """The run's waiting forms, as ``pause-details`` and a paused blocking run report them."""
-    forms = (
-        await session.execute(
-            select(HumanInputForm)
-            .where(HumanInputForm.run_id == run_id, HumanInputForm.status == "waiting")
-            .order_by(HumanInputForm.created_at, HumanInputForm.node_id)
-        )
-    ).scalars()
+    forms = list(
+        (
+            await session.execute(
+                select(HumanInputForm)
+                .where(HumanInputForm.run_id == run_id, HumanInputForm.status == "waiting")
+                .order_by(HumanInputForm.created_at, HumanInputForm.node_id)
+            )
+        ).scalars()
+    )
+    links = await webapp_tokens(session, settings, [f.id for f in forms])
     out = []
-    for form in list(forms):
-        token = await webapp_token_of(session, settings, form.id)
+    for form in forms:
+        token = links.get(form.id)
         out.append(
             PausedNode(
                 node_id=form.node_id,
@@ -184,7 +219,7 @@ async def paused_nodes(session: AsyncSession, settings: Settings, run_id: uuid.U
                     type="human_input",
                     form_id=form.id,
                     form_token=token,
-                    form_url=f"{settings.public_url}/form/{token}" if token else None,
+                    form_url=form_url(settings, token) if token else None,
                     expiration_time=int(deadline(form).timestamp()),
                 ),
             )
@@ -197,17 +232,6 @@ def deadline(form: HumanInputForm) -> datetime.datetime:
     if form.expiration_time is None:
         return form.global_expiration_time
     return min(form.expiration_time, form.global_expiration_time)
-
-
-async def webapp_token_of(session: AsyncSession, settings: Settings, form_id: uuid.UUID) -> str | None:
-    """The webapp recipient's token, rebuilt from its nonce (the API's and the web page's credential)."""
-    nonce = await session.scalar(
-        select(HumanInputRecipient.nonce)
-        .where(HumanInputRecipient.form_id == form_id, HumanInputRecipient.kind == "webapp")
-        .order_by(HumanInputRecipient.created_at)
-        .limit(1)
-    )
-    return tokens.make_token(settings.secret_key, nonce) if nonce is not None else None
 
 
 async def find_by_token(

@@ -32,10 +32,11 @@ from app.workflows.engine.nodes.human_input import OUTPUT_PLACEHOLDER
 from db.models import HumanInputForm
 
 BUTTON_STYLES = {"primary", "default", "accent", "ghost"}
-#: The token is in the URL: never send it on as a Referer, never cache the page, never run a script.
+#: The token is in the URL: never send it on as a Referer, never cache the page, never run a script. Images only
+#: from here or inline: run inputs flow into the content, and a remote image would tell its owner who opened it.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; form-action 'self'; "
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
         "base-uri 'none'; frame-ancestors 'none'"
     ),
     "Referrer-Policy": "no-referrer",

@@ -258,8 +258,11 @@ class OpenAIEmbedder:
             except httpx.TransportError as exc:
                 reason = str(exc) or type(exc).__name__
                 if attempt == RETRY_ATTEMPTS:
+                    # The endpoint is the operator's: its address goes to the log, not to API callers.
+                    log.warning("embedding_request_failed", url=self.url, attempts=attempt, error=reason)
                     raise EmbeddingError(
-                        f"Embedding request to {self.url} failed after {attempt} attempts: {reason}"
+                        f"Embedding request for model {self.served_model!r} failed after {attempt} attempts: "
+                        f"{reason}"
                     ) from None
                 log.warning("embedding_request_retry", url=self.url, attempt=attempt, error=reason)
             else:

@@ -16,7 +16,6 @@ from app.knowledge.errors import DocumentAlreadyFinished, InvalidAction
 from db import queue
 from db.models import Document
 
-INDEX_TASK = "index_document"
 #: Statuses in which the pipeline still has work to do (and a pause can take effect).
 ACTIVE_STATUSES = frozenset({"waiting", "parsing", "cleaning", "splitting", "indexing"})
 
@@ -24,8 +23,7 @@ ACTIVE_STATUSES = frozenset({"waiting", "parsing", "cleaning", "splitting", "ind
 async def _defer(session: AsyncSession, document: Document) -> None:
     await queue.defer(
         session,
-        INDEX_TASK,
-        queue="indexing",
+        queue.Task.INDEX_DOCUMENT,
         args={"document_id": str(document.id), "generation": document.indexing_generation},
         lock=f"document:{document.id}",
     )

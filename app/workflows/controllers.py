@@ -15,13 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
-from app.human_input.forms import PausedNode, paused_nodes
+from app.human_input.forms import PausedNode, paused_nodes, with_form_links
 from app.schemas import NO_NUL, Limit, Page, PageNumber, unix
 from app.settings import Settings
 from app.tenancy.services import KeyContext
 from app.workflows import services
 from app.workflows.engine.graph import Graph
-from app.workflows.events import RunEventHub, follow, wait_for_run
+from app.workflows.events import Describe, RunEventHub, follow, wait_for_run
+from app.workflows.run_store import EventRow
 from app.workflows.schemas import (
     BlockingRunResult,
     EndUser,
@@ -66,6 +67,15 @@ async def _paused(session: AsyncSession, settings: Settings, run: WorkflowRun) -
     return [forms.get(n) or PausedNode(node_id=n, node_title=n, pause_type=None) for n in ids]
 
 
+def _describe(request: Request[Any, Any, Any]) -> Describe:
+    settings: Settings = request.app.state.settings
+
+    async def describe(session: AsyncSession, rows: list[EventRow]) -> list[EventRow]:
+        return await with_form_links(session, settings, rows)
+
+    return describe
+
+
 def _sessions(request: Request[Any, Any, Any]) -> async_sessionmaker[AsyncSession]:
     return request.app.state.alchemy.create_session_maker()  # type: ignore[no-any-return]
 
@@ -94,7 +104,12 @@ class WorkflowRunController(Controller):
         sessions = _sessions(request)
         if data.response_mode == "streaming":
             stream: AsyncIterator[bytes] = follow(
-                sessions, hub, run.id, 0, close_on=("workflow_finished", "workflow_paused")
+                sessions,
+                hub,
+                run.id,
+                0,
+                close_on=("workflow_finished", "workflow_paused"),
+                describe=_describe(request),
             )
             return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
         finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS)
@@ -180,7 +195,9 @@ class WorkflowRunController(Controller):
         """The run's events as Server-Sent Events: replay after `Last-Event-ID`, then live, until it finishes."""
         assert key.app_id is not None
         await services.get_run(db_session, key.app_id, run_id)
-        stream = follow(_sessions(request), request.app.state.hub, run_id, last_event_id or 0)
+        stream = follow(
+            _sessions(request), request.app.state.hub, run_id, last_event_id or 0, describe=_describe(request)
+        )
         return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @get("/parameters", responses=responses(401, 404))

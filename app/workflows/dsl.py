@@ -21,6 +21,7 @@ from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes import NODE_TYPES, build_node
 
 MAX_DSL_BYTES = 10 * 1024 * 1024
+MAX_DSL_DEPTH = 64
 SUPPORTED_MODES = ("workflow", "advanced-chat")
 #: DSL versions 0.1.x .. 0.5.x (what Dify 0.6 .. 1.13 write).
 _VERSION = re.compile(r"^0\.([1-5])\.\d+$")
@@ -40,11 +41,39 @@ class ParsedDsl(msgspec.Struct, frozen=True):
     graph: dict[str, Any]
 
 
+class _DslLoader(yaml.SafeLoader):
+    """YAML as Dify exports it: plain data. Anchors and aliases (a 500-byte "billion laughs" file expands to
+    gigabytes on export), explicit tags and nesting deeper than ``MAX_DSL_DEPTH`` are refused while composing,
+    before anything is built."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&, *) are not allowed in a DSL", event.start_mark
+            )
+        if getattr(event, "tag", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, f"explicit tags ({event.tag}) are not allowed in a DSL", event.start_mark
+            )
+        self.depth += 1
+        try:
+            if self.depth > MAX_DSL_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DSL_DEPTH} levels deep", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def parse(yaml_content: str) -> ParsedDsl:
     if len(yaml_content.encode()) > MAX_DSL_BYTES:
         raise InvalidDsl(f"the DSL is larger than {MAX_DSL_BYTES // (1024 * 1024)} MiB")
     try:
-        doc = yaml.safe_load(yaml_content)
+        doc = yaml.load(yaml_content, Loader=_DslLoader)  # noqa: S506 - a SafeLoader, stricter still
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.workflows import run_store
+from app.workflows.run_store import EventRow
 from db import urls
 from db.models import WorkflowRun
 
@@ -115,12 +116,17 @@ def sse_message(run_id: uuid.UUID, seq: int, event: str, data: dict[str, Any]) -
 PING = b"event: ping\n\n"
 
 
+#: Turns stored event rows into the rows a client gets (e.g. form links rebuilt; they are never stored).
+Describe = Callable[[AsyncSession, list[EventRow]], Awaitable[list[EventRow]]]
+
+
 async def follow(
     sessions: async_sessionmaker[AsyncSession],
     hub: RunEventHub,
     run_id: uuid.UUID,
     after_seq: int = 0,
     close_on: tuple[str, ...] = ("workflow_finished",),
+    describe: Describe | None = None,
 ) -> AsyncIterator[bytes]:
     """SSE frames of every event after ``after_seq``, then live ones, until one of ``close_on``."""
     last, last_sent = after_seq, time.monotonic()
@@ -131,6 +137,8 @@ async def follow(
                 # final, the events read next include everything.
                 status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
                 rows = await run_store.events_after(session, run_id, last)
+                if rows and describe is not None:
+                    rows = await describe(session, rows)
             for seq, event, data in rows:
                 yield sse_message(run_id, seq, event, data)
                 last, last_sent = seq, time.monotonic()

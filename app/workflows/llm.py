@@ -13,10 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
+import structlog
 
 from app.openai_compat import server_message
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import LLMReply, LLMUsage
+
+log = structlog.get_logger()
 
 OnChunk = Callable[[str], Awaitable[None]]
 
@@ -124,12 +127,19 @@ class OpenAIChat:
             async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout)) as client:
                 return await self._post(client, url, body, served, on_chunk)
         except httpx.TimeoutException:
+            # The endpoint is the operator's: its address goes to the log, never into run errors.
+            log.warning("llm_request_timed_out", url=url, model=served, timeout=self.timeout)
             raise NodeRunError(
-                f"LLM request to {url} timed out after {self.timeout:g} s", "InvokeConnectionError"
+                f"LLM request for model {served!r} timed out after {self.timeout:g} s",
+                "InvokeConnectionError",
             ) from None
         except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise NodeRunError(f"LLM request to {url} failed: {reason}", "InvokeConnectionError") from None
+            reason = type(exc).__name__
+            log.warning("llm_request_failed", url=url, model=served, error=str(exc) or reason)
+            raise NodeRunError(
+                f"LLM request for model {served!r} failed: {reason} (the model endpoint could not be reached)",
+                "InvokeConnectionError",
+            ) from None
 
     async def _post(
         self, client: httpx.AsyncClient, url: str, body: dict[str, Any], served: str, on_chunk: OnChunk | None

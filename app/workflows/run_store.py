@@ -153,9 +153,13 @@ async def stop_open_node_executions(session: AsyncSession, run_id: uuid.UUID, no
     )
 
 
+#: One stored event: (seq, event name, data).
+EventRow = tuple[int, str, dict[str, Any]]
+
+
 async def events_after(
     session: AsyncSession, run_id: uuid.UUID, after_seq: int, limit: int = 500
-) -> list[tuple[int, str, dict[str, Any]]]:
+) -> list[EventRow]:
     rows = await session.execute(
         text(
             "SELECT seq, event, data FROM workflow_run_events WHERE run_id = :id AND seq > :after ORDER BY seq LIMIT :limit"

@@ -25,8 +25,6 @@ from app.workflows.views import run_started_data
 from db import queue
 from db.models import App, HumanInputForm, Workflow, WorkflowRun, workflow_pauses
 
-ADVANCE_TASK = "advance_workflow_run"
-
 
 def run_lock(run_id: uuid.UUID) -> str:
     """The procrastinate lock that keeps two jobs of one run from ever running at once."""
@@ -128,7 +126,7 @@ async def start_run(
         session, run_id, ["running"], [Event("workflow_started", run_started_data(run))]
     )
     await queue.defer(
-        session, ADVANCE_TASK, queue="workflows", args={"run_id": str(run_id)}, lock=run_lock(run_id)
+        session, queue.Task.ADVANCE_WORKFLOW_RUN, args={"run_id": str(run_id)}, lock=run_lock(run_id)
     )
     return run
 
@@ -267,7 +265,7 @@ async def resolve_pause(
     )
     if not open_pauses:
         await queue.defer(
-            session, ADVANCE_TASK, queue="workflows", args={"run_id": str(run_id)}, lock=run_lock(run_id)
+            session, queue.Task.ADVANCE_WORKFLOW_RUN, args={"run_id": str(run_id)}, lock=run_lock(run_id)
         )
     return True
 
@@ -318,9 +316,7 @@ async def resolve_pauses(
     await queue.defer_jobs(
         session,
         [
-            queue.JobSpec(
-                task_name=ADVANCE_TASK, queue="workflows", args={"run_id": str(r)}, lock=run_lock(r)
-            )
+            queue.JobSpec(task=queue.Task.ADVANCE_WORKFLOW_RUN, args={"run_id": str(r)}, lock=run_lock(r))
             for r in ready
         ],
     )

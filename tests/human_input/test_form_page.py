@@ -86,9 +86,11 @@ async def open_form(session: AsyncSession, settings: Settings, app_id: str, **re
         },
     )
     await session.commit()
-    token = events[0].data["form_token"]
-    assert isinstance(token, str)
-    return token
+    form_id = uuid.UUID(events[0].data["form_id"])
+    tokens = await forms.webapp_tokens(
+        session, msgspec.structs.replace(settings, secret_key=SECRET_KEY), [form_id]
+    )
+    return tokens[form_id]
 
 
 async def set_form(session: AsyncSession, token: str, **values: Any) -> None:

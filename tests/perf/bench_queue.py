@@ -46,7 +46,7 @@ async def throughput(engine: AsyncEngine, jobs: int) -> float:
     since = await _max_id(engine)
     async with engine.begin() as conn:
         session = AsyncSession(bind=conn)
-        await queue.defer_jobs(session, [queue.JobSpec(task_name="noop", queue="workflows")] * jobs)
+        await queue.defer_jobs(session, [queue.JobSpec(task=queue.Task.NOOP)] * jobs)
     started = time.perf_counter()
     while await _count(engine, "succeeded", since) < jobs:
         await asyncio.sleep(0.05)
@@ -57,7 +57,7 @@ async def latency(engine: AsyncEngine, jobs: int, interval: float) -> list[float
     since = await _max_id(engine)
     for _ in range(jobs):
         async with engine.begin() as conn:
-            await queue.defer(AsyncSession(bind=conn), "noop", queue="workflows")
+            await queue.defer(AsyncSession(bind=conn), queue.Task.NOOP)
         await asyncio.sleep(interval)
     while await _count(engine, "succeeded", since) < jobs:
         await asyncio.sleep(0.02)

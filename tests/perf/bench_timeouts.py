@@ -34,7 +34,6 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from app.human_input.forms import EXPIRE_TASK
 from db import queue, urls
 from tests.perf.clones import Template, clone_paused_runs, make_template, record_timers
 from tests.perf.harness import Processes, Row, percentile, report, run_with_processes
@@ -139,7 +138,7 @@ async def set_node_deadlines(
             session,
             [
                 queue.JobSpec(
-                    task_name=EXPIRE_TASK, queue="timers", args={"form_id": str(i)}, schedule_at=deadline
+                    task=queue.Task.EXPIRE_HUMAN_INPUT_FORM, args={"form_id": str(i)}, schedule_at=deadline
                 )
                 for i, deadline in zip(form_ids, deadlines, strict=True)
             ],

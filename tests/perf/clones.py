@@ -19,7 +19,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.human_input import tokens
-from app.human_input.forms import EXPIRE_TASK
 from app.settings import Settings
 from db import queue
 
@@ -243,7 +242,7 @@ async def clone_paused_runs(
             session,
             [
                 queue.JobSpec(
-                    task_name=EXPIRE_TASK, queue="timers", args={"form_id": str(form)}, schedule_at=deadline
+                    task=queue.Task.EXPIRE_HUMAN_INPUT_FORM, args={"form_id": str(form)}, schedule_at=deadline
                 )
                 for form, deadline in deadlines
             ],

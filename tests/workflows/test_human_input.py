@@ -450,3 +450,75 @@ async def test_one_sweep_batch_mixes_node_and_global_deadlines(
         assert await pending_timers(db, run_id) == 0
     assert (await wait_status(db, global_run)).status == "stopped"
     assert await sweep(db) == 0  # nothing is handled twice
+
+
+async def test_tokens_never_reach_logs_or_the_events_table(
+    wf_client: AsyncTestClient[Litestar], db: AsyncEngine, capsys: Any
+) -> None:
+    """Logs name routes by template; events keep the form id and get the token back only where they are sent."""
+    app = await import_app(wf_client, approval_dsl())
+    paused = await start_paused(wf_client, app.headers)
+    token = paused["paused_nodes"][0]["pause_type"]["form_token"]
+    assert (await wf_client.get(f"/form/{token}")).status_code == 200
+    assert (await wf_client.get(f"/api/form/human_input/{token}")).status_code == 200
+    assert (await wf_client.get(f"/v1/form/human_input/{token}", headers=app.headers)).status_code == 200
+    # A refused submission and a page for an unknown token-shaped path are logged too.
+    refused = await wf_client.post(f"/api/form/human_input/{token}", json={"inputs": {}, "action": "no"})
+    assert refused.status_code == 400
+    assert (await wf_client.get(f"/form/{token[::-1]}")).status_code == 404
+    ok = await wf_client.post(
+        f"/v1/form/human_input/{token}",
+        json={"inputs": {"comment": "ok"}, "action": "approve"},
+        headers=app.headers,
+    )
+    assert ok.status_code == 200
+    await wait_status(db, paused["id"])
+
+    # The stream a client reads still carries the token and the link, rebuilt from the form id.
+    streamed = sse_events(
+        (await wf_client.get(f"/v1/workflow/{paused['id']}/events", headers=app.headers)).text
+    )
+    required = next(e["data"] for _, e in streamed if e["event"] == "human_input_required")
+    assert required["form_token"] == token and required["form_url"].endswith(f"/form/{token}")
+
+    logged = capsys.readouterr()
+    logs = logged.out + logged.err
+    assert "request_finished" in logs and "/form/{form_token}" in logs
+    assert token not in logs and token[::-1] not in logs
+    async with db.connect() as conn:
+        stored = await conn.scalar(
+            text("SELECT count(*) FROM workflow_run_events WHERE run_id = :id AND data::text LIKE :t"),
+            {"id": uuid.UUID(paused["id"]), "t": f"%{token}%"},
+        )
+        kept = await conn.scalar(
+            text(
+                "SELECT data FROM workflow_run_events WHERE run_id = :id AND event = 'human_input_required'"
+            ),
+            {"id": uuid.UUID(paused["id"])},
+        )
+    assert stored == 0
+    assert kept["form_id"] and "form_token" not in kept and "form_url" not in kept
+
+
+async def test_placeholders_from_run_inputs_stay_text(
+    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+) -> None:
+    """A run input shaped like ``{{#$output.comment#}}`` is shown as text and never filled at submit: only the
+    form definition's own placeholders are live."""
+    app = await import_app(wf_client, approval_dsl())
+    paused = await start_paused(wf_client, app.headers, doc="{{#$output.comment#}}")
+    token = paused["paused_nodes"][0]["pause_type"]["form_token"]
+    form = (await wf_client.get(f"/api/form/human_input/{token}")).json()
+    content = form["form_content"]
+    assert content.count("{{#$output.comment#}}") == 1  # the definition's own, at the end
+    assert content.startswith("Please review **{{#\u200b$output.comment#}}**")
+    ok = await wf_client.post(
+        f"/api/form/human_input/{token}", json={"inputs": {"comment": "SECRET-VALUE"}, "action": "approve"}
+    )
+    assert ok.status_code == 200
+    run = await wait_status(db, paused["id"])
+    assert run.outputs is not None
+    assert run.outputs["content"].count("SECRET-VALUE") == 1
+    assert run.outputs["content"].startswith("Please review **{{#\u200b$output.comment#}}**")
+    page = await wf_client.get(f"/form/{token}")
+    assert "img-src 'self' data:" in page.headers["content-security-policy"]

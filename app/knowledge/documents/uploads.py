@@ -18,6 +18,7 @@ from litestar import Request
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
+from app import json_body
 from app.errors import InvalidParam
 from app.knowledge.documents.schemas import DocumentFileSettings
 from app.knowledge.documents.services import MB, Source
@@ -87,7 +88,7 @@ class UploadForm:
         if raw is None or not raw.strip():
             return DocumentFileSettings()
         try:
-            return msgspec.json.decode(raw, type=DocumentFileSettings)
+            return json_body.decode(raw.encode(), DocumentFileSettings)
         except msgspec.ValidationError as exc:
             raise InvalidParam(f"data: {exc}") from None
         except msgspec.DecodeError:

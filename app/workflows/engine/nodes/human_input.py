@@ -10,7 +10,7 @@ submitted (outputs: every input, ``__action_id``, ``__rendered_content``; edge: 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -60,8 +60,29 @@ class HumanInputConfig(msgspec.Struct, kw_only=True):
 
 
 def fill_outputs(content: str, values: Mapping[str, Any]) -> str:
-    """``{{#$output.name#}}`` placeholders replaced by the submitted values."""
+    """``{{#$output.name#}}`` placeholders replaced by the submitted values, in one pass (a submitted value that
+    looks like a placeholder stays as it is)."""
     return OUTPUT_PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), content)
+
+
+#: What a placeholder-shaped text that did not come from the form definition becomes: the same to read, but
+#: a zero-width space after ``{{#`` keeps it from ever matching OUTPUT_PLACEHOLDER.
+_INERT = "{{#\u200b$output."
+
+
+def render_content(template: str, render: Callable[[str], str]) -> str:
+    """The form definition with its variables rendered; only the definition's own ``{{#$output.x#}}``
+    placeholders stay live. Placeholder-shaped text that a variable's value brings in (a run input, a model's
+    answer) is made inert, so it is never expanded at submit nor shown as a field."""
+    pieces = OUTPUT_PLACEHOLDER.split(template)
+    out = []
+    # split() alternates literal text and the captured placeholder names.
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            out.append("{{#$output." + piece + "#}}")
+        else:
+            out.append(render(piece).replace("{{#$output.", _INERT))
+    return "".join(out)
 
 
 class HumanInputNode(Node):
@@ -96,7 +117,7 @@ class HumanInputNode(Node):
         return self.config.timeout * UNIT_SECONDS[self.config.timeout_unit]
 
     async def run(self, ctx: NodeContext) -> NodeResult:
-        content = ctx.pool.render(self.config.form_content)
+        content = render_content(self.config.form_content, ctx.pool.render)
         defaults: dict[str, Any] = {}
         for form_input in self.config.inputs:
             default = form_input.default
