@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.support.processes import ROOT, LiveService
 
 
@@ -51,7 +51,7 @@ def test_keys_from_the_command_line(database_url: str, live_service: LiveService
 
 
 def test_up_serves_and_stops_cleanly_on_sigterm(database_url: str, tmp_path: Path) -> None:
-    service = LiveService(database_url, ADMIN_TOKEN, tmp_path / "up.log")
+    service = LiveService(database_url, ADMIN_TOKEN, tmp_path / "up.log", {"SLUICE_SECRET_KEY": SECRET_KEY})
     try:
         service.wait_ready()
         assert httpx.get(service.base_url + "/healthz").status_code == 200

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.asgi import create_app
 from app.health import readiness
+from app.json_body import nesting_depth
 from app.settings import Settings
+from tests.conftest import Tenant
 
 
 async def test_healthz(client: AsyncTestClient[Litestar]) -> None:
@@ -86,3 +88,37 @@ async def test_readyz_tells_callers_what_failed_and_the_log_why(
     assert "127.0.0.1" not in shown and "Error" not in shown and "refused" not in shown.lower()
     logged = capsys.readouterr()
     assert "readiness_check_failed" in logged.out + logged.err
+
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/form/human_input/sometoken", "/v1/workflows/run", "/console/api/apps/imports"]
+)
+async def test_deep_json_is_a_400(
+    client: AsyncTestClient[Litestar], tenant: Tenant, admin: dict[str, str], path: str
+) -> None:
+    """A few thousand ``[`` on an unauthenticated form route, the run route and the console: 400, not 500."""
+    headers = {**tenant.app_headers, **admin} if path.startswith("/console") else tenant.app_headers
+    for body in (DEEP, '{"inputs": {"x": ' + DEEP + "}}", '{"a": "[[[[", "b": ' + "[" * 65 + "]" * 65 + "}"):
+        response = await client.post(
+            path, content=body, headers={**headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json() == {
+            "code": "invalid_param",
+            "message": "JSON is nested more than 64 levels deep.",
+            "status": 400,
+        }
+    # Brackets inside strings do not count, and 64 levels are fine.
+    fine = '{"inputs": {"doc": "' + "[" * 5000 + '", "x": ' + "[" * 62 + "]" * 62 + "}}"
+    response = await client.post(path, content=fine, headers={**headers, "content-type": "application/json"})
+    assert response.status_code != 500 and "nested" not in response.text
+
+
+def test_nesting_depth_counts_only_structure() -> None:
+    assert nesting_depth(b"{}") == 1
+    assert nesting_depth(b'{"a": [[1], {"b": "]]]"}]}') == 3
+    assert nesting_depth(b'["\\"[[[["]') == 1
+    assert nesting_depth(b"[" * 100) == 100

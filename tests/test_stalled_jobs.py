@@ -9,10 +9,11 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from db import queue, urls
+from db import urls
 from jobs.app import opened
 from jobs.maintenance import recover_stalled_jobs
 from tests.support.processes import spawn, stop
+from tests.support.test_tasks import hang_on_first_attempt
 
 
 async def wait_for_status(engine: AsyncEngine, job_id: int, status: str, timeout: float) -> None:
@@ -44,9 +45,8 @@ async def test_killed_worker_job_is_retried_by_the_periodic_task(
 async def _kill_and_recover(
     session: AsyncSession, engine: AsyncEngine, database_url: str, tmp_path: Path
 ) -> None:
-    job_id = await queue.defer(session, "test_hang_on_first_attempt", queue="workflows")
-    assert job_id is not None
-    await session.commit()
+    async with opened(database_url):
+        job_id = await hang_on_first_attempt.defer_async()
 
     env = {"DATABASE_URL": database_url, "SLUICE_WORKER_POLL_SECONDS": "0.1", "LOG_FORMAT": "json"}
     doomed = spawn(["-m", "tests.support.worker"], env, tmp_path / "doomed.log")

@@ -103,6 +103,7 @@ def test_long_paragraph_splits_at_lines_before_sentences() -> None:
 def test_overlap_repeats_whole_trailing_pieces() -> None:
     text = " ".join(f"w{index:02d}" for index in range(30))  # 30 words of 3 characters
     chunks = split_text(text, Segmentation("\n\n", 20, 8))
+    assert len(chunks) > 1
     assert all(len(chunk) <= 20 for chunk in chunks)
     for previous, current in itertools.pairwise(chunks):
         tail = previous.split()[-2:]

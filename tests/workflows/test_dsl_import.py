@@ -121,3 +121,39 @@ def test_corpus_report_is_current() -> None:
         assert f"| {path.name} | {verdict} |" in report, (
             f"docs/dsl-corpus.md is stale for {path.name}: run `python -m app dsl-report`"
         )
+
+
+BILLION_LAUGHS = """
+version: 0.1.5
+kind: app
+app: {name: lol, mode: workflow}
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+workflow: {graph: {nodes: [], edges: []}, x: *f}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (BILLION_LAUGHS, "anchors and aliases"),
+        (SIMPLE.replace("says hello", "!!python/object/apply:os.system [id]"), "explicit tags"),
+        (SIMPLE.replace("says hello", "!custom hello"), "explicit tags"),
+        (SIMPLE + "deep: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels"),
+        (
+            SIMPLE + "deep:\n" + "".join("  " * i + "- \n" for i in range(1, 300)),
+            "nested more than 64 levels",
+        ),
+    ],
+    ids=["billion-laughs", "python-tag", "custom-tag", "deep-flow", "deep-block"],
+)
+async def test_hostile_yaml_is_refused_at_import(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], text: str, reason: str
+) -> None:
+    response = await import_yaml(client, admin, text)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_dsl" and reason in response.json()["message"]

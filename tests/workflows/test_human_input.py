@@ -386,7 +386,8 @@ async def test_double_submit_200_forms_exactly_one_wins_each(
 async def test_submit_racing_the_node_deadline_has_one_outcome(
     wf_client: AsyncTestClient[Litestar], db: AsyncEngine, wf_settings: Settings
 ) -> None:
-    app = await import_app(wf_client, approval_dsl("timeout: 3\n          timeout_unit: second"))
+    # 8 s: long enough for 40 runs to pause and hand out their tokens on a loaded machine before any deadline.
+    app = await import_app(wf_client, approval_dsl("timeout: 8\n          timeout_unit: second"))
     runs = await _start_many(db, app.app_id, 40)
     async with AsyncSession(db) as session:
         rows = (

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from app.clock import utcnow
 from app.errors import SluiceError
 from app.human_input import services as forms
 from app.human_input.forms import paused_nodes
@@ -24,6 +25,8 @@ from tests.support.processes import spawn, stop
 from tests.workflows.test_human_input import approval_dsl
 
 RUNS = 40
+#: Long enough for 40 runs to pause on a loaded 2-core machine before the first deadline passes.
+TIMEOUT_SECONDS = 8
 
 
 async def test_kill_9_while_resuming_and_timing_out(server_url: str, tmp_path: Path) -> None:
@@ -41,7 +44,7 @@ async def test_kill_9_while_resuming_and_timing_out(server_url: str, tmp_path: P
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session:
             app = await workflows.import_app(
-                session, approval_dsl("timeout: 3\n          timeout_unit: second"), None
+                session, approval_dsl(f"timeout: {TIMEOUT_SECONDS}\n          timeout_unit: second"), None
             )
             runs = [
                 (await workflows.start_run(session, app.id, {"doc": f"d{i}"}, "u")).id for i in range(RUNS)
@@ -77,7 +80,12 @@ async def test_kill_9_while_resuming_and_timing_out(server_url: str, tmp_path: P
                 except SluiceError:  # the deadline came first: then the timeout is its outcome
                     await session.rollback()
         # Kill the worker in the thick of it: resumes queued and running, deadlines about to fire.
-        await asyncio.sleep(2.8)
+        async with AsyncSession(engine) as session:
+            first_deadline = await session.scalar(
+                select(func.min(HumanInputForm.expiration_time)).where(HumanInputForm.run_id.in_(runs))
+            )
+        assert first_deadline is not None
+        await asyncio.sleep(max(0.0, (first_deadline - utcnow()).total_seconds() - 0.2))
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
 
@@ -138,6 +146,7 @@ async def test_kill_9_while_resuming_and_timing_out(server_url: str, tmp_path: P
                     )
                 ).all()
             )
+        assert len(rows) == RUNS
         for run_id, status, outputs in rows:
             assert status == "succeeded", (run_id, status)
             if run_id in submitted:

@@ -137,6 +137,7 @@ async def test_smtp_refusal_is_retried_without_resending_to_those_served(
     assert smtp.inbox.refused.count(first) == 1
     assert len(smtp.inbox.to(first)) == len(smtp.inbox.to(second)) == 1
     recipients = await email_recipients(db, run_id)
+    assert len(recipients) == 2
     assert all(r.sent_at is not None and r.last_error is None for r in recipients)
 
 

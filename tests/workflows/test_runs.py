@@ -190,9 +190,9 @@ async def test_pause_then_resume_each_branch_with_its_outcome(
         async with AsyncSession(engine) as session:
             assert await services.resolve_pause(session, run_id, "ask_b", {"answer": "yes B"}, "approve")
             await session.commit()
-        for _ in range(100):
+        for _ in range(400):  # until a final status: the resume passes through ``running``
             run = (await wf_client.get(f"/v1/workflows/run/{run_id}", headers=app.headers)).json()
-            if run["status"] != "paused":
+            if run["status"] not in ("paused", "running"):
                 break
             await asyncio.sleep(0.05)
         assert run["status"] == "succeeded" and run["outputs"] == {"a": "yes A", "b": "yes B"}
