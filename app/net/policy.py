@@ -41,8 +41,8 @@ BLOCKED_NETWORKS: tuple[IPNetwork, ...] = tuple(
         "224.0.0.0/4",  # multicast
         "240.0.0.0/4",  # reserved
         "255.255.255.255/32",  # broadcast
-        "::/96",  # unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d
         "::1/128",  # loopback
+        "::/96",  # unspecified and the deprecated IPv4-compatible ::a.b.c.d
         "64:ff9b:1::/48",  # local-use NAT64
         "100::/64",  # discard-only
         "2001::/23",  # IETF protocol assignments (Teredo 2001::/32 included)
