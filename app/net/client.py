@@ -52,7 +52,9 @@ FileTuple = tuple[str | None, bytes, str]
 class GuardedResponse:
     """A response whose headers have arrived; the body is read (decoded, capped) on demand."""
 
-    def __init__(self, response: httpx.Response, url: str, max_bytes: int | None) -> None:
+    def __init__(
+        self, response: httpx.Response, url: str, max_bytes: int | None, method: str = "GET"
+    ) -> None:
         self._response = response
         self.url = url
         self.status_code = response.status_code
@@ -66,9 +68,13 @@ class GuardedResponse:
             [c for c in decoding.codings(encoding) if c != "identity"]
         )
         declared = response.headers.get("content-length")
-        #: the body's length when the server declared it and it is not encoded (else None)
+        bodiless = (
+            method.upper() == "HEAD" or response.status_code in (204, 304) or response.status_code < 200
+        )
+        #: the body's length when the server declared it and it is not encoded (else None); a HEAD response
+        #: declares the length of a body it does not send
         self.content_length: int | None = (
-            int(declared) if declared and declared.isdigit() and not self.decoded else None
+            int(declared) if declared and declared.isdigit() and not self.decoded and not bodiless else None
         )
 
     async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
@@ -235,7 +241,7 @@ class GuardedClient:
                 location = response.headers.get("location")
                 if not (follow_redirects and response.status_code in REDIRECT_STATUSES and location):
                     try:
-                        yield GuardedResponse(response, str(request.url), max_bytes)
+                        yield GuardedResponse(response, str(request.url), max_bytes, method)
                     finally:
                         await response.aclose()
                     return

@@ -540,3 +540,13 @@ async def test_ssl_verify_comes_from_the_node_or_the_settings() -> None:
         assert outcome.status == "succeeded", outcome.error
         outcome, _ = await run(http(tls.url(), ssl_verify=True), node_ports=ports(ssl_verify=False))
         assert outcome.status == "failed"
+
+
+async def test_head_responses_declare_a_length_they_do_not_send(target: HttpTarget) -> None:
+    target.route(
+        "/huge",
+        lambda _r: Reply(200, [("Content-Type", "text/plain"), ("Content-Length", str(50 * MIB))], b""),
+    )
+    outcome, _ = await run(http(target.url("/huge"), method="head"))
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.outputs["body"] == "" and outcome.outputs["headers"]["content-length"] == str(50 * MIB)

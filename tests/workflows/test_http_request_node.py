@@ -52,14 +52,18 @@ def dsl(url: str, *, fail_branch: bool = False) -> str:
         "authorization": {"type": "api-key", "config": {"type": "bearer", "api_key": "{{#start.token#}}"}},
         "headers": "X-Name: {{#start.name#}}",
         "params": "lang: en",
-        "body": {"type": "json", "data": [{"id": "k", "key": "", "type": "text", "value": '{"name": "{{#start.name#}}",}'}]},
+        "body": {
+            "type": "json",
+            "data": [{"id": "k", "key": "", "type": "text", "value": '{"name": "{{#start.name#}}",}'}],
+        },
         "timeout": {"max_connect_timeout": 0, "max_read_timeout": 0, "max_write_timeout": 0},
         "retry_config": {"retry_enabled": False, "max_retries": 3, "retry_interval": 100},
         "variables": [],
         **({"error_strategy": "fail-branch"} if fail_branch else {}),
     }
     variables = [
-        {"variable": v, "label": v, "type": "text-input", "required": True, "max_length": 100} for v in ("name", "token")
+        {"variable": v, "label": v, "type": "text-input", "required": True, "max_length": 100}
+        for v in ("name", "token")
     ]
     nodes: list[dict[str, Any]] = [
         {"id": "start", "data": {"type": "start", "title": "Start", "variables": variables}},
@@ -94,7 +98,12 @@ def dsl(url: str, *, fail_branch: bool = False) -> str:
         )
         edges.append({"id": "e3", "source": "call", "target": "sorry", "sourceHandle": "fail-branch"})
     return json.dumps(
-        {"version": "0.1.5", "kind": "app", "app": {"name": "Caller", "mode": "workflow"}, "workflow": {"graph": {"nodes": nodes, "edges": edges}}}
+        {
+            "version": "0.1.5",
+            "kind": "app",
+            "app": {"name": "Caller", "mode": "workflow"},
+            "workflow": {"graph": {"nodes": nodes, "edges": edges}},
+        }
     )
 
 
@@ -144,7 +153,9 @@ async def test_a_refused_destination_fails_the_run_or_takes_the_fail_branch(
     assert f"Access to '{url}?lang=en' was blocked by SSRF protection: ::1 is in" in data["error"]
     data = await run(wf_client, (await import_app(wf_client, dsl(url, fail_branch=True))).headers)
     assert data["status"] == "partial-succeeded"
-    assert data["outputs"]["error"].startswith(f"Access to '{url}?lang=en' was blocked by SSRF protection: ::1")
+    assert data["outputs"]["error"].startswith(
+        f"Access to '{url}?lang=en' was blocked by SSRF protection: ::1"
+    )
     assert target.requests == []
 
 
