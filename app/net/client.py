@@ -27,6 +27,7 @@ import structlog
 
 from app.net import decoding
 from app.net.errors import (
+    InvalidRequest,
     InvalidURL,
     NetError,
     ResponseTooLarge,
@@ -214,7 +215,10 @@ class GuardedClient:
         backend = PinnedBackend(self._network_backend)
         secret = {name.lower() for name in secret_headers} | {"authorization", "proxy-authorization"}
         hop_url: str | httpx.URL = self.parse(url)
-        hop_headers = httpx.Headers(headers or {})
+        try:
+            hop_headers = httpx.Headers(headers or {})
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"The request to '{url}' cannot be sent: {exc}") from None
         if "accept-encoding" not in hop_headers:
             hop_headers["Accept-Encoding"] = decoding.ACCEPT_ENCODING
         body: dict[str, Any] = {"content": content, "data": data, "files": files, "json": json}
@@ -233,8 +237,10 @@ class GuardedClient:
                         headers=hop_headers,
                         **body,
                     )
-                except (httpx.InvalidURL, TypeError, ValueError) as exc:
+                except httpx.InvalidURL as exc:
                     raise InvalidURL(str(hop_url), str(exc)) from None
+                except (TypeError, ValueError) as exc:
+                    raise InvalidRequest(f"The request to '{hop_url}' cannot be sent: {exc}") from None
                 host, port, addresses = await self.vet(request.url, timeout.connect)
                 backend.pin(host, port, addresses)
                 response = await self._send(client, request)
@@ -252,6 +258,8 @@ class GuardedClient:
                     )
                 try:
                     next_url = self.parse(request.url.join(location))
+                except (httpx.InvalidURL, ValueError) as exc:
+                    raise InvalidURL(location, str(exc)) from None
                 except InvalidURL as exc:
                     raise InvalidURL(location, exc.reason) from None
                 # A Host header the caller set is for the first hop only; credentials stay with their host.

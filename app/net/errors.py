@@ -36,6 +36,12 @@ class InvalidURL(NetError):
         self.url, self.reason = url, reason
 
 
+class InvalidRequest(NetError):
+    """The request cannot be sent as given (a header that is not ASCII, a JSON body with NaN...)."""
+
+    status, code = 400, "invalid_request"
+
+
 class UpstreamError(NetError):
     """The remote server could not be reached or broke the exchange."""
 

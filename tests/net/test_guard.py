@@ -275,3 +275,19 @@ async def test_concurrent_requests_do_not_share_pins(backend: LoopbackOnlyBacken
             *[get(client, f"http://b.test:{b.port}/echo") for _ in range(5)],
         )
         assert len(a.requests) == 5 and len(b.requests) == 5
+
+
+async def test_requests_that_cannot_be_sent_fail_clearly(
+    target: HttpTarget, backend: LoopbackOnlyBackend
+) -> None:
+    from app.net.errors import InvalidRequest
+
+    client = make_client(backend, LOOPBACK)
+    with pytest.raises(InvalidRequest, match="ascii"):
+        await get(client, target.url(), headers={"X-Name": "Zoë"})
+    with pytest.raises(InvalidRequest, match="JSON"):
+        await get(client, target.url(), method="POST", json={"a": float("nan")})
+    target.route("/bad-location", lambda _r: Reply(302, [("Location", "http://[::1")], b""))
+    with pytest.raises(UpstreamError, match="location"):  # a broken server, not a refusal
+        await get(client, target.url("/bad-location"))
+    assert [r.path for r in target.requests] == ["/bad-location"]
