@@ -416,6 +416,14 @@ async def test_size_limits_use_difys_messages(target: HttpTarget, files: MemoryF
     outcome, execution = await run(http(target.url("/big-text")))
     assert execution.error == "Text size is too large, max size is 1.00 MB, but current size is 1.50 MB."
     assert execution.error_type == "ResponseSizeError"
+    target.route(
+        "/declared",
+        lambda _r: Reply(
+            200, [("Content-Type", "text/plain"), ("Content-Length", str(50 * MIB))], iter([b"x"])
+        ),
+    )
+    outcome, execution = await run(http(target.url("/declared")))
+    assert execution.error == "Text size is too large, max size is 1.00 MB, but current size is 50.00 MB."
     outcome, execution = await run(http(target.url("/endless")))
     assert execution.error == "Text size is too large, max size is 1.00 MB, but current size is over 1.00 MB."
     assert target.sent < 64 * MIB

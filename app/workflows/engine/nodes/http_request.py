@@ -123,8 +123,6 @@ class HttpRequestNode(Node):
         try:
             if request.method.lower() not in SENDABLE_METHODS:
                 raise NodeRunError(f"Invalid http method {request.method}", "InvalidHttpMethodError")
-            # a backstop in the client; the node's own limit (text or file) is checked first, below
-            request.max_bytes = 2 * max(limits.max_text_size, limits.max_binary_size)
             async with http.open(request) as response:
                 status, headers = response.status_code, dict(response.headers)
                 if status in RETRYABLE_STATUSES:
