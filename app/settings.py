@@ -12,6 +12,8 @@ from typing import Literal
 
 import msgspec
 
+from app.net.policy import parse_networks
+
 
 class SettingsError(ValueError):
     """A setting in the environment has a value Sluice cannot use."""
@@ -54,6 +56,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_opportunistic_tls: bool = False
     mail_default_send_from: str | None = None
     upload_file_size_limit: int = 15
+    http_request_max_connect_timeout: float = 10.0
+    http_request_max_read_timeout: float = 600.0
+    http_request_max_write_timeout: float = 600.0
+    http_request_node_max_binary_size: int = 10 * 1024 * 1024
+    http_request_node_max_text_size: int = 1024 * 1024
+    http_request_node_ssl_verify: bool = True
+    #: CIDRs user-supplied URLs may reach although they are not public (app/net)
+    ssrf_proxy_allow_private_networks: tuple[str, ...] = ()
+    #: ports user-supplied URLs may use; empty: any
+    ssrf_allowed_ports: tuple[int, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -110,6 +122,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if upload_limit <= 0:
             raise SettingsError(f"UPLOAD_FILE_SIZE_LIMIT must be a positive number of MB, got {upload_limit}")
         port = int(number("SLUICE_PORT", int, 5001))
+        http_timeouts = {}
+        for kind, default in (("CONNECT", 10.0), ("READ", 600.0), ("WRITE", 600.0)):
+            name = f"HTTP_REQUEST_MAX_{kind}_TIMEOUT"
+            http_timeouts[kind] = float(number(name, float, default))
+            if http_timeouts[kind] <= 0:
+                raise SettingsError(
+                    f"{name} must be a positive number of seconds, got {http_timeouts[kind]:g}"
+                )
+        http_sizes = {}
+        for kind, default in (("BINARY", 10 * 1024 * 1024), ("TEXT", 1024 * 1024)):
+            name = f"HTTP_REQUEST_NODE_MAX_{kind}_SIZE"
+            http_sizes[kind] = int(number(name, int, default))
+            if http_sizes[kind] <= 0:
+                raise SettingsError(f"{name} must be a positive number of bytes, got {http_sizes[kind]}")
+        ssl_verify = (get("HTTP_REQUEST_NODE_SSL_VERIFY") or "true").lower()
+        if ssl_verify not in ("true", "false"):
+            raise SettingsError(f"HTTP_REQUEST_NODE_SSL_VERIFY must be 'true' or 'false', got {ssl_verify!r}")
+        networks = [
+            c.strip() for c in (get("SSRF_PROXY_ALLOW_PRIVATE_NETWORKS") or "").split(",") if c.strip()
+        ]
+        try:
+            networks = [str(n) for n in parse_networks(networks)]
+        except ValueError as exc:
+            raise SettingsError(f"SSRF_PROXY_ALLOW_PRIVATE_NETWORKS: {exc}") from None
+        ports_text = [p.strip() for p in (get("SSRF_ALLOWED_PORTS") or "").split(",") if p.strip()]
+        if not all(p.isdigit() and 0 < int(p) < 65536 for p in ports_text):
+            raise SettingsError(
+                f"SSRF_ALLOWED_PORTS must be port numbers separated by commas, got {ports_text!r}"
+            )
         host = get("SLUICE_HOST") or "127.0.0.1"
         log_format = (get("LOG_FORMAT") or "console").lower()
         if log_format not in ("console", "json"):
@@ -155,4 +196,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             smtp_opportunistic_tls=opportunistic_tls,
             mail_default_send_from=get("MAIL_DEFAULT_SEND_FROM"),
             upload_file_size_limit=upload_limit,
+            http_request_max_connect_timeout=http_timeouts["CONNECT"],
+            http_request_max_read_timeout=http_timeouts["READ"],
+            http_request_max_write_timeout=http_timeouts["WRITE"],
+            http_request_node_max_binary_size=http_sizes["BINARY"],
+            http_request_node_max_text_size=http_sizes["TEXT"],
+            http_request_node_ssl_verify=ssl_verify == "true",
+            ssrf_proxy_allow_private_networks=tuple(networks),
+            ssrf_allowed_ports=tuple(int(p) for p in ports_text),
         )

@@ -45,3 +45,40 @@ def test_one_url_for_every_driver() -> None:
     assert urls.database_name(urls.with_database(url, "other")) == "other"
     with pytest.raises(urls.DatabaseUrlError):
         urls.libpq("mysql://u@h/db")
+
+
+def test_http_request_and_ssrf_settings() -> None:
+    s = Settings.from_env({})
+    assert (s.http_request_max_connect_timeout, s.http_request_max_read_timeout) == (10.0, 600.0)
+    assert s.http_request_max_write_timeout == 600.0 and s.http_request_node_ssl_verify is True
+    assert (s.http_request_node_max_text_size, s.http_request_node_max_binary_size) == (1048576, 10485760)
+    assert s.ssrf_proxy_allow_private_networks == () and s.ssrf_allowed_ports == ()
+    s = Settings.from_env(
+        {
+            "HTTP_REQUEST_MAX_READ_TIMEOUT": "30",
+            "HTTP_REQUEST_NODE_MAX_TEXT_SIZE": "2048",
+            "HTTP_REQUEST_NODE_SSL_VERIFY": "False",
+            "SSRF_PROXY_ALLOW_PRIVATE_NETWORKS": "10.0.0.0/8, 192.168.1.7 ,fd00::/8",
+            "SSRF_ALLOWED_PORTS": "80,443",
+        }
+    )
+    assert s.http_request_max_read_timeout == 30.0 and s.http_request_node_max_text_size == 2048
+    assert s.http_request_node_ssl_verify is False
+    assert s.ssrf_proxy_allow_private_networks == ("10.0.0.0/8", "192.168.1.7/32", "fd00::/8")
+    assert s.ssrf_allowed_ports == (80, 443)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SSRF_PROXY_ALLOW_PRIVATE_NETWORKS": "10.0.0.0/8,intranet"},
+        {"SSRF_ALLOWED_PORTS": "80,http"},
+        {"SSRF_ALLOWED_PORTS": "70000"},
+        {"HTTP_REQUEST_MAX_CONNECT_TIMEOUT": "0"},
+        {"HTTP_REQUEST_NODE_MAX_BINARY_SIZE": "-1"},
+        {"HTTP_REQUEST_NODE_SSL_VERIFY": "maybe"},
+    ],
+)
+def test_bad_http_settings_are_named(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match=next(iter(env))):
+        Settings.from_env(env)

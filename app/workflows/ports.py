@@ -16,6 +16,7 @@ def make_ports(
     sessions: async_sessionmaker[AsyncSession] | None = None,
     embedders: Embedders | None = None,
 ) -> Ports:
+    from app.net.node_port import HttpNodePort
     from app.workflows.llm import OpenAIChat
 
     llm = OpenAIChat(
@@ -27,4 +28,4 @@ def make_ports(
     retriever = None
     if sessions is not None:
         retriever = KnowledgePort(sessions, Retriever(embedders or Embedders(settings)))
-    return Ports(llm=llm, retriever=retriever)
+    return Ports(llm=llm, retriever=retriever, http=HttpNodePort.from_settings(settings))

@@ -1,5 +1,7 @@
 """Errors of the engine. Config errors surface at DSL import as 400s; run errors fail nodes or runs."""
 
+from typing import Any
+
 
 class EngineError(Exception):
     """Something went wrong in the workflow engine."""
@@ -18,11 +20,17 @@ class NodeConfigError(GraphError):
 
 
 class NodeRunError(EngineError):
-    """A node failed while running (the run follows its error strategy)."""
+    """A node failed while running (the run follows its error strategy).
 
-    def __init__(self, message: str, error_type: str = "NodeRunError") -> None:
+    ``result`` (a ``NodeResult``) is what the failed attempt produced, kept on the failed execution as Dify
+    keeps it: an http-request that got a 404 fails with its ``status_code``/``body`` outputs and its
+    ``process_data``; an error strategy then replaces the outputs but keeps inputs and process data.
+    """
+
+    def __init__(self, message: str, error_type: str = "NodeRunError", result: Any = None) -> None:
         super().__init__(message)
         self.error_type = error_type
+        self.result = result
 
 
 class InputError(EngineError):

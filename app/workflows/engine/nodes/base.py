@@ -129,8 +129,12 @@ class Node:
         for item in data.get("default_value") or []:
             if isinstance(item, Mapping) and "key" in item:
                 self.default_values[str(item["key"])] = item.get("value")
+        raw_retry = data.get("retry_config")
+        retry_config = dict(raw_retry) if isinstance(raw_retry, Mapping) else raw_retry or {}
+        if isinstance(retry_config, dict) and "retry_enabled" in retry_config:  # Dify's DSL spelling
+            retry_config.setdefault("enabled", retry_config.pop("retry_enabled"))
         try:
-            self.retry = msgspec.convert(data.get("retry_config") or {}, RetryConfig, strict=False)
+            self.retry = msgspec.convert(retry_config, RetryConfig, strict=False)
         except msgspec.ValidationError as exc:
             raise NodeConfigError(spec.id, f"retry_config: {exc}") from None
         self.configure(data)
