@@ -18,11 +18,16 @@ class NodeConfigError(GraphError):
 
 
 class NodeRunError(EngineError):
-    """A node failed while running (the run follows its error strategy)."""
+    """A node failed while running (the run follows its error strategy).
 
-    def __init__(self, message: str, error_type: str = "NodeRunError") -> None:
+    ``tokens``: model tokens the node used before failing (a classifier whose answer could not be read);
+    they count into the run as Dify counts them.
+    """
+
+    def __init__(self, message: str, error_type: str = "NodeRunError", *, tokens: int = 0) -> None:
         super().__init__(message)
         self.error_type = error_type
+        self.tokens = tokens
 
 
 class InputError(EngineError):
