@@ -16,6 +16,7 @@ import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from tests.conftest import ADMIN_TOKEN
 from tests.support.fake_openai import FakeOpenAI
 from tests.workflows.conftest import import_app, sse_events
 
@@ -231,3 +232,18 @@ async def test_an_unreadable_classification_fails_the_run(
     data = (await run(wf_client, app.headers, INSTALL_Q, "blocking"))["data"]
     assert data["status"] == "failed" and "could not find json block in the output." in data["error"]
     assert data["total_tokens"] > 0
+
+
+async def test_bad_node_configs_are_refused_at_import(wf_client: AsyncTestClient[Litestar]) -> None:
+    no_classes = DSL.replace("classes:", "old_classes:")
+    for yaml_text, message in (
+        (DSL.replace("type: array[string]", "type: file"), "type 'file' is not allowed"),
+        (DSL.replace("reasoning_mode: prompt", "reasoning_mode: telepathy"), "reasoning_mode"),
+        (no_classes, "classes must list at least one class"),
+    ):
+        response = await wf_client.post(
+            "/console/api/apps/imports",
+            json={"mode": "yaml-content", "yaml_content": yaml_text},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        assert response.status_code == 400 and message in response.json()["message"], response.text
