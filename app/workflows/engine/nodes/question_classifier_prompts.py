@@ -1,7 +1,7 @@
 """The prompts of `question-classifier`, chat and completion.
 
 Sluice's own wording with the structure of Dify's (graphon ``question_classifier/template_prompts.py``):
-the same sections (Job Description, Task, Format, Constraint, Memory), the same two worked examples, and the
+the same sections (Job Description, Task, Format, Constraint, Memory), two worked examples of the same kind, and the
 same input object ``{"input_text": [...], "categories": [...], "classification_instructions": [...]}`` with
 the text placed raw inside the string literal, as Dify does (models are used to it; it is not escaped).
 """
@@ -48,7 +48,7 @@ _EXAMPLES: list[dict[str, Any]] = [
         },
     },
     {
-        "input": "bad service, slow to bring the food",
+        "input": "The service was poor and the food took ages to arrive.",
         "categories": [
             {"category_id": "4d9e2b6a-1f3c-4a87-9e52-b8c7d0a1f305", "category_name": "Food Quality"},
             {"category_id": "e7a1c5f9-6b2d-4c38-8f04-3d9e6a2b7c06", "category_name": "Experience"},
@@ -56,7 +56,7 @@ _EXAMPLES: list[dict[str, Any]] = [
         ],
         "instructions": [],
         "answer": {
-            "keywords": ["bad service", "slow", "food"],
+            "keywords": ["service was poor", "took ages", "food"],
             "category_id": "e7a1c5f9-6b2d-4c38-8f04-3d9e6a2b7c06",
             "category_name": "Experience",
         },
