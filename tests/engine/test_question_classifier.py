@@ -96,7 +96,9 @@ async def test_prompt_structure_and_the_chosen_branch(fake_openai: FakeOpenAI) -
     assert "<histories>\n\n</histories>" in system
     for example in (messages[2]["content"], messages[4]["content"]):
         assert example.startswith("```json\n") and "category_id" in json.loads(example[8:-4])
-    assert '"input_text": ["The service was poor and the food took ages to arrive."]' in messages[3]["content"]
+    assert (
+        '"input_text": ["The service was poor and the food took ages to arrive."]' in messages[3]["content"]
+    )
     categories = json.dumps(
         [{"category_id": c["id"], "category_name": c["name"]} for c in QC["classes"]], ensure_ascii=False
     )
