@@ -184,7 +184,7 @@ class LLMNode(Node):
         usage = usage_dict(reply.usage, time.perf_counter() - started)
         process_data = {
             "model_mode": self.mode,
-            "prompts": saved_prompts(messages, "chat"),
+            "prompts": saved_prompts(messages, self.mode),
             "usage": usage,
             "finish_reason": reply.finish_reason,
             "model_provider": self.config.model.provider,

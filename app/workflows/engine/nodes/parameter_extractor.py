@@ -66,7 +66,7 @@ LOGGED_TEXT = 2000
 
 
 class ExtractorConfig(msgspec.Struct, kw_only=True):
-    query: list[str] | None = None
+    query: list[Any] | None = None
     parameters: list[Parameter] = msgspec.field(default_factory=list)
     instruction: str | None = None
     reasoning_mode: Literal["function_call", "prompt"] | None = None
