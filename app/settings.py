@@ -43,6 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openai_api_key: str | None = None
     llm_model_map: dict[str, str] = msgspec.field(default_factory=dict)
     llm_timeout_seconds: float = 120.0
+    llm_no_tool_models: tuple[str, ...] = ()
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str | None = None
     embedding_api_base: str = "http://127.0.0.1:11434/v1"
@@ -180,6 +181,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             openai_api_key=get("OPENAI_API_KEY"),
             llm_model_map=mapping("SLUICE_LLM_MODEL_MAP"),
             llm_timeout_seconds=llm_timeout,
+            llm_no_tool_models=tuple(
+                name.strip() for name in (get("SLUICE_LLM_NO_TOOL_MODELS") or "").split(",") if name.strip()
+            ),
             embedding_provider=embedding_provider,  # type: ignore[arg-type]
             embedding_model=get("EMBEDDING_MODEL"),
             embedding_api_base=(

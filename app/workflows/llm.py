@@ -4,12 +4,17 @@
 unless the model map renames them. Every failure (HTTP status >= 400, connection, timeout, malformed reply)
 becomes a ``NodeRunError`` whose ``error_type`` follows Dify's invoke errors, so the node's error strategy
 and retries apply.
+
+Tool calls: ``tools``/``tool_choice`` go into the request as given; the calls come back whole
+(``message.tool_calls``) or as stream deltas (``delta.tool_calls``: the first piece of a call carries its
+``index``, ``id`` and name, later pieces only ``index`` and a fragment of ``arguments``), which are
+assembled per index. Models listed in ``no_tool_models`` (``*`` = every model) are never offered tools.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -17,14 +22,16 @@ import structlog
 
 from app.openai_compat import server_message
 from app.workflows.engine.errors import NodeRunError
-from app.workflows.engine.nodes.base import LLMReply, LLMUsage
+from app.workflows.engine.nodes.base import LLMReply, LLMUsage, ToolCall
 
 log = structlog.get_logger()
 
 OnChunk = Callable[[str], Awaitable[None]]
 
 #: Keys the client owns; completion params cannot override them.
-RESERVED = {"model", "messages", "stream", "stream_options"}
+RESERVED = {"model", "messages", "stream", "stream_options", "tools", "tool_choice"}
+#: ``no_tool_models`` entry meaning "every model".
+ALL_MODELS = "*"
 
 
 def error_type_for(status: int) -> str:
@@ -37,6 +44,13 @@ def error_type_for(status: int) -> str:
     return "InvokeBadRequestError"
 
 
+class _ToolCallParts:
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+
 class _Accumulator:
     """Collects a reply from stream chunks (or one whole completion)."""
 
@@ -45,9 +59,14 @@ class _Accumulator:
         self.usage = LLMUsage()
         self.finish_reason: str | None = None
         self.model = model
+        self.calls: dict[int, _ToolCallParts] = {}
 
     def reply(self) -> LLMReply:
-        return LLMReply("".join(self.parts), self.usage, self.finish_reason, self.model)
+        calls = [
+            ToolCall(id=c.id or f"call_{i}", name=c.name, arguments="".join(c.arguments))
+            for i, c in sorted(self.calls.items())
+        ]
+        return LLMReply("".join(self.parts), self.usage, self.finish_reason, self.model, calls)
 
     def absorb(self, payload: Any) -> str:
         """Take one chunk (or completion) object; returns its new content text."""
@@ -68,14 +87,45 @@ class _Accumulator:
         choices = payload.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
             choice = choices[0]
-            delta = choice.get("delta") if isinstance(choice.get("delta"), Mapping) else choice.get("message")
-            if isinstance(delta, Mapping) and isinstance(delta.get("content"), str):
-                text = delta["content"]
+            streamed = isinstance(choice.get("delta"), Mapping)
+            delta = choice.get("delta") if streamed else choice.get("message")
+            if isinstance(delta, Mapping):
+                if isinstance(delta.get("content"), str):
+                    text = delta["content"]
+                if isinstance(delta.get("tool_calls"), list):
+                    self._absorb_tool_calls(delta["tool_calls"], streamed)
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
         if text:
             self.parts.append(text)
         return text
+
+    def _absorb_tool_calls(self, items: list[Any], streamed: bool) -> None:
+        for position, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                continue
+            index = item.get("index")
+            call_id = item.get("id") if isinstance(item.get("id"), str) else ""
+            if not isinstance(index, int) or isinstance(index, bool):
+                if not streamed:
+                    index = position
+                else:  # a server that leaves out ``index``: a new id starts a new call
+                    last = max(self.calls, default=-1)
+                    new_call = last < 0 or bool(call_id and self.calls[last].id not in ("", call_id))
+                    index = last + 1 if new_call else last
+            call = self.calls.setdefault(index, _ToolCallParts())
+            if call_id:
+                call.id = call_id
+            function = item.get("function")
+            if not isinstance(function, Mapping):
+                continue
+            if isinstance(function.get("name"), str) and function["name"]:
+                call.name = function["name"]
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                call.arguments.append(arguments)
+            elif isinstance(arguments, Mapping):  # some servers send the arguments as an object
+                call.arguments.append(json.dumps(arguments, ensure_ascii=False))
 
 
 def _decode(data: str) -> Any:
@@ -99,16 +149,21 @@ class OpenAIChat:
         model_map: Mapping[str, str] | None = None,
         timeout: float = 120.0,
         client: httpx.AsyncClient | None = None,
+        no_tool_models: Sequence[str] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.model_map = dict(model_map or {})
         self.timeout = timeout
         self._client = client
+        self.no_tool_models = frozenset(no_tool_models)
 
     def served_model(self, model: str) -> str:
         """The name the server knows ``model`` by."""
         return self.model_map.get(model, model)
+
+    def supports_tool_calls(self, model: str) -> bool:
+        return not ({ALL_MODELS, model} & self.no_tool_models)
 
     async def chat(
         self,
@@ -116,10 +171,20 @@ class OpenAIChat:
         messages: list[dict[str, Any]],
         params: Mapping[str, Any],
         on_chunk: OnChunk | None = None,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        stream: bool = True,
     ) -> LLMReply:
         served = self.served_model(model)
         body = {k: v for k, v in params.items() if k not in RESERVED}
-        body.update(model=served, messages=messages, stream=True, stream_options={"include_usage": True})
+        body.update(model=served, messages=messages, stream=stream)
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if tools:
+            body["tools"] = [dict(tool) for tool in tools]
+        if tool_choice is not None:
+            body["tool_choice"] = tool_choice
         url = f"{self.base_url}/chat/completions"
         try:
             if self._client is not None:
@@ -144,7 +209,7 @@ class OpenAIChat:
     async def _post(
         self, client: httpx.AsyncClient, url: str, body: dict[str, Any], served: str, on_chunk: OnChunk | None
     ) -> LLMReply:
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream" if body.get("stream") else "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         async with client.stream("POST", url, json=body, headers=headers) as response:

@@ -24,6 +24,7 @@ def make_ports(
         api_key=settings.openai_api_key,
         model_map=settings.llm_model_map,
         timeout=settings.llm_timeout_seconds,
+        no_tool_models=settings.llm_no_tool_models,
     )
     retriever = None
     if sessions is not None:

@@ -143,6 +143,17 @@ async def test_retry_after_a_server_error_succeeds(fake_openai: FakeOpenAI) -> N
     assert state.nodes["llm"].retries == 1 and len(fake_openai.bodies()) == 2
 
 
+async def test_retry_config_in_difys_spelling(fake_openai: FakeOpenAI) -> None:
+    fake_openai.queue_error(500, times=2)
+    retry = {"retry_enabled": True, "max_retries": 2, "retry_interval": 1}
+    outcome, _, state = await run_graph(
+        flow(llm(USER, retry_config=retry)), {"name": "Ada"}, ports=ports(fake_openai), registry=REGISTRY
+    )
+    assert (
+        outcome.status == "succeeded" and state.nodes["llm"].retries == 2 and len(fake_openai.bodies()) == 3
+    )
+
+
 async def test_no_llm_configured_fails_the_node() -> None:
     outcome, _, _ = await run_graph(flow(llm(USER)), ports=Ports(), registry=REGISTRY)
     assert outcome.status == "failed" and "no LLM configured" in (outcome.error or "")

@@ -1,13 +1,27 @@
 """A real OpenAI-compatible HTTP server for tests: chat completions (JSON and SSE) and embeddings on loopback.
 
 It runs a Litestar app under uvicorn in a background thread, so sync and async tests can both use it. A chat
-reply echoes the last user message (``echo: <text>``) unless a test scripted the next calls with
-``queue_reply`` / ``queue_error`` / ``queue_raw``; every request received is kept in ``requests``.
-Streamed replies send one chunk per word (with its trailing whitespace), so tests can check chunk order.
+reply is, in this order: the next call a test scripted (``queue_reply`` / ``queue_error`` / ``queue_raw``),
+else the first matching *rule* (``add_rule``: "when the last user message contains X, answer Y"; rules can
+also be loaded from a JSON file, so DSLs can be run against it by hand), else an echo of the last user
+message (``echo: <text>``). Every request received is kept in ``requests``.
+
+Replies may carry tool calls (``tool_calls=[{"name": ..., "arguments": {...} or "raw text"}]``): sent as
+``message.tool_calls``, or streamed as OpenAI does (the first delta of a call carries ``index``, ``id``,
+``type`` and the name; later deltas only ``index`` and a piece of the arguments). A call without a name takes
+the name of the first tool the request offered; when a request offers no tools, a reply without text answers
+with the first call's arguments as its text instead (so one rule serves both modes of a parameter extractor).
+The server refuses what OpenAI refuses: malformed ``tools``, and a ``tool`` message that answers no earlier
+assistant tool call. Streamed replies send one chunk per word (with its trailing whitespace), so tests can
+check chunk order.
+
+Run it on its own: ``python -m tests.support.fake_openai --port 8999 --rules rules.json`` (rules: a JSON list
+of ``{"contains": ..., "text": ..., "tool_calls": [...], "where": "last_user" | "any", "times": n}``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
@@ -18,8 +32,9 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 import uvicorn
@@ -30,6 +45,8 @@ CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
 DEFAULT_DIMENSIONS = 16
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_exceeded"}
+#: Streamed tool-call arguments are sent in pieces of this many characters.
+ARGUMENT_PIECE = 8
 
 
 class RecordedRequest(msgspec.Struct):
@@ -48,10 +65,23 @@ class Scripted(msgspec.Struct, kw_only=True):
     message: str = ""
     delay: float = 0.0
     chunk_delay: float = 0.0
-    finish_reason: str = "stop"
+    finish_reason: str = ""  # empty: "tool_calls" when calls are sent, else "stop"
     usage: dict[str, int] | None = None
     raw: str | None = None
     media_type: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class Rule(msgspec.Struct, kw_only=True):
+    """A canned answer: when ``contains`` is in the last user message (``where="any"``: in any message),
+    answer ``text`` and/or ``tool_calls``; ``times`` (None: forever) limits how often it applies."""
+
+    contains: str
+    text: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    where: Literal["last_user", "any"] = "last_user"
+    times: int | None = None
+    usage: dict[str, int] | None = None
 
 
 def embed(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
@@ -86,6 +116,54 @@ def split_chunks(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text)
 
 
+def tool_call(spec: dict[str, Any], tools: Sequence[Any], index: int) -> dict[str, Any]:
+    """A scripted call in OpenAI's shape; no name means the first offered tool's; dict arguments become JSON."""
+    name = spec.get("name") or next(
+        (t["function"]["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)),
+        "",
+    )
+    arguments = spec.get("arguments", "")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    call_id = spec.get("id") or f"call_{uuid.uuid4().hex[:8]}_{index}"
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def argument_pieces(arguments: str) -> list[str]:
+    return [arguments[i : i + ARGUMENT_PIECE] for i in range(0, len(arguments), ARGUMENT_PIECE)] or [""]
+
+
+def chat_request_problem(body: dict[str, Any]) -> str | None:
+    """What OpenAI would refuse about a chat request's tools and tool messages (None: nothing)."""
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list) or not tools:
+            return "'tools' must be a non-empty list"
+        for tool in tools:
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
+                return "each tool needs type 'function' and a function with a name"
+            if "parameters" in function and not isinstance(function["parameters"], dict):
+                return "a function's parameters must be a JSON schema object"
+    called: set[str] = set()
+    for message in body["messages"]:
+        if not isinstance(message, dict) or message.get("role") not in (
+            "system",
+            "user",
+            "assistant",
+            "tool",
+        ):
+            return "every message needs a role of system, user, assistant or tool"
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+                return "an assistant tool call needs a function with string arguments"
+            called.add(str(call.get("id")))
+        if message["role"] == "tool" and message.get("tool_call_id") not in called:
+            return "messages with role 'tool' must be a response to a preceding message with 'tool_calls'"
+    return None
+
+
 def error_response(status: int, message: str) -> Response[Any]:
     body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "code": None}}
     headers = {"retry-after": "0"} if status == 429 else None
@@ -100,6 +178,7 @@ class FakeOpenAI:
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self._script: list[Scripted] = []
+        self.rules: list[Rule] = []
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -118,10 +197,12 @@ class FakeOpenAI:
         chunks: list[str] | None = None,
         delay: float = 0.0,
         chunk_delay: float = 0.0,
-        finish_reason: str = "stop",
+        finish_reason: str | None = None,
         usage: dict[str, int] | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
-        """The next ``times`` chat calls answer ``text`` (None: the echo), after ``delay`` seconds."""
+        """The next ``times`` chat calls answer ``text`` (None: the echo, or no text beside ``tool_calls``),
+        after ``delay`` seconds. ``finish_reason`` defaults to ``tool_calls`` when calls are sent, else ``stop``."""
         self._queue(
             times,
             Scripted(
@@ -130,10 +211,35 @@ class FakeOpenAI:
                 chunks=chunks,
                 delay=delay,
                 chunk_delay=chunk_delay,
-                finish_reason=finish_reason,
+                finish_reason=finish_reason or "",
                 usage=usage,
+                tool_calls=tool_calls,
             ),
         )
+
+    def add_rule(
+        self,
+        contains: str,
+        text: str | None = None,
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        where: Literal["last_user", "any"] = "last_user",
+        times: int | None = None,
+        usage: dict[str, int] | None = None,
+    ) -> None:
+        """From now on, chat calls whose last user message contains ``contains`` (and that nothing scripted
+        answers) get ``text`` and/or ``tool_calls``. Rules are tried in the order they were added."""
+        rule = Rule(
+            contains=contains, text=text, tool_calls=tool_calls, where=where, times=times, usage=usage
+        )
+        with self._lock:
+            self.rules.append(rule)
+
+    def load_rules(self, path: str | Path) -> None:
+        """Add the rules of a JSON file (a list of ``Rule`` objects)."""
+        rules = msgspec.json.decode(Path(path).read_bytes(), type=list[Rule])
+        with self._lock:
+            self.rules.extend(rules)
 
     def queue_error(
         self,
@@ -164,6 +270,7 @@ class FakeOpenAI:
     def reset(self) -> None:
         with self._lock:
             self._script.clear()
+            self.rules.clear()
             self.requests.clear()
 
     def bodies(self, path: str = CHAT_PATH) -> list[dict[str, Any]]:
@@ -175,11 +282,30 @@ class FakeOpenAI:
             self._script.extend(msgspec.structs.replace(item) for _ in range(times))
 
     def _next(self, path: str) -> Scripted:
+        return self._scripted(path) or Scripted(path=path)
+
+    def _scripted(self, path: str) -> Scripted | None:
         with self._lock:
             for i, item in enumerate(self._script):
                 if item.path in (None, path):
                     return self._script.pop(i)
-        return Scripted(path=path)
+        return None
+
+    def _rule_for(self, messages: list[Any]) -> Rule | None:
+        texts = [message_text(m.get("content")) for m in messages if isinstance(m, dict)]
+        users = [
+            message_text(m.get("content"))
+            for m in messages
+            if isinstance(m, dict) and m.get("role") == "user"
+        ]
+        with self._lock:
+            for rule in self.rules:
+                haystack = texts if rule.where == "any" else users[-1:]
+                if rule.times != 0 and any(rule.contains in text for text in haystack):
+                    if rule.times is not None:
+                        rule.times -= 1
+                    return rule
+        return None
 
     async def _record(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         body = await request.json()
@@ -192,31 +318,45 @@ class FakeOpenAI:
 
     async def chat(self, request: Request[Any, Any, Any]) -> Response[Any]:
         body = await self._record(request)
-        step = self._next(CHAT_PATH)
-        await asyncio.sleep(step.delay)
-        if step.status >= 400:
+        step = self._scripted(CHAT_PATH)
+        await asyncio.sleep(step.delay if step else 0.0)
+        if step is not None and step.status >= 400:
             return error_response(step.status, step.message)
         stream = bool(body.get("stream"))
-        if step.raw is not None:
+        if step is not None and step.raw is not None:
             media_type = step.media_type or ("text/event-stream" if stream else "application/json")
             return Response(step.raw, media_type=media_type)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not body.get("model"):
             return error_response(400, "'model' and a non-empty 'messages' are required")
-        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        text = (
-            step.text
-            if step.text is not None
-            else f"echo: {message_text(users[-1]['content'] if users else '')}"
-        )
-        chunks = step.chunks if step.chunks is not None else split_chunks(text)
+        problem = chat_request_problem(body)
+        if problem:
+            return error_response(400, problem)
+        if step is None:
+            rule = self._rule_for(messages)
+            step = Scripted(path=CHAT_PATH)
+            if rule is not None:
+                step = Scripted(path=CHAT_PATH, text=rule.text, tool_calls=rule.tool_calls, usage=rule.usage)
+        tools = body.get("tools") or []
+        calls = [tool_call(c, tools, i) for i, c in enumerate(step.tool_calls or [])]
+        text = step.text
+        if calls and not tools:  # nothing to call: the arguments become the answer
+            text = text if text is not None else calls[0]["function"]["arguments"]
+            calls = []
+        if text is None and not calls:
+            users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+            text = f"echo: {message_text(users[-1]['content'] if users else '')}"
+        chunks = step.chunks if step.chunks is not None else split_chunks(text or "")
+        pieces = [argument_pieces(c["function"]["arguments"]) for c in calls]
+        finish_reason = step.finish_reason or ("tool_calls" if calls else "stop")
         prompt_tokens = sum(
             count_tokens(message_text(m.get("content"))) for m in messages if isinstance(m, dict)
         )
+        completion_tokens = len(chunks) + sum(len(p) for p in pieces)
         usage = step.usage or {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(chunks),
-            "total_tokens": prompt_tokens + len(chunks),
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
         }
         head = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
@@ -224,19 +364,30 @@ class FakeOpenAI:
             "model": body["model"],
         }
         if not stream:
-            choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": "".join(chunks)},
-                "finish_reason": step.finish_reason,
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": "".join(chunks) if chunks or not calls else None,
             }
+            if calls:
+                message["tool_calls"] = calls
+            choice = {"index": 0, "message": message, "finish_reason": finish_reason}
             return Response({**head, "object": "chat.completion", "choices": [choice], "usage": usage})
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        events = self._events(head, chunks, step, usage if include_usage else None)
+        events = self._events(
+            head, chunks, calls, pieces, step, finish_reason, usage if include_usage else None
+        )
         return Stream(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     async def _events(
-        self, head: dict[str, Any], chunks: list[str], step: Scripted, usage: dict[str, int] | None
+        self,
+        head: dict[str, Any],
+        chunks: list[str],
+        calls: list[dict[str, Any]],
+        pieces: list[list[str]],
+        step: Scripted,
+        finish_reason: str,
+        usage: dict[str, int] | None,
     ) -> AsyncIterator[bytes]:
         def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -249,7 +400,15 @@ class FakeOpenAI:
         for piece in chunks:
             await asyncio.sleep(step.chunk_delay)
             yield event({"content": piece})
-        yield event({}, step.finish_reason)
+        for index, (call, parts) in enumerate(zip(calls, pieces, strict=True)):
+            opening = {"index": index, "id": call["id"], "type": "function"}
+            yield event(
+                {"tool_calls": [{**opening, "function": {"name": call["function"]["name"], "arguments": ""}}]}
+            )
+            for part in parts:
+                await asyncio.sleep(step.chunk_delay)
+                yield event({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+        yield event({}, finish_reason)
         if usage is not None:
             final = {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
             yield f"data: {json.dumps(final)}\n\n".encode()
@@ -332,3 +491,22 @@ async def _chat(request: Request[Any, Any, Any]) -> Response[Any]:
 async def _embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
     fake: FakeOpenAI = request.app.state.fake
     return await fake.embeddings(request)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the fake on a fixed port until interrupted (for running DSLs against it by hand)."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fake_openai", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8999)
+    parser.add_argument("--rules", help="a JSON file with a list of rules")
+    args = parser.parse_args(argv)
+    fake = FakeOpenAI(args.host)
+    if args.rules:
+        fake.load_rules(args.rules)
+    config = uvicorn.Config(fake.app(), host=args.host, port=args.port, lifespan="off", log_level="warning")
+    print(f"fake OpenAI server on http://{args.host}:{args.port}/v1 with {len(fake.rules)} rules")
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

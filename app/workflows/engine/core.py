@@ -274,15 +274,19 @@ class Engine:
         else:
             message = str(error) or type(error).__name__
             error_type = getattr(error, "error_type", type(error).__name__)
+            tokens = getattr(error, "tokens", 0)
             record.error, record.error_type = message, error_type
             failed = getattr(error, "result", None)
             failed = failed if isinstance(failed, NodeResult) else None
             if node.error_strategy is None:
                 node_state.status = "failed"
                 record.result = failed
+                self.state.tokens += tokens
                 outcome = self._fail(f'Node "{spec.title}" run failed: {message}')
             else:
-                handled = NodeResult(outputs={"error_message": message, "error_type": error_type})
+                handled = NodeResult(
+                    outputs={"error_message": message, "error_type": error_type}, tokens=tokens
+                )
                 if failed is not None:
                     handled.inputs, handled.process_data = failed.inputs, failed.process_data
                 if node.error_strategy == "default-value":

@@ -25,12 +25,17 @@ class NodeRunError(EngineError):
     ``result`` (a ``NodeResult``) is what the failed attempt produced, kept on the failed execution as Dify
     keeps it: an http-request that got a 404 fails with its ``status_code``/``body`` outputs and its
     ``process_data``; an error strategy then replaces the outputs but keeps inputs and process data.
+    ``tokens``: model tokens the node used before failing (a classifier whose answer could not be read);
+    they count into the run as Dify counts them.
     """
 
-    def __init__(self, message: str, error_type: str = "NodeRunError", result: Any = None) -> None:
+    def __init__(
+        self, message: str, error_type: str = "NodeRunError", result: Any = None, *, tokens: int = 0
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.result = result
+        self.tokens = tokens
 
 
 class InputError(EngineError):

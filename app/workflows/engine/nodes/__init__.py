@@ -16,6 +16,8 @@ from app.workflows.engine.nodes.if_else import IfElseNode
 from app.workflows.engine.nodes.knowledge_retrieval import KnowledgeRetrievalNode
 from app.workflows.engine.nodes.list_operator import ListOperatorNode
 from app.workflows.engine.nodes.llm import LLMNode
+from app.workflows.engine.nodes.parameter_extractor import ParameterExtractorNode
+from app.workflows.engine.nodes.question_classifier import QuestionClassifierNode
 from app.workflows.engine.nodes.start import StartNode
 from app.workflows.engine.nodes.template_transform import TemplateTransformNode
 from app.workflows.engine.nodes.variable_aggregator import LegacyVariableAssignerNode, VariableAggregatorNode
@@ -36,6 +38,8 @@ NODE_TYPES: dict[str, type[Node]] = {
         HumanInputNode,
         KnowledgeRetrievalNode,
         HttpRequestNode,
+        ParameterExtractorNode,
+        QuestionClassifierNode,
     )
 }
 

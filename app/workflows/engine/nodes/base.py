@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import msgspec
@@ -31,15 +31,29 @@ class LLMUsage(msgspec.Struct):
     total_tokens: int = 0
 
 
+class ToolCall(msgspec.Struct):
+    """A function call the model asked for; ``arguments`` is the JSON text exactly as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str = ""
+
+
 class LLMReply(msgspec.Struct):
     text: str
     usage: LLMUsage
     finish_reason: str | None = None
     model: str = ""
+    tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
 
 
 class LLMPort(Protocol):
-    """Chat completions against an OpenAI-compatible endpoint; ``on_chunk`` receives streamed text."""
+    """Chat completions against an OpenAI-compatible endpoint; ``on_chunk`` receives streamed text.
+
+    ``tools`` (OpenAI ``{type: function, function: {name, description, parameters}}`` definitions) and
+    ``tool_choice`` are sent as given; the calls the model makes come back in ``LLMReply.tool_calls``.
+    ``stream=False`` asks for one whole completion (Dify invokes some nodes without streaming).
+    """
 
     async def chat(
         self,
@@ -47,7 +61,15 @@ class LLMPort(Protocol):
         messages: list[dict[str, Any]],
         params: Mapping[str, Any],
         on_chunk: Callable[[str], Awaitable[None]] | None = None,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        stream: bool = True,
     ) -> LLMReply: ...
+
+    def supports_tool_calls(self, model: str) -> bool:
+        """Whether ``model`` (the DSL's name) can be offered tools (Dify: the ``tool-call`` model feature)."""
+        ...
 
 
 class FilePort(Protocol):
@@ -102,6 +124,8 @@ class NodeContext:
 
 
 class RetryConfig(msgspec.Struct):
+    """``retry_config``; DSL files spell ``enabled`` as ``retry_enabled`` (both are read)."""
+
     enabled: bool = False
     max_retries: int = 0
     retry_interval: int = 0  # milliseconds, as in Dify

@@ -8,7 +8,6 @@ used yet. Completion mode is sent as one user message: the port speaks chat comp
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
@@ -18,31 +17,20 @@ import msgspec
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.workflows.engine.errors import NodeRunError
-from app.workflows.engine.nodes.base import LLMUsage, Node, NodeContext, NodeResult, convert, selector
+from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, convert, selector
+from app.workflows.engine.nodes.llm_common import (
+    ModelCall,
+    ModelConfig,
+    parse_model,
+    require_llm,
+    saved_prompts,
+    usage_dict,
+)
 from app.workflows.engine.variables import to_text
 
 CONTEXT_MARK = "{{#context#}}"
-#: Dify completion params that mean the same to an OpenAI-compatible server.
-PASSED_PARAMS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "presence_penalty",
-    "frequency_penalty",
-    "stop",
-    "seed",
-    "logit_bias",
-)
 
 _jinja = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=True)  # prompts, not HTML
-
-
-class ModelConfig(msgspec.Struct, kw_only=True):
-    name: str = ""
-    provider: str = ""
-    mode: Literal["chat", "completion"] = "chat"
-    completion_params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class PromptMessage(msgspec.Struct, kw_only=True):
@@ -72,41 +60,6 @@ class LLMConfig(msgspec.Struct, kw_only=True):
     prompt_config: PromptConfig | None = None
     memory: Any = None
     vision: Any = None
-
-
-def openai_params(completion_params: Mapping[str, Any]) -> dict[str, Any]:
-    """The completion params an OpenAI-compatible endpoint understands, in its spelling."""
-    params = {k: completion_params[k] for k in PASSED_PARAMS if completion_params.get(k) is not None}
-    if params.get("stop") == []:
-        del params["stop"]
-    response_format = completion_params.get("response_format")
-    if response_format in ("text", "json_object"):
-        params["response_format"] = {"type": response_format}
-    elif response_format == "json_schema" and completion_params.get("json_schema"):
-        schema = completion_params["json_schema"]
-        params["response_format"] = {
-            "type": "json_schema",
-            "json_schema": json.loads(schema) if isinstance(schema, str) else schema,
-        }
-    return params
-
-
-def usage_dict(usage: LLMUsage, latency: float) -> dict[str, Any]:
-    """Usage as Dify reports it (prices are unknown here, so zero)."""
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "prompt_unit_price": 0.0,
-        "prompt_price_unit": 0.0,
-        "prompt_price": 0.0,
-        "completion_tokens": usage.completion_tokens,
-        "completion_unit_price": 0.0,
-        "completion_price_unit": 0.0,
-        "completion_price": 0.0,
-        "total_tokens": usage.total_tokens,
-        "total_price": 0.0,
-        "currency": "USD",
-        "latency": round(latency, 3),
-    }
 
 
 def context_text(value: Any) -> str | None:
@@ -142,9 +95,10 @@ class LLMNode(Node):
     performs_io: ClassVar[bool] = True
 
     def configure(self, data: Mapping[str, Any]) -> None:
-        model = data.get("model")
-        if not isinstance(model, Mapping) or not str(model.get("name") or "").strip():
-            raise self.fail("model.name is required")
+        try:
+            parse_model(data)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
         self.config: LLMConfig = convert(
             {
                 k: data.get(k)
@@ -183,7 +137,7 @@ class LLMNode(Node):
         if self.config.context and not self.config.context.enabled:
             self.context_selector = None
         try:
-            self.params = openai_params(self.config.model.completion_params)
+            self.model = ModelCall(self.config.model)
         except ValueError as exc:
             raise self.fail(f"completion_params.json_schema is not valid JSON: {exc}") from None
 
@@ -212,9 +166,7 @@ class LLMNode(Node):
         return prompts
 
     async def run(self, ctx: NodeContext) -> NodeResult:
-        llm = ctx.ports.llm
-        if llm is None:
-            raise NodeRunError("no LLM configured", "LLMNodeError")
+        llm = require_llm(ctx, "LLMNodeError")
         inputs: dict[str, Any] = {}
         context = None
         if self.context_selector is not None:
@@ -228,11 +180,11 @@ class LLMNode(Node):
             await ctx.stream(text, [self.id, "text"])
 
         started = time.perf_counter()
-        reply = await llm.chat(self.config.model.name, messages, self.params, on_chunk)
+        reply = await llm.chat(self.config.model.name, messages, self.model.params(ctx.pool), on_chunk)
         usage = usage_dict(reply.usage, time.perf_counter() - started)
         process_data = {
             "model_mode": self.mode,
-            "prompts": [{**p, "files": []} for p in prompts],
+            "prompts": saved_prompts(messages, self.mode),
             "usage": usage,
             "finish_reason": reply.finish_reason,
             "model_provider": self.config.model.provider,
