@@ -74,7 +74,14 @@ def end(node_id: str, **outputs: list[str]) -> dict[str, Any]:
     return {"id": node_id, "data": {"type": "end", "title": node_id, "outputs": variables}}
 
 
-DSL = yaml.safe_dump(
+class NoAliases(yaml.SafeDumper):
+    """Shared dicts written out each time: DSL import refuses YAML anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+DSL = yaml.dump(
     {
         "version": "0.1.5",
         "kind": "app",
@@ -125,6 +132,7 @@ DSL = yaml.safe_dump(
         },
     },
     allow_unicode=True,
+    Dumper=NoAliases,
 )
 
 INSTALL_Q = "how do I install docker 24 on linux and mac?"
