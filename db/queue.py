@@ -38,7 +38,8 @@ class Task(enum.StrEnum):
         return member
 
     ADVANCE_WORKFLOW_RUN = ("advance_workflow_run", "workflows")
-    EXPIRE_HUMAN_INPUT_FORM = ("expire_human_input_form", "timers")
+    RESUME_WORKFLOW_RUNS = ("resume_workflow_runs", "workflows")
+    HANDLE_HUMAN_INPUT_DEADLINES = ("handle_human_input_deadlines", "timers")
     SWEEP_HUMAN_INPUT_DEADLINES = ("sweep_human_input_deadlines", "timers")
     SEND_HUMAN_INPUT_EMAIL = ("send_human_input_email", "mail")
     INDEX_DOCUMENT = ("index_document", "indexing")

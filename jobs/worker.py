@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from app.knowledge.providers import Embedders
 from app.settings import Settings
+from app.wiring import pause_kinds
 from app.workflows.engine.core import Limits
-from app.workflows.engine.nodes.base import Ports
 from app.workflows.ports import make_ports
+from app.workflows.runner import Runtime
 from db import urls
+from jobs import punctual
 from jobs.app import TASK_MODULES, bind_job_context, opened, unregistered
 from jobs.app import app as procrastinate_tasks
 
@@ -23,18 +25,17 @@ log = structlog.get_logger()
 
 
 class Resources:
-    """What tasks share inside one worker process: a database session factory and the engine's ports."""
+    """What tasks share inside one worker process: settings, a session factory, the workflow runtime (ports,
+    pause kinds, limits) and the embedders."""
 
     def __init__(
         self,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        ports: Ports,
-        limits: Limits,
+        runtime: Runtime,
         embedders: Embedders,
     ) -> None:
-        self.settings, self.sessions, self.ports, self.limits = settings, sessions, ports, limits
-        self.embedders = embedders
+        self.settings, self.sessions, self.runtime, self.embedders = settings, sessions, runtime, embedders
 
 
 @contextlib.asynccontextmanager
@@ -47,7 +48,10 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
         limits = Limits(max_steps=settings.workflow_max_steps, max_seconds=settings.workflow_max_seconds)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         embedders = Embedders(settings)
-        yield Resources(settings, sessions, make_ports(settings, sessions, embedders), limits, embedders)
+        runtime = Runtime(
+            ports=make_ports(settings, sessions, embedders), kinds=pause_kinds(settings), limits=limits
+        )
+        yield Resources(settings, sessions, runtime, embedders)
     finally:
         await engine.dispose()
 
@@ -76,7 +80,9 @@ async def run_worker(
         worker_resources(settings) as resources,
     ):
         log.info("worker_starting", queues=list(queues) if queues else "all")
-        await procrastinate_app.run_worker_async(
+        await punctual.run(
+            procrastinate_app,
+            punctual.next_due_query(resources.sessions, queues),
             **options,
             concurrency=concurrency or settings.worker_concurrency,
             wait=wait,

@@ -72,7 +72,7 @@ async def test_commit_keeps_both_and_a_worker_runs_the_job(
 async def test_batch_defer_keeps_order_and_schedule(session: AsyncSession, engine: AsyncEngine) -> None:
     at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
     specs = [
-        queue.JobSpec(task=queue.Task.EXPIRE_HUMAN_INPUT_FORM, schedule_at=at, args={"n": n})
+        queue.JobSpec(task=queue.Task.HANDLE_HUMAN_INPUT_DEADLINES, schedule_at=at, args={"n": n})
         for n in range(5)
     ]
     ids = await queue.defer_jobs(session, specs)

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import app_key_guard, provide_key
 from app.errors import responses
 from app.human_input import services
-from app.human_input.forms import PausedNode, deadline, paused_nodes
+from app.human_input.forms import deadline
 from app.schemas import NO_NUL, unix
 from app.tenancy.services import KeyContext
-from app.workflows import services as workflows
 from db.models import HumanInputForm
 
 Token = Annotated[str, Parameter(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -40,11 +39,6 @@ class FormSubmission(msgspec.Struct, kw_only=True):
 
 class Submitted(msgspec.Struct):
     pass
-
-
-class PauseDetails(msgspec.Struct):
-    paused_at: int | None
-    paused_nodes: list[PausedNode]
 
 
 def form_out(form: HumanInputForm) -> FormOut:
@@ -86,18 +80,6 @@ class AppFormController(Controller):
     ) -> Submitted:
         """Submit the form: exactly one submission wins; the run resumes along the chosen action."""
         return await _submit(db_session, form_token, data, key.app_id)
-
-    @get("/workflows/run/{run_id:uuid}/pause-details", responses=responses(401, 404))
-    async def pause_details(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID
-    ) -> PauseDetails:
-        """The paused nodes of a run with their forms (ids, tokens, deadlines)."""
-        assert key.app_id is not None
-        run = await workflows.get_run(db_session, key.app_id, run_id)
-        nodes = await paused_nodes(db_session, request.app.state.settings, run_id)
-        return PauseDetails(
-            paused_at=unix(run.paused_at) if run.status == "paused" else None, paused_nodes=nodes
-        )
 
 
 class PublicFormController(Controller):

@@ -7,15 +7,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.errors import NotFound
 from app.human_input import tokens
+from app.human_input.alarm import ensure_alarm
 from app.settings import Settings
-from app.workflows.run_store import Event
+from app.workflows.runs.pauses import PausedNode, PauseType
+from app.workflows.runs.store import Event
 from db import queue
 from db.models import HumanInputDelivery, HumanInputForm, HumanInputRecipient
 
@@ -43,10 +44,11 @@ async def create_form(
     execution_id: uuid.UUID,
     request: Mapping[str, Any],
 ) -> list[Event]:
-    """The form of a paused human-input node, its deliveries, recipients, timers and mail job.
+    """The form of a paused human-input node, its deliveries, recipients and mail jobs, and a deadline alarm
+    that rings in time for it.
 
     Runs in the transaction that records the pause (DESIGN.md rule 1): either the run is paused with a form
-    that can be answered and timers that will fire, or none of it happened. Returns the events to append.
+    that can be answered and a deadline that will fire, or none of it happened. Returns the events to append.
     """
     now = utcnow()
     timeout = request.get("timeout_seconds")
@@ -87,32 +89,14 @@ async def create_form(
             session.add(_recipient(settings, form.id, delivery.id, "webapp", None))
     await session.flush()
 
-    jobs = [
-        queue.JobSpec(
-            task=queue.Task.EXPIRE_HUMAN_INPUT_FORM,
-            args={"form_id": str(form.id)},
-            schedule_at=form.global_expiration_time,
-        )
-    ]
-    if form.expiration_time is not None:
-        jobs.append(
-            queue.JobSpec(
-                task=queue.Task.EXPIRE_HUMAN_INPUT_FORM,
-                args={"form_id": str(form.id)},
-                schedule_at=form.expiration_time,
-            )
-        )
-    jobs += [
-        queue.JobSpec(task=queue.Task.SEND_HUMAN_INPUT_EMAIL, args={"delivery_id": str(d)})
-        for d in mail_deliveries
-    ]
-    job_ids = await queue.defer_jobs(session, jobs)
-    form.timer_job_ids = [
-        job_id
-        for job, job_id in zip(jobs, job_ids, strict=True)
-        if job.task == queue.Task.EXPIRE_HUMAN_INPUT_FORM
-    ]
-
+    await queue.defer_jobs(
+        session,
+        [
+            queue.JobSpec(task=queue.Task.SEND_HUMAN_INPUT_EMAIL, args={"delivery_id": str(d)})
+            for d in mail_deliveries
+        ],
+    )
+    await ensure_alarm(session, deadline(form))
     return [Event("human_input_required", required_event(form))]
 
 
@@ -182,36 +166,24 @@ async def with_form_links(
     return out
 
 
-class PauseType(msgspec.Struct):
-    type: str
-    form_id: uuid.UUID
-    form_token: str | None
-    form_url: str | None
-    expiration_time: int | None
-
-
-class PausedNode(msgspec.Struct):
-    node_id: str
-    node_title: str
-    pause_type: PauseType | None
-
-
-async def paused_nodes(session: AsyncSession, settings: Settings, run_id: uuid.UUID) -> list[PausedNode]:
-    """The run's waiting forms, as ``pause-details`` and a paused blocking run report them."""
+async def paused_forms(
+    session: AsyncSession, settings: Settings, run_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[PausedNode]]:
+    """The runs' waiting forms as ``pause-details``, a paused blocking run and ``workflow_paused`` show them."""
     forms = list(
         (
             await session.execute(
                 select(HumanInputForm)
-                .where(HumanInputForm.run_id == run_id, HumanInputForm.status == "waiting")
+                .where(HumanInputForm.run_id.in_(list(run_ids)), HumanInputForm.status == "waiting")
                 .order_by(HumanInputForm.created_at, HumanInputForm.node_id)
             )
         ).scalars()
     )
     links = await webapp_tokens(session, settings, [f.id for f in forms])
-    out = []
+    out: dict[uuid.UUID, list[PausedNode]] = {}
     for form in forms:
         token = links.get(form.id)
-        out.append(
+        out.setdefault(form.run_id, []).append(
             PausedNode(
                 node_id=form.node_id,
                 node_title=form.node_title,
@@ -225,6 +197,10 @@ async def paused_nodes(session: AsyncSession, settings: Settings, run_id: uuid.U
             )
         )
     return out
+
+
+async def paused_nodes(session: AsyncSession, settings: Settings, run_id: uuid.UUID) -> list[PausedNode]:
+    return (await paused_forms(session, settings, [run_id])).get(run_id, [])
 
 
 def deadline(form: HumanInputForm) -> datetime.datetime:
@@ -251,23 +227,3 @@ async def find_by_token(
     if form is None:
         raise NotFound("Form not found.")
     return form, recipient
-
-
-def pause_hook(settings: Settings) -> Any:
-    """The runner's PauseHook: a paused human-input node gets its form in the pause's transaction."""
-
-    async def on_pause(session: AsyncSession, run: Any, node_run: Any) -> list[Event]:
-        request = node_run.state.pause or {}
-        if request.get("kind") != "human_input":
-            return []
-        return await create_form(
-            session,
-            settings,
-            run_id=run.id,
-            app_id=run.app_id,
-            node_id=node_run.node.id,
-            execution_id=uuid.UUID(node_run.state.execution_id),
-            request=request,
-        )
-
-    return on_pause

@@ -5,12 +5,15 @@ records what follows from it (the resume job, or the stopped run) — DESIGN.md 
 
 * submit: ``UPDATE ... SET status = 'submitted' WHERE id = :id AND status = 'waiting' AND <no deadline passed>``
   (deadlines compared with ``clock_timestamp()``, the time of the statement, not of the transaction's start).
-  A deadline that has passed wins even before its timer fires, so a submission landing after the deadline is
-  refused (412) and the timer's outcome is the only one.
-* deadlines: the timer job (or the sweep) locks the waiting form row, and decides with the database clock:
-  global deadline passed -> ``expired`` and the run stops; else node deadline passed -> ``timeout`` and the run
-  resumes along ``__timeout``. The row lock orders a timer against a concurrent submit; the loser sees a
-  form that is no longer ``waiting`` and changes nothing.
+  A deadline that has passed wins even before the alarm rings, so a submission landing after the deadline is
+  refused (412) and the deadline's outcome is the only one.
+* deadlines: the alarm job (or the sweep) locks the runs of due forms and then the forms, and decides with the
+  database clock: global deadline passed -> ``expired`` and the run stops; else node deadline passed ->
+  ``timeout`` and the run resumes along ``__timeout``. A concurrent submit of the same form waits for the lock
+  and then finds the form no longer ``waiting``, or it got there first and the deadline handler does.
+
+Lock order, everywhere: the run row first, then its forms (a stop does the same), so a submit, a deadline batch
+and a stop can never deadlock on each other.
 """
 
 from __future__ import annotations
@@ -23,17 +26,18 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.errors import NotFound, SluiceError
-from app.human_input.forms import find_by_token, utcnow
-from app.workflows import run_store
+from app.human_input.alarm import ensure_alarm, next_deadline
+from app.human_input.forms import find_by_token
 from app.workflows.engine.nodes.human_input import TIMEOUT_HANDLE, fill_outputs
-from app.workflows.run_store import Event
-from app.workflows.services import resolve_pause, resolve_pauses, stop_run_now
-from db import queue
-from db.models import HumanInputForm, WorkflowRun
+from app.workflows.runs import store, transitions
+from app.workflows.runs.pauses import PauseKinds
+from app.workflows.runs.store import ACTIVE, Event, Write
+from db.models import HumanInputForm
 
 MAX_VALUE_LENGTH = 100_000
-#: Forms handled per transaction by the sweep and by a timer that finds others due.
+#: Forms handled per transaction by the alarm and the sweep.
 BATCH = 500
 
 
@@ -83,20 +87,20 @@ def validate_values(form: HumanInputForm, inputs: Mapping[str, Any], action: str
     return values
 
 
+def deadline_passed(form: HumanInputForm, now: datetime.datetime) -> bool:
+    return form.global_expiration_time <= now or (
+        form.expiration_time is not None and form.expiration_time <= now
+    )
+
+
 async def get_form(session: AsyncSession, token: str, app_id: uuid.UUID | None = None) -> HumanInputForm:
     form, _ = await find_by_token(session, token)
     if app_id is not None and form.app_id != app_id:
         raise NotFound("Form not found.")
     _check_status(form)
-    if _deadline_passed(form, utcnow()):
+    if deadline_passed(form, utcnow()):
         raise FormExpired()
     return form
-
-
-def _deadline_passed(form: HumanInputForm, now: datetime.datetime) -> bool:
-    return form.global_expiration_time <= now or (
-        form.expiration_time is not None and form.expiration_time <= now
-    )
 
 
 async def submit(
@@ -112,15 +116,14 @@ async def submit(
         raise NotFound("Form not found.")
     _check_status(form)
     values = validate_values(form, inputs, action)
+    await store.lock_runs(session, [form.run_id])  # the run row first (see the lock order above)
     # The compare-and-set: waiting, and no deadline passed by the database's clock.
     won = await session.execute(
         update(HumanInputForm)
         .where(
             HumanInputForm.id == form.id,
             HumanInputForm.status == "waiting",
-            HumanInputForm.global_expiration_time > func.clock_timestamp(),
-            (HumanInputForm.expiration_time.is_(None))
-            | (HumanInputForm.expiration_time > func.clock_timestamp()),
+            HumanInputForm.deadline > func.clock_timestamp(),
         )
         .values(
             status="submitted",
@@ -136,129 +139,128 @@ async def submit(
         await session.refresh(form)
         _check_status(form)
         raise FormExpired()
-    await queue.cancel_jobs(session, form.timer_job_ids)
     rendered = fill_outputs(form.form_content, values)
-    outputs = {**values, "__action_id": action, "__rendered_content": rendered}
-    await run_store.append_events(
-        session,
-        form.run_id,
-        [
-            Event(
-                "human_input_form_filled",
-                {
-                    "form_id": str(form.id),
-                    "node_id": form.node_id,
-                    "node_title": form.node_title,
-                    "action_id": action,
-                    "rendered_content": rendered,
-                },
-            )
-        ],
+    filled = Event(
+        "human_input_form_filled",
+        {
+            "form_id": str(form.id),
+            "node_id": form.node_id,
+            "node_title": form.node_title,
+            "action_id": action,
+            "rendered_content": rendered,
+        },
     )
-    await resolve_pause(session, form.run_id, form.node_id, outputs, action)
+    await store.apply(session, [Write(run_id=form.run_id, expected=ACTIVE, events=[filled])])
+    outputs = {**values, "__action_id": action, "__rendered_content": rendered}
+    await transitions.resolve(session, [(form.run_id, form.node_id, outputs, action)])
     return form
 
 
 # --- deadlines ------------------------------------------------------------------------------------
 
 
-async def handle_deadlines(
-    session: AsyncSession, form_id: uuid.UUID | None = None, limit: int = BATCH
-) -> int:
-    """Apply every passed deadline of waiting forms: ``form_id``'s first, then up to ``limit`` others.
+async def handle_deadlines(session: AsyncSession, kinds: PauseKinds, limit: int = BATCH) -> int:
+    """Apply the passed deadlines of up to ``limit`` waiting forms (earliest first); the number handled.
 
-    Rows are taken with FOR UPDATE SKIP LOCKED, so concurrent timers and sweeps share the work instead of
-    waiting on each other, and a form being submitted right now is left to that submission (its UPDATE holds
-    the row; if it loses the race with the deadline it changes nothing, and the next pass handles the form).
+    Runs are locked first, in id order, with SKIP LOCKED: concurrent alarms and sweeps share the work instead of
+    waiting on each other, and a run being submitted to or stopped right now is left to that transaction (the
+    next pass sees what it decided). Then the forms of the locked runs are locked and checked again.
     """
-    due = text(
-        """
-        SELECT id FROM human_input_forms
-        WHERE status = 'waiting'
-          AND (global_expiration_time <= clock_timestamp() OR expiration_time <= clock_timestamp())
-          AND (CAST(:form_id AS uuid) IS NULL OR id = CAST(:form_id AS uuid))
-        ORDER BY least(coalesce(expiration_time, global_expiration_time), global_expiration_time)
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-        """
+    candidates = await session.execute(
+        text(
+            "SELECT run_id FROM human_input_forms WHERE status = 'waiting' AND deadline <= clock_timestamp() "
+            "ORDER BY deadline LIMIT :limit"
+        ),
+        {"limit": limit},
     )
-    handled = 0
-    ids: list[uuid.UUID] = []
-    if form_id is not None:
-        ids += [r[0] for r in await session.execute(due, {"form_id": form_id, "limit": 1})]
-    if limit > 0:
-        ids += [
-            r[0] for r in await session.execute(due, {"form_id": None, "limit": limit}) if r[0] not in ids
-        ]
-    if not ids:
+    run_ids = sorted({row[0] for row in candidates})
+    if not run_ids:
+        return 0
+    locked = [
+        row[0]
+        for row in await session.execute(
+            text("SELECT id FROM workflow_runs WHERE id = ANY(:ids) ORDER BY id FOR UPDATE SKIP LOCKED"),
+            {"ids": run_ids},
+        )
+    ]
+    if not locked:
         return 0
     # One read of the rows and of the clock for the whole batch (the rows are locked: nobody else can change
     # them meanwhile); a deadline that passes during the batch is the next pass's.
     now = await session.scalar(select(func.clock_timestamp()))
     assert now is not None
-    order = {form_id: i for i, form_id in enumerate(ids)}
-    batch = (await session.execute(select(HumanInputForm).where(HumanInputForm.id.in_(ids)))).scalars().all()
-    stopped_runs: set[uuid.UUID] = set()
-    timed_out: list[HumanInputForm] = []
-    for form in sorted(batch, key=lambda f: order[f.id]):
-        if form.global_expiration_time <= now:  # global wins: the run stops (rare; one form at a time)
-            if form.run_id not in stopped_runs:
-                await _expire_run(session, form, now)
-                stopped_runs.add(form.run_id)
-                handled += 1
-        else:
-            timed_out.append(form)
-    # Forms of a run stopped above were expired with it.
-    timed_out = [f for f in timed_out if f.run_id not in stopped_runs]
+    forms = (
+        (
+            await session.execute(
+                select(HumanInputForm)
+                .where(
+                    HumanInputForm.run_id.in_(locked),
+                    HumanInputForm.status == "waiting",
+                    HumanInputForm.deadline <= now,
+                )
+                .order_by(HumanInputForm.deadline)
+                .with_for_update()
+            )
+        )
+        .scalars()
+        .all()
+    )
+    expired = {f.run_id: f for f in forms if f.global_expiration_time <= now}  # global wins: the run stops
+    timed_out = [f for f in forms if f.run_id not in expired]
+    for form in expired.values():
+        await _expire_run(session, kinds, form, now)
     await _time_out(session, timed_out, now)
-    return handled + len(timed_out)
+    return len(expired) + len(timed_out)
+
+
+async def handle_due(session: AsyncSession, kinds: PauseKinds, limit: int = BATCH) -> int:
+    """One pass of the alarm or the sweep: a batch of due deadlines, then the alarm set for the next one."""
+    handled = await handle_deadlines(session, kinds, limit)
+    await ensure_alarm(session, await next_deadline(session))
+    return handled
 
 
 async def _time_out(session: AsyncSession, forms: list[HumanInputForm], now: datetime.datetime) -> None:
-    """Node deadlines: the forms ``timeout``, their other timers cancelled, ``human_input_form_timeout`` on
-    each run, and each paused node resolved along ``__timeout`` — set-based, a handful of statements per batch."""
+    """Node deadlines: the forms ``timeout``, ``human_input_form_timeout`` on each run, and each paused node
+    resolved along ``__timeout`` — set-based, a handful of statements per batch (the runs are locked)."""
     if not forms:
         return
-    run_ids = sorted({f.run_id for f in forms})
-    # Runs first, in id order: concurrent batches (and single submissions, which lock one run) never deadlock.
-    await session.execute(
-        select(WorkflowRun.id).where(WorkflowRun.id.in_(run_ids)).order_by(WorkflowRun.id).with_for_update()
-    )
     await session.execute(
         update(HumanInputForm)
         .where(HumanInputForm.id.in_([f.id for f in forms]))
         .values(status="timeout", resolved_at=now)
         .execution_options(synchronize_session=False)
     )
-    # The other deadline's timers (the one running now is not 'todo' and stays).
-    await queue.cancel_jobs(session, [job_id for f in forms for job_id in f.timer_job_ids])
-    await run_store.append_events_many(
-        session,
-        [
-            (
-                f.run_id,
-                Event(
-                    "human_input_form_timeout",
-                    {"form_id": str(f.id), "node_id": f.node_id, "node_title": f.node_title},
-                ),
+    per_run: dict[uuid.UUID, list[Event]] = {}
+    for form in forms:
+        per_run.setdefault(form.run_id, []).append(
+            Event(
+                "human_input_form_timeout",
+                {"form_id": str(form.id), "node_id": form.node_id, "node_title": form.node_title},
             )
-            for f in forms
-        ],
+        )
+    await store.apply(
+        session, [Write(run_id=r, expected=ACTIVE, events=events) for r, events in sorted(per_run.items())]
     )
-    await resolve_pauses(session, [(f.run_id, f.node_id, {"__action_id": ""}, TIMEOUT_HANDLE) for f in forms])
+    await transitions.resolve(
+        session, [(f.run_id, f.node_id, {"__action_id": ""}, TIMEOUT_HANDLE) for f in forms]
+    )
 
 
-async def _expire_run(session: AsyncSession, form: HumanInputForm, now: datetime.datetime) -> None:
-    """Global deadline: the form and every other waiting form of the run expire, and the run stops."""
-    timers = await session.execute(
-        update(HumanInputForm)
-        .where(HumanInputForm.run_id == form.run_id, HumanInputForm.status == "waiting")
-        .values(status="expired", resolved_at=now)
-        .returning(HumanInputForm.timer_job_ids)
-        .execution_options(synchronize_session=False)
-    )
-    await queue.cancel_jobs(session, [job_id for (ids,) in timers for job_id in ids])
-    run = await session.get(WorkflowRun, form.run_id)
-    assert run is not None
+async def _expire_run(
+    session: AsyncSession, kinds: PauseKinds, form: HumanInputForm, now: datetime.datetime
+) -> None:
+    """Global deadline: the run stops; its pauses close, so every waiting form of it expires (``close``)."""
     error = f'Human input node "{form.node_title}" ({form.node_id}) expired: the global timeout passed.'
-    await stop_run_now(session, run, now, error)
+    await transitions.stop(session, kinds, [form.run_id], error, now)
+
+
+async def expire_forms(session: AsyncSession, run_ids: list[uuid.UUID], now: datetime.datetime) -> None:
+    """Every waiting form of the runs ``expired`` (the runs stopped; called by the pause kind's ``close``)."""
+    if run_ids:
+        await session.execute(
+            update(HumanInputForm)
+            .where(HumanInputForm.run_id.in_(run_ids), HumanInputForm.status == "waiting")
+            .values(status="expired", resolved_at=now)
+            .execution_options(synchronize_session=False)
+        )

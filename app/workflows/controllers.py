@@ -15,20 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
-from app.human_input.forms import PausedNode, paused_nodes, with_form_links
 from app.schemas import NO_NUL, Limit, Page, PageNumber, unix
-from app.settings import Settings
 from app.tenancy.services import KeyContext
 from app.workflows import services
 from app.workflows.engine.graph import Graph
 from app.workflows.events import Describe, RunEventHub, follow, wait_for_run
-from app.workflows.run_store import EventRow
+from app.workflows.runs import store
+from app.workflows.runs.pauses import PausedNode, PauseKinds
+from app.workflows.runs.store import EventRow
 from app.workflows.schemas import (
     BlockingRunResult,
     EndUser,
     LogEntry,
     LogRun,
     Parameters,
+    PauseDetails,
     RunData,
     RunRequest,
     StopRequest,
@@ -58,20 +59,21 @@ def run_data(run: WorkflowRun, paused: list[PausedNode] | None = None) -> RunDat
     )
 
 
-async def _paused(session: AsyncSession, settings: Settings, run: WorkflowRun) -> list[PausedNode] | None:
-    """A paused run's paused nodes, with their forms' tokens where they have forms."""
+async def _paused(session: AsyncSession, kinds: PauseKinds, run: WorkflowRun) -> list[PausedNode] | None:
+    """A paused run's paused nodes, described by their pause kinds (a form's token and link...)."""
     if run.status != "paused" or not run.state:
         return None
-    forms = {p.node_id: p for p in await paused_nodes(session, settings, run.id)}
+    described = {p.node_id: p for p in (await kinds.describe(session, [run.id])).get(run.id, [])}
     ids = [node_id for node_id, s in (run.state.get("nodes") or {}).items() if s.get("status") == "paused"]
-    return [forms.get(n) or PausedNode(node_id=n, node_title=n, pause_type=None) for n in ids]
+    return [described.get(n) or PausedNode(node_id=n, node_title=n, pause_type=None) for n in ids]
 
 
 def _describe(request: Request[Any, Any, Any]) -> Describe:
-    settings: Settings = request.app.state.settings
+    """Stored events as sent: large values put back, and what pause kinds add (form links)."""
+    kinds: PauseKinds = request.app.state.pause_kinds
 
-    async def describe(session: AsyncSession, rows: list[EventRow]) -> list[EventRow]:
-        return await with_form_links(session, settings, rows)
+    async def describe(session: AsyncSession, run_id: uuid.UUID, rows: list[EventRow]) -> list[EventRow]:
+        return await kinds.describe_events(session, await store.hydrate_events(session, run_id, rows))
 
     return describe
 
@@ -114,7 +116,7 @@ class WorkflowRunController(Controller):
             return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
         finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS)
         async with sessions() as session:
-            paused = await _paused(session, request.app.state.settings, finished)
+            paused = await _paused(session, request.app.state.pause_kinds, finished)
         body = BlockingRunResult(workflow_run_id=run.id, task_id=run.id, data=run_data(finished, paused))
         return Response(body)
 
@@ -143,15 +145,20 @@ class WorkflowRunController(Controller):
     ) -> RunData:
         assert key.app_id is not None
         run = await services.get_run(db_session, key.app_id, run_id)
-        return run_data(run, await _paused(db_session, request.app.state.settings, run))
+        return run_data(run, await _paused(db_session, request.app.state.pause_kinds, run))
 
     @post("/workflows/tasks/{task_id:uuid}/stop", status_code=200, responses=responses(400, 401, 404))
     async def stop(
-        self, db_session: AsyncSession, key: KeyContext, task_id: uuid.UUID, data: StopRequest | None = None
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        task_id: uuid.UUID,
+        data: StopRequest | None = None,
     ) -> StopResult:
         """Stop a running or paused run (already ended: nothing happens)."""
         assert key.app_id is not None
-        await services.stop_run(db_session, key.app_id, task_id)
+        await services.stop_run(db_session, request.app.state.pause_kinds, key.app_id, task_id)
         return StopResult(result="success")
 
     @get("/workflows/logs", responses=responses(400, 401))
@@ -199,6 +206,19 @@ class WorkflowRunController(Controller):
             _sessions(request), request.app.state.hub, run_id, last_event_id or 0, describe=_describe(request)
         )
         return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @get("/workflows/run/{run_id:uuid}/pause-details", responses=responses(401, 404))
+    async def pause_details(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID
+    ) -> PauseDetails:
+        """The paused nodes of a run with what waits on each (a form's id, token, link and deadline)."""
+        assert key.app_id is not None
+        run = await services.get_run(db_session, key.app_id, run_id)
+        kinds: PauseKinds = request.app.state.pause_kinds
+        nodes = (await kinds.describe(db_session, [run_id])).get(run_id, [])
+        return PauseDetails(
+            paused_at=unix(run.paused_at) if run.status == "paused" else None, paused_nodes=nodes
+        )
 
     @get("/parameters", responses=responses(401, 404))
     async def app_parameters(self, db_session: AsyncSession, key: KeyContext) -> Parameters:

@@ -22,8 +22,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.workflows import run_store
-from app.workflows.run_store import EventRow
+from app.workflows.runs import store as run_store
+from app.workflows.runs.store import EventRow
 from db import urls
 from db.models import WorkflowRun
 
@@ -116,8 +116,8 @@ def sse_message(run_id: uuid.UUID, seq: int, event: str, data: dict[str, Any]) -
 PING = b"event: ping\n\n"
 
 
-#: Turns stored event rows into the rows a client gets (e.g. form links rebuilt; they are never stored).
-Describe = Callable[[AsyncSession, list[EventRow]], Awaitable[list[EventRow]]]
+#: Turns a run's stored event rows into the rows a client gets (large values put back, form links rebuilt).
+Describe = Callable[[AsyncSession, uuid.UUID, list[EventRow]], Awaitable[list[EventRow]]]
 
 
 async def follow(
@@ -138,7 +138,7 @@ async def follow(
                 status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
                 rows = await run_store.events_after(session, run_id, last)
                 if rows and describe is not None:
-                    rows = await describe(session, rows)
+                    rows = await describe(session, run_id, rows)
             for seq, event, data in rows:
                 yield sse_message(run_id, seq, event, data)
                 last, last_sent = seq, time.monotonic()

@@ -1,34 +1,46 @@
-"""Driving the engine from the database: load a run's snapshot, run the engine, persist every step.
+"""Driving the engine from the database: load a run, run the engine, commit at I/O boundaries.
 
-``advance_run`` is the whole job of the ``advance_workflow_run`` task. It is idempotent (DESIGN.md rule 3): a
-finished or stopped run is left alone, a paused run resumes only once every pause is resolved, and a run whose
-previous attempt died mid-step continues from its last committed step. Jobs of one run never overlap: they are
-deferred with the procrastinate lock ``run:<id>``.
+``advance_run`` is the whole job of ``advance_workflow_run``. One transaction locks the run, loads it and runs
+the engine; nodes that do no I/O run back to back and are recorded (their events in order, their executions,
+the state) in that same transaction, so a run of pure nodes costs the worker one commit. Where the run is about
+to wait on the outside world, the engine asks for a checkpoint: the recorder commits what it holds (the I/O
+node's ``node_started`` included) and later ones use transactions of their own. A run that pauses or ends
+does so in the transaction of its last checkpoint.
+
+It is idempotent (DESIGN.md rule 3): a finished or stopped run is left alone, a paused run resumes only once
+every pause is resolved, and a run whose previous attempt died continues from its last checkpoint (pure nodes
+are deterministic; a node that was running is run again under its execution id, without a second
+``node_started``). Jobs of one run never overlap: they are deferred with the procrastinate lock ``run:<id>``.
+
+``resume_runs`` continues many resolved runs in one transaction (a storm of deadlines): each goes as far as it
+can without I/O; one that reaches an I/O node is handed to its own ``advance_run`` job in that transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import utcnow
-from app.workflows import run_store
-from app.workflows.engine.core import Engine, Limits, NodeRun, Outcome, RunState
+from app.workflows.engine.core import Engine, Limits, NodeRun, Outcome, RunState, build_nodes
 from app.workflows.engine.errors import RunStopped
 from app.workflows.engine.graph import Graph
-from app.workflows.engine.nodes.base import NodeResult, Ports, RunInfo
-from app.workflows.run_store import Event
-from app.workflows.views import node_finished_data, node_started_data, run_finished_data, run_started_data
-from db.models import Workflow, WorkflowRun, workflow_pauses
+from app.workflows.engine.nodes.base import Node, NodeResult, Ports, RunInfo
+from app.workflows.runs import store, transitions
+from app.workflows.runs.pauses import PauseKinds
+from app.workflows.runs.store import Event, Pause, RunRow, Write
+from app.workflows.runs.values import Stash
+from app.workflows.views import node_finished_data, node_started_data, run_started_data
+from db import queue
 
 log = structlog.get_logger()
 
@@ -36,113 +48,179 @@ log = structlog.get_logger()
 CHUNK_FLUSH_SECONDS = 0.05
 
 
+class Runtime(msgspec.Struct, kw_only=True):
+    """What running a workflow needs from its process (built once by the worker)."""
+
+    ports: Ports
+    kinds: PauseKinds
+    limits: Limits = Limits()
+    clock: Callable[[], float] = time.time
+
+
 def _ts(epoch: float | None) -> datetime.datetime | None:
     return None if epoch is None else datetime.datetime.fromtimestamp(epoch, datetime.UTC)
 
 
-#: Called in the transaction that records a node's pause; returns events to append (e.g. human_input_required).
-PauseHook = Callable[[AsyncSession, WorkflowRun, NodeRun], Awaitable[list[Event]]]
+class Recorder:
+    """The engine's Listener: keeps what the engine did and commits it at checkpoints.
 
-
-class StepRecorder:
-    """The engine's Listener: each step is one transaction guarded by the run's status (see run_store)."""
+    ``session`` is the open transaction that loaded the run (its row locked): the first commit uses it. With
+    ``batch`` the recorder never commits by itself (``resume_runs`` applies every run's write at once)."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], run: WorkflowRun, on_pause: PauseHook | None = None
+        self,
+        runtime: Runtime,
+        sessions: async_sessionmaker[AsyncSession] | None,
+        run: RunRow,
+        *,
+        session: AsyncSession | None,
+        resuming: bool,
+        resolved: set[str],
+        batch: bool = False,
     ) -> None:
-        self.sessions, self.run_id, self.run, self.on_pause = sessions, run.id, run, on_pause
-        self.lock = asyncio.Lock()
-        self.chunks: list[Event] = []
-        self.last_flush = time.monotonic()
+        self.runtime, self.sessions, self.run, self.session, self.batch = (
+            runtime,
+            sessions,
+            run,
+            session,
+            batch,
+        )
+        self.expected: tuple[str, ...] = ("paused",) if resuming else ("running",)
+        self.resolved = resolved
+        self.stash = Stash()
+        self.events: list[Event] = []
+        self.executions: dict[str, dict[str, Any]] = {}
+        self.opened: list[Pause] = []
+        self.consumed: list[str] = []
         self.stopped = False
+        self.last_flush = time.monotonic()
+        self.commits = 0
+        self.state: RunState | None = None
+        if resuming:
+            inputs = self.stash.mapping(run.inputs)
+            self.events.append(Event("workflow_started", run_started_data(run, inputs, reason="resumption")))
+
+    # --- Listener ---------------------------------------------------------------------------------
 
     async def node_started(self, node_run: NodeRun, state: RunState) -> bool:
-        async with self.lock:
-            await self._flush()
-            async with self.sessions() as session, session.begin():
-                if not await self._step(session, state, [Event("node_started", node_started_data(node_run))]):
-                    return False
-                await run_store.upsert_node_execution(session, self.run_id, self._execution(node_run))
-            return True
+        self.state = state
+        if not node_run.restarted:
+            self.events.append(Event("node_started", self._data(node_started_data(node_run))))
+            self.executions[node_run.state.execution_id or ""] = self._execution(node_run)
+        return not self.stopped
 
     async def node_finished(self, node_run: NodeRun, state: RunState) -> bool:
-        async with self.lock:
-            await self._flush()
-            async with self.sessions() as session, session.begin():
-                if not await self._step(
-                    session, state, [Event("node_finished", node_finished_data(node_run))]
-                ):
-                    return False
-                await run_store.upsert_node_execution(session, self.run_id, self._execution(node_run))
-                await self._record_pause(session, node_run)
-            return True
-
-    async def text_chunk(self, node_id: str, text: str, selector: list[str]) -> None:
-        async with self.lock:
-            self.chunks.append(Event("text_chunk", {"text": text, "from_variable_selector": selector}))
-            if time.monotonic() - self.last_flush >= CHUNK_FLUSH_SECONDS:
-                await self._flush()
-            if self.stopped:
-                raise RunStopped("the run was stopped")
-
-    async def _flush(self) -> None:
-        self.last_flush = time.monotonic()
-        if not self.chunks or self.stopped:
-            self.chunks.clear()
-            return
-        events, self.chunks = self.chunks, []
-        async with self.sessions() as session, session.begin():
-            if not await run_store.transition(session, self.run_id, ["running"], events):
-                self.stopped = True
-
-    async def _step(self, session: AsyncSession, state: RunState, events: list[Event]) -> bool:
-        ok = await run_store.transition(
-            session,
-            self.run_id,
-            ["running"],
-            events,
-            state=msgspec.to_builtins(state),
-            total_steps=state.steps,
-            total_tokens=state.tokens,
-        )
-        self.stopped = self.stopped or not ok
-        return ok
-
-    async def _record_pause(self, session: AsyncSession, node_run: NodeRun) -> None:
+        self.state = state
         node_id = node_run.node.id
+        self.events.append(Event("node_finished", self._data(node_finished_data(node_run))))
+        self.executions[node_run.state.execution_id or ""] = self._execution(node_run)
         if node_run.state.status == "paused":
-            await session.execute(
-                workflow_pauses.insert().values(
-                    run_id=self.run_id,
+            request = node_run.state.pause or {}
+            self.opened.append(
+                Pause(
+                    run_id=self.run.id,
                     node_id=node_id,
                     execution_id=uuid.UUID(node_run.state.execution_id or str(uuid.uuid4())),
-                    request=node_run.state.pause or {},
+                    kind=str(request.get("kind") or ""),
+                    request=request,
                 )
             )
-            if self.on_pause is not None:
-                await run_store.append_events(
-                    session, self.run_id, await self.on_pause(session, self.run, node_run)
-                )
-        else:  # a resolved pause is consumed by the step that finishes its node
-            await session.execute(
-                delete(workflow_pauses).where(
-                    workflow_pauses.c.run_id == self.run_id, workflow_pauses.c.node_id == node_id
-                )
-            )
+        elif node_id in self.resolved:
+            self.consumed.append(node_id)  # the resolution is used up by the node it finished
+        return not self.stopped
+
+    async def text_chunk(self, node_id: str, text: str, selector: list[str]) -> None:
+        self.events.append(Event("text_chunk", {"text": text, "from_variable_selector": selector}))
+        if not self.batch and time.monotonic() - self.last_flush >= CHUNK_FLUSH_SECONDS and self.state:
+            await self.checkpoint(self.state)
+        if self.stopped:
+            raise RunStopped("the run was stopped")
+
+    async def checkpoint(self, state: RunState) -> bool:
+        self.state = state
+        if self.batch:
+            raise RuntimeError("a batched resume never waits on I/O (the engine stops before it)")
+        if not (self.events or self.executions or self.opened or self.consumed):
+            return not self.stopped
+        write = self.write(state)
+        await self.commit(write)
+        return not self.stopped
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def write(self, state: RunState, **changes: Any) -> Write:
+        """What the recorder holds as one write, the state referencing its large values. Clears the buffer."""
+        snapshot = msgspec.to_builtins(msgspec.structs.replace(state, pool={}))
+        snapshot["pool"] = self.stash.pool(state.pool)
+        write = transitions.checkpoint(
+            self.run.id,
+            self.expected,
+            state=snapshot,
+            total_steps=state.steps,
+            total_tokens=state.tokens,
+            exceptions_count=state.exceptions,
+            elapsed_time=state.elapsed,
+            **changes,
+        )
+        write.events, self.events = self.events, []
+        write.executions, self.executions = list(self.executions.values()), {}
+        write.opened, self.opened = self.opened, []
+        write.consumed, self.consumed = self.consumed, []
+        write.values = self.stash.pending()
+        return write
+
+    async def commit(self, write: Write, *, finished: bool = False) -> bool:
+        """Apply ``write`` in a transaction of its own (the loading one first) and commit it. False: the run was
+        stopped meanwhile and nothing of it was written."""
+        session = self.session
+        self.session = None
+        if session is None:
+            assert self.sessions is not None
+            session = self.sessions()
+            await session.begin()
+        try:
+            if write.opened:
+                # The kind's rows (forms...) must not outlive a lost compare-and-set: lock the run first.
+                locked = await store.lock_runs(session, [self.run.id])
+                if self.run.id not in locked or locked[self.run.id].status not in write.expected:
+                    await session.rollback()
+                    self.stopped = True
+                    return False
+                await open_pauses(session, self.runtime.kinds, [write], {self.run.id: self.run.app_id})
+            if not await store.apply(session, [write]):
+                await session.rollback()
+                self.stopped = True
+                return False
+            if finished and write.changes.get("status") in ("failed", "stopped"):
+                await store.stop_open_executions(session, [self.run.id], utcnow())
+            await session.commit()
+        finally:
+            await session.close()
+        self.commits += 1
+        self.stash.mark_written(write.values)
+        self.expected = ("running",)
+        self.last_flush = time.monotonic()
+        return True
+
+    def _data(self, data: dict[str, Any]) -> dict[str, Any]:
+        """An event's data with its large values referenced."""
+        for key in ("inputs", "process_data", "outputs"):
+            if isinstance(data.get(key), dict):
+                data[key] = self.stash.mapping(data[key])
+        return data
 
     def _execution(self, node_run: NodeRun) -> dict[str, Any]:
-        result = node_run.result
-        state = node_run.state
+        result, state = node_run.result, node_run.state
         return {
-            "id": uuid.UUID(state.execution_id) if state.execution_id else uuid.uuid4(),
+            "id": state.execution_id,
             "node_id": node_run.node.id,
             "node_type": node_run.node.type,
             "title": node_run.node.title,
             "index": state.index,
             "predecessor_node_id": state.predecessor,
-            "inputs": result.inputs if result else None,
-            "process_data": result.process_data if result else None,
-            "outputs": result.outputs if result else None,
+            "inputs": self.stash.mapping(result.inputs) if result else None,
+            "process_data": self.stash.mapping(result.process_data) if result else None,
+            "outputs": self.stash.mapping(result.outputs) if result else None,
             "status": state.status,
             "error": node_run.error,
             "elapsed_time": node_run.elapsed,
@@ -151,111 +229,209 @@ class StepRecorder:
         }
 
 
-async def _load(
-    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID
-) -> tuple[WorkflowRun, Workflow, dict[str, NodeResult]] | None:
-    """Reload the run; resume it if it is paused with every pause resolved. None: nothing to do."""
-    async with sessions() as session, session.begin():
-        run = await session.get(WorkflowRun, run_id, with_for_update=True)
-        if run is None:
-            return None
-        pauses = (
-            await session.execute(select(workflow_pauses).where(workflow_pauses.c.run_id == run_id))
-        ).all()
+async def open_pauses(
+    session: AsyncSession, kinds: PauseKinds, writes: list[Write], app_ids: Mapping[uuid.UUID, uuid.UUID]
+) -> None:
+    """Let each pause's kind set it up; its events go right after the ``node_finished`` of the paused node."""
+    pauses = [p for w in writes for p in w.opened]
+    if not pauses:
+        return
+    added = await kinds.open(session, app_ids, pauses)
+    for write in writes:
+        if not any((write.run_id, p.node_id) in added for p in write.opened):
+            continue
+        events: list[Event] = []
+        for event in write.events:
+            events.append(event)
+            if event.event == "node_finished" and event.data.get("status") == "paused":
+                events += added.get((write.run_id, str(event.data.get("node_id"))), [])
+        write.events = events
+
+
+def _totals(state: RunState, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "outputs": outcome.outputs,
+        "elapsed_time": state.elapsed,
+        "total_tokens": state.tokens,
+        "total_steps": state.steps,
+        "exceptions_count": state.exceptions,
+    }
+
+
+def final_write(recorder: Recorder, state: RunState, outcome: Outcome, now: datetime.datetime) -> Write:
+    """The recorder's last write: pause, finish, or (handoff) a checkpoint before the I/O node."""
+    write = recorder.write(state)
+    if outcome.status == "paused":
+        transitions.pause(
+            recorder.run, write, now=now, paused_nodes=outcome.paused_nodes, totals=_totals(state, outcome)
+        )
+    elif outcome.status != "handoff":
+        transitions.finish(
+            recorder.run,
+            write,
+            status=outcome.status,
+            error=outcome.error,
+            now=now,
+            totals=_totals(state, outcome),
+        )
+    return write
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+
+
+class Loaded(msgspec.Struct, kw_only=True):
+    run: RunRow
+    state: RunState
+    resolutions: dict[str, NodeResult]
+    resuming: bool
+
+
+async def _load(session: AsyncSession, runs: Mapping[uuid.UUID, RunRow]) -> dict[uuid.UUID, Loaded]:
+    """Of locked runs, those to advance now: running ones, and paused ones with every pause resolved."""
+    pauses: dict[uuid.UUID, list[Pause]] = {}
+    for pause in await store.pauses_of(session, list(runs)):
+        pauses.setdefault(pause.run_id, []).append(pause)
+    out = {}
+    for run_id, run in runs.items():
+        mine = pauses.get(run_id, [])
         if run.status == "paused":
-            if any(p.resolved_at is None for p in pauses):
-                return None  # still waiting for someone
-            event = Event("workflow_started", run_started_data(run, reason="resumption"))
-            if not await run_store.transition(
-                session, run_id, ["paused"], [event], status="running", paused_at=None
-            ):
-                return None
-            run.status = "running"
+            if any(p.resolution is None for p in mine):
+                continue  # still waiting for someone
         elif run.status != "running":
-            return None
-        workflow = await session.get(Workflow, run.workflow_id)
-        assert workflow is not None
+            continue
+        state = msgspec.convert(await store.hydrate(session, run_id, run.state or {}), RunState)
         resolutions = {
-            p.node_id: msgspec.convert(p.resolution, NodeResult) for p in pauses if p.resolved_at is not None
+            p.node_id: msgspec.convert(p.resolution, NodeResult) for p in mine if p.resolution is not None
         }
-        session.expunge_all()
-        return run, workflow, resolutions
+        out[run_id] = Loaded(run=run, state=state, resolutions=resolutions, resuming=run.status == "paused")
+    return out
 
 
-async def advance_run(
-    sessions: async_sessionmaker[AsyncSession],
-    run_id: uuid.UUID,
-    ports: Ports,
-    limits: Limits = Limits(),
-    clock: Callable[[], float] = time.time,
-    on_pause: PauseHook | None = None,
-) -> str:
-    """Run (or resume) a run until it finishes, fails, pauses or is stopped. Returns the resulting status."""
-    loaded = await _load(sessions, run_id)
-    if loaded is None:
-        return "unchanged"
-    run, workflow, resolutions = loaded
-    state = msgspec.convert(run.state or {}, RunState)
+#: Workflow versions never change: each process builds a version's graph and nodes once.
+_BUILT: OrderedDict[uuid.UUID, tuple[Graph, dict[str, Node]]] = OrderedDict()
+_BUILT_MAX = 256
+
+
+async def _graph(session: AsyncSession, workflow_id: uuid.UUID) -> tuple[Graph, dict[str, Node]]:
+    built = _BUILT.get(workflow_id)
+    if built is None:
+        raw = await session.scalar(text("SELECT graph FROM workflows WHERE id = :id"), {"id": workflow_id})
+        graph = Graph.from_dsl(raw)
+        built = _BUILT[workflow_id] = (graph, build_nodes(graph))
+        while len(_BUILT) > _BUILT_MAX:
+            _BUILT.popitem(last=False)
+    _BUILT.move_to_end(workflow_id)
+    return built
+
+
+def _engine(runtime: Runtime, loaded: Loaded, graph: Graph, nodes: dict[str, Node], **options: Any) -> Engine:
+    run = loaded.run
     info = RunInfo(
         run_id=str(run.id), app_id=str(run.app_id), workflow_id=str(run.workflow_id), user_id=run.created_by
     )
-    engine = Engine(Graph.from_dsl(workflow.graph), state, ports, info, limits, clock=clock)
-    recorder = StepRecorder(sessions, run, on_pause)
+    return Engine(
+        graph, loaded.state, runtime.ports, info, runtime.limits, clock=runtime.clock, nodes=nodes, **options
+    )
+
+
+# --- one run ----------------------------------------------------------------------------------------------
+
+
+async def advance_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, runtime: Runtime) -> str:
+    """Run (or resume, or continue) one run until it finishes, fails, pauses or is stopped; returns the status
+    it reached (``unchanged`` when there was nothing to do)."""
+    session = sessions()
+    await session.begin()
     try:
-        outcome = await engine.run(recorder, resolutions)
+        loaded = (await _load(session, await store.lock_runs(session, [run_id]))).get(run_id)
+        if loaded is None:
+            await session.rollback()
+            await session.close()
+            return "unchanged"
+        graph, nodes = await _graph(session, loaded.run.workflow_id)
+    except BaseException:
+        await session.close()
+        raise
+    recorder = Recorder(
+        runtime,
+        sessions,
+        loaded.run,
+        session=session,
+        resuming=loaded.resuming,
+        resolved=set(loaded.resolutions),
+    )
+    engine = _engine(runtime, loaded, graph, nodes)
+    try:
+        outcome = await engine.run(recorder, loaded.resolutions)
     except Exception as exc:
-        # A bug or a broken dependency, not a node failure: the run fails visibly instead of staying
-        # "running" with nobody working on it.
+        # A bug or a broken dependency, not a node failure: the run fails visibly instead of staying "running"
+        # with nobody working on it. What the recorder held is dropped; the failure is recorded on its own.
         log.exception("workflow_run_crashed", run_id=str(run_id))
         outcome = Outcome(
-            status="failed", outputs=state.outputs, error=f"Internal error: {type(exc).__name__}: {exc}"
+            status="failed", outputs=loaded.state.outputs, error=f"Internal error: {type(exc).__name__}"
         )
-        return await _finish(sessions, run, state, outcome)
-    async with recorder.lock:
-        await recorder._flush()
-    if outcome.status == "stopped" or recorder.stopped:
-        log.info("workflow_run_stopped_while_running", run_id=str(run_id))
-        return "stopped"
-    return await _finish(sessions, run, state, outcome)
+        recorder.events, recorder.executions, recorder.opened, recorder.consumed = [], {}, [], []
+    try:
+        if recorder.stopped or outcome.status == "stopped":
+            log.info("workflow_run_stopped_while_running", run_id=str(run_id))
+            return "stopped"
+        write = final_write(recorder, loaded.state, outcome, utcnow())
+        if not await recorder.commit(write, finished=True):
+            return "stopped"
+        return outcome.status
+    finally:
+        if recorder.session is not None:  # never committed (stopped early): release the lock
+            await recorder.session.rollback()
+            await recorder.session.close()
 
 
-async def _finish(
-    sessions: async_sessionmaker[AsyncSession], run: WorkflowRun, state: RunState, outcome: Outcome
-) -> str:
-    now = utcnow()
+# --- many runs --------------------------------------------------------------------------------------------
+
+
+async def resume_runs(
+    sessions: async_sessionmaker[AsyncSession], run_ids: list[uuid.UUID], runtime: Runtime
+) -> dict[uuid.UUID, str]:
+    """Continue resolved runs together: one transaction locks them (id order), runs each as far as it goes
+    without I/O, and applies every write at once; a run that reaches an I/O node gets its own advance job in
+    that transaction. Returns each run's resulting status."""
+    results: dict[uuid.UUID, str] = {}
     async with sessions() as session, session.begin():
-        totals = {"total_steps": state.steps, "total_tokens": state.tokens, "elapsed_time": state.elapsed}
-        if outcome.status == "paused":
-            run.status, run.paused_at = "paused", now
-            event = Event(
-                "workflow_paused",
-                {**run_finished_data(run, state, outcome, None), "paused_nodes": outcome.paused_nodes},
+        loaded = await _load(session, await store.lock_runs(session, run_ids))
+        writes: list[Write] = []
+        handed_off: list[uuid.UUID] = []
+        failed: list[uuid.UUID] = []
+        now = utcnow()
+        for run_id, item in loaded.items():
+            graph, nodes = await _graph(session, item.run.workflow_id)
+            recorder = Recorder(
+                runtime,
+                None,
+                item.run,
+                session=None,
+                resuming=item.resuming,
+                resolved=set(item.resolutions),
+                batch=True,
             )
-            ok = await run_store.transition(
-                session,
-                run.id,
-                ["running"],
-                [event],
-                status="paused",
-                paused_at=now,
-                state=msgspec.to_builtins(state),
-                **totals,
-            )
-        else:
-            run.status = outcome.status
-            event = Event("workflow_finished", run_finished_data(run, state, outcome, now))
-            ok = await run_store.transition(
-                session,
-                run.id,
-                ["running"],
-                [event],
-                status=outcome.status,
-                outputs=outcome.outputs,
-                error=outcome.error,
-                finished_at=now,
-                exceptions_count=state.exceptions,
-                state=None,
-                **totals,
-            )
-            await run_store.stop_open_node_executions(session, run.id, now)
-    return outcome.status if ok else "stopped"
+            try:
+                outcome = await _engine(runtime, item, graph, nodes, stop_before_io=True).run(
+                    recorder, item.resolutions
+                )
+            except Exception as exc:
+                log.exception("workflow_run_crashed", run_id=str(run_id))
+                outcome = Outcome(
+                    status="failed", outputs=item.state.outputs, error=f"Internal error: {type(exc).__name__}"
+                )
+                recorder.events, recorder.executions, recorder.opened, recorder.consumed = [], {}, [], []
+            writes.append(final_write(recorder, item.state, outcome, now))
+            results[run_id] = outcome.status
+            if outcome.status == "handoff":
+                handed_off.append(run_id)
+            elif outcome.status == "failed":
+                failed.append(run_id)
+        await open_pauses(session, runtime.kinds, writes, {i.run.id: i.run.app_id for i in loaded.values()})
+        await store.apply(session, writes)  # every run is locked here: each compare-and-set wins
+        if failed:
+            await store.stop_open_executions(session, failed, now)
+        await queue.defer_jobs(session, [transitions.advance_job(r) for r in handed_off])
+    return results

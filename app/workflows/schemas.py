@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.human_input.forms import PausedNode
 from app.schemas import NO_NUL
+from app.workflows.runs.pauses import PausedNode
 
 User = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
 Yaml = Annotated[str, msgspec.Meta(min_length=1, max_length=10 * 1024 * 1024)]
@@ -42,6 +42,11 @@ class RunData(msgspec.Struct, kw_only=True):
     finished_at: int | None
     elapsed_time: float
     paused_nodes: list[PausedNode] | None = None
+
+
+class PauseDetails(msgspec.Struct):
+    paused_at: int | None
+    paused_nodes: list[PausedNode]
 
 
 class BlockingRunResult(msgspec.Struct):

@@ -1,24 +1,30 @@
-"""The JSON shapes Dify clients expect: run event payloads and run representations (Unix-second timestamps)."""
+"""The JSON shapes Dify clients expect in run events (Unix-second timestamps)."""
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import uuid
+from typing import Any, Protocol
 
 from app.schemas import unix
-from app.workflows.engine.core import NodeRun, Outcome, RunState
-from db.models import WorkflowRun
+from app.workflows.engine.core import NodeRun
+
+
+class RunLike(Protocol):
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    created_at: datetime.datetime
 
 
 def _epoch(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def run_started_data(run: WorkflowRun, reason: str = "initial") -> dict[str, Any]:
+def run_started_data(run: RunLike, inputs: Any, reason: str = "initial") -> dict[str, Any]:
     return {
         "id": str(run.id),
         "workflow_id": str(run.workflow_id),
-        "inputs": run.inputs,
+        "inputs": inputs,
         "created_at": unix(run.created_at),
         "reason": reason,
     }
@@ -58,35 +64,28 @@ def node_finished_data(node_run: NodeRun) -> dict[str, Any]:
 
 
 def run_finished_data(
-    run: WorkflowRun, state: RunState, outcome: Outcome, finished_at: datetime.datetime | None
+    run: RunLike,
+    *,
+    status: str,
+    outputs: dict[str, Any] | None,
+    error: str | None,
+    elapsed: float,
+    tokens: int,
+    steps: int,
+    exceptions: int,
+    finished_at: datetime.datetime | None,
 ) -> dict[str, Any]:
+    """``workflow_finished`` (and, with ``finished_at`` None, ``workflow_paused``): every ending, one shape."""
     return {
         "id": str(run.id),
         "workflow_id": str(run.workflow_id),
-        "status": run.status,
-        "outputs": outcome.outputs,
-        "error": outcome.error,
-        "elapsed_time": round(state.elapsed, 6),
-        "total_tokens": state.tokens,
-        "total_steps": state.steps,
-        "exceptions_count": state.exceptions,
+        "status": status,
+        "outputs": outputs or {},
+        "error": error,
+        "elapsed_time": round(elapsed, 6),
+        "total_tokens": tokens,
+        "total_steps": steps,
+        "exceptions_count": exceptions,
         "created_at": unix(run.created_at),
         "finished_at": unix(finished_at),
-    }
-
-
-def run_detail(run: WorkflowRun) -> dict[str, Any]:
-    """GET /v1/workflows/run/{id} and the ``data`` of a blocking run."""
-    return {
-        "id": str(run.id),
-        "workflow_id": str(run.workflow_id),
-        "status": run.status,
-        "inputs": run.inputs,
-        "outputs": run.outputs or {},
-        "error": run.error,
-        "total_steps": run.total_steps,
-        "total_tokens": run.total_tokens,
-        "created_at": unix(run.created_at),
-        "finished_at": unix(run.finished_at),
-        "elapsed_time": round(run.elapsed_time, 6),
     }

@@ -21,6 +21,7 @@ from db.models.workflows import (
     WorkflowRun,
     workflow_pauses,
     workflow_run_events,
+    workflow_run_values,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "tag_bindings",
     "workflow_pauses",
     "workflow_run_events",
+    "workflow_run_values",
 ]

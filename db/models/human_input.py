@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
@@ -17,16 +17,9 @@ from db.models.base import Base
 class HumanInputForm(Base):
     __tablename__ = "human_input_forms"
     __table_args__ = (
-        # The timer sweep reads waiting forms by deadline; only waiting forms are ever looked at.
+        # Deadline handling reads waiting forms by their next deadline; only waiting forms are ever looked at.
         Index(
-            "human_input_forms_waiting_node_deadline",
-            "expiration_time",
-            postgresql_where=sa.text("status = 'waiting'"),
-        ),
-        Index(
-            "human_input_forms_waiting_global_deadline",
-            "global_expiration_time",
-            postgresql_where=sa.text("status = 'waiting'"),
+            "human_input_forms_waiting_deadline", "deadline", postgresql_where=sa.text("status = 'waiting'")
         ),
         Index("human_input_forms_run", "run_id"),
         sa.CheckConstraint("status IN ('waiting', 'submitted', 'timeout', 'expired')", name="status"),
@@ -49,10 +42,12 @@ class HumanInputForm(Base):
     action_id: Mapped[str | None] = mapped_column(String(32))
     submitted_by: Mapped[str | None] = mapped_column(String(255))
     resolved_at: Mapped[datetime.datetime | None]
-    #: The procrastinate timer jobs of the deadlines; cancelled in the transaction that resolves the form, so
-    #: a resolved form leaves no timer behind in the queue.
-    timer_job_ids: Mapped[list[int]] = mapped_column(
-        ARRAY(sa.BigInteger), default=list, server_default=sa.text("'{}'")
+    #: The earlier of the two deadlines: what the deadline alarm and the sweep order and compare by.
+    deadline: Mapped[datetime.datetime] = mapped_column(
+        sa.DateTime(timezone=True),
+        sa.Computed(
+            "least(coalesce(expiration_time, global_expiration_time), global_expiration_time)", persisted=True
+        ),
     )
 
 

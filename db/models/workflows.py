@@ -46,7 +46,8 @@ class WorkflowRun(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     finished_at: Mapped[datetime.datetime | None]
     paused_at: Mapped[datetime.datetime | None]
-    #: The engine's snapshot (variable pool, node states, edges); NULL once the run has finished.
+    #: The engine's state at the last checkpoint (pool with large values referenced, node states, edges);
+    #: NULL once the run has finished.
     state: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     #: Sequence number of the run's last event; bumped in the same UPDATE that changes state.
     last_event_seq: Mapped[int] = mapped_column(default=0)
@@ -89,9 +90,21 @@ workflow_pauses = sa.Table(
     sa.Column("run_id", sa.Uuid, sa.ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("node_id", sa.String(255), primary_key=True),
     sa.Column("execution_id", sa.Uuid, nullable=False),
+    sa.Column(
+        "kind", sa.String(64), nullable=False, comment="The pause kind that handles it (human_input, ...)."
+    ),
     sa.Column("request", JSONB, nullable=False),
     sa.Column("resolution", JSONB, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
     comment="A node waiting for the outside world. A run resumes once every pause of it is resolved.",
+)
+
+workflow_run_values = sa.Table(
+    "workflow_run_values",
+    Base.metadata,
+    sa.Column("run_id", sa.Uuid, sa.ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("digest", sa.Text, primary_key=True, comment="SHA-256 (hex) of the value's JSON"),
+    sa.Column("value", JSONB, nullable=False),
+    comment='Large values of a run, stored once: state, node executions and events hold {"$value": digest}.',
 )

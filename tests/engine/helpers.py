@@ -31,6 +31,8 @@ class Recorder:
         self.started: list[str] = []
         self.finished: list[NodeRun] = []
         self.chunks: list[tuple[str, str]] = []
+        #: At each checkpoint, the nodes running (those about to wait on the outside world).
+        self.checkpoints: list[list[str]] = []
         self.stop_after = stop_after
 
     async def node_started(self, run: NodeRun, state: RunState) -> bool:
@@ -43,6 +45,10 @@ class Recorder:
 
     async def text_chunk(self, node_id: str, text: str, selector: list[str]) -> None:
         self.chunks.append((node_id, text))
+
+    async def checkpoint(self, state: RunState) -> bool:
+        self.checkpoints.append([n for n, s in state.nodes.items() if s.status == "running"])
+        return True
 
     def status(self, node_id: str) -> str | None:
         runs = [r for r in self.finished if r.node.id == node_id]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import wiring
+from app.settings import Settings
 from app.workflows.engine import nodes as node_registry
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult
+from app.workflows.runs.pauses import PausedNode
+from app.workflows.runs.store import Event, EventRow, Pause
 
 
 class PauseNode(Node):
@@ -20,13 +27,39 @@ class PauseNode(Node):
         self.reason = str(data.get("reason", "waiting"))
 
     async def run(self, ctx: NodeContext) -> NodeResult:
-        return NodeResult(pause={"reason": ctx.pool.render(self.reason)})
+        return NodeResult(pause={"kind": ManualPauses.name, "reason": ctx.pool.render(self.reason)})
+
+
+class ManualPauses:
+    """Test-only pause kind: nothing to open or close; the test resolves the pause itself."""
+
+    name = "test-manual"
+
+    def __init__(self, settings: Settings) -> None:
+        pass
+
+    async def open(
+        self, session: AsyncSession, app_ids: Mapping[uuid.UUID, uuid.UUID], pauses: Sequence[Pause]
+    ) -> dict[tuple[uuid.UUID, str], list[Event]]:
+        return {}
+
+    async def describe(
+        self, session: AsyncSession, run_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PausedNode]]:
+        return {}
+
+    async def describe_events(self, session: AsyncSession, rows: list[EventRow]) -> list[EventRow]:
+        return rows
+
+    async def close(self, session: AsyncSession, pauses: Sequence[Pause]) -> None:
+        return None
 
 
 class SlowNode(Node):
     """Test-only node type ``test-slow``: sleeps ``seconds`` then outputs ``{"done": true}``."""
 
     type = "test-slow"
+    performs_io: ClassVar[bool] = True  # it stands for a node waiting on the outside world
 
     def configure(self, data: Mapping[str, Any]) -> None:
         self.seconds = float(data.get("seconds", 1))
@@ -37,5 +70,8 @@ class SlowNode(Node):
 
 
 def register() -> None:
-    """Make the test node types importable in DSL files of this process (a test worker process)."""
+    """Make the test node types importable in DSL files of this process (a test worker process), and their
+    pause kind known to its runs."""
     node_registry.NODE_TYPES.update({PauseNode.type: PauseNode, SlowNode.type: SlowNode})
+    if ManualPauses not in wiring.KIND_FACTORIES:
+        wiring.KIND_FACTORIES.append(ManualPauses)

@@ -19,22 +19,25 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app import wiring
 from app.asgi import create_app
 from app.settings import Settings
 from app.workflows.engine import nodes as node_registry
 from db import urls
 from jobs.worker import run_worker
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
-from tests.support.test_nodes import PauseNode, SlowNode
+from tests.support.test_nodes import ManualPauses, PauseNode, SlowNode
 
 
 @pytest.fixture(scope="module", autouse=True)
 def test_node_types() -> Iterator[None]:
     added = {PauseNode.type: PauseNode, SlowNode.type: SlowNode}
     node_registry.NODE_TYPES.update(added)  # the same as tests.support.test_nodes.register(), undone after
+    wiring.KIND_FACTORIES.append(ManualPauses)
     yield
     for key in added:
         node_registry.NODE_TYPES.pop(key, None)
+    wiring.KIND_FACTORIES.remove(ManualPauses)
 
 
 @pytest.fixture(scope="module")

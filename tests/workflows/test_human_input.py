@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.errors import SluiceError
 from app.human_input import services as forms
 from app.settings import Settings
+from app.wiring import pause_kinds
 from app.workflows import services as workflows
 from db.models import HumanInputForm, WorkflowRun
+from tests.conftest import SECRET_KEY
 from tests.workflows.conftest import import_app, sse_events
 
 
@@ -145,7 +147,7 @@ async def test_submit_resumes_along_the_chosen_action(
         "comment": "ship it",
         "content": "Please review **the plan**. Comment: ship it",
     }
-    assert await pending_timers(db, paused["id"]) == 0  # the submit cancelled the form's timer jobs
+    assert await pending_timers(db, paused["id"]) == 0  # one alarm for every deadline, no job per form
     names = [
         e["event"]
         for _, e in sse_events(
@@ -161,23 +163,15 @@ async def test_submit_resumes_along_the_chosen_action(
 
 
 async def pending_timers(engine: AsyncEngine, run_id: str) -> int:
-    """Timer jobs still waiting in the queue for the run's forms."""
+    """Deadline jobs queued beyond the one alarm all forms share: always 0 (no job per form any more)."""
     async with engine.connect() as conn:
-        ids = [
-            i
-            for (job_ids,) in await conn.execute(
-                select(HumanInputForm.timer_job_ids).where(HumanInputForm.run_id == uuid.UUID(str(run_id)))
+        alarms = await conn.scalar(
+            text(
+                "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' "
+                "AND task_name IN ('handle_human_input_deadlines', 'expire_human_input_form')"
             )
-            for i in job_ids
-        ]
-        assert ids, "forms record their timer jobs"
-        return int(
-            await conn.scalar(
-                text("SELECT count(*) FROM procrastinate_jobs WHERE id = ANY(:ids) AND status = 'todo'"),
-                {"ids": ids},
-            )
-            or 0
         )
+    return max(0, int(alarms or 0) - 1)
 
 
 async def test_form_errors(wf_client: AsyncTestClient[Litestar]) -> None:
@@ -239,9 +233,11 @@ async def _backdate(engine: AsyncEngine, run_id: str, *, node: bool, global_: bo
 
 
 async def sweep(engine: AsyncEngine) -> int:
-    """What the periodic sweep does (the timers of these forms are days away)."""
+    """What the periodic sweep does (the deadline alarm of these forms is days away)."""
     async with AsyncSession(engine) as session:
-        handled = await forms.handle_deadlines(session, None, forms.BATCH)
+        handled = await forms.handle_deadlines(
+            session, pause_kinds(Settings(secret_key=SECRET_KEY)), forms.BATCH
+        )
         await session.commit()
     return handled
 

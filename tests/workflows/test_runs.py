@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.settings import Settings
 from app.workflows import services
+from app.workflows.runs import transitions
 from db import urls
 from db.models import WorkflowNodeExecution
 from tests.workflows.conftest import import_app, sse_events
@@ -180,15 +181,15 @@ async def test_pause_then_resume_each_branch_with_its_outcome(
                 ).all()
             )
         async with AsyncSession(engine) as session:
-            assert await services.resolve_pause(session, run_id, "ask_a", {"answer": "yes A"}, "approve")
-            assert not await services.resolve_pause(session, run_id, "ask_a", {"answer": "again"}, "approve")
+            assert await transitions.resolve(session, [(run_id, "ask_a", {"answer": "yes A"}, "approve")])
+            assert not await transitions.resolve(session, [(run_id, "ask_a", {"answer": "again"}, "approve")])
             await session.commit()
         await asyncio.sleep(0.5)
         status = (await wf_client.get(f"/v1/workflows/run/{run_id}", headers=app.headers)).json()["status"]
         assert status == "paused"  # ask_b is still open: no resume yet
 
         async with AsyncSession(engine) as session:
-            assert await services.resolve_pause(session, run_id, "ask_b", {"answer": "yes B"}, "approve")
+            assert await transitions.resolve(session, [(run_id, "ask_b", {"answer": "yes B"}, "approve")])
             await session.commit()
         for _ in range(400):  # until a final status: the resume passes through ``running``
             run = (await wf_client.get(f"/v1/workflows/run/{run_id}", headers=app.headers)).json()

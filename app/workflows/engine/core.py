@@ -7,7 +7,11 @@ propagates down its edges. Ready nodes run concurrently; a node with several inc
 all of them.
 
 The engine does no I/O of its own: nodes reach the outside only through ``Ports``, and every step is handed
-to a ``Listener`` (the runner), which persists it and may say the run was stopped meanwhile.
+to a ``Listener`` (the runner), which records it and may say the run was stopped meanwhile. Nodes that do no
+I/O run back to back; the engine asks the listener for a ``checkpoint`` only where the run is about to wait on
+the outside world (before a node that ``performs_io`` starts, and while only such nodes are running), so the
+runner commits at those boundaries instead of per node. A node that was running when a previous attempt died
+is run again under its execution id, without a second ``node_started`` (``NodeRun.restarted``).
 """
 
 from __future__ import annotations
@@ -69,6 +73,10 @@ class NodeRun(msgspec.Struct, kw_only=True):
     error: str | None = None
     error_type: str | None = None
     finished_at: float | None = None
+    #: The node waits on the outside world (a port); the runner checkpoints around it.
+    performs_io: bool = False
+    #: Started again after a crash: its ``node_started`` was recorded by the attempt that died.
+    restarted: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -78,20 +86,26 @@ class NodeRun(msgspec.Struct, kw_only=True):
 
 
 class Outcome(msgspec.Struct, kw_only=True):
-    status: str  # succeeded | partial-succeeded | failed | paused | stopped
+    #: succeeded | partial-succeeded | failed | paused | stopped, or ``handoff``: only nodes that perform I/O
+    #: are left to run and the engine was asked to stop before them (``stop_before_io``).
+    status: str
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
     error: str | None = None
     paused_nodes: list[str] = msgspec.field(default_factory=list)
 
 
 class Listener(Protocol):
-    """The runner's side. Returning False from a step hook means the run was stopped: the engine halts."""
+    """The runner's side. Returning False from a hook means the run was stopped: the engine halts."""
 
     async def node_started(self, run: NodeRun, state: RunState) -> bool: ...
 
     async def node_finished(self, run: NodeRun, state: RunState) -> bool: ...
 
     async def text_chunk(self, node_id: str, text: str, selector: list[str]) -> None: ...
+
+    async def checkpoint(self, state: RunState) -> bool:
+        """Make everything so far durable: the run is about to wait on the outside world."""
+        ...
 
 
 class _Stopped(Exception):
@@ -108,6 +122,9 @@ class Engine:
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
         registry: Mapping[str, type[Node]] | None = None,
+        *,
+        nodes: Mapping[str, Node] | None = None,
+        stop_before_io: bool = False,
     ) -> None:
         self.graph, self.state, self.ports, self.run_info, self.limits, self.clock = (
             graph,
@@ -117,12 +134,17 @@ class Engine:
             limits,
             clock,
         )
-        self.nodes = {node_id: build_node(spec, registry) for node_id, spec in graph.nodes.items()}
+        # Nodes hold configuration only, so a runner may build them once per workflow version and share them.
+        self.nodes = dict(nodes) if nodes is not None else build_nodes(graph, registry)
+        self.stop_before_io = stop_before_io
         self.pool = VariablePool(state.pool)
+        self.state.pool = self.pool.values  # one live pool: a checkpoint reads it as it is
         self.start_id = graph.start_node().id
-        for node_state in state.nodes.values():
+        self.restarted: set[str] = set()
+        for node_id, node_state in state.nodes.items():
             if node_state.status == "running":  # the previous attempt died mid-node: run it again
                 node_state.status = "pending"
+                self.restarted.add(node_id)
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -137,7 +159,6 @@ class Engine:
             return Outcome(status="stopped", outputs=self.state.outputs, error="stopped")
         finally:
             self.state.elapsed += self.clock() - session_started
-            self.state.pool = self.pool.snapshot()
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -145,14 +166,34 @@ class Engine:
         running: dict[asyncio.Task[tuple[str, NodeResult | None, BaseException | None]], str] = {}
         try:
             while True:
-                for node_id in self._ready():
+                ready = self._ready()
+                waiting_on_io = [n for n in ready if self.nodes[n].performs_io]
+                for node_id in ready:
+                    if node_id in waiting_on_io:
+                        continue
                     if self.state.steps >= self.limits.max_steps:
                         return self._fail(f"Max steps {self.limits.max_steps} reached.")
                     await self._start(node_id, listener)
-                    task = asyncio.create_task(self._execute(node_id, listener))
-                    running[task] = node_id
+                    running[asyncio.create_task(self._execute(node_id, listener))] = node_id
+                if waiting_on_io and self.stop_before_io:
+                    if not running:
+                        return Outcome(status="handoff", outputs=self.state.outputs)
+                elif waiting_on_io:
+                    for node_id in waiting_on_io:
+                        if self.state.steps >= self.limits.max_steps:
+                            return self._fail(f"Max steps {self.limits.max_steps} reached.")
+                        await self._start(node_id, listener)
+                    # node_started is durable (and visible live) before the outside world is asked anything.
+                    if not await listener.checkpoint(self.state):
+                        raise _Stopped
+                    for node_id in waiting_on_io:
+                        running[asyncio.create_task(self._execute(node_id, listener))] = node_id
                 if not running:
                     break
+                if all(self.nodes[n].performs_io for n in running.values()):
+                    # Only the outside world is left to wait on: what finished meanwhile becomes durable now.
+                    if not await listener.checkpoint(self.state):
+                        raise _Stopped
                 remaining = self.limits.max_seconds - (self.state.elapsed + self.clock() - session_started)
                 if remaining <= 0:
                     return self._fail(f"Max execution time {self.limits.max_seconds:g}s reached.")
@@ -186,8 +227,9 @@ class Engine:
     def _ready(self) -> list[str]:
         """Nodes whose incoming edges are all known with one taken, in a stable order. Resolves skips."""
         ready: list[str] = []
-        if self.start_id not in self.state.nodes:
-            self.state.nodes[self.start_id] = NodeState()
+        start = self.state.nodes.get(self.start_id)
+        if start is None or start.status == "pending":
+            self.state.nodes[self.start_id] = start or NodeState()
             return [self.start_id]
         changed = True
         while changed:
@@ -218,17 +260,27 @@ class Engine:
             e.source for e in self.graph.incoming.get(node_id, []) if self.state.edges.get(e.id) == TAKEN
         ]
         previous = self.state.nodes.get(node_id)
-        node_state = NodeState(
-            status="running",
-            execution_id=(previous.execution_id if previous else None) or str(uuid.uuid4()),
-            index=self.state.next_index,
-            predecessor=taken[0] if taken else None,
-            started_at=self.clock(),
-        )
-        self.state.next_index += 1
-        self.state.steps += 1
+        restarted = node_id in self.restarted and previous is not None and previous.execution_id is not None
+        self.restarted.discard(node_id)
+        if restarted:
+            assert previous is not None
+            # The same execution as the attempt that died: its start (and step) are already recorded.
+            node_state = msgspec.structs.replace(previous, status="running", started_at=self.clock())
+        else:
+            node_state = NodeState(
+                status="running",
+                execution_id=(previous.execution_id if previous else None) or str(uuid.uuid4()),
+                index=self.state.next_index,
+                predecessor=taken[0] if taken else None,
+                started_at=self.clock(),
+            )
+            self.state.next_index += 1
+            self.state.steps += 1
         self.state.nodes[node_id] = node_state
-        if not await listener.node_started(NodeRun(node=spec, state=node_state), self.state):
+        record = NodeRun(
+            node=spec, state=node_state, performs_io=self.nodes[node_id].performs_io, restarted=restarted
+        )
+        if not await listener.node_started(record, self.state):
             raise _Stopped
 
     async def _execute(
@@ -262,7 +314,7 @@ class Engine:
         """Apply one node's result; returns an Outcome when the run must end now (failure)."""
         node, spec = self.nodes[node_id], self.graph.nodes[node_id]
         node_state = self.state.nodes[node_id]
-        record = NodeRun(node=spec, state=node_state, finished_at=self.clock())
+        record = NodeRun(node=spec, state=node_state, finished_at=self.clock(), performs_io=node.performs_io)
         outcome: Outcome | None = None
         if error is None and result is not None and result.pause is not None:
             node_state.status = "paused"
@@ -314,7 +366,6 @@ class Engine:
             self.state.outputs = {"answer": self.state.answer}
         for edge in self.graph.outgoing.get(node_id, []):
             self.state.edges[edge.id] = TAKEN if edge.source_handle == result.edge_source_handle else SKIPPED
-        self.state.pool = self.pool.snapshot()
 
     async def _resolve_pause(self, node_id: str, result: NodeResult, listener: Listener) -> None:
         node_state = self.state.nodes.get(node_id)
@@ -323,13 +374,17 @@ class Engine:
         await self._finish(node_id, msgspec.structs.replace(result, pause=None), None, listener)
 
 
+def build_nodes(graph: Graph, registry: Mapping[str, type[Node]] | None = None) -> dict[str, Node]:
+    return {node_id: build_node(spec, registry) for node_id, spec in graph.nodes.items()}
+
+
 def initial_state(
     start_inputs: Mapping[str, Any], system: Mapping[str, Any], start_id: str, **pools: Any
 ) -> RunState:
     """The state of a new run: the start node's validated inputs and the ``sys``/``env``/... variables."""
     pool = VariablePool({"sys": dict(system), **{k: dict(v) for k, v in pools.items()}})
     pool.set_outputs(start_id, start_inputs)
-    return RunState(pool=pool.snapshot())
+    return RunState(pool=pool.values)
 
 
 __all__ = ["Engine", "Limits", "Listener", "NodeRun", "NodeRunError", "NodeState", "Outcome", "RunState"]

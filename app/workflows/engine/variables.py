@@ -33,13 +33,15 @@ def to_text(value: Any) -> str:
 
 
 class VariablePool:
-    def __init__(self, values: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        self._values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (values or {}).items()}
+    """Works on the dict it is given (no copy): the engine's run state holds the same dict."""
+
+    def __init__(self, values: dict[str, dict[str, Any]] | None = None) -> None:
+        self.values: dict[str, dict[str, Any]] = values if values is not None else {}
 
     def get(self, selector: Sequence[str], default: Any = None) -> Any:
         if len(selector) < 2:
             return default
-        node = self._values.get(selector[0])
+        node = self.values.get(selector[0])
         if node is None or selector[1] not in node:
             return default
         value = node[selector[1]]
@@ -57,13 +59,13 @@ class VariablePool:
         return self.get(selector, sentinel) is not sentinel
 
     def set(self, node_id: str, name: str, value: Any) -> None:
-        self._values.setdefault(node_id, {})[name] = value
+        self.values.setdefault(node_id, {})[name] = value
 
     def set_outputs(self, node_id: str, outputs: Mapping[str, Any]) -> None:
-        self._values.setdefault(node_id, {}).update(outputs)
+        self.values.setdefault(node_id, {}).update(outputs)
 
     def node(self, node_id: str) -> dict[str, Any]:
-        return dict(self._values.get(node_id, {}))
+        return dict(self.values.get(node_id, {}))
 
     def render(self, template: str) -> str:
         """Replace every ``{{#node.var#}}`` with the variable's text (missing variables become empty)."""
@@ -73,4 +75,4 @@ class VariablePool:
         return [m.group(1).split(".") for m in TEMPLATE.finditer(template)]
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        return {k: dict(v) for k, v in self._values.items()}
+        return {k: dict(v) for k, v in self.values.items()}

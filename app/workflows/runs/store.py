@@ -1,0 +1,449 @@
+"""Every statement on runs, pauses, events, node executions and run values, batch-first.
+
+Correctness under concurrency rests on three rules (DESIGN.md 1, 2 and 5):
+
+* Every change of a run goes through :func:`apply`, whose one ``UPDATE workflow_runs ... FROM (the writes)
+  WHERE r.id = w.id AND r.status = ANY(w.expected)`` is the compare-and-set for every run of the batch. It also
+  bumps ``last_event_seq`` by the number of events each run writes; the row lock it takes orders concurrent
+  writers (the worker's checkpoints, a stop, a resume), and a run whose status is not the expected one is left
+  out: its events, node executions and pauses are not written, and the caller learns it from the result.
+* The events of a change are inserted in the same transaction with the sequence numbers that UPDATE handed
+  out, then ``pg_notify('sluice_run_events', run_id)``, which PostgreSQL delivers only at commit.
+* Pauses are resolved by a compare-and-set on the pause row (``resolved_at IS NULL``); the runs are then locked in
+  id order, so concurrent batches of resolutions cannot deadlock, and a run with no open pause left is ready.
+
+A single change is a batch of one: there is no second code path for it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.workflows.runs import values as run_values
+
+CHANNEL = "sluice_run_events"
+ACTIVE = ("running", "paused")
+FINISHED = ("succeeded", "failed", "stopped", "partial-succeeded")
+
+#: One stored event as read back: (seq, event name, data).
+EventRow = tuple[int, str, dict[str, Any]]
+
+
+class Event(msgspec.Struct, frozen=True):
+    event: str
+    data: dict[str, Any]
+
+
+class Pause(msgspec.Struct, frozen=True, kw_only=True):
+    """A node waiting for the outside world; ``kind`` names the pause kind that handles it."""
+
+    run_id: uuid.UUID
+    node_id: str
+    execution_id: uuid.UUID
+    kind: str
+    request: dict[str, Any]
+    resolution: dict[str, Any] | None = None
+
+
+class RunRow(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    app_id: uuid.UUID
+    workflow_id: uuid.UUID
+    status: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: str | None
+    state: dict[str, Any] | None
+    created_by: str
+    created_at: datetime.datetime
+    elapsed_time: float
+    total_steps: int
+    total_tokens: int
+    exceptions_count: int
+
+
+class Write(msgspec.Struct, kw_only=True):
+    """One run's part of a transition. ``changes`` are column values (only those given are set)."""
+
+    run_id: uuid.UUID
+    expected: tuple[str, ...]
+    changes: dict[str, Any] = msgspec.field(default_factory=dict)
+    events: list[Event] = msgspec.field(default_factory=list)
+    #: Node executions to insert or update (by id): a started and finished node in one write is one row.
+    executions: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    opened: list[Pause] = msgspec.field(default_factory=list)
+    #: Node ids whose pause this write consumes (their node finished after the resolution).
+    consumed: list[str] = msgspec.field(default_factory=list)
+    values: dict[str, bytes] = msgspec.field(default_factory=dict)
+
+
+_RUN_COLUMNS = (
+    "id, app_id, workflow_id, status, inputs, outputs, error, state, created_by, created_at, elapsed_time, "
+    "total_steps, total_tokens, exceptions_count"
+)
+
+
+async def lock_runs(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RunRow]:
+    """The runs, row-locked in id order (so that batches locking several runs never deadlock)."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        text(
+            f"SELECT {_RUN_COLUMNS} FROM workflow_runs WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"  # noqa: S608
+        ),
+        {"ids": ids},
+    )
+    return {row.id: msgspec.convert(row._asdict(), RunRow) for row in rows}
+
+
+async def get_runs(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RunRow]:
+    rows = await session.execute(
+        text(f"SELECT {_RUN_COLUMNS} FROM workflow_runs WHERE id = ANY(:ids)"),  # noqa: S608
+        {"ids": list(set(run_ids))},
+    )
+    return {row.id: msgspec.convert(row._asdict(), RunRow) for row in rows}
+
+
+async def insert_run(
+    session: AsyncSession, run: Mapping[str, Any], started: Event, values: dict[str, bytes]
+) -> None:
+    """A new run, ``running``, with its first event (seq 1) and its large values."""
+    await session.execute(
+        text(
+            """
+            INSERT INTO workflow_runs (id, app_id, workflow_id, status, inputs, created_by, state, last_event_seq,
+                                       total_steps, total_tokens, exceptions_count, elapsed_time, created_at, updated_at)
+            VALUES (:id, :app_id, :workflow_id, 'running', CAST(:inputs AS jsonb), :created_by, CAST(:state AS jsonb),
+                    0, 0, 0, 0, 0, now(), now())
+            """
+        ),
+        {
+            **run,
+            "inputs": msgspec.json.encode(run["inputs"]).decode(),
+            "state": msgspec.json.encode(run["state"]).decode(),
+        },
+    )
+    await apply(session, [Write(run_id=run["id"], expected=("running",), events=[started], values=values)])
+
+
+# --- the one compare-and-set ------------------------------------------------------------------------------
+
+#: Columns a write may set, and how a JSON text becomes each one's type.
+_SETTABLE = {
+    "status": "text",
+    "error": "text",
+    "state": "jsonb",
+    "outputs": "jsonb",
+    "total_steps": "int",
+    "total_tokens": "int",
+    "exceptions_count": "int",
+    "elapsed_time": "float8",
+    "finished_at": "timestamptz",
+    "paused_at": "timestamptz",
+}
+
+
+def _assignment(column: str, kind: str) -> str:
+    value = f"w.changes->'{column}'" if kind == "jsonb" else f"CAST(w.changes->>'{column}' AS {kind})"
+    if kind == "jsonb":
+        # JSON null means SQL NULL (a finished run drops its state).
+        value = f"CASE WHEN jsonb_typeof({value}) = 'null' THEN NULL ELSE {value} END"
+    return f"{column} = CASE WHEN w.changes ? '{column}' THEN {value} ELSE r.{column} END"
+
+
+_CAS = text(
+    "UPDATE workflow_runs r SET "  # noqa: S608 - column names come from _SETTABLE, values are parameters
+    + ", ".join(_assignment(c, k) for c, k in _SETTABLE.items())
+    + """, last_event_seq = r.last_event_seq + w.n_events, updated_at = now()
+    FROM jsonb_to_recordset(CAST(:writes AS jsonb)) AS w(id uuid, expected text[], changes jsonb, n_events int)
+    WHERE r.id = w.id AND r.status = ANY(w.expected)
+    RETURNING r.id, r.last_event_seq
+    """
+)
+
+
+async def apply(session: AsyncSession, writes: Sequence[Write]) -> set[uuid.UUID]:
+    """Apply ``writes`` in the caller's transaction; returns the runs whose compare-and-set won. The others are
+    left exactly as they were (nothing of their write is stored)."""
+    if not writes:
+        return set()
+    for write in writes:
+        unknown = set(write.changes) - set(_SETTABLE)
+        if unknown:
+            raise ValueError(f"not settable on workflow_runs: {sorted(unknown)}")
+    payload = [
+        {"id": str(w.run_id), "expected": list(w.expected), "changes": w.changes, "n_events": len(w.events)}
+        for w in writes
+    ]
+    rows = await session.execute(_CAS, {"writes": msgspec.json.encode(payload).decode()})
+    last_seq = {row.id: row.last_event_seq for row in rows}
+    won = [w for w in writes if w.run_id in last_seq]
+    await _insert_values(session, [(w.run_id, d, v) for w in won for d, v in w.values.items()])
+    await _insert_events(session, [(w, last_seq[w.run_id]) for w in won])
+    await _upsert_executions(session, [(w.run_id, e) for w in won for e in w.executions])
+    await _open_pauses(session, [p for w in won for p in w.opened])
+    await _consume_pauses(session, [(w.run_id, n) for w in won for n in w.consumed])
+    notify = [str(w.run_id) for w in won if w.events]
+    if notify:
+        await session.execute(
+            text("SELECT pg_notify(:channel, r) FROM unnest(CAST(:ids AS text[])) AS r"),
+            {"channel": CHANNEL, "ids": notify},
+        )
+    return set(last_seq)
+
+
+async def _insert_values(session: AsyncSession, rows: Sequence[tuple[uuid.UUID, str, bytes]]) -> None:
+    if not rows:
+        return
+    await session.execute(
+        text(
+            """
+            INSERT INTO workflow_run_values (run_id, digest, value)
+            SELECT * FROM unnest(CAST(:runs AS uuid[]), CAST(:digests AS text[]), CAST(:values AS jsonb[]))
+            ON CONFLICT DO NOTHING
+            """
+        ),
+        {
+            "runs": [r[0] for r in rows],
+            "digests": [r[1] for r in rows],
+            "values": [r[2].decode() for r in rows],
+        },
+    )
+
+
+async def _insert_events(session: AsyncSession, writes: Sequence[tuple[Write, int]]) -> None:
+    rows = []
+    for write, last in writes:
+        first = last - len(write.events) + 1
+        rows += [
+            {"run_id": str(write.run_id), "seq": first + i, "event": e.event, "data": e.data}
+            for i, e in enumerate(write.events)
+        ]
+    if not rows:
+        return
+    await session.execute(
+        text(
+            """
+            INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
+            SELECT run_id, seq, event, data, now()
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e(run_id uuid, seq int, event text, data jsonb)
+            """
+        ),
+        {"rows": msgspec.json.encode(rows).decode()},
+    )
+
+
+_EXECUTION_COLUMNS = {
+    "id": "uuid",
+    "run_id": "uuid",
+    "node_id": "text",
+    "node_type": "text",
+    "title": "text",
+    "index": "int",
+    "predecessor_node_id": "text",
+    "inputs": "jsonb",
+    "process_data": "jsonb",
+    "outputs": "jsonb",
+    "status": "text",
+    "error": "text",
+    "elapsed_time": "float8",
+    "execution_metadata": "jsonb",
+    "finished_at": "timestamptz",
+}
+_UPSERT_EXECUTIONS = text(
+    "INSERT INTO workflow_node_executions ("  # noqa: S608 - names from _EXECUTION_COLUMNS
+    + ", ".join(f'"{c}"' for c in _EXECUTION_COLUMNS)
+    + ", created_at, updated_at) SELECT "
+    + ", ".join(f'"{c}"' for c in _EXECUTION_COLUMNS)
+    + ", now(), now() FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x("
+    + ", ".join(f'"{c}" {k}' for c, k in _EXECUTION_COLUMNS.items())
+    + ") ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f'"{c}" = excluded."{c}"' for c in _EXECUTION_COLUMNS if c not in ("id", "run_id"))
+    + ", updated_at = now()"
+)
+
+
+async def _upsert_executions(session: AsyncSession, rows: Sequence[tuple[uuid.UUID, dict[str, Any]]]) -> None:
+    if not rows:
+        return
+    await session.execute(
+        _UPSERT_EXECUTIONS,
+        {"rows": msgspec.json.encode([{**e, "run_id": run_id} for run_id, e in rows]).decode()},
+    )
+
+
+async def _open_pauses(session: AsyncSession, pauses: Sequence[Pause]) -> None:
+    if not pauses:
+        return
+    await session.execute(
+        text(
+            """
+            INSERT INTO workflow_pauses (run_id, node_id, execution_id, kind, request, created_at)
+            SELECT run_id, node_id, execution_id, kind, request, now()
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+                 AS p(run_id uuid, node_id text, execution_id uuid, kind text, request jsonb)
+            """
+        ),
+        {"rows": msgspec.json.encode(pauses).decode()},
+    )
+
+
+async def _consume_pauses(session: AsyncSession, items: Sequence[tuple[uuid.UUID, str]]) -> None:
+    if not items:
+        return
+    await session.execute(
+        text(
+            """
+            DELETE FROM workflow_pauses p
+            USING unnest(CAST(:runs AS uuid[]), CAST(:nodes AS text[])) AS d(run_id, node_id)
+            WHERE p.run_id = d.run_id AND p.node_id = d.node_id
+            """
+        ),
+        {"runs": [i[0] for i in items], "nodes": [i[1] for i in items]},
+    )
+
+
+# --- pauses -----------------------------------------------------------------------------------------------
+
+
+async def pauses_of(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> list[Pause]:
+    rows = await session.execute(
+        text(
+            "SELECT run_id, node_id, execution_id, kind, request, resolution FROM workflow_pauses "
+            "WHERE run_id = ANY(:ids) ORDER BY run_id, created_at, node_id"
+        ),
+        {"ids": list(set(run_ids))},
+    )
+    return [msgspec.convert(row._asdict(), Pause) for row in rows]
+
+
+async def resolve_pauses(
+    session: AsyncSession, items: Sequence[tuple[uuid.UUID, str, Mapping[str, Any], str]]
+) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
+    """Record how paused nodes end: ``(run, node, outputs, edge handle)`` each. Returns the runs whose pause this
+    call won, and those of them left with no open pause (ready to resume), in id order.
+
+    The runs are locked first, in id order (the lock order of every transition), so that two resolutions of one
+    run committing at once cannot both see the other's pause still open (each would then leave the resume to
+    the other). Then a compare-and-set on each pause (``resolved_at IS NULL``): of two concurrent resolutions
+    of one pause exactly one wins."""
+    if not items:
+        return set(), []
+    await session.execute(
+        text("SELECT id FROM workflow_runs WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        {"ids": sorted({i[0] for i in items})},
+    )
+    won = await session.execute(
+        text(
+            """
+            UPDATE workflow_pauses p SET resolution = d.res, resolved_at = now()
+            FROM unnest(CAST(:runs AS uuid[]), CAST(:nodes AS text[]), CAST(:res AS jsonb[])) AS d(run_id, node_id, res)
+            WHERE p.run_id = d.run_id AND p.node_id = d.node_id AND p.resolved_at IS NULL
+            RETURNING p.run_id
+            """
+        ),
+        {
+            "runs": [i[0] for i in items],
+            "nodes": [i[1] for i in items],
+            "res": [
+                msgspec.json.encode({"outputs": dict(i[2]), "edge_source_handle": i[3]}).decode()
+                for i in items
+            ],
+        },
+    )
+    runs = {row[0] for row in won}
+    if not runs:
+        return runs, []
+    still_open = {
+        row[0]
+        for row in await session.execute(
+            text(
+                "SELECT DISTINCT run_id FROM workflow_pauses WHERE run_id = ANY(:ids) AND resolved_at IS NULL"
+            ),
+            {"ids": list(runs)},
+        )
+    }
+    return runs, sorted(runs - still_open)
+
+
+async def drop_pauses(session: AsyncSession, run_ids: Sequence[uuid.UUID]) -> list[Pause]:
+    """Remove every pause of the runs (they stopped); returns them, for their kinds to close."""
+    rows = await session.execute(
+        text(
+            "DELETE FROM workflow_pauses WHERE run_id = ANY(:ids) "
+            "RETURNING run_id, node_id, execution_id, kind, request, resolution"
+        ),
+        {"ids": list(run_ids)},
+    )
+    return [msgspec.convert(row._asdict(), Pause) for row in rows]
+
+
+async def stop_open_executions(
+    session: AsyncSession, run_ids: Sequence[uuid.UUID], now: datetime.datetime
+) -> None:
+    """Runs that end leave no node execution running or paused."""
+    await session.execute(
+        text(
+            "UPDATE workflow_node_executions SET status = 'stopped', finished_at = :now, updated_at = now() "
+            "WHERE run_id = ANY(:ids) AND status IN ('running', 'paused')"
+        ),
+        {"ids": list(run_ids), "now": now},
+    )
+
+
+# --- reading events and values ----------------------------------------------------------------------------
+
+
+async def events_after(
+    session: AsyncSession, run_id: uuid.UUID, after_seq: int, limit: int = 500
+) -> list[EventRow]:
+    """Events as stored (large values referenced; :func:`hydrate_events` puts them back)."""
+    rows = await session.execute(
+        text(
+            "SELECT seq, event, data FROM workflow_run_events WHERE run_id = :id AND seq > :after "
+            "ORDER BY seq LIMIT :limit"
+        ),
+        {"id": run_id, "after": after_seq, "limit": limit},
+    )
+    return [(r.seq, r.event, r.data) for r in rows]
+
+
+async def load_values(session: AsyncSession, run_id: uuid.UUID, digests: Iterable[str]) -> dict[str, Any]:
+    wanted = list(set(digests))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        text("SELECT digest, value FROM workflow_run_values WHERE run_id = :id AND digest = ANY(:digests)"),
+        {"id": run_id, "digests": wanted},
+    )
+    return {row.digest: row.value for row in rows}
+
+
+async def hydrate(session: AsyncSession, run_id: uuid.UUID, obj: Any) -> Any:
+    """``obj`` (a pool, an event's data...) with its value references replaced by the values."""
+    found = run_values.digests(obj)
+    if not found:
+        return obj
+    return run_values.substitute(obj, await load_values(session, run_id, found))
+
+
+async def hydrate_events(session: AsyncSession, run_id: uuid.UUID, rows: list[EventRow]) -> list[EventRow]:
+    found = run_values.all_digests(data for _, _, data in rows)
+    if not found:
+        return rows
+    loaded = await load_values(session, run_id, found)
+    return [(seq, event, run_values.substitute(data, loaded)) for seq, event, data in rows]
+
+
+async def status_of(session: AsyncSession, run_id: uuid.UUID) -> str | None:
+    return (
+        await session.execute(text("SELECT status FROM workflow_runs WHERE id = :id"), {"id": run_id})
+    ).scalar_one_or_none()
