@@ -3,24 +3,23 @@
 A clone is the template run with fresh ids everywhere ids are keys or references: the run (and the run id inside
 its ``state`` snapshot and its events), every node execution (the paused node's ``execution_id`` is also in
 the snapshot, the pause and the form), the form, its webapp delivery and recipient (a fresh nonce, and the
-SHA-256 of the token made from it with the service's key, as ``create_form`` stores it). Each clone's form
-gets its global timer job deferred with ``db.queue.defer_jobs``, as ``create_form`` defers it. Everything is
-one transaction: ``INSERT ... SELECT`` from the template rows joined to a temporary table of fresh ids.
+SHA-256 of the token made from it with the service's key, as ``create_form`` stores it), and the run's stored
+values. The deadline alarm is set for the earliest new deadline, as ``create_form`` sets it. Everything is one
+transaction: ``INSERT ... SELECT`` from the template rows joined to a temporary table of fresh ids.
 """
 
 from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
 
 import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.human_input import tokens
+from app.human_input.alarm import ensure_alarm
 from app.settings import Settings
-from db import queue
 
 
 class Template(msgspec.Struct, frozen=True):
@@ -80,7 +79,8 @@ async def _columns(conn: AsyncConnection, table: str) -> list[str]:
         text(
             """
             SELECT column_name FROM information_schema.columns
-            WHERE table_schema = current_schema() AND table_name = :table ORDER BY ordinal_position
+            WHERE table_schema = current_schema() AND table_name = :table AND is_generated = 'NEVER'
+            ORDER BY ordinal_position
             """
         ),
         {"table": table},
@@ -105,8 +105,8 @@ async def _clone_table(
 async def clone_paused_runs(
     engine: AsyncEngine, template: Template, count: int, analyze: bool = True
 ) -> list[Clone]:
-    """``count`` new paused runs like ``template``, each with a waiting form (no node deadline) and its global
-    timer job. ``analyze`` refreshes the planner's statistics afterwards, as autovacuum would soon do."""
+    """``count`` new paused runs like ``template``, each with a waiting form (no node deadline), the deadline
+    alarm set for them. ``analyze`` refreshes the planner's statistics afterwards, as autovacuum would soon do."""
     k = len(template.execution_ids)
     run_ids = [uuid.uuid4() for _ in range(count)]
     form_ids = [uuid.uuid4() for _ in range(count)]
@@ -210,7 +210,6 @@ async def clone_paused_runs(
                 "run_id": "c.run_id",
                 "execution_id": exec_of.replace("src.id", "src.execution_id"),
                 "global_expiration_time": "c.global_deadline",
-                "timer_job_ids": "'{}'::bigint[]",
                 **stamps,
             },
             params,
@@ -236,18 +235,12 @@ async def clone_paused_runs(
             },
             params,
         )
-        deadlines = (await conn.execute(text("SELECT form_id, global_deadline FROM bench_clones"))).all()
-        session = AsyncSession(bind=conn)
-        job_ids = await queue.defer_jobs(
-            session,
-            [
-                queue.JobSpec(
-                    task=queue.Task.EXPIRE_HUMAN_INPUT_FORM, args={"form_id": str(form)}, schedule_at=deadline
-                )
-                for form, deadline in deadlines
-            ],
+        await _clone_table(
+            conn, "workflow_run_values", "src.run_id = :template_run", {"run_id": "c.run_id"}, params
         )
-        await record_timers(session, [form for form, _ in deadlines], job_ids)
+        await ensure_alarm(
+            AsyncSession(bind=conn), await conn.scalar(text("SELECT min(global_deadline) FROM bench_clones"))
+        )
     if analyze:
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -263,17 +256,3 @@ async def clone_paused_runs(
             ):
                 await conn.execute(text(f"ANALYZE {table}"))
     return [Clone(run_id=r, form_id=f) for r, f in zip(run_ids, form_ids, strict=True)]
-
-
-async def record_timers(session: AsyncSession, form_ids: list[Any], job_ids: list[int]) -> None:
-    """Add each form's timer job to ``timer_job_ids``, as ``create_form`` records it."""
-    await session.execute(
-        text(
-            """
-            UPDATE human_input_forms f SET timer_job_ids = f.timer_job_ids || d.job_id
-            FROM unnest(CAST(:ids AS uuid[]), CAST(:jobs AS bigint[])) AS d(id, job_id)
-            WHERE f.id = d.id
-            """
-        ),
-        {"ids": form_ids, "jobs": job_ids},
-    )
