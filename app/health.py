@@ -30,7 +30,32 @@ class Readiness(msgspec.Struct):
     checks: dict[str, Check]
 
 
-async def readiness(engine: AsyncEngine, head: str | None) -> Readiness:
+#: checks whose failure does not make the service unready (reported for operators)
+INFORMATIONAL = ("sandbox",)
+
+
+async def sandbox_check(state: Any) -> Check:
+    """Which confinement layers this host offers for code nodes (probed once per process, in a subprocess).
+    Always ``ok``: a host that cannot confine code still serves everything else; the detail says whether code
+    nodes are refused and why."""
+    cached = state.get("sandbox_check")
+    if cached is None:
+        from app.sandbox.client import describe, probe
+
+        settings = state.settings
+        try:
+            ready, refused = await probe(settings.code_sandbox, settings.code_execution_max_workers)
+            detail = describe(settings.code_sandbox, ready, refused)
+        except Exception as exc:  # a probe reports, it does not raise
+            detail = f"code nodes refused: the sandbox probe failed ({type(exc).__name__}: {exc})"
+        cached = Check(ok=True, detail=detail)
+        state["sandbox_check"] = cached
+    return cached
+
+
+async def readiness(
+    engine: AsyncEngine, head: str | None, extra: dict[str, Check] | None = None
+) -> Readiness:
     checks: dict[str, Check] = {}
     try:
         async with engine.connect() as conn:
@@ -57,7 +82,8 @@ async def readiness(engine: AsyncEngine, head: str | None) -> Readiness:
             )
     except Exception as exc:  # a probe reports, it does not raise
         checks.setdefault("database", Check(ok=False, detail=f"{type(exc).__name__}: {exc}"))
-    return Readiness(ready=all(c.ok for c in checks.values()) and len(checks) == 3, checks=checks)
+    ready = all(c.ok for c in checks.values()) and len(checks) == 3
+    return Readiness(ready=ready, checks={**checks, **(extra or {})})
 
 
 class HealthController(Controller):
@@ -77,6 +103,8 @@ class HealthController(Controller):
         },
     )
     async def readyz(self, request: Request[Any, Any, Any], db_engine: AsyncEngine) -> Response[Readiness]:
-        """Ready to serve: the database answers, migrations are at head, and a worker was seen recently."""
-        report = await readiness(db_engine, request.app.state.migration_head)
+        """Ready to serve: the database answers, migrations are at head, and a worker was seen recently. The
+        ``sandbox`` entry only informs: which confinement layers this host offers, or why code nodes are refused."""
+        sandbox = await sandbox_check(request.app.state)
+        report = await readiness(db_engine, request.app.state.migration_head, {"sandbox": sandbox})
         return Response(report, status_code=200 if report.ready else 503)

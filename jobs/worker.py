@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app.knowledge.providers import Embedders
+from app.sandbox.client import Sandbox
 from app.settings import Settings
 from app.workflows.engine.core import Limits
 from app.workflows.engine.nodes.base import Ports
@@ -41,12 +42,17 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_async_engine(
         urls.asyncpg(settings.database_url), pool_size=settings.worker_concurrency + 2, max_overflow=4
     )
+    # the code sandbox's runner: a separate clean process (empty environment), so no secret of ours reaches it
+    sandbox = Sandbox.from_settings(settings)
     try:
+        await sandbox.start()
         limits = Limits(max_steps=settings.workflow_max_steps, max_seconds=settings.workflow_max_seconds)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         embedders = Embedders(settings)
-        yield Resources(settings, sessions, make_ports(settings, sessions, embedders), limits, embedders)
+        ports = make_ports(settings, sessions, embedders, sandbox)
+        yield Resources(settings, sessions, ports, limits, embedders)
     finally:
+        await sandbox.close()
         await engine.dispose()
 
 

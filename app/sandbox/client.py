@@ -31,7 +31,8 @@ from app.sandbox.errors import (
     SandboxUnavailable,
 )
 from app.sandbox.process import RunnerProcess, close_all, runner_command
-from app.sandbox.protocol import Cancel, CallRequest, CodeRequest, Exited, Ready, Reply, Start
+from app.sandbox.protocol import CallRequest, Cancel, CodeRequest, Exited, Ready, Reply, Start
+from app.settings import Settings
 
 log = structlog.get_logger()
 
@@ -49,6 +50,8 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
     memory_mb: int = 512
     preload: tuple[str, ...] = ()
     start_timeout: float = 120.0
+    #: layers to treat as missing even if the host has them (tests of the refusal path)
+    without: tuple[str, ...] = ()
 
 
 class Execution(msgspec.Struct, kw_only=True):
@@ -85,6 +88,19 @@ class Sandbox:
         self._slots: asyncio.Queue[int] = asyncio.Queue()
         for slot in range(self.config.max_workers):
             self._slots.put_nowait(slot)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sandbox:
+        return cls(
+            SandboxConfig(
+                level=settings.code_sandbox,
+                timeout=settings.code_execution_timeout,
+                max_workers=settings.code_execution_max_workers,
+                max_queue=settings.code_execution_max_queue,
+                memory_mb=settings.code_execution_memory_mb,
+                preload=settings.code_sandbox_preload,
+            )
+        )
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
@@ -132,7 +148,7 @@ class Sandbox:
             config = self.config
             try:
                 runner = await RunnerProcess.spawn(
-                    config.level, config.max_workers, config.preload, config.start_timeout
+                    config.level, config.max_workers, config.preload, config.start_timeout, config.without
                 )
             except SandboxUnavailable as exc:
                 self._start_error, self._failed_at = exc.message, time.monotonic()
@@ -207,7 +223,9 @@ class Sandbox:
             raise FunctionFailed(reply.error or "the function failed", reply.error_type or "")
         self._raise_for_exit(execution)
         if reply is None:
-            raise ResultError(f"no result from {function}: {execution.reply_problem or 'the child sent none'}")
+            raise ResultError(
+                f"no result from {function}: {execution.reply_problem or 'the child sent none'}"
+            )
         return reply.value
 
     def _raise_for_exit(self, execution: Execution) -> None:
@@ -369,7 +387,7 @@ async def probe(level: str, slots: int = 4) -> tuple[Ready | None, str | None]:
     """What a runner would find on this host (for ``/readyz`` in the API process): (report, error)."""
     if level == "off":
         return None, "code execution is disabled (CODE_SANDBOX=off)"
-    from app.sandbox.process import SOURCE_ROOT
+    from app.sandbox.process import EMPTY_ENVIRONMENT, SOURCE_ROOT
 
     command = runner_command(level, slots, (), probe=True)
     proc = await asyncio.create_subprocess_exec(
@@ -377,7 +395,7 @@ async def probe(level: str, slots: int = 4) -> tuple[Ready | None, str | None]:
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={},
+        env=EMPTY_ENVIRONMENT,
         cwd=SOURCE_ROOT,
     )
     try:

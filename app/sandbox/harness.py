@@ -40,11 +40,11 @@ class CappedStream(io.TextIOBase):
         self.broken = False
 
     @property
-    def encoding(self) -> str:
+    def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"
 
     @property
-    def errors(self) -> str:
+    def errors(self) -> str:  # type: ignore[override]
         return "backslashreplace"
 
     def fileno(self) -> int:
@@ -99,7 +99,9 @@ def _disable_network() -> None:
         setattr(socket, name, refuse)
     original = socket.socket.__init__
 
-    def init(self: socket.socket, family: Any = -1, type: Any = -1, proto: Any = -1, fileno: Any = None) -> None:
+    def init(
+        self: socket.socket, family: Any = -1, type: Any = -1, proto: Any = -1, fileno: Any = None
+    ) -> None:
         if fileno is None:  # socketpair() wraps existing descriptors: allowed
             refuse()
         original(self, family, type, proto, fileno)
@@ -144,7 +146,9 @@ def run_javascript(code: str, inputs: Mapping[str, Any], memory_mb: int, timeout
     context = _quickjs.Context()
     context.set_memory_limit(memory_mb * 1024 * 1024)
     # no QuickJS time limit: it forbids calls into Python (console.log); the runner's wall clock kills the child
-    context.add_callable("__sluice_write", lambda fd, text: (sys.stdout if fd == 1 else sys.stderr).write(text))
+    context.add_callable(
+        "__sluice_write", lambda fd, text: (sys.stdout if fd == 1 else sys.stderr).write(text)
+    )
     try:
         context.eval(_CONSOLE)
         context.eval(code)

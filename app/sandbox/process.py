@@ -26,13 +26,17 @@ from app.sandbox.protocol import Exited, Ready, Shutdown, Start
 
 log = structlog.get_logger()
 
+#: what the runner inherits from the worker's environment: nothing
+EMPTY_ENVIRONMENT: dict[str, str] = {}
 #: the directory that holds the ``app`` package (the runner is started with ``-m`` from there)
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def runner_command(level: str, slots: int, preload: Sequence[str], *, probe: bool = False) -> list[str]:
+def runner_command(
+    level: str, slots: int, preload: Sequence[str], *, probe: bool = False, without: Sequence[str] = ()
+) -> list[str]:
     command = [sys.executable, "-E", "-s", "-B", "-m", "app.sandbox.runner", "--level", level]
-    command += ["--slots", str(slots), "--preload", ",".join(preload)]
+    command += ["--slots", str(slots), "--preload", ",".join(preload), "--without", ",".join(without)]
     return [*command, "--probe"] if probe else command
 
 
@@ -48,15 +52,17 @@ class RunnerProcess:
 
     @classmethod
     async def spawn(
-        cls, level: str, slots: int, preload: Sequence[str], start_timeout: float
+        cls, level: str, slots: int, preload: Sequence[str], start_timeout: float, without: Sequence[str] = ()
     ) -> RunnerProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                runner_command(level, slots, preload),
-                stdin=theirs,
+            # from the loop's own thread, never a helper thread: the runner dies when the thread that
+            # started it exits (PR_SET_PDEATHSIG); the fork+exec itself takes a few milliseconds
+            proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own interpreter and module
+                runner_command(level, slots, preload, without=without),
+                stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL,
-                env={},
+                env=EMPTY_ENVIRONMENT,
                 cwd=SOURCE_ROOT,
                 close_fds=True,
             )
