@@ -144,7 +144,8 @@ def run_javascript(code: str, inputs: Mapping[str, Any], memory_mb: int, timeout
     import _quickjs  # the C extension only: the ``quickjs`` wrapper starts a thread at import
 
     context = _quickjs.Context()
-    context.set_memory_limit(memory_mb * 1024 * 1024)
+    # below the child's own limit (cgroup/RLIMIT_AS), so that QuickJS reports "out of memory" itself
+    context.set_memory_limit(memory_mb * 1024 * 1024 * 3 // 4)
     # no QuickJS time limit: it forbids calls into Python (console.log); the runner's wall clock kills the child
     context.add_callable(
         "__sluice_write", lambda fd, text: (sys.stdout if fd == 1 else sys.stderr).write(text)

@@ -78,7 +78,7 @@ def _warm_matplotlib() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.font_manager
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.pyplot
 
 
 def _warm_jieba() -> None:
