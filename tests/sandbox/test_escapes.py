@@ -60,7 +60,9 @@ async def test_sockets_are_refused_even_to_a_loopback_server(sandbox: Sandbox) -
     pid = sandbox.runner_pid
     try:
         friendly = await fails(
-            sandbox, "import socket\ndef main(port):\n    socket.create_connection(('127.0.0.1', port), 1)\n", port=port
+            sandbox,
+            "import socket\ndef main(port):\n    socket.create_connection(('127.0.0.1', port), 1)\n",
+            port=port,
         )
         assert "network is disabled in code nodes" in friendly
         raw = await fails(
@@ -95,7 +97,9 @@ async def test_no_new_process_can_start(sandbox: Sandbox) -> None:
     )
     assert system["status"] != 0 and not Path("/tmp/escaped").exists()
     assert "PermissionError" in await fails(sandbox, "import os\ndef main():\n    os.fork()\n")
-    assert "PermissionError" in await fails(sandbox, "import os\ndef main():\n    os.execv('/bin/true', ['true'])\n")
+    assert "PermissionError" in await fails(
+        sandbox, "import os\ndef main():\n    os.execv('/bin/true', ['true'])\n"
+    )
     await still_serving(sandbox, pid)
 
 
@@ -110,7 +114,12 @@ async def test_fork_bomb_stops_at_the_first_fork(sandbox: Sandbox) -> None:
 async def test_files_cannot_be_written_anywhere(sandbox: Sandbox, tmp_path: Path) -> None:
     pid = sandbox.runner_pid
     tmp_path.chmod(0o777)
-    for target in ("/tmp/sluice-escape", str(tmp_path / "escape"), str(Path.cwd() / "escape"), "/dev/shm/escape"):
+    for target in (
+        "/tmp/sluice-escape",
+        str(tmp_path / "escape"),
+        str(Path.cwd() / "escape"),
+        "/dev/shm/escape",
+    ):
         message = await fails(sandbox, "def main(p):\n    open(p, 'w').write('x')\n", p=target)
         assert "PermissionError" in message or "FileNotFoundError" in message, message
         assert not Path(target).exists()
@@ -119,7 +128,9 @@ async def test_files_cannot_be_written_anywhere(sandbox: Sandbox, tmp_path: Path
 
 async def test_an_8_gb_allocation_fails_cleanly(sandbox: Sandbox) -> None:
     pid = sandbox.runner_pid
-    message = await fails(sandbox, "def main():\n    x = bytearray(8 * 1024 ** 3)\n    return {'n': len(x)}\n")
+    message = await fails(
+        sandbox, "def main():\n    x = bytearray(8 * 1024 ** 3)\n    return {'n': len(x)}\n"
+    )
     assert "MemoryError" in message and "error: memory limit exceeded (512 MiB)" in message
     await still_serving(sandbox, pid)
 

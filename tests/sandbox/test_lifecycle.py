@@ -20,7 +20,7 @@ async def test_concurrency_is_bounded_and_the_queue_is_capped() -> None:
         began = time.monotonic()
         runs = [asyncio.ensure_future(box.run_code("python3", SLEEP, {"s": 0.4})) for _ in range(4)]
         await asyncio.sleep(0.05)
-        with pytest.raises(SandboxBusy, match="^Too many requests$"):
+        with pytest.raises(SandboxBusy, match=r"^Too many requests$"):
             await box.run_code("python3", SLEEP, {"s": 0})
         assert [r["slept"] for r in await asyncio.gather(*runs)] == [0.4] * 4
         assert time.monotonic() - began >= 0.8  # two at a time

@@ -51,20 +51,24 @@ async def test_dify_error_texts(sandbox: Sandbox) -> None:
         await sandbox.run_code("python3", "def main():\n    raise ValueError('bad input')\n", {})
     assert raised.value.message == (
         "process exited with code 1\nTraceback (most recent call last):\n"
-        '  File "<code>", line 2, in main\n    raise ValueError(\'bad input\')\nValueError: bad input\n'
+        "  File \"<code>\", line 2, in main\n    raise ValueError('bad input')\nValueError: bad input\n"
     )
     assert raised.value.error_type == "CodeExecutionError"
-    with pytest.raises(CodeExecutionFailed, match="TypeError: main\\(\\) got an unexpected keyword argument 'b'"):
+    with pytest.raises(
+        CodeExecutionFailed, match="TypeError: main\\(\\) got an unexpected keyword argument 'b'"
+    ):
         await sandbox.run_code("python3", "def main(a):\n    return {}\n", {"a": 1, "b": 2})
     with pytest.raises(CodeExecutionFailed, match="NameError: name 'main' is not defined"):
         await sandbox.run_code("python3", "x = 1\n", {})
     with pytest.raises(CodeExecutionFailed, match="Object of type datetime is not JSON serializable"):
-        await sandbox.run_code("python3", "import datetime\ndef main():\n    return {'d': datetime.datetime.now()}\n", {})
-    with pytest.raises(CodeExecutionFailed, match="^process exited with code 3\n"):
+        await sandbox.run_code(
+            "python3", "import datetime\ndef main():\n    return {'d': datetime.datetime.now()}\n", {}
+        )
+    with pytest.raises(CodeExecutionFailed, match=r"^process exited with code 3\n"):
         await sandbox.run_code("python3", "import sys\ndef main():\n    sys.exit(3)\n", {})
     with pytest.raises(ResultError, match="Failed to parse result"):
         await sandbox.run_code("python3", "import sys\ndef main():\n    sys.exit(0)\n", {})
-    with pytest.raises(ResultError, match="^Result must be a dict, got list$") as shape:
+    with pytest.raises(ResultError, match=r"^Result must be a dict, got list$") as shape:
         await sandbox.run_code("python3", "def main():\n    return [1]\n", {})
     assert shape.value.error_type == "WorkflowNodeError"
     with pytest.raises(CodeExecutionFailed, match="SyntaxError"):
@@ -91,7 +95,9 @@ async def test_javascript_calls_main_with_one_object(sandbox: Sandbox) -> None:
 async def test_javascript_errors(sandbox: Sandbox) -> None:
     with pytest.raises(CodeExecutionFailed) as raised:
         await sandbox.run_code("javascript", "function main() { null.x }", {})
-    assert raised.value.message.startswith("process exited with code 1\nTypeError: cannot read property 'x' of null")
+    assert raised.value.message.startswith(
+        "process exited with code 1\nTypeError: cannot read property 'x' of null"
+    )
     with pytest.raises(ResultError, match="Failed to parse JSON response"):
         await sandbox.run_code("javascript", "function main() { }", {})
     with pytest.raises(ResultError, match="Result must be a dict, got int"):
@@ -112,5 +118,7 @@ async def test_named_functions_pass_bytes_and_report_failures(sandbox: Sandbox) 
 
 async def test_inputs_and_results_of_several_megabytes(sandbox: Sandbox) -> None:
     text = "ü" * 3_000_000
-    result = await sandbox.run_code("python3", "def main(t):\n    return {'t': t, 'n': len(t)}\n", {"t": text})
+    result = await sandbox.run_code(
+        "python3", "def main(t):\n    return {'t': t, 'n': len(t)}\n", {"t": text}
+    )
     assert result == {"t": text, "n": 3_000_000}

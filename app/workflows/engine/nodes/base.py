@@ -129,8 +129,14 @@ class Node:
         for item in data.get("default_value") or []:
             if isinstance(item, Mapping) and "key" in item:
                 self.default_values[str(item["key"])] = item.get("value")
+        retry = data.get("retry_config") or {}
+        if isinstance(retry, Mapping) and "retry_enabled" in retry:  # Dify's spelling in DSL files
+            retry = {
+                "enabled": retry["retry_enabled"],
+                **{k: v for k, v in retry.items() if k != "retry_enabled"},
+            }
         try:
-            self.retry = msgspec.convert(data.get("retry_config") or {}, RetryConfig, strict=False)
+            self.retry = msgspec.convert(retry, RetryConfig, strict=False)
         except msgspec.ValidationError as exc:
             raise NodeConfigError(spec.id, f"retry_config: {exc}") from None
         self.configure(data)
