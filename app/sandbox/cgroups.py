@@ -22,6 +22,7 @@ class MemoryCgroups:
     def __init__(self, base: Path, version: int, slots: int) -> None:
         self.base, self.version = base, version
         self.slots = [base / f"slot-{i}" for i in range(slots)]
+        self._limits: dict[int, int] = {}
 
     @property
     def label(self) -> str:
@@ -58,6 +59,9 @@ class MemoryCgroups:
         return path / "cgroup.procs", [path / "memory.max"]
 
     def set_limit(self, slot: int, memory_mb: int) -> None:
+        if self._limits.get(slot) == memory_mb:
+            return  # unchanged since the slot's last child: spare the cgroup file writes
+        self._limits.pop(slot, None)
         value = str(memory_mb * 1024 * 1024)
         _, limits = self._files(slot)
         if self.version == 1:
@@ -69,6 +73,7 @@ class MemoryCgroups:
             limits[0].write_text(value)
             with contextlib.suppress(OSError):
                 (self.slots[slot] / "memory.swap.max").write_text("0")
+        self._limits[slot] = memory_mb
 
     def join(self, slot: int) -> None:
         """In the child, before it drops its privileges."""

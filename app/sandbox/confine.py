@@ -226,6 +226,11 @@ class Jail:
 
     def apply(self, slot: int, timeout: float, memory_mb: int) -> None:
         """Confine the calling (forked, single-threaded) child. Irreversible; raises ConfinementError."""
+        self.limit(timeout, memory_mb, self.enter(slot))
+
+    def enter(self, slot: int) -> int:
+        """Every layer but the per-request limits (a pre-forked child waits for its request after this).
+        Returns the bytes mapped at this point, which the address-space limit adds to the request's memory."""
         try:
             _ok(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
             if self.cgroups is not None:
@@ -236,7 +241,14 @@ class Jail:
                 _ok(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
             if os.getppid() != self.runner_pid:
                 raise ConfinementError("the runner is gone")
-            self._rlimits(timeout, memory_mb)
+            # RLIMIT_AS counts what the runner had mapped before the fork (pre-imported modules) too
+            with open("/proc/self/statm", "rb") as statm:
+                mapped = int(statm.read().split()[0]) * resource.getpagesize()
+            _set_limits({
+                resource.RLIMIT_CORE: (0, 0),
+                resource.RLIMIT_FSIZE: (0, 0),
+                resource.RLIMIT_NOFILE: (NOFILE, NOFILE),
+            })  # fmt: skip
             _ok(_libc.prctl(38, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
             if self.landlock_abi:
                 landlock.restrict(self.read_only, self.landlock_abi)
@@ -246,25 +258,27 @@ class Jail:
             raise
         except OSError as exc:
             raise ConfinementError(str(exc)) from None
+        return mapped
 
-    def _rlimits(self, timeout: float, memory_mb: int) -> None:
+    def limit(self, timeout: float, memory_mb: int, mapped: int) -> None:
+        """CPU time and address space for this request (lowering a limit needs no privilege)."""
         cpu = math.ceil(timeout) + 1
-        # RLIMIT_AS counts what the runner had mapped before the fork (pre-imported modules) too
-        with open("/proc/self/statm", "rb") as statm:
-            mapped = int(statm.read().split()[0]) * resource.getpagesize()
-        limits = {
-            resource.RLIMIT_CORE: (0, 0),
-            resource.RLIMIT_FSIZE: (0, 0),
-            resource.RLIMIT_NOFILE: (NOFILE, NOFILE),
-            resource.RLIMIT_CPU: (cpu, cpu + 1),
-            resource.RLIMIT_AS: (mapped + memory_mb * 1024 * 1024,) * 2,
-        }
-        for which, (soft, hard) in limits.items():
-            _, current_hard = resource.getrlimit(which)
-            if current_hard != resource.RLIM_INFINITY:
-                hard = min(hard, current_hard)
-                soft = min(soft, hard)
-            resource.setrlimit(which, (soft, hard))
+        try:
+            _set_limits({
+                resource.RLIMIT_CPU: (cpu, cpu + 1),
+                resource.RLIMIT_AS: (mapped + memory_mb * 1024 * 1024,) * 2,
+            })  # fmt: skip
+        except OSError as exc:
+            raise ConfinementError(f"setrlimit: {exc}") from None
+
+
+def _set_limits(limits: dict[int, tuple[int, int]]) -> None:
+    for which, (soft, hard) in limits.items():
+        _, current_hard = resource.getrlimit(which)
+        if current_hard != resource.RLIM_INFINITY:
+            hard = min(hard, current_hard)
+            soft = min(soft, hard)
+        resource.setrlimit(which, (soft, hard))
 
 
 def _in_child(check: Callable[[], None]) -> str | None:

@@ -1,159 +1,68 @@
 """The sandbox runner ("zygote"): ``python -m app.sandbox.runner``, started by the worker, forks confined children.
 
-It starts with an empty environment and no inherited descriptors besides its control socket (fd 0), sets a few
-constant variables (one thread per numeric library, UTF-8), pre-imports an allowlist of modules (plus heavy
-packages named with ``--preload``) and the named functions, probes the host's confinement layers, and reports
-``Ready``. Then, single-threaded, it serves ``Start`` records: fork, arrange the child's descriptors, confine
-(:mod:`app.sandbox.confine`), run (:mod:`app.sandbox.harness`). It kills a child at its wall-clock timeout,
-reaps it through a pidfd and reports ``Exited``. It never reads a request or a result: those travel on
-descriptors the worker hands to the child directly, so no tenant's data sits in memory that later children
-inherit. ``--probe`` prints the ``Ready`` report as JSON and exits (for ``/readyz``).
+It starts with an empty environment and no inherited descriptors besides its control socket (fd 0), prepares
+its memory (:mod:`app.sandbox.zygote`), probes the host's confinement layers and reports ``Ready``. Then,
+single-threaded, it serves ``Start`` records: it hands the request's descriptors to the slot's warm child (or
+forks a cold one), kills a child at its wall-clock timeout, reaps it through a pidfd, reports ``Exited`` and
+forks the slot's next warm child. It never reads a request or a result: those travel on descriptors the worker
+hands to the child, so no tenant's data sits in memory that later children inherit. ``--probe`` prints the
+``Ready`` report as JSON and exits (for ``/readyz``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
-import fcntl
 import gc
-import importlib
 import os
-import resource
 import selectors
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import msgspec
 
-from app.sandbox import harness, protocol
+from app.sandbox import child as children
+from app.sandbox import protocol, zygote
 from app.sandbox.confine import LEVELS, Jail
-from app.sandbox.functions import MODULES, REGISTRY
 from app.sandbox.protocol import Cancel, Exited, Ready, Shutdown, Start
 
-#: modules every child finds already imported (spec 10.4.1 and the shared DSL corpus)
-ALLOWLIST = (
-    "json", "re", "math", "datetime", "time", "base64", "hashlib", "hmac", "random", "string", "collections",
-    "itertools", "functools", "decimal", "fractions", "statistics", "uuid", "urllib.parse", "html", "textwrap",
-    "unicodedata", "zoneinfo", "csv", "io", "copy", "typing", "dataclasses", "enum", "logging", "operator",
-    "pathlib", "os", "socket", "traceback", "linecache", "struct", "bisect", "heapq", "pprint", "secrets",
-)  # fmt: skip
-
-#: the runner's whole environment: constants, nothing inherited
-ENVIRONMENT = {
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "PYTHONIOENCODING": "utf-8",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-    "MPLBACKEND": "Agg",
-}
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _vm_mb() -> float:
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[0]) * resource.getpagesize() / (1024 * 1024)
-
-
-def _warm_matplotlib() -> None:
-    """Resolve matplotlib's config/cache directory (it insists on a writable one) and build its font list
-    here, where writing is allowed: children inherit both and never need to write."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.font_manager
-    import matplotlib.pyplot
-
-
-def _warm_jieba() -> None:
-    """Load jieba's dictionary once (about a second) instead of in every child."""
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-
-
-#: extra start-up work for preloaded packages that would otherwise need a writable directory per run
-WARM_UPS = {"matplotlib": _warm_matplotlib, "jieba": _warm_jieba}
-SCRATCH_PREFIX = "sluice-sandbox-"
-
-
-def _scratch_directory() -> str:
-    """The runner's private directory (/tmp/sluice-sandbox-<pid>): caches of preloaded packages. Children can
-    neither read nor write it; ``tempfile.gettempdir()`` names it so that libraries asking for a temporary
-    directory get an answer (and a PermissionError when they try to write) instead of a crash."""
-    base = tempfile.gettempdir()
-    for stale in Path(base).glob(f"{SCRATCH_PREFIX}*"):
-        pid = stale.name.removeprefix(SCRATCH_PREFIX)
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(stale, ignore_errors=True)
-    path = Path(base) / f"{SCRATCH_PREFIX}{os.getpid()}"
-    path.mkdir(mode=0o700, exist_ok=True)
-    tempfile.tempdir = str(path)
-    return str(path)
-
-
-def prepare(preload: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Environment and pre-imports; returns what was preloaded and what failed to import."""
-    os.environ.clear()
-    os.environ.update(ENVIRONMENT)
-    scratch = _scratch_directory()
-    os.environ["MPLCONFIGDIR"] = os.path.join(scratch, "matplotlib")
-    errors: dict[str, str] = {}
-    loaded: list[str] = []
-    for name in (*ALLOWLIST, *MODULES, *preload):
-        try:
-            importlib.import_module(name)
-            if name in WARM_UPS:
-                WARM_UPS[name]()
-            loaded.append(name)
-        except Exception as exc:  # a missing optional package is reported, not fatal
-            errors[name] = f"{type(exc).__name__}: {exc}"
-    try:
-        import _quickjs  # noqa: F401 - javascript
-    except ImportError as exc:
-        errors["_quickjs"] = f"ImportError: {exc} (javascript code nodes will fail)"
-    return [n for n in loaded if n in preload], errors
+#: a warm child that dies this many times without serving stops pre-forking (cold forks report the reason)
+WARM_FAILURES_ALLOWED = 3
 
 
 @dataclass
 class Child:
-    id: int
     pid: int
     slot: int
-    started: float
-    deadline: float
     pidfd: int | None
+    id: int | None = None  # None: warm, waiting for a request
+    started: float = 0.0
+    deadline: float = float("inf")
     oom_before: int = 0
     timed_out: bool = False
+    inbox: socket.socket | None = None  # a warm child's channel
 
 
 @dataclass
 class Runner:
     jail: Jail
     control: socket.socket
-    level: str
+    slots: int
     devnull: int = field(default_factory=lambda: os.open(os.devnull, os.O_RDWR))
     children: dict[int, Child] = field(default_factory=dict)  # by pid
+    warm: dict[int, Child] = field(default_factory=dict)  # by slot
     outbox: deque[bytes] = field(default_factory=deque)
+    warm_failures: int = 0
+    #: slots whose warm child is to be forked when the runner has nothing more urgent to do
+    to_prefork: deque[int] = field(default_factory=deque)
+    handed_off: bool = False
+    #: each slot's cgroup OOM-kill count after its last child (the baseline for the next one)
+    oom_counts: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.selector = selectors.DefaultSelector()
@@ -163,13 +72,23 @@ class Runner:
     # -- the loop -----------------------------------------------------------------------------------------
 
     def serve(self) -> None:
+        """Forks happen when nothing waits on the runner: right after a request was handed to a child (which
+        now runs on its own), or after a few idle milliseconds; never between a child's exit and the next
+        request, which a fork (milliseconds for a big runner) would delay."""
+        self.to_prefork.extend(range(self.slots))
         while True:
             now = time.monotonic()
-            deadlines = [c.deadline for c in self.children.values() if not c.timed_out]
+            deadlines = [c.deadline for c in self.children.values() if c.id is not None and not c.timed_out]
             wait = max(0.0, min(deadlines) - now) if deadlines else None
             if any(c.pidfd is None for c in self.children.values()):
                 wait = 0.01 if wait is None else min(wait, 0.01)  # no pidfds here: poll
-            for key, events in self.selector.select(wait):
+            if self.to_prefork:
+                wait = 0.002 if wait is None else min(wait, 0.002)
+            self.handed_off = False
+            ready = self.selector.select(wait)
+            if self.to_prefork and not ready:  # idle
+                self._prefork(self.to_prefork.popleft())
+            for key, events in ready:
                 if key.data == "control":
                     if events & selectors.EVENT_READ and not self._read_control():
                         return
@@ -180,6 +99,8 @@ class Runner:
             for child in list(self.children.values()):
                 if child.pidfd is None:
                     self._reap(child)
+            if self.to_prefork and self.handed_off:
+                self._prefork(self.to_prefork.popleft())
             now = time.monotonic()
             for child in self.children.values():
                 if not child.timed_out and now >= child.deadline:
@@ -195,34 +116,23 @@ class Runner:
                 return True
             except OSError:
                 return False
-            if not data:
-                for fd in fds:
-                    os.close(fd)
-                return False
             try:
-                message = protocol.control_decoder.decode(data)
-            except Exception:
+                message = protocol.control_decoder.decode(data) if data else None
+            except msgspec.DecodeError:
                 message = None
-            if isinstance(message, Shutdown):
-                for fd in fds:
-                    os.close(fd)
-                return False
-            if isinstance(message, Cancel):
-                for fd in fds:
-                    os.close(fd)
-                for child in self.children.values():
-                    if child.id == message.id:
-                        os.kill(child.pid, signal.SIGKILL)
-                continue
             if not isinstance(message, Start) or len(fds) != 4 or flags & socket.MSG_CTRUNC:
                 for fd in fds:
                     os.close(fd)
-                if isinstance(message, Start):
-                    self._send(
-                        Exited(id=message.id, exit_code=protocol.BAD_REQUEST, detail="bad start record")
-                    )
-                continue
-            self._start(message, fds)
+            if not data or isinstance(message, Shutdown):
+                return False
+            if isinstance(message, Cancel):
+                for child in self.children.values():
+                    if child.id == message.id:
+                        os.kill(child.pid, signal.SIGKILL)
+            elif isinstance(message, Start) and len(fds) == 4 and not flags & socket.MSG_CTRUNC:
+                self._start(message, fds)
+            elif isinstance(message, Start):
+                self._send(Exited(id=message.id, exit_code=protocol.BAD_REQUEST, detail="bad start record"))
 
     def _send(self, event: Exited) -> None:
         self.outbox.append(protocol.control_encoder.encode(event))
@@ -243,46 +153,59 @@ class Runner:
 
     # -- children -----------------------------------------------------------------------------------------
 
+    def _track(self, pid: int, child: Child) -> None:
+        try:
+            child.pidfd = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            child.pidfd = None
+        self.children[pid] = child
+        if child.pidfd is not None:
+            self.selector.register(child.pidfd, selectors.EVENT_READ, child)
+
+    def _prefork(self, slot: int) -> None:
+        if slot in self.warm or self.warm_failures >= WARM_FAILURES_ALLOWED:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            children.warm(self.jail, self.devnull, slot, theirs)
+        theirs.close()
+        child = Child(pid=pid, slot=slot, pidfd=None, inbox=ours)
+        self._track(pid, child)
+        self.warm[slot] = child
+
     def _start(self, start: Start, fds: list[int]) -> None:
         cgroups = self.jail.cgroups
         oom_before = 0
         if cgroups is not None:
             cgroups.set_limit(start.slot, start.memory_mb)
-            oom_before = cgroups.oom_kills(start.slot)
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
-            self._child(start, fds)
+            if start.slot not in self.oom_counts:
+                self.oom_counts[start.slot] = cgroups.oom_kills(start.slot)
+            oom_before = self.oom_counts[start.slot]
+        now = time.monotonic()
+        warm = self.warm.pop(start.slot, None)
+        handed = False
+        if warm is not None and warm.inbox is not None:
+            with contextlib.suppress(OSError):
+                socket.send_fds(warm.inbox, [protocol.control_encoder.encode(start)], fds)
+                handed = True
+            warm.inbox.close()
+            warm.inbox = None
+            if handed:
+                child = warm
+            else:  # it died meanwhile: its exit is reaped as a warm failure
+                warm.id = -1
+        if not handed:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child never returns
+                children.cold(self.jail, self.devnull, start, fds)
+            child = Child(pid=pid, slot=start.slot, pidfd=None)
+            self._track(pid, child)
         for fd in fds:
             os.close(fd)
-        try:
-            pidfd: int | None = os.pidfd_open(pid)
-        except (OSError, AttributeError):
-            pidfd = None
-        child = Child(start.id, pid, start.slot, started, started + start.timeout, pidfd, oom_before)
-        self.children[pid] = child
-        if pidfd is not None:
-            self.selector.register(pidfd, selectors.EVENT_READ, child)
-
-    def _child(self, start: Start, fds: list[int]) -> None:  # pragma: no cover - runs in the child
-        code = protocol.CONFINEMENT_FAILED
-        try:
-            os.setsid()
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
-            request, result, out, err = high
-            for source, target in ((self.devnull, 0), (out, 1), (err, 2), (request, 3), (result, 4)):
-                os.dup2(source, target)
-            os.closerange(5, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-            self.jail.apply(start.slot, start.timeout, start.memory_mb)
-        except BaseException as exc:
-            try:
-                os.write(2, f"error: the sandbox could not confine this run: {exc}\n".encode())
-            finally:
-                os._exit(code)
-        try:
-            code = harness.serve(REGISTRY, memory_mb=start.memory_mb, timeout=start.timeout)
-        finally:
-            os._exit(code)
+        child.id, child.started, child.deadline = start.id, now, now + start.timeout
+        child.oom_before = oom_before
+        self.handed_off = True
 
     def _reap(self, child: Child) -> None:
         try:
@@ -295,8 +218,19 @@ class Runner:
             self.selector.unregister(child.pidfd)
             os.close(child.pidfd)
         del self.children[child.pid]
+        if child.id is None or child.id < 0:  # a warm child died before serving anything
+            if self.warm.get(child.slot) is child:
+                del self.warm[child.slot]
+            if child.inbox is not None:
+                child.inbox.close()
+            self.warm_failures += 1
+            self.to_prefork.append(child.slot)
+            return
         signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-        oom = self.jail.cgroups is not None and self.jail.cgroups.oom_kills(child.slot) > child.oom_before
+        oom = False
+        if self.jail.cgroups is not None:
+            self.oom_counts[child.slot] = self.jail.cgroups.oom_kills(child.slot)
+            oom = self.oom_counts[child.slot] > child.oom_before
         detail = ""
         if signum == signal.SIGXCPU:
             detail = "cpu time limit exceeded"
@@ -315,16 +249,18 @@ class Runner:
                 detail=detail,
             )
         )
+        self.to_prefork.append(child.slot)
 
     def stop(self) -> None:
         for child in self.children.values():
-            os.kill(child.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
         for child in list(self.children.values()):
-            os.waitpid(child.pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child.pid, 0)
         if self.jail.cgroups is not None:
             self.jail.cgroups.remove()
-        if tempfile.tempdir and Path(tempfile.tempdir).name.startswith(SCRATCH_PREFIX):
-            shutil.rmtree(tempfile.tempdir, ignore_errors=True)
+        zygote.remove_scratch()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.getppid() == 1:
             return 1
     preload = [name.strip() for name in args.preload.split(",") if name.strip()]
-    preloaded, preload_errors = prepare(preload)
+    preloaded, preload_errors = zygote.prepare(preload)
     jail = Jail(args.slots)
     if args.level != "off":
         jail.probe(without={name.strip() for name in args.without.split(",") if name.strip()})
@@ -364,19 +300,19 @@ def main(argv: list[str] | None = None) -> int:
         refused=refused,
         preloaded=preloaded,
         preload_errors=preload_errors,
-        baseline_vm_mb=round(_vm_mb(), 1),
-        rss_mb=round(_rss_mb(), 1),
+        baseline_vm_mb=round(zygote.vm_mb(), 1),
+        rss_mb=round(zygote.rss_mb(), 1),
     )
     if args.probe:
         if jail.cgroups is not None:
             jail.cgroups.remove()
-        shutil.rmtree(tempfile.gettempdir(), ignore_errors=True)
+        zygote.remove_scratch()
         sys.stdout.write(msgspec.json.encode(ready).decode() + "\n")
         return 0
     control = socket.socket(fileno=0)
     control.setblocking(True)
     control.send(protocol.control_encoder.encode(ready))
-    runner = Runner(jail, control, args.level)
+    runner = Runner(jail, control, args.slots)
     gc.freeze()  # children's collections then leave the inherited objects (and their pages) alone
     try:
         if refused is None:

@@ -231,3 +231,15 @@ async def test_each_child_is_confined_as_reported(sandbox: Sandbox) -> None:
     assert seen["fork"].startswith("denied") and "network is disabled" in seen["socket"]
     if os.geteuid() == 0:
         assert seen["uid"] >= 65537 and seen["gid"] >= 65537
+
+
+async def test_touching_more_memory_than_allowed_is_stopped(sandbox: Sandbox) -> None:
+    pid = sandbox.runner_pid
+    code = "def main():\n    junk = [bytearray(1 << 16) for _ in range(2000)]\n    return {'n': len(junk)}\n"
+    with pytest.raises(CodeExecutionFailed) as raised:
+        await sandbox.run_code("python3", code, {}, memory_mb=64)
+    assert "error: memory limit exceeded (64 MiB)" in raised.value.message
+    assert sandbox.ready is not None
+    if sandbox.ready.layers.get("memory", "").startswith("cgroup"):  # killed by the kernel, reported by us
+        assert raised.value.message.startswith("process exited with code -1\nerror: memory limit exceeded")
+    await still_serving(sandbox, pid)
