@@ -92,6 +92,13 @@ async def test_javascript_calls_main_with_one_object(sandbox: Sandbox) -> None:
     assert result == {"result": "ab", "kinds": ["undefined"] * 4}
 
 
+async def test_javascript_gap_is_as_documented(sandbox: Sandbox) -> None:
+    """QuickJS, not Node: no timers or Intl; an async main gives a Promise, which serialises to {} (as in Dify)."""
+    code = "function main() { return {t: typeof setTimeout, i: typeof Intl} }"
+    assert await sandbox.run_code("javascript", code, {}) == {"t": "undefined", "i": "undefined"}
+    assert await sandbox.run_code("javascript", "async function main() { return {a: 1} }", {}) == {}
+
+
 async def test_javascript_errors(sandbox: Sandbox) -> None:
     with pytest.raises(CodeExecutionFailed) as raised:
         await sandbox.run_code("javascript", "function main() { null.x }", {})
