@@ -236,6 +236,8 @@ class Runner:
             detail = "cpu time limit exceeded"
         elif signum == signal.SIGSYS:
             detail = "operation not permitted"
+        elif signum and signum != signal.SIGKILL:
+            detail = f"killed by signal {signal.Signals(signum).name}"
         self._send(
             Exited(
                 id=child.id,
