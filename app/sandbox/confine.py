@@ -28,9 +28,15 @@ from app.sandbox.seccomp import Filters
 
 LEVELS = ("strict", "relaxed", "off")
 #: what each level needs from the host
-REQUIRED = {"strict": ("namespaces", "landlock", "seccomp", "rlimits"), "relaxed": ("seccomp", "rlimits")}
+REQUIRED = {
+    "strict": ("privileges", "namespaces", "landlock", "seccomp", "rlimits"),
+    "relaxed": ("privileges", "seccomp", "rlimits"),
+}
 UID_BASE = 65537
 NOFILE = 64
+#: processes and threads of one slot's uid (root runners only: otherwise the uid is the worker's own). seccomp
+#: already refuses new processes; this bounds threads, and would bound a fork bomb if seccomp were missing.
+NPROC = 256
 
 _CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
 _PR_SET_PDEATHSIG, _PR_SET_KEEPCAPS = 1, 8
@@ -131,19 +137,29 @@ class Jail:
             self.problems[name] = "switched off"
             if name == "namespaces":
                 self.namespaces = False
+            elif name == "privileges":
+                raise ValueError("privileges cannot be switched off")
             elif name == "landlock":
                 self.landlock_abi = 0
             elif name == "seccomp":
                 self.filters = None
 
     def _probe(self) -> None:
-        self.layers["rlimits"] = "as, cpu, nofile, fsize, core"
+        self.layers["rlimits"] = "as, cpu, nofile, fsize, core" + (", nproc" if self.root else "")
+        error = _in_child(lambda: self._drop_privileges(0)) if self.root else None
+        if error is None:
+            self.layers["privileges"] = (
+                f"uid {UID_BASE}+slot, no capabilities"
+                + (" but dac_read_search" if self.keep_dac_read else "")
+                if self.root
+                else f"unprivileged uid {os.getuid()}"
+            )
+        else:
+            self.problems["privileges"] = error
         error = _in_child(self._namespaces)
         if error is None:
             self.namespaces = True
-            self.layers["namespaces"] = (
-                f"netns, uid {UID_BASE}+slot" if self.root else "userns+netns, no capabilities"
-            )
+            self.layers["namespaces"] = "netns" if self.root else "userns+netns, no capabilities"
         else:
             self.problems["namespaces"] = error
         abi = landlock.abi_version()
@@ -181,7 +197,7 @@ class Jail:
             self.layers["memory"] = "rlimit_as only"
 
     def _namespaces(self) -> None:
-        self._enter_namespaces(0)
+        self._isolate_network()
         import socket
 
         interfaces = {name for _, name in socket.if_nameindex()}
@@ -210,19 +226,28 @@ class Jail:
 
     # -- confining a child ---------------------------------------------------------------------------------
 
-    def _enter_namespaces(self, slot: int) -> None:
+    def _isolate_network(self) -> None:
+        """A new, empty network namespace (as a non-root user, inside a new user namespace)."""
         if self.root:
             _ok(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-            uid = UID_BASE + slot
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            if self.keep_dac_read:
-                _ok(_libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
-            os.setresuid(uid, uid, uid)
-            _set_caps(1 << _CAP_DAC_READ_SEARCH if self.keep_dac_read else 0)
         else:
             _ok(_libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET), "unshare(CLONE_NEWUSER|CLONE_NEWNET)")
-            _set_caps(0)
+
+    def _drop_privileges(self, slot: int) -> None:
+        """As root: become uid/gid 65537+slot with no capabilities (or only CAP_DAC_READ_SEARCH, see
+        ``keep_dac_read``), at most NPROC tasks. Otherwise: drop the capabilities a user namespace gave us."""
+        if not self.root:
+            if self.namespaces:
+                _set_caps(0)
+            return
+        uid = UID_BASE + slot
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        if self.keep_dac_read:
+            _ok(_libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
+        os.setresuid(uid, uid, uid)
+        _set_caps(1 << _CAP_DAC_READ_SEARCH if self.keep_dac_read else 0)
+        _set_limits({resource.RLIMIT_NPROC: (NPROC, NPROC)})
 
     def apply(self, slot: int, timeout: float, memory_mb: int) -> None:
         """Confine the calling (forked, single-threaded) child. Irreversible; raises ConfinementError."""
@@ -236,9 +261,12 @@ class Jail:
             if self.cgroups is not None:
                 self.cgroups.join(slot)
             if self.namespaces:
-                self._enter_namespaces(slot)
-                # a change of credentials clears the parent-death signal: set it again
-                _ok(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+                self._isolate_network()
+            if "privileges" not in self.layers:
+                raise ConfinementError("cannot drop privileges")
+            self._drop_privileges(slot)
+            # a change of credentials clears the parent-death signal: set it again
+            _ok(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
             if os.getppid() != self.runner_pid:
                 raise ConfinementError("the runner is gone")
             # RLIMIT_AS counts what the runner had mapped before the fork (pre-imported modules) too

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import resource
 import socket
 import sys
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from app.sandbox import landlock
-from app.sandbox.confine import Jail, _in_child
+from app.sandbox.confine import NPROC, Jail, _in_child
 from app.sandbox.seccomp import Filters
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -112,14 +113,16 @@ def test_landlock_alone_allows_reading_the_interpreter_and_nothing_else(tmp_path
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the root path of the namespace layer")
-def test_namespaces_alone_give_an_empty_network_and_another_user() -> None:
+def test_namespaces_and_privileges_give_an_empty_network_and_another_user() -> None:
     jail = Jail(2)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
     def check() -> None:
-        jail._enter_namespaces(1)
+        jail._isolate_network()
+        jail._drop_privileges(1)
         assert os.getuid() == os.geteuid() == 65538 and os.getgid() == 65538 and os.getgroups() == []
+        assert resource.getrlimit(resource.RLIMIT_NPROC) == (NPROC, NPROC)
         assert {name for _, name in socket.if_nameindex()} <= {"lo"}
         expect_errno(errno.ENETUNREACH, lambda: socket.create_connection(("127.0.0.1", port), 1))
         expect_errno(errno.EPERM, lambda: os.kill(1, 0))
