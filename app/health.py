@@ -45,11 +45,11 @@ async def sandbox_check(state: Any) -> Check:
         settings = state.settings
         try:
             ready, refused = await probe(settings.code_sandbox, settings.code_execution_max_workers)
-            detail = describe(settings.code_sandbox, ready, refused)
-        except Exception as exc:  # a probe reports, it does not raise
-            detail = f"code nodes refused: the sandbox probe failed ({type(exc).__name__}: {exc})"
-        cached = Check(ok=True, detail=detail)
-        state["sandbox_check"] = cached
+        except Exception as exc:  # a probe reports, it does not raise (and is tried again next time)
+            return Check(ok=True, detail=f"unknown: the sandbox probe failed ({type(exc).__name__}: {exc})")
+        cached = Check(ok=True, detail=describe(settings.code_sandbox, ready, refused))
+        if ready is not None or settings.code_sandbox == "off":
+            state["sandbox_check"] = cached  # the host does not change while we run
     return cached
 
 

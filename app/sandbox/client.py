@@ -40,6 +40,8 @@ log = structlog.get_logger()
 EXIT_GRACE = 10.0
 #: a runner that failed to start is not tried again for this long
 RESTART_BACKOFF = 5.0
+#: results larger than this (characters of JSON) are parsed in a thread
+LARGE_RESULT = 1 << 20
 
 
 class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -199,7 +201,9 @@ class Sandbox:
                 f"Failed to parse result: {execution.reply_problem or 'the code ended without a result'}"
             )
         try:
-            result = json.loads(reply.json)
+            # a big result parses off the event loop (64 MiB of JSON takes a while)
+            big = len(reply.json) > LARGE_RESULT
+            result = await asyncio.to_thread(json.loads, reply.json) if big else json.loads(reply.json)
         except (ValueError, RecursionError) as exc:
             raise ResultError(f"Failed to parse JSON response: {exc}.") from None
         if not isinstance(result, dict):
@@ -358,6 +362,8 @@ async def _drain(loop: asyncio.AbstractEventLoop, fd: int, cap: int) -> tuple[by
     done: asyncio.Future[bool] = loop.create_future()
 
     def readable() -> None:
+        if done.done():
+            return
         try:
             while True:
                 chunk = os.read(fd, 1 << 20)
