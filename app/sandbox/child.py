@@ -9,6 +9,7 @@ tenant's data either. Both end in :func:`app.sandbox.harness.serve` and ``os._ex
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import resource
@@ -74,6 +75,8 @@ def warm(jail: Jail, devnull: int, slot: int, channel: socket.socket) -> NoRetur
         mapped = jail.enter(slot)
     except BaseException as exc:
         _fail(str(exc))
+    with contextlib.suppress(Exception):  # only an optimisation
+        harness.warm_up()
     inbox = socket.socket(fileno=waiting)
     try:
         data, fds, _, _ = socket.recv_fds(inbox, 65536, 8)

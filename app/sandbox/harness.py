@@ -11,6 +11,7 @@ JavaScript stack) on stderr and exit 1, like a Python process with an uncaught e
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import io
 import json
@@ -181,6 +182,19 @@ def _hide_harness(report: traceback.TracebackException, seen: set[int] | None = 
     for chained in (report.__cause__, report.__context__):
         if chained is not None:
             _hide_harness(chained, seen)
+
+
+def warm_up() -> None:
+    """Walk the python3 path once, results thrown away, in a pre-forked child before its request: the pages
+    that path writes (reference counts, caches) are copied from the runner now instead of during the run."""
+    text = run_python("def main(a):\n    return {'a': [a, str(a), a / 2]}\n", {"a": 1})
+    protocol.control_encoder.encode(Reply(ok=True, json=text))
+    protocol.request_decoder.decode(
+        protocol.control_encoder.encode(CodeRequest(language="python3", code="", inputs={"a": 1}))
+    )
+    linecache.cache.pop(CODE_FILENAME, None)
+    with contextlib.suppress(Exception):  # no QuickJS here: javascript runs will say so
+        run_javascript("function main({a}) { return {a: [a, String(a)]} }", {"a": 1}, 16, 1.0)
 
 
 def _reply(reply: Reply) -> None:

@@ -228,7 +228,7 @@ class Runner:
             return
         signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
         oom = False
-        if self.jail.cgroups is not None:
+        if self.jail.cgroups is not None and signum == signal.SIGKILL:  # the OOM killer only sends SIGKILL
             self.oom_counts[child.slot] = self.jail.cgroups.oom_kills(child.slot)
             oom = self.oom_counts[child.slot] > child.oom_before
         detail = ""
