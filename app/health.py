@@ -40,7 +40,7 @@ async def sandbox_check(state: Any) -> Check:
     nodes are refused and why."""
     cached = state.get("sandbox_check")
     if cached is None:
-        from app.sandbox.client import describe, probe
+        from app.sandbox.probe import describe, probe
 
         settings = state.settings
         try:

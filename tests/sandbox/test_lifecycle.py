@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from app.sandbox.client import Sandbox, SandboxConfig, probe
+from app.sandbox.client import Sandbox, SandboxConfig
 from app.sandbox.errors import SandboxBusy, SandboxCrashed, SandboxUnavailable
+from app.sandbox.probe import probe
 
 SLEEP = "import time\ndef main(s):\n    time.sleep(s)\n    return {'slept': s}\n"
 
