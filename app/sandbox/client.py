@@ -184,7 +184,11 @@ class Sandbox:
         result object. Raises a :class:`SandboxError` with Dify's message on any failure."""
         if language not in ("python3", "javascript"):
             raise SandboxError(f"Unsupported language {language}")
-        request = CodeRequest(language=language, code=code, inputs=dict(inputs))  # type: ignore[arg-type]
+        try:
+            inputs_json = json.dumps(inputs, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SandboxError(f"the inputs cannot be sent to the sandbox: {exc}") from None
+        request = CodeRequest(language=language, code=code, inputs=inputs_json)  # type: ignore[arg-type]
         execution = await self.execute(request, timeout=timeout, memory_mb=memory_mb)
         self._raise_for_exit(execution)
         reply = execution.reply
@@ -258,7 +262,7 @@ class Sandbox:
         memory_mb = self.config.memory_mb if memory_mb is None else memory_mb
         try:
             payload = protocol.control_encoder.encode(request)
-        except (TypeError, OverflowError) as exc:
+        except (TypeError, OverflowError, RecursionError, ValueError) as exc:
             raise SandboxError(f"the inputs cannot be sent to the sandbox: {exc}") from None
         self._in_flight += 1
         try:

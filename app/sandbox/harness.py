@@ -117,7 +117,8 @@ def _reseed() -> None:
         numpy_random.seed()  # type: ignore[attr-defined]
 
 
-def run_python(code: str, inputs: Mapping[str, Any]) -> str:
+def run_python(code: str, inputs_json: str) -> str:
+    inputs = json.loads(inputs_json)
     linecache.cache[CODE_FILENAME] = (len(code), None, code.splitlines(True), CODE_FILENAME)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     exec(compile(code, CODE_FILENAME, "exec"), namespace)  # noqa: S102 - this is the sandboxed child
@@ -141,7 +142,7 @@ class JavaScriptError(Exception):
     """An uncaught JavaScript exception (its message is QuickJS's text with the stack)."""
 
 
-def run_javascript(code: str, inputs: Mapping[str, Any], memory_mb: int, timeout: float) -> str:
+def run_javascript(code: str, inputs_json: str, memory_mb: int, timeout: float) -> str:
     import _quickjs  # the C extension only: the ``quickjs`` wrapper starts a thread at import
 
     context = _quickjs.Context()
@@ -154,7 +155,7 @@ def run_javascript(code: str, inputs: Mapping[str, Any], memory_mb: int, timeout
     try:
         context.eval(_CONSOLE)
         context.eval(code)
-        context.set("__sluice_inputs", json.dumps(inputs))
+        context.set("__sluice_inputs", inputs_json)
         text = context.eval("JSON.stringify(main(JSON.parse(__sluice_inputs)))")
     except (_quickjs.JSException, _quickjs.StackOverflow) as exc:
         raise JavaScriptError(str(exc)) from None
@@ -187,14 +188,14 @@ def _hide_harness(report: traceback.TracebackException, seen: set[int] | None = 
 def warm_up() -> None:
     """Walk the python3 path once, results thrown away, in a pre-forked child before its request: the pages
     that path writes (reference counts, caches) are copied from the runner now instead of during the run."""
-    text = run_python("def main(a):\n    return {'a': [a, str(a), a / 2]}\n", {"a": 1})
+    text = run_python("def main(a):\n    return {'a': [a, str(a), a / 2]}\n", '{"a": 1}')
     protocol.control_encoder.encode(Reply(ok=True, json=text))
     protocol.request_decoder.decode(
-        protocol.control_encoder.encode(CodeRequest(language="python3", code="", inputs={"a": 1}))
+        protocol.control_encoder.encode(CodeRequest(language="python3", code="", inputs='{"a": 1}'))
     )
     linecache.cache.pop(CODE_FILENAME, None)
     with contextlib.suppress(Exception):  # no QuickJS here: javascript runs will say so
-        run_javascript("function main({a}) { return {a: [a, String(a)]} }", {"a": 1}, 16, 1.0)
+        run_javascript("function main({a}) { return {a: [a, String(a)]} }", '{"a": 1}', 16, 1.0)
 
 
 def _reply(reply: Reply) -> None:

@@ -84,9 +84,11 @@ class Exited(msgspec.Struct, tag="exited", kw_only=True):
 
 
 class CodeRequest(msgspec.Struct, tag="code", kw_only=True):
+    """Inputs travel as JSON text, as in Dify's runner (big integers, NaN and all)."""
+
     language: Language
     code: str
-    inputs: dict[str, Any]
+    inputs: str
 
 
 class CallRequest(msgspec.Struct, tag="call", kw_only=True):

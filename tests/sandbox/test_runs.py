@@ -129,3 +129,16 @@ async def test_inputs_and_results_of_several_megabytes(sandbox: Sandbox) -> None
         "python3", "def main(t):\n    return {'t': t, 'n': len(t)}\n", {"t": text}
     )
     assert result == {"t": text, "n": 3_000_000}
+
+
+async def test_inputs_travel_as_json_like_difys(sandbox: Sandbox) -> None:
+    code = "def main(big, nan, items):\n    return {'big': big + 1, 'nan': nan != nan, 'n': len(items)}\n"
+    result = await sandbox.run_code(
+        "python3", code, {"big": 10**30, "nan": float("nan"), "items": [1, {"a": None}]}
+    )
+    assert result == {"big": 10**30 + 1, "nan": True, "n": 2}
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(SandboxError, match="the inputs cannot be sent to the sandbox"):
+        await sandbox.run_code("python3", "def main(d):\n    return {}\n", {"d": deep})
