@@ -34,8 +34,35 @@ class Readiness(msgspec.Struct):
     checks: dict[str, Check]
 
 
-async def readiness(engine: AsyncEngine, head: str | None, settings: Settings) -> Readiness:
-    """The checks, with details fit for anonymous callers: what failed, never why (that goes to the log)."""
+#: checks whose failure does not make the service unready (reported for operators)
+INFORMATIONAL = ("sandbox",)
+
+
+async def sandbox_check(state: Any) -> Check:
+    """Which confinement layers this host offers for code nodes (probed once per process, in a subprocess).
+    Always ``ok``: a host that cannot confine code still serves everything else; the detail says whether code
+    nodes are refused and why."""
+    cached = state.get("sandbox_check")
+    if cached is None:
+        from app.sandbox.probe import describe, probe
+
+        settings = state.settings
+        try:
+            ready, refused = await probe(settings.code_sandbox, settings.code_execution_max_workers)
+        except Exception as exc:  # a probe reports, it does not raise (and is tried again next time)
+            log.warning("sandbox_probe_failed", error=f"{type(exc).__name__}: {exc}")
+            return Check(ok=True, detail="unknown: the sandbox probe failed (see the log)")
+        cached = Check(ok=True, detail=describe(settings.code_sandbox, ready, refused))
+        if ready is not None or settings.code_sandbox == "off":
+            state["sandbox_check"] = cached  # the host does not change while we run
+    return cached
+
+
+async def readiness(
+    engine: AsyncEngine, head: str | None, settings: Settings, extra: dict[str, Check] | None = None
+) -> Readiness:
+    """The checks, with details fit for anonymous callers: what failed, never why (that goes to the log).
+    ``extra`` checks are informational (they never make the service unready)."""
     checks: dict[str, Check] = {
         "human_input": Check(ok=True, detail="forms can be created and answered")
         if settings.secret_key
@@ -69,7 +96,7 @@ async def readiness(engine: AsyncEngine, head: str | None, settings: Settings) -
         checks.setdefault("database", Check(ok=False, detail="unreachable"))
         checks.setdefault("migrations", Check(ok=False, detail="unknown"))
         checks.setdefault("worker", Check(ok=False, detail="unknown"))
-    return Readiness(ready=all(c.ok for c in checks.values()), checks=checks)
+    return Readiness(ready=all(c.ok for c in checks.values()), checks={**checks, **(extra or {})})
 
 
 class HealthController(Controller):
@@ -90,6 +117,9 @@ class HealthController(Controller):
     )
     async def readyz(self, request: Request[Any, Any, Any], db_engine: AsyncEngine) -> Response[Readiness]:
         """Ready to serve: the database answers, migrations are at head, a worker was seen recently, and human
-        input can work (a secret key is set)."""
-        report = await readiness(db_engine, request.app.state.migration_head, request.app.state.settings)
+        input can work (a secret key is set). The ``sandbox`` entry only informs: which confinement layers this
+        host offers, or why code nodes are refused."""
+        sandbox = await sandbox_check(request.app.state)
+        state = request.app.state
+        report = await readiness(db_engine, state.migration_head, state.settings, {"sandbox": sandbox})
         return Response(report, status_code=200 if report.ready else 503)

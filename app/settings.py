@@ -67,6 +67,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ssrf_proxy_allow_private_networks: tuple[str, ...] = ()
     #: ports user-supplied URLs may use; empty: any
     ssrf_allowed_ports: tuple[int, ...] = ()
+    code_sandbox: Literal["strict", "relaxed", "off"] = "strict"
+    code_execution_timeout: float = 15.0
+    code_execution_max_workers: int = 4
+    code_execution_max_queue: int = 50
+    code_execution_memory_mb: int = 512
+    code_sandbox_preload: tuple[str, ...] = ()
+    code_max_string_length: int = 400_000
+    code_max_number: int = 9223372036854775807
+    code_min_number: int = -9223372036854775807
+    code_max_precision: int = 20
+    code_max_depth: int = 5
+    code_max_string_array_length: int = 30
+    code_max_object_array_length: int = 30
+    code_max_number_array_length: int = 1000
 
     @property
     def embedded(self) -> bool:
@@ -122,21 +136,45 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         upload_limit = int(number("UPLOAD_FILE_SIZE_LIMIT", int, 15))
         if upload_limit <= 0:
             raise SettingsError(f"UPLOAD_FILE_SIZE_LIMIT must be a positive number of MB, got {upload_limit}")
+        code_sandbox = (get("CODE_SANDBOX") or "strict").lower()
+        if code_sandbox not in ("strict", "relaxed", "off"):
+            raise SettingsError(f"CODE_SANDBOX must be 'strict', 'relaxed' or 'off', got {code_sandbox!r}")
+        code_numbers: dict[str, float] = {}
+        for name, kind, default, least in (
+            ("CODE_EXECUTION_TIMEOUT", float, 15.0, 0.001),
+            ("CODE_EXECUTION_MAX_WORKERS", int, 4, 1),
+            ("CODE_EXECUTION_MAX_QUEUE", int, 50, 1),
+            ("CODE_EXECUTION_MEMORY_MB", int, 512, 32),
+            ("CODE_MAX_STRING_LENGTH", int, 400_000, 1),
+            ("CODE_MAX_PRECISION", int, 20, 0),
+            ("CODE_MAX_DEPTH", int, 5, 1),
+            ("CODE_MAX_STRING_ARRAY_LENGTH", int, 30, 0),
+            ("CODE_MAX_OBJECT_ARRAY_LENGTH", int, 30, 0),
+            ("CODE_MAX_NUMBER_ARRAY_LENGTH", int, 1000, 0),
+        ):
+            value = number(name, kind, default)
+            if value < least:
+                raise SettingsError(f"{name} must be at least {least:g}, got {value:g}")
+            code_numbers[name] = value
+        code_max_number = int(number("CODE_MAX_NUMBER", int, 9223372036854775807))
+        code_min_number = int(number("CODE_MIN_NUMBER", int, -9223372036854775807))
+        if code_min_number > code_max_number:
+            raise SettingsError("CODE_MIN_NUMBER must not be larger than CODE_MAX_NUMBER")
         port = int(number("SLUICE_PORT", int, 5001))
-        http_timeouts = {}
-        for kind, default in (("CONNECT", 10.0), ("READ", 600.0), ("WRITE", 600.0)):
-            name = f"HTTP_REQUEST_MAX_{kind}_TIMEOUT"
-            http_timeouts[kind] = float(number(name, float, default))
-            if http_timeouts[kind] <= 0:
+        http_timeouts: dict[str, float] = {}
+        for which, seconds in (("CONNECT", 10.0), ("READ", 600.0), ("WRITE", 600.0)):
+            name = f"HTTP_REQUEST_MAX_{which}_TIMEOUT"
+            http_timeouts[which] = float(number(name, float, seconds))
+            if http_timeouts[which] <= 0:
                 raise SettingsError(
-                    f"{name} must be a positive number of seconds, got {http_timeouts[kind]:g}"
+                    f"{name} must be a positive number of seconds, got {http_timeouts[which]:g}"
                 )
-        http_sizes = {}
-        for kind, default in (("BINARY", 10 * 1024 * 1024), ("TEXT", 1024 * 1024)):
-            name = f"HTTP_REQUEST_NODE_MAX_{kind}_SIZE"
-            http_sizes[kind] = int(number(name, int, default))
-            if http_sizes[kind] <= 0:
-                raise SettingsError(f"{name} must be a positive number of bytes, got {http_sizes[kind]}")
+        http_sizes: dict[str, int] = {}
+        for which, size in (("BINARY", 10 * 1024 * 1024), ("TEXT", 1024 * 1024)):
+            name = f"HTTP_REQUEST_NODE_MAX_{which}_SIZE"
+            http_sizes[which] = int(number(name, int, size))
+            if http_sizes[which] <= 0:
+                raise SettingsError(f"{name} must be a positive number of bytes, got {http_sizes[which]}")
         ssl_verify = (get("HTTP_REQUEST_NODE_SSL_VERIFY") or "true").lower()
         if ssl_verify not in ("true", "false"):
             raise SettingsError(f"HTTP_REQUEST_NODE_SSL_VERIFY must be 'true' or 'false', got {ssl_verify!r}")
@@ -208,4 +246,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             http_request_node_ssl_verify=ssl_verify == "true",
             ssrf_proxy_allow_private_networks=tuple(networks),
             ssrf_allowed_ports=tuple(int(p) for p in ports_text),
+            code_sandbox=code_sandbox,  # type: ignore[arg-type]
+            code_execution_timeout=float(code_numbers["CODE_EXECUTION_TIMEOUT"]),
+            code_execution_max_workers=int(code_numbers["CODE_EXECUTION_MAX_WORKERS"]),
+            code_execution_max_queue=int(code_numbers["CODE_EXECUTION_MAX_QUEUE"]),
+            code_execution_memory_mb=int(code_numbers["CODE_EXECUTION_MEMORY_MB"]),
+            code_sandbox_preload=tuple(
+                name.strip() for name in (get("CODE_SANDBOX_PRELOAD") or "").split(",") if name.strip()
+            ),
+            code_max_string_length=int(code_numbers["CODE_MAX_STRING_LENGTH"]),
+            code_max_number=code_max_number,
+            code_min_number=code_min_number,
+            code_max_precision=int(code_numbers["CODE_MAX_PRECISION"]),
+            code_max_depth=int(code_numbers["CODE_MAX_DEPTH"]),
+            code_max_string_array_length=int(code_numbers["CODE_MAX_STRING_ARRAY_LENGTH"]),
+            code_max_object_array_length=int(code_numbers["CODE_MAX_OBJECT_ARRAY_LENGTH"]),
+            code_max_number_array_length=int(code_numbers["CODE_MAX_NUMBER_ARRAY_LENGTH"]),
         )

@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app.knowledge.providers import Embedders
+from app.sandbox.client import Sandbox
 from app.settings import Settings
 from app.wiring import pause_kinds
 from app.workflows.engine.core import Limits
@@ -44,15 +45,21 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_async_engine(
         urls.asyncpg(settings.database_url), pool_size=settings.worker_concurrency + 2, max_overflow=4
     )
+    # the code sandbox's runner: a separate clean process (empty environment), so no secret of ours reaches it
+    sandbox = Sandbox.from_settings(settings)
     try:
+        await sandbox.start()
         limits = Limits(max_steps=settings.workflow_max_steps, max_seconds=settings.workflow_max_seconds)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         embedders = Embedders(settings)
         runtime = Runtime(
-            ports=make_ports(settings, sessions, embedders), kinds=pause_kinds(settings), limits=limits
+            ports=make_ports(settings, sessions, embedders, sandbox),
+            kinds=pause_kinds(settings),
+            limits=limits,
         )
         yield Resources(settings, sessions, runtime, embedders)
     finally:
+        await sandbox.close()
         await engine.dispose()
 
 

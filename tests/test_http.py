@@ -24,10 +24,13 @@ async def test_healthz(client: AsyncTestClient[Litestar]) -> None:
 async def test_readyz_reports_each_check(client: AsyncTestClient[Litestar]) -> None:
     response = await client.get("/readyz")
     body = response.json()
-    assert set(body["checks"]) == {"database", "migrations", "worker", "human_input"}
+    assert set(body["checks"]) == {"database", "migrations", "worker", "human_input", "sandbox"}
     assert body["checks"]["human_input"]["ok"] is True
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["migrations"]["ok"] is True
+    # the sandbox entry informs (layers, or why code nodes are refused); it never makes the service unready
+    sandbox = body["checks"]["sandbox"]
+    assert sandbox["ok"] is True and sandbox["detail"].startswith(("strict: ", "code nodes refused: "))
     # Readiness follows the worker check: 200 only when a worker beat recently.
     assert response.status_code == (200 if body["checks"]["worker"]["ok"] else 503)
     assert body["ready"] is (response.status_code == 200)

@@ -68,6 +68,29 @@ def test_http_request_and_ssrf_settings() -> None:
     assert s.ssrf_allowed_ports == (80, 443)
 
 
+def test_code_settings_use_difys_names_and_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.code_sandbox, s.code_execution_timeout, s.code_execution_memory_mb) == ("strict", 15.0, 512)
+    assert (s.code_execution_max_workers, s.code_execution_max_queue, s.code_sandbox_preload) == (4, 50, ())
+    assert (s.code_max_string_length, s.code_max_precision, s.code_max_depth) == (400_000, 20, 5)
+    assert (s.code_max_number, s.code_min_number) == (9223372036854775807, -9223372036854775807)
+    assert (s.code_max_string_array_length, s.code_max_object_array_length) == (30, 30)
+    assert s.code_max_number_array_length == 1000
+    read = Settings.from_env(
+        {
+            "CODE_SANDBOX": "Relaxed",
+            "CODE_EXECUTION_TIMEOUT": "2.5",
+            "CODE_SANDBOX_PRELOAD": "pandas, numpy,",
+            "CODE_MAX_STRING_LENGTH": "80000",
+            "CODE_MAX_STRING_ARRAY_LENGTH": "100",
+            "CODE_MIN_NUMBER": "-5",
+        }
+    )
+    assert read.code_sandbox == "relaxed" and read.code_execution_timeout == 2.5
+    assert read.code_sandbox_preload == ("pandas", "numpy") and read.code_max_string_length == 80000
+    assert read.code_max_string_array_length == 100 and read.code_min_number == -5
+
+
 @pytest.mark.parametrize(
     "env",
     [
@@ -81,4 +104,20 @@ def test_http_request_and_ssrf_settings() -> None:
 )
 def test_bad_http_settings_are_named(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"CODE_SANDBOX": "loose"},
+        {"CODE_EXECUTION_TIMEOUT": "0"},
+        {"CODE_EXECUTION_MAX_WORKERS": "0"},
+        {"CODE_EXECUTION_MEMORY_MB": "8"},
+        {"CODE_MAX_DEPTH": "zero"},
+        {"CODE_MIN_NUMBER": "10", "CODE_MAX_NUMBER": "5"},
+    ],
+)
+def test_bad_code_settings_are_named(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match="CODE_"):
         Settings.from_env(env)

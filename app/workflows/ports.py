@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.knowledge.providers import Embedders
 from app.knowledge.retrieval.port import KnowledgePort
 from app.knowledge.retrieval.service import Retriever
+from app.sandbox.client import Sandbox
+from app.sandbox.errors import SandboxError
 from app.settings import Settings
+from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Ports
+from app.workflows.engine.nodes.code import CodeLimits
+
+
+def code_limits(settings: Settings) -> CodeLimits:
+    return CodeLimits(
+        max_string_length=settings.code_max_string_length,
+        max_number=settings.code_max_number,
+        min_number=settings.code_min_number,
+        max_precision=settings.code_max_precision,
+        max_depth=settings.code_max_depth,
+        max_string_array_length=settings.code_max_string_array_length,
+        max_object_array_length=settings.code_max_object_array_length,
+        max_number_array_length=settings.code_max_number_array_length,
+    )
+
+
+class SandboxCodePort:
+    """The code node's port (``CodePort``): the worker's sandbox, its failures as node errors."""
+
+    def __init__(self, sandbox: Sandbox, limits: CodeLimits) -> None:
+        self.sandbox, self.limits = sandbox, limits
+
+    async def run(self, language: str, code: str, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        try:
+            return await self.sandbox.run_code(language, code, inputs)
+        except SandboxError as exc:
+            raise NodeRunError(exc.message, exc.error_type) from None
 
 
 def make_ports(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession] | None = None,
     embedders: Embedders | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Ports:
     from app.net.node_port import HttpNodePort
     from app.workflows.llm import OpenAIChat
@@ -29,4 +63,5 @@ def make_ports(
     retriever = None
     if sessions is not None:
         retriever = KnowledgePort(sessions, Retriever(embedders or Embedders(settings)))
-    return Ports(llm=llm, retriever=retriever, http=HttpNodePort.from_settings(settings))
+    code = SandboxCodePort(sandbox, code_limits(settings)) if sandbox is not None else None
+    return Ports(llm=llm, retriever=retriever, code=code, http=HttpNodePort.from_settings(settings))

@@ -90,7 +90,10 @@ async def test_import_export_round_trip_and_publish(
         (SIMPLE.replace("mode: workflow", "mode: chat"), "unsupported app mode 'chat'"),
         (SIMPLE.replace("type: start, title: Start", "type: end, title: Start"), "no start node"),
         (SIMPLE.replace("target: end", "target: ghost"), "unknown node 'ghost'"),
-        (SIMPLE.replace("type: end, title: End", "type: code, title: End"), "unsupported node types: code"),
+        (
+            SIMPLE.replace("type: end, title: End", "type: no-such-type, title: End"),
+            "unsupported node types: no-such-type",
+        ),
         (
             SIMPLE.replace(
                 "      - {id: e1", "      - {id: e0, source: end, target: start}\n      - {id: e1"
