@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
+from app.files.run_inputs import FileContext
+from app.files.signing import FileSigner
 from app.human_input.forms import PausedNode, paused_nodes
 from app.schemas import NO_NUL, Limit, Page, PageNumber, unix
 from app.settings import Settings
@@ -86,8 +88,11 @@ class WorkflowRunController(Controller):
         workflow_id: uuid.UUID | None,
     ) -> Response[Any]:
         assert key.app_id is not None
+        files = FileContext(
+            FileSigner.of(request.app.state.settings)
+        )  # TODO(lead): remote= the guarded client
         run = await services.start_run(
-            db_session, key.app_id, data.inputs, data.user, workflow_id, data.files
+            db_session, key.app_id, data.inputs, data.user, workflow_id, data.files, files
         )
         await db_session.commit()  # the job may start now; the response must not wait for the request to end
         hub: RunEventHub = request.app.state.hub

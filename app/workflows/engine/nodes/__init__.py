@@ -9,6 +9,7 @@ from app.workflows.engine.graph import NodeSpec
 from app.workflows.engine.nodes.answer import AnswerNode
 from app.workflows.engine.nodes.assigner import AssignerNode
 from app.workflows.engine.nodes.base import Node
+from app.workflows.engine.nodes.document_extractor import DocumentExtractorNode
 from app.workflows.engine.nodes.end import EndNode
 from app.workflows.engine.nodes.human_input import HumanInputNode
 from app.workflows.engine.nodes.if_else import IfElseNode
@@ -34,6 +35,7 @@ NODE_TYPES: dict[str, type[Node]] = {
         LLMNode,
         HumanInputNode,
         KnowledgeRetrievalNode,
+        DocumentExtractorNode,
     )
 }
 
