@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import undefer
 
 from app.files import services
 from app.files.references import file_dict
@@ -80,7 +79,5 @@ class DatabaseFiles:
                 raise FileReadError(f"Upload file {related} not found")
             if size > max_bytes:
                 raise FileReadError(f"the file is larger than {max_bytes} bytes")
-            content = await session.scalar(
-                select(UploadFile.content).where(*owned).options(undefer(UploadFile.content))
-            )
+            content = await session.scalar(select(UploadFile.content).where(*owned))
         return content or b""

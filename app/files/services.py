@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import undefer
 
 from app.errors import InvalidParam, NotFound, SluiceError
 from app.files import policy
@@ -191,7 +190,5 @@ async def file_for_link(session: AsyncSession, file_id: uuid.UUID) -> StoredFile
 
 
 async def _content(session: AsyncSession, upload_id: uuid.UUID) -> bytes:
-    content = await session.scalar(
-        select(UploadFile.content).where(UploadFile.id == upload_id).options(undefer(UploadFile.content))
-    )
+    content = await session.scalar(select(UploadFile.content).where(UploadFile.id == upload_id))
     return content or b""
