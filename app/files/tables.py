@@ -135,49 +135,57 @@ def _sheet_rows(sheet: Any, budget: list[int]) -> list[list[Any]]:
     return data
 
 
-def _is_blank_line(line: list[Any]) -> bool:
-    """pandas' python parser drops only one-cell lines that are blank (``skip_blank_lines``)."""
-    return not (len(line) > 1 or (len(line) == 1 and (not isinstance(line[0], str) or line[0].strip())))
-
-
 def _frame(rows: list[list[Any]]) -> tuple[list[str], list[list[str]]]:
     """Column names and the rendered cells of the rows that are not all NaN (``dropna(how="all")``)."""
-    lines = [r for r in rows if not _is_blank_line(r)]
-    if not lines:
+    if not rows:  # pandas reads Excel with skip_blank_lines=False: blank rows stay (as NaN) until dropna
         return [], []
-    header, data = lines[0], lines[1:]
+    header, data = rows[0], rows[1:]
     width = max([len(header), *(len(r) for r in data)])
     names = _column_names([*header, *[""] * (width - len(header))])
     columns = [[(r[i] if i < len(r) else "") for r in data] for i in range(width)]
     kinds_and_values = [_infer(column) for column in columns]
     kinds = {kind for kind, _ in kinds_and_values}
+    # ``iterrows`` makes one Series per row: an all-numeric frame with a float column upcasts every cell to
+    # float; otherwise the row is an object Series, which pandas re-infers as datetimes when every present
+    # cell is one (its gaps then print as ``NaT``).
     upcast = kinds <= {"int", "float"} and "float" in kinds
-    rendered_columns = [
-        [_render(v, "float" if upcast else kind) for v in values] for kind, values in kinds_and_values
-    ]
     body = []
     for index in range(len(data)):
-        if all(_is_nan(values[index]) for _, values in kinds_and_values):
+        cells = [(kind, values[index]) for kind, values in kinds_and_values]
+        present = [v for _, v in cells if not _is_nan(v)]
+        if not present:
             continue
-        body.append([column[index] for column in rendered_columns])
+        dated = all(isinstance(v, datetime.datetime) for v in present)
+        body.append(
+            [
+                "NaT" if dated and _is_nan(v) else _render(v, "float" if upcast else kind)
+                for kind, v in cells
+            ]
+        )
     return [" ".join(n.splitlines()) for n in names], body
 
 
 def _column_names(header: list[Any]) -> list[str]:
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for index, value in enumerate(header):
-        name = _text(value) if not (isinstance(value, str) and value == "") else f"Unnamed: {index}"
-        if isinstance(value, float) and math.isnan(value):
-            name = f"Unnamed: {index}"
-        base = name
-        while name in seen:
-            seen[base] += 1
-            name = f"{base}.{seen[base]}"
-        seen.setdefault(base, 0)
-        seen.setdefault(name, 0)
-        names.append(name)
-    return names
+    """pandas' column names: ``Unnamed: i`` for blanks, ``a.1`` for repeats (values compared as Python does:
+    ``True == 1``); an all-number header with a float and no repeats is a float index (``1`` reads ``1.0``)."""
+    values: list[Any] = [
+        f"Unnamed: {i}" if (isinstance(v, str) and v == "") or _is_nan(v) else v for i, v in enumerate(header)
+    ]
+    counts: dict[Any, int] = {}
+    renamed = False
+    for index, value in enumerate(values):
+        count = counts.get(value, 0)
+        while count > 0:  # pandas' _dedup_names
+            counts[value] = count + 1
+            value = f"{value}.{count}"
+            renamed = True
+            count = counts.get(value, 0)
+        values[index] = value
+        counts[value] = count + 1
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not renamed and len(numbers) == len(values) and any(isinstance(v, float) for v in numbers):
+        values = [float(v) for v in values]
+    return [_text(v) for v in values]
 
 
 def _is_nan(value: Any) -> bool:
@@ -205,24 +213,29 @@ def _number(value: Any) -> int | float | None:
 
 
 def _infer(column: list[Any]) -> tuple[str, list[Any]]:
-    """pandas' column type inference: NA strings to NaN, then all-numeric -> int/float, all-bool -> bool,
-    otherwise object (values kept as they are)."""
+    """pandas' column type inference: NA strings to NaN, then all-numeric (booleans count as 0/1 once mixed with
+    numbers or gaps; any gap makes floats) -> int/float, all-bool -> bool, all-datetime -> datetime (gaps ``NaT``), else object."""
     values = [NAN if isinstance(v, str) and v in NA_STRINGS else v for v in column]
     present = [v for v in values if not _is_nan(v)]
-    numbers = [_number(v) for v in present]
+    gaps = len(present) < len(values)
+    if present and all(isinstance(v, bool) for v in present) and not gaps:
+        return "bool", values
+    numbers = [int(v) if isinstance(v, bool) else _number(v) for v in present]
     if all(n is not None for n in numbers):
-        converted = [NAN if _is_nan(v) else _number(v) for v in values]
-        if any(isinstance(n, float) for n in converted) or len(present) < len(values):
+        converted = [NAN if _is_nan(v) else int(v) if isinstance(v, bool) else _number(v) for v in values]
+        if gaps or any(isinstance(n, float) for n in converted):
             return "float", [float(n) if n is not None else NAN for n in converted]
         return "int", converted
-    if present and all(isinstance(v, bool) for v in present) and len(present) == len(values):
-        return "bool", values
+    if present and all(isinstance(v, datetime.datetime) for v in present):
+        return "datetime", values
     return "object", values
 
 
 def _render(value: Any, kind: str) -> str:
     if kind == "float" and not _is_nan(value) and isinstance(value, int | float):
         return str(float(value))
+    if kind == "datetime" and _is_nan(value):
+        return "NaT"
     return " ".join(_text(value).splitlines()) if isinstance(value, str) else _text(value)
 
 
