@@ -41,9 +41,13 @@ class ThreadedDocuments:
 
     async def extract(self, *, content: bytes, extension: str | None, mime_type: str | None) -> str:
         if len(content) > self.max_input_bytes:
+            limit = (
+                f"{self.max_input_bytes // MB} MB"
+                if self.max_input_bytes >= MB
+                else f"{self.max_input_bytes} bytes"
+            )
             raise NodeRunError(
-                f"The file is larger than {self.max_input_bytes // MB} MB and cannot be extracted.",
-                "TextExtractionError",
+                f"The file is larger than {limit} and cannot be extracted.", "TextExtractionError"
             )
         loop = asyncio.get_running_loop()
         call = loop.run_in_executor(

@@ -157,10 +157,7 @@ def _frame(rows: list[list[Any]]) -> tuple[list[str], list[list[str]]]:
             continue
         dated = all(isinstance(v, datetime.datetime) for v in present)
         body.append(
-            [
-                "NaT" if dated and _is_nan(v) else _render(v, "float" if upcast else kind)
-                for kind, v in cells
-            ]
+            ["NaT" if dated and _is_nan(v) else _render(v, "float" if upcast else kind) for kind, v in cells]
         )
     return [" ".join(n.splitlines()) for n in names], body
 

@@ -107,7 +107,9 @@ async def test_another_users_upload_is_invalid(client: AsyncTestClient[Litestar]
     bobs = (await upload(client, app, "bob.txt", b"b", user="bob")).json()["id"]
     other_apps = (await upload(client, other_app, "alice.txt", b"a", user="alice")).json()["id"]
     for file_id in (bobs, other_apps, str(uuid.uuid4())):
-        assert_error(await run(client, app, {"doc": local(file_id)}), 400, "invalid_param", "Invalid upload file")
+        assert_error(
+            await run(client, app, {"doc": local(file_id)}), 400, "invalid_param", "Invalid upload file"
+        )
         assert_error(
             await run(client, app, {}, files=[local(file_id)]), 400, "invalid_param", "Invalid upload file"
         )
@@ -122,7 +124,10 @@ async def test_another_users_upload_is_invalid(client: AsyncTestClient[Litestar]
         ({"doc": {}}, "transfer_method is required in file mapping"),
         ({"doc": {"transfer_method": "pigeon"}}, "'pigeon' is not a valid FileTransferMethod"),
         ({"doc": {"transfer_method": "local_file"}}, "Invalid upload file id"),
-        ({"doc": {"transfer_method": "local_file", "upload_file_id": "nope"}}, "Invalid upload file id format"),
+        (
+            {"doc": {"transfer_method": "local_file", "upload_file_id": "nope"}},
+            "Invalid upload file id format",
+        ),
         ({"doc": {"transfer_method": "remote_url", "type": "document"}}, "Invalid file url"),
         ({"doc": {"transfer_method": "remote_url", "url": "ftp://x/a.txt"}}, "Invalid file url"),
         ({"docs": "x"}, "docs: must be a list of files"),
@@ -154,16 +159,27 @@ async def test_allowed_types_extensions_and_methods(client: AsyncTestClient[Lite
     archive = (await upload(client, app, "a.zip", b"zip", "application/zip")).json()["id"]
     rar = (await upload(client, app, "a.rar", b"rar", "application/x-rar")).json()["id"]
     failed = "File validation failed for file: {}"
-    assert_error(await run(client, app, {"doc": local(image, "image")}), 400, "invalid_param", failed.format("a.png"))
+    assert_error(
+        await run(client, app, {"doc": local(image, "image")}), 400, "invalid_param", failed.format("a.png")
+    )
     # Dify reads a mapping without a type as "custom": not a document
-    assert_error(await run(client, app, {"doc": local(text, None)}), 400, "invalid_param", failed.format("a.txt"))
+    assert_error(
+        await run(client, app, {"doc": local(text, None)}), 400, "invalid_param", failed.format("a.txt")
+    )
     ok = await run(client, app, {"archive": local(archive, None)})
     assert ok.json()["data"]["status"] == "succeeded", ok.text
-    assert_error(await run(client, app, {"archive": local(rar, None)}), 400, "invalid_param", failed.format("a.rar"))
+    assert_error(
+        await run(client, app, {"archive": local(rar, None)}), 400, "invalid_param", failed.format("a.rar")
+    )
     # the given type wins over the detected one
     typed = await run(client, app, {"doc": local(image, "document")})
     assert typed.json()["data"]["outputs"]["doc"]["type"] == "document"
-    assert_error(await run(client, app, {"doc": local(text, "blob")}), 400, "invalid_param", "'blob' is not a valid FileType")
+    assert_error(
+        await run(client, app, {"doc": local(text, "blob")}),
+        400,
+        "invalid_param",
+        "'blob' is not a valid FileType",
+    )
 
 
 async def test_file_lists_skip_incomplete_mappings(client: AsyncTestClient[Litestar]) -> None:
@@ -208,9 +224,13 @@ async def test_sys_files_follow_features_file_upload(client: AsyncTestClient[Lit
     assert [f["type"] for f in ok.json()["data"]["outputs"]["files"]] == ["document", "image"]
 
 
-async def test_without_file_upload_feature_any_file_goes_to_sys_files(client: AsyncTestClient[Litestar]) -> None:
+async def test_without_file_upload_feature_any_file_goes_to_sys_files(
+    client: AsyncTestClient[Litestar],
+) -> None:
     app = await new_app(client)  # no features.file_upload
-    ids = [(await upload(client, app, f"{n}.bin", b"b", "application/octet-stream")).json()["id"] for n in "abcd"]
+    ids = [
+        (await upload(client, app, f"{n}.bin", b"b", "application/octet-stream")).json()["id"] for n in "abcd"
+    ]
     response = await run(client, app, {}, files=[local(i, None) for i in ids])
     files = response.json()["data"]["outputs"]["files"]
     assert [f["filename"] for f in files] == ["a.bin", "b.bin", "c.bin", "d.bin"]
