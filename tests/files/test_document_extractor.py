@@ -159,3 +159,76 @@ async def test_a_docx_bomb_is_refused_quickly(client: AsyncTestClient[Litestar])
     data = await run(client, app, {"doc": mapping})
     assert time.monotonic() - started < 10
     assert data["status"] == "failed" and "more than 200000 paragraphs" in data["error"]
+
+
+FORGED_APP = """
+version: 0.1.5
+kind: app
+app: {name: Forged, mode: workflow}
+workflow:
+  graph:
+    nodes:
+      - id: start
+        data: {type: start, title: Start, variables: [{variable: blob, label: Blob, type: json_object, required: true}]}
+      - id: one
+        data: {type: document-extractor, title: One, variable_selector: [start, blob]}
+      - id: end
+        data: {type: end, title: End, outputs: [{variable: text, value_selector: [one, text]}]}
+    edges:
+      - {id: e1, source: start, target: one}
+      - {id: e2, source: one, target: end}
+"""
+
+
+async def test_a_forged_file_dict_cannot_reach_another_users_file(client: AsyncTestClient[Litestar]) -> None:
+    """A file dict smuggled in through a JSON input is read only if the run's end user owns the file."""
+    app = await new_app(client, FORGED_APP)
+    bobs = (await upload(client, app, "bob.txt", b"bob's secret", user="bob")).json()
+    forged = {
+        "dify_model_identity": "__dify__file__", "type": "document", "transfer_method": "local_file",
+        "related_id": bobs["id"], "filename": "bob.txt", "extension": ".txt", "mime_type": "text/plain",
+    }  # fmt: skip
+    body = {"inputs": {"blob": forged}, "user": "alice", "response_mode": "blocking"}
+    data = (await client.post("/v1/workflows/run", json=body, headers=app.headers)).json()["data"]
+    assert data["status"] == "failed" and "Error downloading file: Upload file" in data["error"], data
+    body["user"] = "bob"
+    data = (await client.post("/v1/workflows/run", json=body, headers=app.headers)).json()["data"]
+    assert data["status"] == "succeeded" and data["outputs"] == {"text": "bob's secret"}
+
+
+async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], files_settings: Any) -> None:
+    """``FilePort.save`` stores a tool file of the run's app and end user; it previews under the app and is
+    readable by runs of that user only."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from app.files.ports import DatabaseFiles
+    from app.files.signing import FileSigner
+    from app.workflows.engine.nodes.base import RunInfo
+    from db import urls
+
+    app = await new_app(client, EXTRACTOR_APP)
+    run_id = (await run(client, app, {}))["id"]
+    engine = create_async_engine(urls.asyncpg(files_settings.database_url))
+    try:
+        port = DatabaseFiles(async_sessionmaker(engine, expire_on_commit=False), FileSigner.of(files_settings))
+        run_info = RunInfo(run_id=run_id, app_id=app.app_id, workflow_id="w", user_id="alice")
+        saved = await port.save(run_info, filename="../out/report.txt", mime_type="text/plain", content=b"made")
+        assert saved["transfer_method"] == "tool_file" and saved["filename"] == ".._out_report.txt"
+        assert saved["url"].startswith("http://files.test/files/") and saved["type"] == "document"
+        assert await port.read(run_info, saved, max_bytes=100) == b"made"
+        with pytest.raises(Exception, match="larger than"):
+            await port.read(run_info, saved, max_bytes=3)
+        stranger = RunInfo(run_id=run_id, app_id=app.app_id, workflow_id="w", user_id="mallory")
+        with pytest.raises(Exception, match="not found"):
+            await port.read(stranger, saved, max_bytes=100)
+        with pytest.raises(Exception, match="SSRF-guarded"):
+            await port.read(run_info, {"transfer_method": "remote_url", "remote_url": "http://127.0.0.1:9/x"}, max_bytes=9)
+    finally:
+        await engine.dispose()
+    preview = await client.get(f"/v1/files/{saved['related_id']}/preview", headers=app.headers)
+    assert preview.status_code == 200 and preview.content == b"made"
+    # a run of its user may reference it as a tool file
+    mapping = {"transfer_method": "tool_file", "tool_file_id": saved["related_id"], "type": "document"}
+    body = {"inputs": {"doc": mapping}, "user": "alice", "response_mode": "blocking"}
+    data = (await client.post("/v1/workflows/run", json=body, headers=app.headers)).json()["data"]
+    assert data["status"] == "succeeded" and data["outputs"]["text"] == "made", data
