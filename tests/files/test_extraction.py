@@ -201,3 +201,26 @@ async def test_node_outputs_and_errors() -> None:
     assert outcome.error is not None and "larger than" in outcome.error
     outcome, _ = await run_extractor(file("a", ".exe"), {"a": b"MZ"})
     assert outcome.error == 'Node "x" run failed: Unsupported Extension Type: .exe'
+
+
+def test_all_numeric_sheets_render_like_pandas_iterrows() -> None:
+    """Checked against pandas 3.1: an all-number frame with one float column prints every cell as a float; a
+    datetime row prints its gaps as NaT; repeated header values are renamed ``a.1`` (and ``True`` repeats 1)."""
+    import datetime
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["a", "b"], [1, 1.5], [2, 3]):
+        sheet.append(row)
+    other = book.create_sheet("two")
+    for row in ([1, True, "x"], [datetime.datetime(2024, 1, 1), None, None], ["s", 2, "t"]):
+        other.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    text = tables.excel_markdown(out.getvalue(), max_cells=100, max_unpacked=10**8)
+    assert text == (
+        "| a | b |\n| - | - |\n| 1.0 | 1.5 |\n| 2.0 | 3.0 |\n\n"
+        "| 1 | True.1 | x |\n| - | ------ | - |\n| 2024-01-01 00:00:00 | NaT | NaT |\n| s | 2.0 | t |\n\n"
+    )
