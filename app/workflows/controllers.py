@@ -189,7 +189,9 @@ class WorkflowRunController(Controller):
         return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @get("/parameters", responses=responses(401, 404))
-    async def app_parameters(self, db_session: AsyncSession, key: KeyContext) -> Parameters:
+    async def app_parameters(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext
+    ) -> Parameters:
         """The start node's input form (`user_input_form`) and the app's features."""
         assert key.app_id is not None
         try:
@@ -209,12 +211,19 @@ class WorkflowRunController(Controller):
             suggested_questions=features.get("suggested_questions") or [],
             file_upload=features.get("file_upload") or {"enabled": False},
             user_input_form=form,
-            system_parameters={
-                "file_size_limit": 15,
-                "image_file_size_limit": 10,
-                "workflow_file_upload_limit": 10,
-            },
+            system_parameters=system_parameters(request.app.state.settings),
         )
+
+
+def system_parameters(settings: Settings) -> dict[str, int]:
+    """The upload limits clients show (MB), as Dify's ``/parameters`` gives them."""
+    return {
+        "image_file_size_limit": settings.upload_image_file_size_limit,
+        "video_file_size_limit": settings.upload_video_file_size_limit,
+        "audio_file_size_limit": settings.upload_audio_file_size_limit,
+        "file_size_limit": settings.upload_file_size_limit,
+        "workflow_file_upload_limit": 10,
+    }
 
 
 def _log_entry(run: WorkflowRun) -> LogEntry:

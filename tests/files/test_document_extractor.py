@@ -210,9 +210,13 @@ async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], f
     run_id = (await run(client, app, {}))["id"]
     engine = create_async_engine(urls.asyncpg(files_settings.database_url))
     try:
-        port = DatabaseFiles(async_sessionmaker(engine, expire_on_commit=False), FileSigner.of(files_settings))
+        port = DatabaseFiles(
+            async_sessionmaker(engine, expire_on_commit=False), FileSigner.of(files_settings)
+        )
         run_info = RunInfo(run_id=run_id, app_id=app.app_id, workflow_id="w", user_id="alice")
-        saved = await port.save(run_info, filename="../out/report.txt", mime_type="text/plain", content=b"made")
+        saved = await port.save(
+            run_info, filename="../out/report.txt", mime_type="text/plain", content=b"made"
+        )
         assert saved["transfer_method"] == "tool_file" and saved["filename"] == ".._out_report.txt"
         assert saved["url"].startswith("http://files.test/files/") and saved["type"] == "document"
         assert await port.read(run_info, saved, max_bytes=100) == b"made"
@@ -222,7 +226,9 @@ async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], f
         with pytest.raises(Exception, match="not found"):
             await port.read(stranger, saved, max_bytes=100)
         with pytest.raises(Exception, match="SSRF-guarded"):
-            await port.read(run_info, {"transfer_method": "remote_url", "remote_url": "http://127.0.0.1:9/x"}, max_bytes=9)
+            await port.read(
+                run_info, {"transfer_method": "remote_url", "remote_url": "http://127.0.0.1:9/x"}, max_bytes=9
+            )
     finally:
         await engine.dispose()
     preview = await client.get(f"/v1/files/{saved['related_id']}/preview", headers=app.headers)

@@ -351,3 +351,15 @@ async def test_upload_without_secret_key_fails_clearly(files_settings: Settings)
         response = await upload(client, app, "a.txt", b"x")
         assert_error(response, 503, "secret_key_missing")
         assert "SLUICE_SECRET_KEY" in response.json()["message"]
+
+
+async def test_parameters_show_the_upload_limits(client: AsyncTestClient[Litestar]) -> None:
+    app = await new_app(client)
+    body = (await client.get("/v1/parameters", headers=app.headers)).json()
+    assert body["system_parameters"] == {
+        "image_file_size_limit": 2,
+        "video_file_size_limit": 4,
+        "audio_file_size_limit": 3,
+        "file_size_limit": 1,
+        "workflow_file_upload_limit": 10,
+    }
