@@ -25,6 +25,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from app import runtime
 from app.errors import handle_exception
+from app.files.controllers import FileController, SignedFileController
 from app.health import HealthController
 from app.human_input.controllers import AppFormController, PublicFormController
 from app.human_input.pages import FormPageController
@@ -69,6 +70,8 @@ ROUTES: list[Any] = [
     DslController,
     WorkflowRunController,
     AppFormController,
+    FileController,
+    SignedFileController,
 ]
 
 

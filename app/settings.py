@@ -81,6 +81,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     code_max_string_array_length: int = 30
     code_max_object_array_length: int = 30
     code_max_number_array_length: int = 1000
+    upload_image_file_size_limit: int = 10
+    upload_video_file_size_limit: int = 100
+    upload_audio_file_size_limit: int = 50
+    #: lower-case extensions without dots that ``/v1/files/upload`` refuses
+    upload_file_extension_blacklist: frozenset[str] = frozenset()
+    #: seconds a signed file URL stays valid
+    files_access_timeout: int = 300
+    #: base URL of signed file links (``{files_url}/files/{id}/file-preview?...``); None: ``public_url``
+    files_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -133,9 +142,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         llm_timeout = float(number("SLUICE_LLM_TIMEOUT_SECONDS", float, 120.0))
         if llm_timeout <= 0:
             raise SettingsError(f"SLUICE_LLM_TIMEOUT_SECONDS must be positive, got {llm_timeout:g}")
-        upload_limit = int(number("UPLOAD_FILE_SIZE_LIMIT", int, 15))
-        if upload_limit <= 0:
-            raise SettingsError(f"UPLOAD_FILE_SIZE_LIMIT must be a positive number of MB, got {upload_limit}")
         code_sandbox = (get("CODE_SANDBOX") or "strict").lower()
         if code_sandbox not in ("strict", "relaxed", "off"):
             raise SettingsError(f"CODE_SANDBOX must be 'strict', 'relaxed' or 'off', got {code_sandbox!r}")
@@ -160,6 +166,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         code_min_number = int(number("CODE_MIN_NUMBER", int, -9223372036854775807))
         if code_min_number > code_max_number:
             raise SettingsError("CODE_MIN_NUMBER must not be larger than CODE_MAX_NUMBER")
+
+        def megabytes(name: str, default: int) -> int:
+            value = int(number(name, int, default))
+            if value <= 0:
+                raise SettingsError(f"{name} must be a positive number of MB, got {value}")
+            return value
+
+        files_access_timeout = int(number("FILES_ACCESS_TIMEOUT", int, 300))
+        if files_access_timeout <= 0:
+            raise SettingsError(
+                f"FILES_ACCESS_TIMEOUT must be a positive number of seconds, got {files_access_timeout}"
+            )
+        blacklist = frozenset(
+            ext.strip().lower().strip(".")
+            for ext in (get("UPLOAD_FILE_EXTENSION_BLACKLIST") or "").split(",")
+            if ext.strip().strip(".")
+        )
         port = int(number("SLUICE_PORT", int, 5001))
         http_timeouts: dict[str, float] = {}
         for which, seconds in (("CONNECT", 10.0), ("READ", 600.0), ("WRITE", 600.0)):
@@ -237,7 +260,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             smtp_use_tls=use_tls,
             smtp_opportunistic_tls=opportunistic_tls,
             mail_default_send_from=get("MAIL_DEFAULT_SEND_FROM"),
-            upload_file_size_limit=upload_limit,
             http_request_max_connect_timeout=http_timeouts["CONNECT"],
             http_request_max_read_timeout=http_timeouts["READ"],
             http_request_max_write_timeout=http_timeouts["WRITE"],
@@ -262,4 +284,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             code_max_string_array_length=int(code_numbers["CODE_MAX_STRING_ARRAY_LENGTH"]),
             code_max_object_array_length=int(code_numbers["CODE_MAX_OBJECT_ARRAY_LENGTH"]),
             code_max_number_array_length=int(code_numbers["CODE_MAX_NUMBER_ARRAY_LENGTH"]),
+            upload_file_size_limit=megabytes("UPLOAD_FILE_SIZE_LIMIT", 15),
+            upload_image_file_size_limit=megabytes("UPLOAD_IMAGE_FILE_SIZE_LIMIT", 10),
+            upload_video_file_size_limit=megabytes("UPLOAD_VIDEO_FILE_SIZE_LIMIT", 100),
+            upload_audio_file_size_limit=megabytes("UPLOAD_AUDIO_FILE_SIZE_LIMIT", 50),
+            upload_file_extension_blacklist=blacklist,
+            files_access_timeout=files_access_timeout,
+            files_url=(get("FILES_URL") or "").rstrip("/") or None,
         )

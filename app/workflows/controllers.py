@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
+from app.files.run_inputs import FileContext
+from app.files.signing import FileSigner
 from app.schemas import NO_NUL, Limit, Page, PageNumber, unix
+from app.settings import Settings
 from app.tenancy.services import KeyContext
 from app.workflows import services
 from app.workflows.engine.graph import Graph
@@ -98,8 +101,11 @@ class WorkflowRunController(Controller):
         workflow_id: uuid.UUID | None,
     ) -> Response[Any]:
         assert key.app_id is not None
+        files = FileContext(
+            FileSigner.of(request.app.state.settings)
+        )  # TODO(lead): remote= the guarded client
         run = await services.start_run(
-            db_session, key.app_id, data.inputs, data.user, workflow_id, data.files
+            db_session, key.app_id, data.inputs, data.user, workflow_id, data.files, files
         )
         await db_session.commit()  # the job may start now; the response must not wait for the request to end
         hub: RunEventHub = request.app.state.hub
@@ -221,7 +227,9 @@ class WorkflowRunController(Controller):
         )
 
     @get("/parameters", responses=responses(401, 404))
-    async def app_parameters(self, db_session: AsyncSession, key: KeyContext) -> Parameters:
+    async def app_parameters(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext
+    ) -> Parameters:
         """The start node's input form (`user_input_form`) and the app's features."""
         assert key.app_id is not None
         try:
@@ -241,12 +249,19 @@ class WorkflowRunController(Controller):
             suggested_questions=features.get("suggested_questions") or [],
             file_upload=features.get("file_upload") or {"enabled": False},
             user_input_form=form,
-            system_parameters={
-                "file_size_limit": 15,
-                "image_file_size_limit": 10,
-                "workflow_file_upload_limit": 10,
-            },
+            system_parameters=system_parameters(request.app.state.settings),
         )
+
+
+def system_parameters(settings: Settings) -> dict[str, int]:
+    """The upload limits clients show (MB), as Dify's ``/parameters`` gives them."""
+    return {
+        "image_file_size_limit": settings.upload_image_file_size_limit,
+        "video_file_size_limit": settings.upload_video_file_size_limit,
+        "audio_file_size_limit": settings.upload_audio_file_size_limit,
+        "file_size_limit": settings.upload_file_size_limit,
+        "workflow_file_upload_limit": 10,
+    }
 
 
 def _log_entry(run: WorkflowRun) -> LogEntry:

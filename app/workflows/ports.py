@@ -7,6 +7,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.files.documents import MB, ThreadedDocuments
+from app.files.ports import DatabaseFiles
+from app.files.signing import FileSigner
 from app.knowledge.providers import Embedders
 from app.knowledge.retrieval.port import KnowledgePort
 from app.knowledge.retrieval.service import Retriever
@@ -60,8 +63,20 @@ def make_ports(
         timeout=settings.llm_timeout_seconds,
         no_tool_models=settings.llm_no_tool_models,
     )
-    retriever = None
+    retriever = files = None
     if sessions is not None:
         retriever = KnowledgePort(sessions, Retriever(embedders or Embedders(settings)))
+        # TODO(lead): pass remote= an adapter of app/net's guarded client (app/files/remote.py)
+        files = DatabaseFiles(sessions, FileSigner.of(settings))
+    # TODO(lead): switch to the sandbox once app/sandbox lands (app/files/documents.py says how)
+    max_input = settings.upload_file_size_limit * MB
+    documents = ThreadedDocuments(max_input_bytes=max_input, max_output_chars=2 * max_input)
     code = SandboxCodePort(sandbox, code_limits(settings)) if sandbox is not None else None
-    return Ports(llm=llm, retriever=retriever, code=code, http=HttpNodePort.from_settings(settings))
+    return Ports(
+        llm=llm,
+        retriever=retriever,
+        code=code,
+        http=HttpNodePort.from_settings(settings),
+        files=files,
+        documents=documents,
+    )

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
+from app.files.run_inputs import FileContext, resolve_run_files
+from app.files.signing import FileSigner
 from app.tenancy import services as tenancy
 from app.workflows import dsl
 from app.workflows.engine.core import initial_state
@@ -89,8 +91,10 @@ async def start_run(
     user: str,
     workflow_id: uuid.UUID | None = None,
     files: list[Any] | None = None,
+    file_context: FileContext | None = None,
 ) -> StartedRun:
-    """Create a run and defer its job in the caller's transaction (both or neither)."""
+    """Create a run and defer its job in the caller's transaction (both or neither). File mappings (``files``
+    and file inputs) are resolved first (``file_context`` signs their links; without it they cannot be used)."""
     workflow = await published(session, app_id, workflow_id)
     graph = Graph.from_dsl(workflow.graph)
     start = graph.start_node()
@@ -100,13 +104,23 @@ async def start_run(
         values = start_node.validate_inputs(inputs)
     except InputError as exc:
         raise InvalidParam(str(exc)) from None
+    values, system_files = await resolve_run_files(
+        session,
+        file_context or FileContext(FileSigner(None, "")),
+        app_id=app_id,
+        user=user,
+        variables=start_node.config.variables,
+        dsl=workflow.dsl,
+        inputs=values,
+        files=files,
+    )
     run_id = uuid.uuid4()
     system = {
         "user_id": user,
         "app_id": str(app_id),
         "workflow_id": str(workflow.id),
         "workflow_run_id": str(run_id),
-        "files": files or [],
+        "files": system_files,
         "query": "",
     }
     state = initial_state(values, system, start.id, **dsl.environment(workflow.dsl))

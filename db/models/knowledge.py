@@ -80,14 +80,34 @@ embedding_cache = sa.Table(
 )
 
 
+#: Where an upload came from: a knowledge document, ``POST /v1/files/upload``, or a node of a run (Dify's tool files).
+UPLOAD_SOURCES = ("datasets", "upload", "tool")
+
+
 class UploadFile(Base):
-    """A file given to create/update a document (text documents are stored as a .txt upload, like Dify)."""
+    """A stored file: a knowledge document's file (text documents are stored as a .txt upload, like Dify), a
+    file uploaded through the Service API for an app's runs, or a file a node of a run produced.
+
+    App files (``source`` ``upload``/``tool``) belong to one app and one end user of it (``created_by``, the
+    ``user`` string of the Service API): only that end user may reference them in a run.
+    """
 
     __tablename__ = "upload_files"
+    __table_args__ = (
+        sa.CheckConstraint(f"source IN {UPLOAD_SOURCES!r}", name="source"),
+        sa.CheckConstraint("(source = 'datasets') = (app_id IS NULL)", name="app_scope"),
+        Index("upload_files_app", "app_id"),
+    )
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16), default="datasets", server_default="datasets")
+    app_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    #: the end user (the Service API's ``user``) who uploaded it, or whose run produced it
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    #: the run whose node produced it (``source`` ``tool``)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("workflow_runs.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(255))
-    extension: Mapped[str] = mapped_column(String(16))
+    extension: Mapped[str] = mapped_column(String(255))
     mime_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int]
     content_hash: Mapped[bytes] = mapped_column(BYTEA)

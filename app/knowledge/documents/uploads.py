@@ -1,14 +1,17 @@
-"""The multipart body of the file endpoints: a ``file`` part and an optional ``data`` part (a JSON string).
+"""The multipart body of the file endpoints: a ``file`` part and optional fields (``data``, a JSON string, on the
+knowledge endpoints; ``user`` on ``/v1/files/upload``).
 
-The body is read here, not by Litestar, so that it is read against ``UPLOAD_FILE_SIZE_LIMIT`` as it arrives: an
-oversized upload is refused with 413 ``file_too_large`` without buffering more than the limit. Because the
+The body is read here, not by Litestar, so that it is read against the size limit as it arrives: an oversized
+upload is refused with 413 ``file_too_large`` without buffering more than the limit. The limit may depend on the
+part's file name (``/v1/files/upload`` allows larger videos than documents): see :class:`SizeLimit`. This is the
+one streamed multipart reader of the service; the knowledge and the files endpoints both use it. Because the
 handlers then take no ``data`` parameter, :class:`UploadOperation` writes the request body into the OpenAPI
 document by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
@@ -19,7 +22,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
 from app import json_body
-from app.errors import InvalidParam
+from app.errors import InvalidParam, SluiceError
 from app.knowledge.documents.schemas import DocumentFileSettings
 from app.knowledge.documents.services import MB, Source
 from app.knowledge.errors import FileTooLarge, NoFileUploaded, TooManyFiles
@@ -29,6 +32,8 @@ from app.settings import Settings
 FORM_OVERHEAD = MB
 #: At most this many parts (``file``, ``data``, and some slack for fields a client adds).
 MAX_PARTS = 16
+#: Longest header block of one part: room for a file name of some 30,000 characters (names are shortened later).
+MAX_PART_HEADER = 32 * 1024
 
 
 class FilenameMissing(InvalidParam):
@@ -95,25 +100,49 @@ class UploadForm:
             raise InvalidParam("data: must be a JSON object of document settings.") from None
 
 
-async def _bounded(chunks: AsyncIterator[bytes], budget: int) -> AsyncIterator[bytes]:
+@dataclass(frozen=True)
+class SizeLimit:
+    """How large the parts of one form may be.
+
+    ``part_bytes(filename)`` is the limit of a part with that file name (``None`` for a plain field);
+    ``largest`` is the largest of those, which (plus :data:`FORM_OVERHEAD`) bounds the whole body.
+    ``too_large(part)`` is the error raised when a part goes over its limit: it sees the part's name, file name
+    and content type (not its bytes), so that checks that come before the size check can be answered first.
+    """
+
+    largest: int
+    part_bytes: Callable[[str | None], int]
+    too_large: Callable[[FilePart], SluiceError]
+
+    @classmethod
+    def megabytes(cls, limit_mb: int) -> SizeLimit:
+        """One limit for every part (the knowledge endpoints: ``UPLOAD_FILE_SIZE_LIMIT``)."""
+        error = FileTooLarge(f"File size exceeded: at most {limit_mb} MB.")
+        return cls(limit_mb * MB, lambda _: limit_mb * MB, lambda _: error)
+
+
+async def _bounded(chunks: AsyncIterator[bytes], budget: int, error: SluiceError) -> AsyncIterator[bytes]:
     received = 0
     async for chunk in chunks:
         received += len(chunk)
         if received > budget:
-            raise FileTooLarge()
+            raise error
         yield chunk
 
 
-async def read_form(request: Request[Any, Any, Any], limit_mb: int) -> UploadForm:
-    """Parse the multipart body; a file over ``limit_mb`` MB (or a body far over it) is 413 ``file_too_large``."""
-    max_file = limit_mb * MB
-    budget = max_file + FORM_OVERHEAD
+async def read_form(request: Request[Any, Any, Any], limit: int | SizeLimit) -> UploadForm:
+    """Parse the multipart body; a part over its limit (or a body far over the largest) is refused with the
+    limit's error (413 ``file_too_large``) as soon as it is seen, without reading the rest. ``limit`` in MB is
+    one limit for every part."""
+    sizes = SizeLimit.megabytes(limit) if isinstance(limit, int) else limit
+    budget = sizes.largest + FORM_OVERHEAD
+    body_too_large = sizes.too_large(FilePart("", "", None, b""))
     if (request.content_length or 0) > budget:
-        raise FileTooLarge(f"File size exceeded: at most {limit_mb} MB.")
+        raise body_too_large
     content_type, options = request.content_type
     if content_type == "application/x-www-form-urlencoded":
         # No file can come this way, but an update may send just its ``data`` like this (as Flask reads it).
-        body = b"".join([chunk async for chunk in _bounded(request.stream(), budget)])
+        body = b"".join([chunk async for chunk in _bounded(request.stream(), budget, body_too_large)])
         try:
             return UploadForm(fields=dict(parse_qsl(body.decode(), keep_blank_values=True)))
         except UnicodeDecodeError:
@@ -126,23 +155,32 @@ async def read_form(request: Request[Any, Any, Any], limit_mb: int) -> UploadFor
     form = UploadForm()
     segment: MultipartSegment | None = None
     buffer = bytearray()
+    part_limit = 0
     try:
-        with PushMultipartParser(boundary, max_segment_count=MAX_PARTS) as parser:
-            async for chunk in _bounded(request.stream(), budget):
+        with PushMultipartParser(
+            boundary, max_header_size=MAX_PART_HEADER, max_segment_count=MAX_PARTS
+        ) as parser:
+            async for chunk in _bounded(request.stream(), budget, body_too_large):
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         segment, buffer = event, bytearray()
+                        part_limit = sizes.part_bytes(event.filename)
                     elif event:
                         buffer += event
-                        if len(buffer) > max_file:
-                            raise FileTooLarge(f"File size exceeded: at most {limit_mb} MB.")
+                        if len(buffer) > part_limit and segment is not None:
+                            header_only = FilePart(
+                                segment.name or "", segment.filename or "", segment.content_type, b""
+                            )
+                            raise sizes.too_large(header_only)
                     elif segment is not None:
                         _add_part(form, segment, bytes(buffer))
-                        segment = None
+                        segment, buffer = None, bytearray()
                 if parser.closed:
                     break
-    except ParserLimitReached:
-        raise InvalidParam(f"Too many parts in the form (at most {MAX_PARTS}).") from None
+    except ParserLimitReached as exc:
+        if "count" in str(exc) and "header" not in str(exc):
+            raise InvalidParam(f"Too many parts in the form (at most {MAX_PARTS}).") from None
+        raise InvalidParam(f"The multipart/form-data body is too large in its headers ({exc}).") from None
     except ParserError:
         raise InvalidParam("The multipart/form-data body is malformed.") from None
     return form

@@ -10,6 +10,7 @@ from app.workflows.engine.nodes.answer import AnswerNode
 from app.workflows.engine.nodes.assigner import AssignerNode
 from app.workflows.engine.nodes.base import Node
 from app.workflows.engine.nodes.code import CodeNode
+from app.workflows.engine.nodes.document_extractor import DocumentExtractorNode
 from app.workflows.engine.nodes.end import EndNode
 from app.workflows.engine.nodes.http_request import HttpRequestNode
 from app.workflows.engine.nodes.human_input import HumanInputNode
@@ -42,6 +43,7 @@ NODE_TYPES: dict[str, type[Node]] = {
         ParameterExtractorNode,
         QuestionClassifierNode,
         CodeNode,
+        DocumentExtractorNode,
     )
 }
 

@@ -1,4 +1,8 @@
-"""`start`: declares the run's inputs; its outputs are the validated inputs (plus ``sys.*`` in the pool)."""
+"""`start`: declares the run's inputs; its outputs are the validated inputs (plus ``sys.*`` in the pool).
+
+File inputs are checked here for shape only (a mapping, a list of mappings); the API turns them into file dicts
+(``app.files.run_inputs``) before the run is created, since that needs the database.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from app.workflows.engine.errors import InputError
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, convert
 
 TEXT_TYPES = {"text-input", "paragraph", "select"}
+FILE_TYPES = {"file", "file-list"}
 
 
 class StartVariable(msgspec.Struct, kw_only=True):
@@ -21,6 +26,10 @@ class StartVariable(msgspec.Struct, kw_only=True):
     max_length: int | None = None
     options: list[str] = msgspec.field(default_factory=list)
     default: Any = None
+    #: ``file``/``file-list``: what files the variable accepts (checked by ``app.files`` before a run starts)
+    allowed_file_types: list[str] | None = None
+    allowed_file_extensions: list[str] | None = None
+    allowed_file_upload_methods: list[str] | None = None
 
 
 class StartConfig(msgspec.Struct, kw_only=True):
@@ -40,6 +49,8 @@ class StartNode(Node):
             value = inputs.get(var.variable)
             if value in (None, "") and var.default not in (None, ""):
                 value = var.default
+            if value == "" and var.type in FILE_TYPES and not var.required:
+                value = None  # an empty placeholder for an optional file means "unset" (Dify)
             if value is None or (value == "" and var.type in TEXT_TYPES):
                 if var.required:
                     raise InputError(var.variable, "is required in input form")
@@ -76,8 +87,13 @@ class StartNode(Node):
             if not isinstance(value, dict):
                 raise InputError(var.variable, "must be a JSON object")
             return value
-        if var.type == "file-list" and not isinstance(value, list):
-            raise InputError(var.variable, "must be a list of files")
+        if var.type == "file" and not isinstance(value, dict):
+            raise InputError(var.variable, "must be a file")
+        if var.type == "file-list":
+            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+                raise InputError(var.variable, "must be a list of files")
+            if var.max_length and len(value) > var.max_length:
+                raise InputError(var.variable, f"must be less than {var.max_length} files")
         return value
 
     async def run(self, ctx: NodeContext) -> NodeResult:
