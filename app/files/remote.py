@@ -1,14 +1,8 @@
 """Files given by URL (``transfer_method: remote_url``): what a HEAD says about them, and fetching their bytes.
 
-Every request to a user-supplied URL must go through the one SSRF-guarded client (DESIGN rule 8). That client is
-not wired here yet: :class:`RemoteFiles` is the small interface this package needs from it, and
-:data:`NO_REMOTE_FILES` refuses every URL with a clear message until the lead adapts ``app/net``'s guarded
-client to it (``probe`` = a HEAD following redirects; ``fetch`` = a GET whose body is read up to ``max_bytes``).
-
-TODO(lead): implement ``RemoteFiles`` on top of ``app/net``'s guarded client and pass it to
-``app.files.references.resolve_run_files`` (API) and ``app.files.ports.DatabaseFiles`` (worker); until then
-remote-URL files are refused (400 in the API, a readable node error in a run). Do not replace it with a raw httpx
-call.
+Every request to a user-supplied URL goes through the one SSRF-guarded client (``app/net``, DESIGN rule 8):
+:class:`GuardedRemoteFiles` is the API's and the worker's ``RemoteFiles``. :data:`NO_REMOTE_FILES` refuses every
+URL; it is what code that was given no client (tests of other things) gets.
 """
 
 from __future__ import annotations
@@ -23,6 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.errors import InvalidParam
+from app.net.client import GuardedClient
+from app.net.errors import NetError
+from app.settings import Settings
 
 NOT_CONFIGURED = "Remote file URLs cannot be used: no SSRF-guarded HTTP client is configured on this server."
 
@@ -58,6 +55,46 @@ class _NoRemoteFiles:
 
 
 NO_REMOTE_FILES: RemoteFiles = _NoRemoteFiles()
+
+#: How long probing or fetching a remote file may take (seconds).
+REMOTE_TIMEOUT_SECONDS = 30.0
+
+
+class RemoteFileUnreachable(InvalidParam):
+    """The remote file could not be fetched."""
+
+
+def remote_files(settings: Settings) -> GuardedRemoteFiles:
+    """The remote files of this deployment: the guarded client under the operator's network policy."""
+    from app.net.node_port import policy_from
+
+    return GuardedRemoteFiles(GuardedClient(policy_from(settings)))
+
+
+class GuardedRemoteFiles:
+    """``RemoteFiles`` through the SSRF-guarded client: private and loopback addresses are refused (unless the
+    operator allows their networks), every redirect hop is checked, bodies stop at ``max_bytes``."""
+
+    def __init__(self, client: GuardedClient) -> None:
+        self.client = client
+
+    async def probe(self, url: str) -> RemoteHead:
+        try:
+            async with self.client.stream("HEAD", url, timeout=REMOTE_TIMEOUT_SECONDS) as response:
+                return RemoteHead(status=response.status_code, headers=dict(response.headers))
+        except NetError as exc:
+            raise RemoteFileUnreachable(exc.message) from None
+
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        try:
+            fetched = await self.client.request(
+                "GET", url, max_bytes=max_bytes, timeout=REMOTE_TIMEOUT_SECONDS
+            )
+        except NetError as exc:
+            raise RemoteFileUnreachable(exc.message) from None
+        if not 200 <= fetched.status_code < 300:
+            raise RemoteFileUnreachable(f"Fetching '{url}' answered HTTP {fetched.status_code}.")
+        return fetched.content
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The text of a document for the ``document-extractor`` node, as Dify's node extracts it (nodes spec 7).
 
 Pure functions with plain arguments and results (bytes, str, int; a dict from :func:`extract_or_error`), no
-settings, no I/O and no import-time work, so that they can run in a confined child process: the worker calls
-:func:`extract_or_error` in a thread today and will call it through ``app/sandbox`` once that exists.
+settings, no I/O and no import-time work, so that they run in a confined child process: the worker calls
+:func:`extract_or_error` through ``Sandbox.call`` (``app/files/documents.py``).
 
 The type is chosen by the extension first, the MIME type second. Supported: plain text and source files, json,
 yaml, pdf, docx, csv, xlsx, properties. Everything Dify hands to Unstructured or pandas-xlrd (doc, ppt, pptx,
@@ -20,6 +20,7 @@ from typing import Any
 
 from app.files import tables
 from app.knowledge.extract import ExtractError, decode_text
+from app.sandbox.functions import sandboxed
 
 #: Office files may unpack to at most this many bytes (zip bombs) and a DOCX may hold at most this many blocks
 #: (python-docx takes > 30 s and ~1.8 GB on a 47 KB file of 1.5 M empty paragraphs). Interim guards: the
@@ -230,6 +231,7 @@ def extract_text(content: bytes, extension: str | None, mime_type: str | None) -
     return extractor(content)
 
 
+@sandboxed("files.extract_text")
 def extract_or_error(
     content: bytes, extension: str | None, mime_type: str | None, max_chars: int
 ) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 A function is registered with :func:`sandboxed` in one of ``MODULES``; the runner imports every module in that
 list before it forks anything, so the function (and whatever it imports: Jinja2, pypdf, python-docx...) is
 already in memory in each child and needs no file access. Arguments arrive as keyword arguments decoded from
-msgpack (bytes stay bytes); the return value goes back the same way. A later issue adds template rendering and
-document extraction here.
+msgpack (bytes stay bytes); the return value goes back the same way. Registered so far: document text
+extraction (``files.extract_text``, the document-extractor node).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: modules the runner imports at start; each registers its functions
-MODULES: tuple[str, ...] = ("app.sandbox.functions",)
+MODULES: tuple[str, ...] = ("app.sandbox.functions", "app.files.text_extraction")
 
 REGISTRY: dict[str, Callable[..., Any]] = {}
 

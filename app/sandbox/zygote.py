@@ -9,6 +9,7 @@ cache): their warm-ups run here, where writing is still allowed, so that childre
 from __future__ import annotations
 
 import importlib
+import mimetypes
 import os
 import resource
 import shutil
@@ -107,6 +108,8 @@ def prepare(preload: list[str]) -> tuple[list[str], dict[str, str]]:
             loaded.append(name)
         except Exception as exc:  # a missing optional package is reported, not fatal
             errors[name] = f"{type(exc).__name__}: {exc}"
+    # The MIME table is read from /etc/mime.types on first use, which a child may not read: read it here once.
+    mimetypes.init()
     try:
         import _quickjs  # noqa: F401 - javascript
     except ImportError as exc:

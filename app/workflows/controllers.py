@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
+from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
 from app.schemas import NO_NUL, Limit, Page, PageNumber, unix
@@ -101,9 +102,8 @@ class WorkflowRunController(Controller):
         workflow_id: uuid.UUID | None,
     ) -> Response[Any]:
         assert key.app_id is not None
-        files = FileContext(
-            FileSigner.of(request.app.state.settings)
-        )  # TODO(lead): remote= the guarded client
+        settings: Settings = request.app.state.settings
+        files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
         run = await services.start_run(
             db_session, key.app_id, data.inputs, data.user, workflow_id, data.files, files
         )

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.files.documents import MB, ThreadedDocuments
+from app.files.documents import MB, SandboxDocuments
 from app.files.ports import DatabaseFiles
+from app.files.remote import remote_files
 from app.files.signing import FileSigner
 from app.knowledge.providers import Embedders
 from app.knowledge.retrieval.port import KnowledgePort
@@ -66,12 +67,12 @@ def make_ports(
     retriever = files = None
     if sessions is not None:
         retriever = KnowledgePort(sessions, Retriever(embedders or Embedders(settings)))
-        # TODO(lead): pass remote= an adapter of app/net's guarded client (app/files/remote.py)
-        files = DatabaseFiles(sessions, FileSigner.of(settings))
-    # TODO(lead): switch to the sandbox once app/sandbox lands (app/files/documents.py says how)
-    max_input = settings.upload_file_size_limit * MB
-    documents = ThreadedDocuments(max_input_bytes=max_input, max_output_chars=2 * max_input)
-    code = SandboxCodePort(sandbox, code_limits(settings)) if sandbox is not None else None
+        files = DatabaseFiles(sessions, FileSigner.of(settings), remote=remote_files(settings))
+    code = documents = None
+    if sandbox is not None:
+        code = SandboxCodePort(sandbox, code_limits(settings))
+        max_input = settings.upload_file_size_limit * MB
+        documents = SandboxDocuments(sandbox, max_input_bytes=max_input, max_output_chars=2 * max_input)
     return Ports(
         llm=llm,
         retriever=retriever,

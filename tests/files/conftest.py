@@ -32,6 +32,8 @@ def files_settings(module_database: str, tmp_path_factory: pytest.TempPathFactor
         upload_audio_file_size_limit=3,
         upload_video_file_size_limit=4,
         upload_file_extension_blacklist=frozenset({"exe", "sh"}),
+        # remote-URL files: 127.0.0.2 stands for an allowed internal host, every other address stays refused
+        ssrf_proxy_allow_private_networks=("127.0.0.2/32",),
     )
 
 

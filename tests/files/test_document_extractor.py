@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.files import fixtures
 from tests.files.conftest import new_app, upload
+from tests.support.http_target import HttpTarget, Reply
 from tests.workflows.conftest import AppUnderTest
 
 pytestmark = pytest.mark.usefixtures("files_worker")
@@ -202,6 +203,7 @@ async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], f
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
     from app.files.ports import DatabaseFiles
+    from app.files.remote import remote_files
     from app.files.signing import FileSigner
     from app.workflows.engine.nodes.base import RunInfo
     from db import urls
@@ -211,7 +213,9 @@ async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], f
     engine = create_async_engine(urls.asyncpg(files_settings.database_url))
     try:
         port = DatabaseFiles(
-            async_sessionmaker(engine, expire_on_commit=False), FileSigner.of(files_settings)
+            async_sessionmaker(engine, expire_on_commit=False),
+            FileSigner.of(files_settings),
+            remote=remote_files(files_settings),
         )
         run_info = RunInfo(run_id=run_id, app_id=app.app_id, workflow_id="w", user_id="alice")
         saved = await port.save(
@@ -225,7 +229,7 @@ async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], f
         stranger = RunInfo(run_id=run_id, app_id=app.app_id, workflow_id="w", user_id="mallory")
         with pytest.raises(Exception, match="not found"):
             await port.read(stranger, saved, max_bytes=100)
-        with pytest.raises(Exception, match="SSRF-guarded"):
+        with pytest.raises(Exception, match="blocked by SSRF protection"):
             await port.read(
                 run_info, {"transfer_method": "remote_url", "remote_url": "http://127.0.0.1:9/x"}, max_bytes=9
             )
@@ -238,3 +242,17 @@ async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], f
     body = {"inputs": {"doc": mapping}, "user": "alice", "response_mode": "blocking"}
     data = (await client.post("/v1/workflows/run", json=body, headers=app.headers)).json()["data"]
     assert data["status"] == "succeeded" and data["outputs"]["text"] == "made", data
+
+
+async def test_a_remote_file_is_fetched_through_the_guard_and_extracted(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    app = await new_app(client, EXTRACTOR_APP)
+    with HttpTarget("127.0.0.2") as host:
+        host.route("/notes.txt", lambda _: Reply(headers=[("Content-Type", "text/plain")], body=b"from afar"))
+        mapping = {"transfer_method": "remote_url", "url": host.url("/notes.txt"), "type": "document"}
+        body = {"inputs": {"doc": mapping}, "user": "alice", "response_mode": "blocking"}
+        data = (await client.post("/v1/workflows/run", json=body, headers=app.headers)).json()["data"]
+        assert data["status"] == "succeeded", data
+        assert data["outputs"]["text"] == "from afar"
+        assert [r.method for r in host.requests] == ["HEAD", "GET"]  # probed by the API, read by the worker

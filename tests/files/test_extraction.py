@@ -4,15 +4,18 @@ signing, and the ``document-extractor`` node against in-memory ports (its own er
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from app.files import policy, tables
-from app.files.documents import ThreadedDocuments
+from app.files.documents import SandboxDocuments
 from app.files.signing import FileSigner
 from app.files.text_extraction import extract_or_error, extract_text
+from app.sandbox.client import Sandbox, SandboxConfig
 from app.settings import Settings
+from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Ports, RunInfo
 from tests.engine.helpers import edge, graph, node, run_graph
 from tests.files import fixtures
@@ -164,7 +167,18 @@ def file(related_id: str, extension: str | None = ".txt") -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def run_extractor(value: Any, contents: dict[str, bytes] | None = None, selector: Any = None) -> Any:
+@pytest.fixture(scope="module")
+async def sandbox() -> AsyncIterator[Sandbox]:
+    box = Sandbox(SandboxConfig(timeout=10.0))
+    await box.start()
+    assert box.refused is None, box.describe()
+    yield box
+    await box.close()
+
+
+async def run_extractor(
+    sandbox: Sandbox, value: Any, contents: dict[str, bytes] | None = None, selector: Any = None
+) -> Any:
     g = graph(
         [
             node("start", "start", variables=[]),
@@ -175,32 +189,55 @@ async def run_extractor(value: Any, contents: dict[str, bytes] | None = None, se
     )
     ports = Ports(
         files=MemoryFiles(contents or {}),
-        documents=ThreadedDocuments(max_input_bytes=1000, max_output_chars=1000),
+        documents=SandboxDocuments(sandbox, max_input_bytes=1000, max_output_chars=1000),
     )
     outcome, recorder, _ = await run_graph(g, ports=ports, pools={"src": {"v": value}})
     return outcome, recorder
 
 
-async def test_node_outputs_and_errors() -> None:
-    outcome, _ = await run_extractor(file("a"), {"a": b"alpha"})
+async def test_node_outputs_and_errors(sandbox: Sandbox) -> None:
+    outcome, _ = await run_extractor(sandbox, file("a"), {"a": b"alpha"})
     assert outcome.status == "succeeded" and outcome.outputs == {"text": "alpha"}
-    outcome, recorder = await run_extractor([file("a"), None, file("b")], {"a": b"alpha", "b": b"beta"})
+    outcome, recorder = await run_extractor(
+        sandbox, [file("a"), None, file("b")], {"a": b"alpha", "b": b"beta"}
+    )
     assert outcome.outputs == {"text": ["alpha", "beta"]}
     result = recorder.finished[1].result
     assert result is not None and [d["related_id"] for d in result.process_data["documents"]] == ["a", "b"]
     assert result.inputs == {"variable_selector": ["src", "v"]}
-    outcome, _ = await run_extractor([])
+    outcome, _ = await run_extractor(sandbox, [])
     assert outcome.outputs == {"text": []}
-    outcome, _ = await run_extractor(None, selector=["src", "missing"])
+    outcome, _ = await run_extractor(sandbox, None, selector=["src", "missing"])
     assert outcome.error == "Node \"x\" run failed: File variable not found for selector: ['src', 'missing']"
-    outcome, _ = await run_extractor("just text")
+    outcome, _ = await run_extractor(sandbox, "just text")
     assert outcome.error == "Node \"x\" run failed: Variable ['src', 'v'] is not an ArrayFileSegment"
-    outcome, _ = await run_extractor(file("gone"))
+    outcome, _ = await run_extractor(sandbox, file("gone"))
     assert outcome.error == 'Node "x" run failed: Error downloading file: Upload file gone not found'
-    outcome, _ = await run_extractor(file("big"), {"big": b"x" * 1001})
+    outcome, _ = await run_extractor(sandbox, file("big"), {"big": b"x" * 1001})
     assert outcome.error is not None and "larger than" in outcome.error
-    outcome, _ = await run_extractor(file("a", ".exe"), {"a": b"MZ"})
+    outcome, _ = await run_extractor(sandbox, file("a", ".exe"), {"a": b"MZ"})
     assert outcome.error == 'Node "x" run failed: Unsupported Extension Type: .exe'
+
+
+async def test_parsing_runs_confined_with_a_time_limit(sandbox: Sandbox) -> None:
+    """A slow parse (a big spreadsheet) is killed at the port's time limit; the worker is not held up."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in range(20_000):
+        sheet.append([row, f"name {row}", row * 1.5, "x" * 20])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    slow = SandboxDocuments(
+        sandbox, max_input_bytes=50 * 1024 * 1024, max_output_chars=50_000_000, timeout_seconds=0.3
+    )
+    with pytest.raises(NodeRunError, match="timeout") as caught:
+        await slow.extract(content=buffer.getvalue(), extension=".xlsx", mime_type=None)
+    assert caught.value.error_type == "TextExtractionError"
+    fine = SandboxDocuments(sandbox, max_input_bytes=1000, max_output_chars=1000)
+    assert await fine.extract(content=b"still serving", extension=".txt", mime_type=None) == "still serving"
 
 
 def test_all_numeric_sheets_render_like_pandas_iterrows() -> None:

@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.files.conftest import assert_error, new_app, upload
+from tests.support.http_target import HttpTarget, Reply
 from tests.workflows.conftest import AppUnderTest, sse_events
 
 pytestmark = pytest.mark.usefixtures("files_worker")
@@ -144,12 +145,25 @@ async def test_bad_file_inputs_are_400_before_the_run(
     assert logs["total"] == 0  # no run was created
 
 
-async def test_remote_urls_wait_for_the_guarded_client(client: AsyncTestClient[Litestar]) -> None:
+async def test_remote_urls_go_through_the_ssrf_guard(client: AsyncTestClient[Litestar]) -> None:
+    """A remote file is probed through the guarded client: loopback is refused (nothing is sent there); a host
+    on a network the operator allows is probed for its name and type."""
     app = await new_app(client, FILES_APP)
-    remote = {"transfer_method": "remote_url", "url": "http://127.0.0.1:9/a.txt", "type": "document"}
-    response = await run(client, app, {"doc": remote})
-    assert_error(response, 400, "invalid_param")
-    assert "SSRF-guarded" in response.json()["message"]
+    with HttpTarget("127.0.0.1") as refused, HttpTarget("127.0.0.2") as allowed:
+        allowed.route(
+            "/report.txt", lambda _: Reply(headers=[("Content-Type", "text/plain")], body=b"remote text")
+        )
+        blocked = {"transfer_method": "remote_url", "url": refused.url("/a.txt"), "type": "document"}
+        response = await run(client, app, {"doc": blocked})
+        assert_error(response, 400, "invalid_param")
+        assert "blocked by SSRF protection" in response.json()["message"]
+        assert refused.requests == []
+        good = {"transfer_method": "remote_url", "url": allowed.url("/report.txt"), "type": "document"}
+        data = (await run(client, app, {"doc": good})).json()["data"]
+        assert data["status"] == "succeeded", data
+        assert data["outputs"]["doc"]["filename"] == "report.txt"
+        assert data["outputs"]["doc"]["remote_url"] == allowed.url("/report.txt")
+        assert [r.method for r in allowed.requests] == ["HEAD"]
 
 
 async def test_allowed_types_extensions_and_methods(client: AsyncTestClient[Litestar]) -> None:
