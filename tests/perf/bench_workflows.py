@@ -1,24 +1,60 @@
 """`just bench workflows`: blocking start->template->end runs through the real API and worker, side by side
-with the raw procrastinate no-op job baseline and `/healthz`, at a few concurrency levels; and streaming
-time-to-first-event. Everything runs in one go on one database, so the ratios are comparable.
+with the raw procrastinate no-op job baseline and `/healthz`, at a few concurrency levels; streaming
+time-to-first-event; commits per run; and how much a 1 MiB input grows the tables. Everything runs in one go
+on one database, so the ratios are comparable.
+
+Commits are counted with ``pg_stat_database.xact_commit`` of the bench database: N sequential runs, minus the
+commits the idle processes make over the same time (heartbeats, polls), divided by N. The same is measured for
+no-op jobs (the bench's defer, procrastinate's fetch and finish): a run's total minus a no-op job's is what the
+API's create and the worker's own transactions add beyond the queue's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import time
 from typing import Any
 
 import httpx
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from db import urls
+from db import queue, urls
 from tests.perf.bench_queue import throughput
 from tests.perf.harness import Processes, Row, median, percentile, report, run_with_processes
 
 LEVELS = (1, 4, 16)
 RUNS_PER_LEVEL = {1: 60, 4: 160, 16: 320}
 QUEUE_JOBS = 1000
+COMMIT_RUNS = 50
+TARGET_RATIO_C16 = 0.5
+TARGET_P50_C1_MS = 15.0
+TARGET_GROWTH_MIB = 3.0
+BIG_INPUT_BYTES = 1024 * 1024
+
+LENGTH_APP = """
+version: 0.5.0
+kind: app
+app: {name: Big input, mode: workflow}
+workflow:
+  graph:
+    nodes:
+      - {id: start, data: {type: start, title: Start, variables: [{variable: text, type: paragraph, required: true}]}}
+      - {id: tpl, data: {type: template-transform, title: T, template: "{{ text|length }}", variables: [{variable: text, value_selector: [start, text]}]}}
+      - {id: end, data: {type: end, title: End, outputs: [{variable: length, value_selector: [tpl, output]}]}}
+    edges:
+      - {id: e1, source: start, target: tpl}
+      - {id: e2, source: tpl, target: end}
+"""
+TABLES = (
+    "workflow_runs",
+    "workflow_run_events",
+    "workflow_node_executions",
+    "workflow_run_values",
+    "procrastinate_jobs",
+)
 
 TEMPLATE_APP = """
 version: 0.5.0
@@ -53,6 +89,43 @@ async def _timed(total: int, concurrency: int, call: Any) -> tuple[float, list[f
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return total / (time.perf_counter() - began), latencies
+
+
+async def xact_commits(engine: Any) -> int:
+    async with engine.connect() as conn:
+        return int(
+            await conn.scalar(
+                text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            )
+            or 0
+        )
+
+
+async def commits_per(engine: Any, count: int, action: Any) -> float:
+    """Commits per ``action()`` (awaited ``count`` times, one after the other), idle commits subtracted."""
+    await asyncio.sleep(1.0)  # statistics are flushed by backends about once a second
+    idle_start = await xact_commits(engine)
+    began = time.perf_counter()
+    await asyncio.sleep(3.0)
+    idle_rate = (await xact_commits(engine) - idle_start) / (time.perf_counter() - began)
+    start = await xact_commits(engine)
+    began = time.perf_counter()
+    for _ in range(count):
+        await action()
+    await asyncio.sleep(1.0)
+    total = await xact_commits(engine) - start - idle_rate * (time.perf_counter() - began)
+    return total / count
+
+
+async def table_bytes(engine: Any) -> int:
+    async with engine.connect() as conn:
+        return int(
+            await conn.scalar(
+                text("SELECT sum(pg_total_relation_size(c)) FROM unnest(CAST(:t AS regclass[])) AS c"),
+                {"t": list(TABLES)},
+            )
+            or 0
+        )
 
 
 async def measure(procs: Processes) -> list[Row]:
@@ -93,11 +166,60 @@ async def measure(procs: Processes) -> list[Row]:
         await _timed(20, 4, blocking_run)  # warm-up
         engine = create_async_engine(urls.asyncpg(procs.database_url))
         try:
+            noop_ids: list[int] = []
+
+            async def noop_job() -> None:
+                async with engine.begin() as conn:
+                    job_id = await queue.defer(AsyncSession(bind=conn), queue.Task.NOOP)
+                assert job_id is not None
+                noop_ids.append(job_id)
+                while True:
+                    async with engine.connect() as conn:
+                        status = await conn.scalar(
+                            text("SELECT status::text FROM procrastinate_jobs WHERE id = :id"), {"id": job_id}
+                        )
+                    if status == "succeeded":
+                        return
+                    await asyncio.sleep(0.005)
+
+            per_run = await commits_per(engine, COMMIT_RUNS, blocking_run)
+            per_job = await commits_per(engine, COMMIT_RUNS, noop_job)
+            worker_commits = per_run - per_job
+            rows += [
+                Row(
+                    "commits per blocking run (all processes)",
+                    round(per_run, 2),
+                    "commits",
+                    "write transactions",
+                ),
+                Row(
+                    "commits per no-op job (defer, fetch, finish)",
+                    round(per_job, 2),
+                    "commits",
+                    "the queue's own",
+                ),
+                Row(
+                    "worker commits per trivial run",
+                    round(worker_commits, 2),
+                    "commits",
+                    "run minus no-op job (the API's create takes the defer's place); target <= 2: "
+                    + ("MET" if worker_commits <= 2 else "MISSED"),
+                ),
+            ]
             for level in LEVELS:
                 total = RUNS_PER_LEVEL[level]
                 h_rate, h_lat = await _timed(total * 5, level, healthz)
                 q_rate = await throughput(engine, QUEUE_JOBS)
                 w_rate, w_lat = await _timed(total, level, blocking_run)
+                ratio = w_rate / q_rate
+                target = ""
+                if level == 16:
+                    target = (
+                        f"; target >= {TARGET_RATIO_C16}: {'MET' if ratio >= TARGET_RATIO_C16 else 'MISSED'}"
+                    )
+                elif level == 1:
+                    p50 = median(w_lat)
+                    target = f"; p50 target <= {TARGET_P50_C1_MS:g} ms: {'MET' if p50 <= TARGET_P50_C1_MS else 'MISSED'}"
                 rows += [
                     Row(
                         f"c={level:<2} workflow runs/s (blocking)",
@@ -114,7 +236,7 @@ async def measure(procs: Processes) -> list[Row]:
                         f"c={level:<2} raw no-op jobs/s (baseline)",
                         round(q_rate, 1),
                         "jobs/s",
-                        f"runs/jobs = {w_rate / q_rate:.2f}",
+                        f"runs/jobs = {ratio:.2f}{target}",
                     ),
                     Row(
                         f"c={level:<2} /healthz p50 / p99",
@@ -132,9 +254,37 @@ async def measure(procs: Processes) -> list[Row]:
                         "ms",
                     )
                 )
+            rows.append(await big_input(http, engine))
         finally:
             await engine.dispose()
     return rows
+
+
+async def big_input(http: httpx.AsyncClient, engine: Any) -> Row:
+    """One run with 1 MiB of incompressible text: how much the workflow tables grow."""
+    admin = {"Authorization": "Bearer bench-admin"}
+    imported = (
+        await http.post("/console/api/apps/imports", json={"yaml_content": LENGTH_APP}, headers=admin)
+    ).json()
+    key = (await http.post(f"/console/api/apps/{imported['app_id']}/api-keys", headers=admin)).json()["token"]
+    rng = random.Random(7)
+    big = "".join(rng.choices(string.ascii_letters + string.digits + "+/", k=BIG_INPUT_BYTES))
+    await asyncio.sleep(1.0)
+    before = await table_bytes(engine)
+    response = await http.post(
+        "/v1/workflows/run",
+        json={"inputs": {"text": big}, "response_mode": "blocking", "user": "bench"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.json()["data"]["outputs"] == {"length": str(BIG_INPUT_BYTES)}, response.text[:300]
+    grown = (await table_bytes(engine) - before) / 1024 / 1024
+    verdict = "MET" if grown <= TARGET_GROWTH_MIB else "MISSED"
+    return Row(
+        "1 MiB input: workflow tables grew by",
+        round(grown, 2),
+        "MiB",
+        f"incompressible text; target <= {TARGET_GROWTH_MIB:g}: {verdict}",
+    )
 
 
 def main(args: list[str]) -> dict[str, Any]:
