@@ -31,6 +31,8 @@ def next_due_query(sessions: async_sessionmaker[AsyncSession], queues: Sequence[
 
     async def next_due() -> datetime.datetime | None:
         async with sessions() as session:
+            # One statement, no transaction around it (asked whenever the worker runs out of work).
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return await session.scalar(  # type: ignore[no-any-return]
                 text(
                     "SELECT min(scheduled_at) FROM procrastinate_jobs WHERE status = 'todo' "

@@ -287,22 +287,19 @@ class Loaded(msgspec.Struct, kw_only=True):
     resuming: bool
 
 
-async def _load(session: AsyncSession, runs: Mapping[uuid.UUID, RunRow]) -> dict[uuid.UUID, Loaded]:
-    """Of locked runs, those to advance now: running ones, and paused ones with every pause resolved."""
-    pauses: dict[uuid.UUID, list[Pause]] = {}
-    for pause in await store.pauses_of(session, list(runs)):
-        pauses.setdefault(pause.run_id, []).append(pause)
+async def _load(session: AsyncSession, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, Loaded]:
+    """Lock the runs (id order) and load those to advance now: running ones, and paused ones with every pause
+    resolved."""
     out = {}
-    for run_id, run in runs.items():
-        mine = pauses.get(run_id, [])
+    for run_id, (run, pauses) in (await store.lock_with_pauses(session, run_ids)).items():
         if run.status == "paused":
-            if any(p.resolution is None for p in mine):
+            if any(p.resolution is None for p in pauses):
                 continue  # still waiting for someone
         elif run.status != "running":
             continue
         state = msgspec.convert(await store.hydrate(session, run_id, run.state or {}), RunState)
         resolutions = {
-            p.node_id: msgspec.convert(p.resolution, NodeResult) for p in mine if p.resolution is not None
+            p.node_id: msgspec.convert(p.resolution, NodeResult) for p in pauses if p.resolution is not None
         }
         out[run_id] = Loaded(run=run, state=state, resolutions=resolutions, resuming=run.status == "paused")
     return out
@@ -344,7 +341,7 @@ async def advance_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.U
     session = sessions()
     await session.begin()
     try:
-        loaded = (await _load(session, await store.lock_runs(session, [run_id]))).get(run_id)
+        loaded = (await _load(session, [run_id])).get(run_id)
         if loaded is None:
             await session.rollback()
             await session.close()
@@ -397,7 +394,7 @@ async def resume_runs(
     that transaction. Returns each run's resulting status."""
     results: dict[uuid.UUID, str] = {}
     async with sessions() as session, session.begin():
-        loaded = await _load(session, await store.lock_runs(session, run_ids))
+        loaded = await _load(session, run_ids)
         writes: list[Write] = []
         handed_off: list[uuid.UUID] = []
         failed: list[uuid.UUID] = []

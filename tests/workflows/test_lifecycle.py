@@ -28,7 +28,8 @@ from app.workflows.engine.nodes.base import Ports
 from app.workflows.runner import Runtime, advance_run
 from db import queue, urls
 from tests.conftest import SECRET_KEY
-from tests.workflows.conftest import ThreadedWorker, import_app
+from tests.support.processes import spawn, stop
+from tests.workflows.conftest import import_app
 from tests.workflows.test_human_input import approval_dsl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,16 +245,25 @@ async def test_many_resolutions_resume_in_batches(
     assert batches and batches < 30  # the timeouts of one alarm pass were resumed together
 
 
-async def test_a_worker_wakes_when_its_next_scheduled_job_is_due(private_database: str) -> None:
-    """With a 5 s poll, a job scheduled 1.5 s ahead still starts on time: the worker sets a timer for it."""
-    settings = Settings(
-        database_url=private_database, secret_key=SECRET_KEY, worker_poll_seconds=5.0, log_level="WARNING"
-    )
+async def test_a_worker_wakes_when_its_next_scheduled_job_is_due(
+    private_database: str, tmp_path: Path
+) -> None:
+    """With a 5 s poll, a job scheduled 1.5 s ahead still starts on time: the worker sets a timer for it. (A worker
+    process of its own: two workers in one process would share procrastinate's App and its connector.)"""
+    env = {
+        "DATABASE_URL": private_database,
+        "SLUICE_WORKER_POLL_SECONDS": "5",
+        "SLUICE_SECRET_KEY": SECRET_KEY,
+    }
+    worker = spawn(["-m", "tests.support.worker"], env, tmp_path / "worker.log")
     engine = create_async_engine(urls.asyncpg(private_database))
-    worker = ThreadedWorker(settings)
-    worker.start()
     try:
-        await asyncio.sleep(1.0)  # idle: the worker has looked for work and found none
+        for _ in range(100):  # until the worker is up (its heartbeat row exists) and has gone idle
+            async with engine.connect() as conn:
+                if await conn.scalar(text("SELECT count(*) FROM procrastinate_workers")):
+                    break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
         async with AsyncSession(engine) as session:
             due = await session.scalar(text("SELECT clock_timestamp() + interval '1.5 seconds'"))
             assert isinstance(due, datetime.datetime)
@@ -274,5 +284,5 @@ async def test_a_worker_wakes_when_its_next_scheduled_job_is_due(private_databas
             f"started {late:.3f} s after it was due (the poll would make it up to 5 s)"
         )
     finally:
-        worker.stop()
+        stop(worker)
         await engine.dispose()

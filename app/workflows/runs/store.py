@@ -92,16 +92,40 @@ _RUN_COLUMNS = (
 
 async def lock_runs(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RunRow]:
     """The runs, row-locked in id order (so that batches locking several runs never deadlock)."""
+    return {run_id: run for run_id, (run, _) in (await _lock(session, run_ids, pauses=False)).items()}
+
+
+async def lock_with_pauses(
+    session: AsyncSession, run_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[RunRow, list[Pause]]]:
+    """The runs row-locked in id order, each with its pauses (one round trip: what a runner loads)."""
+    return await _lock(session, run_ids, pauses=True)
+
+
+_PAUSES_OF_RUN = (
+    "(SELECT coalesce(json_agg(json_build_object('run_id', p.run_id, 'node_id', p.node_id, "
+    "'execution_id', p.execution_id, 'kind', p.kind, 'request', p.request, 'resolution', p.resolution) "
+    "ORDER BY p.created_at, p.node_id), '[]') FROM workflow_pauses p WHERE p.run_id = workflow_runs.id)"
+)
+
+
+async def _lock(
+    session: AsyncSession, run_ids: Iterable[uuid.UUID], *, pauses: bool
+) -> dict[uuid.UUID, tuple[RunRow, list[Pause]]]:
     ids = sorted(set(run_ids))
     if not ids:
         return {}
+    columns = _RUN_COLUMNS + (f", {_PAUSES_OF_RUN} AS pauses" if pauses else "")
     rows = await session.execute(
-        text(
-            f"SELECT {_RUN_COLUMNS} FROM workflow_runs WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"  # noqa: S608
-        ),
+        text(f"SELECT {columns} FROM workflow_runs WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),  # noqa: S608
         {"ids": ids},
     )
-    return {row.id: msgspec.convert(row._asdict(), RunRow) for row in rows}
+    out = {}
+    for row in rows:
+        fields = row._asdict()
+        found = msgspec.convert(fields.pop("pauses", None) or [], list[Pause]) if pauses else []
+        out[row.id] = (msgspec.convert(fields, RunRow), found)
+    return out
 
 
 async def get_runs(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RunRow]:
@@ -115,23 +139,33 @@ async def get_runs(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> dict[
 async def insert_run(
     session: AsyncSession, run: Mapping[str, Any], started: Event, values: dict[str, bytes]
 ) -> None:
-    """A new run, ``running``, with its first event (seq 1) and its large values."""
+    """A new run, ``running``, with its first event (seq 1) and NOTIFY in one statement; then its large values."""
     await session.execute(
         text(
             """
-            INSERT INTO workflow_runs (id, app_id, workflow_id, status, inputs, created_by, state, last_event_seq,
-                                       total_steps, total_tokens, exceptions_count, elapsed_time, created_at, updated_at)
-            VALUES (:id, :app_id, :workflow_id, 'running', CAST(:inputs AS jsonb), :created_by, CAST(:state AS jsonb),
-                    0, 0, 0, 0, 0, now(), now())
+            WITH run AS (
+                INSERT INTO workflow_runs (id, app_id, workflow_id, status, inputs, created_by, state, last_event_seq,
+                                           total_steps, total_tokens, exceptions_count, elapsed_time, created_at,
+                                           updated_at)
+                VALUES (:id, :app_id, :workflow_id, 'running', CAST(:inputs AS jsonb), :created_by,
+                        CAST(:state AS jsonb), 1, 0, 0, 0, 0, now(), now())
+                RETURNING id),
+            ev AS (
+                INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
+                SELECT id, 1, :event, CAST(:data AS jsonb), now() FROM run)
+            SELECT pg_notify(:channel, CAST(id AS text)) FROM run
             """
         ),
         {
             **run,
             "inputs": msgspec.json.encode(run["inputs"]).decode(),
             "state": msgspec.json.encode(run["state"]).decode(),
+            "event": started.event,
+            "data": msgspec.json.encode(started.data).decode(),
+            "channel": CHANNEL,
         },
     )
-    await apply(session, [Write(run_id=run["id"], expected=("running",), events=[started], values=values)])
+    await _insert_values(session, [(run["id"], d, v) for d, v in values.items()])
 
 
 # --- the one compare-and-set ------------------------------------------------------------------------------
@@ -159,13 +193,52 @@ def _assignment(column: str, kind: str) -> str:
     return f"{column} = CASE WHEN w.changes ? '{column}' THEN {value} ELSE r.{column} END"
 
 
-_CAS = text(
-    "UPDATE workflow_runs r SET "  # noqa: S608 - column names come from _SETTABLE, values are parameters
+_EXECUTION_COLUMNS = {
+    "id": "uuid",
+    "run_id": "uuid",
+    "node_id": "text",
+    "node_type": "text",
+    "title": "text",
+    "index": "int",
+    "predecessor_node_id": "text",
+    "inputs": "jsonb",
+    "process_data": "jsonb",
+    "outputs": "jsonb",
+    "status": "text",
+    "error": "text",
+    "elapsed_time": "float8",
+    "execution_metadata": "jsonb",
+    "finished_at": "timestamptz",
+}
+_quoted = ", ".join(f'"{c}"' for c in _EXECUTION_COLUMNS)
+
+#: The compare-and-set, with the events, node executions and NOTIFY of the runs that won, in one statement (one
+#: round trip): the data-modifying CTEs join the UPDATE's RETURNING, so a run that lost writes nothing.
+_APPLY = text(
+    "WITH w AS (SELECT * FROM jsonb_to_recordset(CAST(:writes AS jsonb)) "  # noqa: S608 - names are ours
+    "AS w(id uuid, expected text[], changes jsonb, n_events int)), "
+    "cas AS (UPDATE workflow_runs r SET "
     + ", ".join(_assignment(c, k) for c, k in _SETTABLE.items())
     + """, last_event_seq = r.last_event_seq + w.n_events, updated_at = now()
-    FROM jsonb_to_recordset(CAST(:writes AS jsonb)) AS w(id uuid, expected text[], changes jsonb, n_events int)
-    WHERE r.id = w.id AND r.status = ANY(w.expected)
-    RETURNING r.id, r.last_event_seq
+        FROM w WHERE r.id = w.id AND r.status = ANY(w.expected)
+        RETURNING r.id, r.last_event_seq, w.n_events),
+    ev AS (
+        INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
+        SELECT e.run_id, cas.last_event_seq - cas.n_events + e.idx, e.event, e.data, now()
+        FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS e(run_id uuid, idx int, event text, data jsonb)
+        JOIN cas ON cas.id = e.run_id),
+    ex AS (
+        INSERT INTO workflow_node_executions ("""
+    + _quoted
+    + ", created_at, updated_at) SELECT "
+    + ", ".join(f'x."{c}"' for c in _EXECUTION_COLUMNS)
+    + ", now(), now() FROM jsonb_to_recordset(CAST(:executions AS jsonb)) AS x("
+    + ", ".join(f'"{c}" {k}' for c, k in _EXECUTION_COLUMNS.items())
+    + ") JOIN cas ON cas.id = x.run_id ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f'"{c}" = excluded."{c}"' for c in _EXECUTION_COLUMNS if c not in ("id", "run_id"))
+    + """, updated_at = now()),
+    notified AS (SELECT pg_notify(:channel, CAST(cas.id AS text)) FROM cas WHERE cas.n_events > 0)
+    SELECT cas.id, cas.last_event_seq, (SELECT count(*) FROM notified) AS notified FROM cas
     """
 )
 
@@ -183,21 +256,27 @@ async def apply(session: AsyncSession, writes: Sequence[Write]) -> set[uuid.UUID
         {"id": str(w.run_id), "expected": list(w.expected), "changes": w.changes, "n_events": len(w.events)}
         for w in writes
     ]
-    rows = await session.execute(_CAS, {"writes": msgspec.json.encode(payload).decode()})
-    last_seq = {row.id: row.last_event_seq for row in rows}
-    won = [w for w in writes if w.run_id in last_seq]
+    events = [
+        {"run_id": str(w.run_id), "idx": i, "event": e.event, "data": e.data}
+        for w in writes
+        for i, e in enumerate(w.events, start=1)
+    ]
+    executions = [{**e, "run_id": str(w.run_id)} for w in writes for e in w.executions]
+    rows = await session.execute(
+        _APPLY,
+        {
+            "writes": msgspec.json.encode(payload).decode(),
+            "events": msgspec.json.encode(events).decode(),
+            "executions": msgspec.json.encode(executions).decode(),
+            "channel": CHANNEL,
+        },
+    )
+    won_ids = {row.id for row in rows}
+    won = [w for w in writes if w.run_id in won_ids]
     await _insert_values(session, [(w.run_id, d, v) for w in won for d, v in w.values.items()])
-    await _insert_events(session, [(w, last_seq[w.run_id]) for w in won])
-    await _upsert_executions(session, [(w.run_id, e) for w in won for e in w.executions])
     await _open_pauses(session, [p for w in won for p in w.opened])
     await _consume_pauses(session, [(w.run_id, n) for w in won for n in w.consumed])
-    notify = [str(w.run_id) for w in won if w.events]
-    if notify:
-        await session.execute(
-            text("SELECT pg_notify(:channel, r) FROM unnest(CAST(:ids AS text[])) AS r"),
-            {"channel": CHANNEL, "ids": notify},
-        )
-    return set(last_seq)
+    return won_ids
 
 
 async def _insert_values(session: AsyncSession, rows: Sequence[tuple[uuid.UUID, str, bytes]]) -> None:
@@ -216,67 +295,6 @@ async def _insert_values(session: AsyncSession, rows: Sequence[tuple[uuid.UUID, 
             "digests": [r[1] for r in rows],
             "values": [r[2].decode() for r in rows],
         },
-    )
-
-
-async def _insert_events(session: AsyncSession, writes: Sequence[tuple[Write, int]]) -> None:
-    rows = []
-    for write, last in writes:
-        first = last - len(write.events) + 1
-        rows += [
-            {"run_id": str(write.run_id), "seq": first + i, "event": e.event, "data": e.data}
-            for i, e in enumerate(write.events)
-        ]
-    if not rows:
-        return
-    await session.execute(
-        text(
-            """
-            INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
-            SELECT run_id, seq, event, data, now()
-            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e(run_id uuid, seq int, event text, data jsonb)
-            """
-        ),
-        {"rows": msgspec.json.encode(rows).decode()},
-    )
-
-
-_EXECUTION_COLUMNS = {
-    "id": "uuid",
-    "run_id": "uuid",
-    "node_id": "text",
-    "node_type": "text",
-    "title": "text",
-    "index": "int",
-    "predecessor_node_id": "text",
-    "inputs": "jsonb",
-    "process_data": "jsonb",
-    "outputs": "jsonb",
-    "status": "text",
-    "error": "text",
-    "elapsed_time": "float8",
-    "execution_metadata": "jsonb",
-    "finished_at": "timestamptz",
-}
-_UPSERT_EXECUTIONS = text(
-    "INSERT INTO workflow_node_executions ("  # noqa: S608 - names from _EXECUTION_COLUMNS
-    + ", ".join(f'"{c}"' for c in _EXECUTION_COLUMNS)
-    + ", created_at, updated_at) SELECT "
-    + ", ".join(f'"{c}"' for c in _EXECUTION_COLUMNS)
-    + ", now(), now() FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x("
-    + ", ".join(f'"{c}" {k}' for c, k in _EXECUTION_COLUMNS.items())
-    + ") ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f'"{c}" = excluded."{c}"' for c in _EXECUTION_COLUMNS if c not in ("id", "run_id"))
-    + ", updated_at = now()"
-)
-
-
-async def _upsert_executions(session: AsyncSession, rows: Sequence[tuple[uuid.UUID, dict[str, Any]]]) -> None:
-    if not rows:
-        return
-    await session.execute(
-        _UPSERT_EXECUTIONS,
-        {"rows": msgspec.json.encode([{**e, "run_id": run_id} for run_id, e in rows]).decode()},
     )
 
 
