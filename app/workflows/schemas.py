@@ -65,7 +65,9 @@ class RunDetail(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, data: RunData) -> RunDetail:
         fields = msgspec.structs.asdict(data)
-        fields["inputs"] = json.dumps(data.inputs) if data.inputs else None  # Dify's json.dumps, ASCII escapes
+        fields["inputs"] = (
+            json.dumps(data.inputs) if data.inputs else None
+        )  # Dify's json.dumps, ASCII escapes
         return cls(**fields)
 
 

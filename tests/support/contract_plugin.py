@@ -102,7 +102,13 @@ class _CheckedStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         body = bytes(self.buffer)
         if _content_type(self.response).startswith("text/event-stream"):
             body = body[: body.rfind(b"\n\n") + 2] if b"\n\n" in body else b""  # complete events only
-        recorder().check(self.request.method, self.request.url, self.response.status_code, _content_type(self.response), body)
+        recorder().check(
+            self.request.method,
+            self.request.url,
+            self.response.status_code,
+            _content_type(self.response),
+            body,
+        )
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self.inner:

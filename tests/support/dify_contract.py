@@ -201,7 +201,9 @@ def _expected(error: ValidationError) -> str:
 
 def _got(error: ValidationError) -> str:
     if error.validator == "required":
-        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+        missing = [
+            k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance
+        ]
         return f"missing {missing}"
     return _describe(error.instance)
 
@@ -266,7 +268,9 @@ class Contract:
     def validator(self, schema: dict[str, Any]) -> Draft202012Validator:
         return Draft202012Validator(schema, registry=self.registry)
 
-    def _schema_errors(self, schema: dict[str, Any], body: Any, op: Operation, status: int) -> list[Violation]:
+    def _schema_errors(
+        self, schema: dict[str, Any], body: Any, op: Operation, status: int
+    ) -> list[Violation]:
         found = []
         for error in self.validator(schema).iter_errors(body):
             for leaf in _leaf_errors(error):
@@ -290,7 +294,9 @@ class Contract:
 
     def _check(self, op: Operation, status: int, content_type: str, body: bytes) -> list[Violation]:
         responses = op.spec.get("responses") or {}
-        documented = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+        documented = (
+            responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+        )
         if documented is None:
             if status == 401:
                 return self._check_json(op, status, ERROR_SHAPE, body)
@@ -305,7 +311,9 @@ class Contract:
             return self._check_stream(op, status, body)
         if media not in content:
             if "application/json" in content or media in ("application/json", "text/event-stream"):
-                return [Violation(op.name, status, "content-type", f"one of {sorted(content)}", media or "none")]
+                return [
+                    Violation(op.name, status, "content-type", f"one of {sorted(content)}", media or "none")
+                ]
             return []  # a file download: the document names the type it expects loosely
         if media != "application/json":
             return []

@@ -331,8 +331,12 @@ def metadata_values(view: DocumentView) -> list[MetadataValue]:
             MetadataValue(id="built-in", name="document_name", type="string", value=d.name),
             MetadataValue(id="built-in", name="uploader", type="string", value=None),
             # Dify: str(created_at.timestamp()), a string with the fraction, in every body
-            MetadataValue(id="built-in", name="upload_date", type="time", value=str(d.created_at.timestamp())),
-            MetadataValue(id="built-in", name="last_update_date", type="time", value=str(d.updated_at.timestamp())),
+            MetadataValue(
+                id="built-in", name="upload_date", type="time", value=str(d.created_at.timestamp())
+            ),
+            MetadataValue(
+                id="built-in", name="last_update_date", type="time", value=str(d.updated_at.timestamp())
+            ),
             MetadataValue(id="built-in", name="source", type="string", value="file_upload"),
         ]
     return out

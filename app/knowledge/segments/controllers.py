@@ -93,7 +93,8 @@ class SegmentController(Controller):
         segments = await services.create_segments(db_session, embedders, dataset, document, data.segments)
         children = await services.children_of(db_session, segments)
         return SegmentsOut(
-            data=[SegmentOut.of(s, creator_id(key.workspace_id), children[s.id]) for s in segments], doc_form=document.doc_form
+            data=[SegmentOut.of(s, creator_id(key.workspace_id), children[s.id]) for s in segments],
+            doc_form=document.doc_form,
         )
 
     @get("/{segment_id:uuid}", responses=responses(401, 404))
@@ -108,7 +109,10 @@ class SegmentController(Controller):
         _, document = await services.get_document(db_session, key.workspace_id, dataset_id, document_id)
         segment = await services.get_segment(db_session, document, segment_id)
         children = await services.children_of(db_session, [segment])
-        return SegmentDetail(data=SegmentOut.of(segment, creator_id(key.workspace_id), children[segment.id]), doc_form=document.doc_form)
+        return SegmentDetail(
+            data=SegmentOut.of(segment, creator_id(key.workspace_id), children[segment.id]),
+            doc_form=document.doc_form,
+        )
 
     @post("/{segment_id:uuid}", status_code=200, responses=responses(401, 403, 404, 503))
     async def update_segment(
@@ -130,7 +134,10 @@ class SegmentController(Controller):
             db_session, embedders, dataset, document, segment, data.segment
         )
         children = await services.children_of(db_session, [segment])
-        return SegmentDetail(data=SegmentOut.of(segment, creator_id(key.workspace_id), children[segment.id]), doc_form=document.doc_form)
+        return SegmentDetail(
+            data=SegmentOut.of(segment, creator_id(key.workspace_id), children[segment.id]),
+            doc_form=document.doc_form,
+        )
 
     @delete("/{segment_id:uuid}", responses=responses(401, 403, 404))
     async def delete_segment(
