@@ -45,7 +45,9 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 async def api(settings: Settings, fake: FakeOpenAI) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    configured = msgspec.structs.replace(settings, openai_api_base=fake.base_url, audio_api_base=fake.base_url)
+    configured = msgspec.structs.replace(
+        settings, openai_api_base=fake.base_url, audio_api_base=fake.base_url
+    )
     async with AsyncTestClient(app=create_app(configured, configure_logs=False)) as client:
         yield client
 
@@ -68,7 +70,14 @@ async def test_meta_and_site(api: AsyncTestClient[Litestar], speaker: AppUnderTe
 def test_tool_icons_follow_dify() -> None:
     graph = {
         "nodes": [
-            {"data": {"type": "tool", "tool_name": "dalle3", "provider_type": "builtin", "provider_id": "dalle"}},
+            {
+                "data": {
+                    "type": "tool",
+                    "tool_name": "dalle3",
+                    "provider_type": "builtin",
+                    "provider_id": "dalle",
+                }
+            },
             {"data": {"type": "tool", "tool_name": "calc", "provider_type": "api", "provider_id": "x"}},
             {"data": {"type": "llm"}},
         ]
@@ -95,7 +104,9 @@ async def test_model_lists(api: AsyncTestClient[Litestar], fake: FakeOpenAI, adm
 
     bad = await api.get(f"{url}/chat", headers=tenant.dataset_headers)
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_param"
-    assert (await api.get(f"{url}/llm", headers=tenant.app_headers)).status_code == 401  # a dataset key's route
+    assert (
+        await api.get(f"{url}/llm", headers=tenant.app_headers)
+    ).status_code == 401  # a dataset key's route
 
     fake.queue_error(500, "boom", path="/v1/models")
     down = await api.get(f"{url}/llm", headers=tenant.dataset_headers)
@@ -107,13 +118,18 @@ async def test_model_list_with_the_endpoint_down(settings: Settings, admin: dict
     nowhere = msgspec.structs.replace(settings, openai_api_base="http://127.0.0.1:9/v1")
     async with AsyncTestClient(app=create_app(nowhere, configure_logs=False)) as client:
         tenant = await make_tenant(client, admin)
-        down = await client.get("/v1/workspaces/current/models/model-types/llm", headers=tenant.dataset_headers)
+        down = await client.get(
+            "/v1/workspaces/current/models/model-types/llm", headers=tenant.dataset_headers
+        )
     assert down.status_code == 503 and "127.0.0.1" not in down.text and ":9" not in down.text
 
 
 async def test_audio_to_text(api: AsyncTestClient[Litestar], fake: FakeOpenAI, speaker: AppUnderTest) -> None:
     ok = await api.post(
-        "/v1/audio-to-text", files={"file": ("hello.wav", WAV, "audio/wav")}, data={"user": "u"}, headers=speaker.headers
+        "/v1/audio-to-text",
+        files={"file": ("hello.wav", WAV, "audio/wav")},
+        data={"user": "u"},
+        headers=speaker.headers,
     )
     assert ok.status_code == 200, ok.text
     assert ok.json() == {"text": f"transcript of hello.wav ({len(WAV)} bytes)"}
@@ -122,29 +138,41 @@ async def test_audio_to_text(api: AsyncTestClient[Litestar], fake: FakeOpenAI, s
 
     none = await api.post("/v1/audio-to-text", data={"user": "u"}, headers=speaker.headers)
     assert none.status_code == 400 and none.json()["code"] == "no_audio_uploaded"
-    text_file = await api.post("/v1/audio-to-text", files={"file": ("a.txt", b"hi", "text/plain")}, headers=speaker.headers)
+    text_file = await api.post(
+        "/v1/audio-to-text", files={"file": ("a.txt", b"hi", "text/plain")}, headers=speaker.headers
+    )
     assert text_file.status_code == 415 and text_file.json()["code"] == "unsupported_audio_type"
     huge = await api.post(
-        "/v1/audio-to-text", files={"file": ("big.wav", bytes(31 * 1024 * 1024), "audio/wav")}, headers=speaker.headers
+        "/v1/audio-to-text",
+        files={"file": ("big.wav", bytes(31 * 1024 * 1024), "audio/wav")},
+        headers=speaker.headers,
     )
     assert huge.status_code == 413 and huge.json()["code"] == "audio_too_large"
 
     fake.queue_error(500, "model crashed", path=TRANSCRIPTIONS_PATH)
-    failed = await api.post("/v1/audio-to-text", files={"file": ("a.wav", WAV, "audio/wav")}, headers=speaker.headers)
+    failed = await api.post(
+        "/v1/audio-to-text", files={"file": ("a.wav", WAV, "audio/wav")}, headers=speaker.headers
+    )
     assert failed.status_code == 400 and failed.json()["code"] == "completion_request_error"
     assert "model crashed" in failed.json()["message"] and "127.0.0.1" not in failed.text
 
     silent = await import_app(api, SILENT_APP)
-    off = await api.post("/v1/audio-to-text", files={"file": ("a.wav", WAV, "audio/wav")}, headers=silent.headers)
+    off = await api.post(
+        "/v1/audio-to-text", files={"file": ("a.wav", WAV, "audio/wav")}, headers=silent.headers
+    )
     assert off.status_code == 400 and off.json()["message"] == "Speech to text is not enabled"
 
 
 async def test_text_to_audio(api: AsyncTestClient[Litestar], fake: FakeOpenAI, speaker: AppUnderTest) -> None:
-    spoken = await api.post("/v1/text-to-audio", json={"text": "Hello there", "user": "u"}, headers=speaker.headers)
+    spoken = await api.post(
+        "/v1/text-to-audio", json={"text": "Hello there", "user": "u"}, headers=speaker.headers
+    )
     assert spoken.status_code == 200, spoken.text
     assert spoken.headers["content-type"].startswith("audio/mpeg")
     assert spoken.content == b"ID3|nova|Hello there"  # the app's voice
-    chosen = await api.post("/v1/text-to-audio", json={"text": "Hi", "voice": "echo"}, headers=speaker.headers)
+    chosen = await api.post(
+        "/v1/text-to-audio", json={"text": "Hi", "voice": "echo"}, headers=speaker.headers
+    )
     assert chosen.content == b"ID3|echo|Hi"
     assert [r.body["model"] for r in fake.requests if r.path == SPEECH_PATH][-1] == "tts-1"
 

@@ -41,7 +41,12 @@ async def new_dataset(client: AsyncTestClient[Litestar], tenant: Tenant) -> str:
 
 
 async def add_file(
-    client: AsyncTestClient[Litestar], tenant: Tenant, dataset: str, name: str, data: bytes, path: str = "create_by_file"
+    client: AsyncTestClient[Litestar],
+    tenant: Tenant,
+    dataset: str,
+    name: str,
+    data: bytes,
+    path: str = "create_by_file",
 ) -> dict[str, Any]:
     response = await client.post(
         f"/v1/datasets/{dataset}/document/{path}",
@@ -88,7 +93,9 @@ async def test_download_link_is_signed_and_serves_the_file(
         f"/v1/datasets/{dataset}/documents/{uuid.uuid4()}/download", headers=tenant.dataset_headers
     )
     assert_error(missing, 404, "not_found", "Document not found.")
-    assert (await client.get(f"/v1/datasets/{dataset}/documents/{document['id']}/download")).status_code == 401
+    assert (
+        await client.get(f"/v1/datasets/{dataset}/documents/{document['id']}/download")
+    ).status_code == 401
 
 
 async def test_zip_of_documents(client: AsyncTestClient[Litestar], tenant: Tenant) -> None:
@@ -113,10 +120,20 @@ async def test_zip_of_documents(client: AsyncTestClient[Litestar], tenant: Tenan
         "notes.txt": b"gamma",
     }
 
-    assert_error(await client.post(url, json={"document_ids": []}, headers=tenant.dataset_headers), 400, "invalid_param")
+    assert_error(
+        await client.post(url, json={"document_ids": []}, headers=tenant.dataset_headers),
+        400,
+        "invalid_param",
+    )
     too_many = [str(uuid.uuid4()) for _ in range(101)]
-    assert_error(await client.post(url, json={"document_ids": too_many}, headers=tenant.dataset_headers), 400, "invalid_param")
-    unknown = await client.post(url, json={"document_ids": [str(uuid.uuid4())]}, headers=tenant.dataset_headers)
+    assert_error(
+        await client.post(url, json={"document_ids": too_many}, headers=tenant.dataset_headers),
+        400,
+        "invalid_param",
+    )
+    unknown = await client.post(
+        url, json={"document_ids": [str(uuid.uuid4())]}, headers=tenant.dataset_headers
+    )
     assert_error(unknown, 404, "not_found", "Document not found.")
 
 
@@ -144,13 +161,17 @@ async def test_both_spellings_of_the_document_routes(
         headers=tenant.dataset_headers,
     )
     assert created.status_code == 200, created.text
-    document = await add_file(client, tenant, dataset, "f.md", b"# F", path=f"create{spelling}by{spelling}file")
+    document = await add_file(
+        client, tenant, dataset, "f.md", b"# F", path=f"create{spelling}by{spelling}file"
+    )
     for document_id, route, kwargs in (
         (created.json()["document"]["id"], f"update{spelling}by{spelling}text", {"json": {"name": "t2"}}),
         (document["id"], f"update{spelling}by{spelling}file", {"data": {"data": "{}"}}),
     ):
         response = await client.post(
-            f"/v1/datasets/{dataset}/documents/{document_id}/{route}", headers=tenant.dataset_headers, **kwargs
+            f"/v1/datasets/{dataset}/documents/{document_id}/{route}",
+            headers=tenant.dataset_headers,
+            **kwargs,
         )
         # The route exists under this spelling: it answers Dify's "still indexing" refusal, not a 404.
         assert_error(response, 400, "document_indexing")

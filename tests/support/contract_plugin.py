@@ -233,22 +233,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"dify contract: {rec.checked} responses checked on {len(operations)} documented operations"
     )
     target = coverage_file()
-    if target is not None:
-        merged = _read_seen(target)
-        for (name, status), count in rec.seen.items():
-            merged[f"{name} {status}"] = merged.get(f"{name} {status}", 0) + count
-        target.write_text(json.dumps(merged, indent=1, sort_keys=True))
+    if target is not None and rec.seen:
+        seen = {f"{name} {status}": count for (name, status), count in rec.seen.items()}
+        target.write_text(json.dumps(seen, indent=1, sort_keys=True))
 
 
 def coverage_file() -> Path | None:
-    """Where the session's exercised (operation, status) pairs are kept for ``just compat`` (in .data)."""
+    """Where the last session's exercised (operation, status) pairs are kept for ``just compat`` (in .data)."""
     folder = Path(__file__).resolve().parents[2] / ".data"
     return folder / "contract-seen.json" if folder.is_dir() else None
-
-
-def _read_seen(path: Path) -> dict[str, int]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
