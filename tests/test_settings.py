@@ -94,5 +94,7 @@ def test_audio_settings() -> None:
         "whisper-1",
         "tts-1",
     )
-    s = Settings.from_env({"OPENAI_API_BASE": "http://llm.test/v1", "AUDIO_API_BASE": "http://speech.test/v1"})
+    s = Settings.from_env(
+        {"OPENAI_API_BASE": "http://llm.test/v1", "AUDIO_API_BASE": "http://speech.test/v1"}
+    )
     assert s.audio_api_base == "http://speech.test/v1" and s.audio_tts_voice == "alloy"

@@ -144,7 +144,7 @@ class AnnotationController(Controller):
         )
         return JobOut(job_id=job.id, job_status=job.status)
 
-    @get("/annotation-reply/{action:str}/status/{job_id:uuid}", responses=responses(400, 401))
+    @get("/annotation-reply/{action:str}/status/{job_id:uuid}", responses=responses(400, 401, 404))
     async def reply_status(
         self, db_session: AsyncSession, key: KeyContext, action: str, job_id: uuid.UUID
     ) -> JobStatusOut:

@@ -34,7 +34,7 @@ class KnowledgePipelineController(Controller):
         """Refused: 400 `pipeline_not_supported`."""
         raise PipelineNotSupported()
 
-    @get("/{dataset_id:uuid}/pipeline/datasource-plugins", responses=responses(401))
+    @get("/{dataset_id:uuid}/pipeline/datasource-plugins", responses=responses(401, 404))
     async def datasource_plugins(self, dataset_id: uuid.UUID) -> None:
         """Refused: 400 `pipeline_not_supported`."""
         raise PipelineNotSupported()
@@ -42,13 +42,13 @@ class KnowledgePipelineController(Controller):
     @post(
         "/{dataset_id:uuid}/pipeline/datasource/nodes/{node_id:str}/run",
         status_code=200,
-        responses=responses(401),
+        responses=responses(401, 404),
     )
     async def run_datasource_node(self, dataset_id: uuid.UUID, node_id: str) -> None:
         """Refused: 400 `pipeline_not_supported`."""
         raise PipelineNotSupported()
 
-    @post("/{dataset_id:uuid}/pipeline/run", status_code=200, responses=responses(401))
+    @post("/{dataset_id:uuid}/pipeline/run", status_code=200, responses=responses(401, 404))
     async def run_pipeline(self, dataset_id: uuid.UUID) -> None:
         """Refused: 400 `pipeline_not_supported`."""
         raise PipelineNotSupported()

@@ -77,7 +77,10 @@ def signed_url(settings: Settings, upload_file_id: uuid.UUID, now: float | None 
 def _check_signature(settings: Settings, upload_file_id: uuid.UUID, expires: int, sign: str) -> None:
     if not settings.secret_key or expires < time.time():
         raise Forbidden("The download link has expired.")
-    if not hmac.compare_digest(_signature(settings.secret_key, upload_file_id, expires), sign):
+    # bytes: compare_digest refuses str with non-ASCII characters (a hostile sign would be a 500)
+    if not hmac.compare_digest(
+        _signature(settings.secret_key, upload_file_id, expires).encode(), sign.encode()
+    ):
         raise Forbidden("The download link is invalid.")
 
 
