@@ -45,6 +45,10 @@ test *ARGS:
 bench *NAMES:
     {{python}} -m tests.perf {{NAMES}}
 
+# Which of Dify's documented Service API operations Sluice serves (writes docs/dify-api-coverage.md)
+compat:
+    {{python}} -m tests.perf.compat
+
 # Lint and type-check
 lint:
     {{python}} -m ruff check app jobs db migrations tests

@@ -24,6 +24,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy.exc import ProgrammingError
 
 from app import runtime
+from app.annotations.controllers import AnnotationController
+from app.audio.controllers import AudioController
 from app.errors import handle_exception
 from app.files.controllers import FileController, SignedFileController
 from app.health import HealthController
@@ -33,14 +35,17 @@ from app.json_body import SluiceRequest
 from app.knowledge.controllers import DatasetController
 from app.knowledge.documents import uploads
 from app.knowledge.documents.controllers import DocumentController
+from app.knowledge.documents.downloads import DocumentDownloadController, DocumentFileController
 from app.knowledge.metadata.controllers import MetadataController
 from app.knowledge.providers import Embedders
+from app.knowledge.rag_pipeline import KnowledgePipelineController
 from app.knowledge.retrieval.controllers import RetrieveController
 from app.knowledge.retrieval.service import Retriever
 from app.knowledge.segments.controllers import SegmentController
 from app.knowledge.tags.controllers import DatasetTagController, TagController
 from app.logging import configure_logging
 from app.middleware import request_id_middleware
+from app.model_providers import ModelTypeController
 from app.settings import Settings
 from app.tenancy import services as tenancy
 from app.tenancy.controllers import AppController, DatasetKeyController, WorkspaceController
@@ -50,6 +55,7 @@ from app.workflows.console import DslController
 from app.workflows.controllers import WorkflowRunController
 from app.workflows.events import RunEventHub
 from app.workflows.openapi import document_streams
+from app.workflows.site import AppSiteController
 from db import migrate, urls
 
 log = structlog.get_logger()
@@ -59,9 +65,16 @@ ROUTES: list[Any] = [
     WorkspaceController,
     AppController,
     DatasetKeyController,
+    AnnotationController,
     AppInfoController,
+    AppSiteController,
+    AudioController,
     DatasetController,
     DocumentController,
+    DocumentDownloadController,
+    DocumentFileController,
+    KnowledgePipelineController,
+    ModelTypeController,
     RetrieveController,
     SegmentController,
     MetadataController,

@@ -48,6 +48,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     embedding_model: str | None = None
     embedding_api_base: str = "http://127.0.0.1:11434/v1"
     embedding_api_key: str | None = None
+    #: The OpenAI-compatible endpoint of /audio-to-text and /text-to-audio; None: speech is not configured
+    audio_api_base: str | None = None
+    audio_api_key: str | None = None
+    audio_stt_model: str = "whisper-1"
+    audio_tts_model: str = "tts-1"
+    audio_tts_voice: str = "alloy"
     mail_type: Literal["smtp"] | None = None
     smtp_server: str | None = None
     smtp_port: int = 25
@@ -220,6 +226,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         embedding_provider = (get("EMBEDDING_PROVIDER") or "local").lower()
         if embedding_provider not in ("local", "openai"):
             raise SettingsError(f"EMBEDDING_PROVIDER must be 'local' or 'openai', got {embedding_provider!r}")
+        audio_base = get("AUDIO_API_BASE") or get("OPENAI_API_BASE")
         return cls(
             database_url=get("DATABASE_URL"),
             data_dir=Path(get("SLUICE_DATA_DIR") or ".data"),
@@ -251,6 +258,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 get("EMBEDDING_API_BASE") or get("OPENAI_API_BASE") or "http://127.0.0.1:11434/v1"
             ).rstrip("/"),
             embedding_api_key=get("EMBEDDING_API_KEY") or get("OPENAI_API_KEY"),
+            # Speech uses OPENAI_API_BASE only when it was set: its default (a local Ollama) has no audio routes.
+            audio_api_base=audio_base.rstrip("/") if audio_base else None,
+            audio_api_key=get("AUDIO_API_KEY") or get("OPENAI_API_KEY"),
+            audio_stt_model=get("AUDIO_STT_MODEL") or "whisper-1",
+            audio_tts_model=get("AUDIO_TTS_MODEL") or "tts-1",
+            audio_tts_voice=get("AUDIO_TTS_VOICE") or "alloy",
             mail_type=mail_type,  # type: ignore[arg-type]
             smtp_server=get("SMTP_SERVER"),
             # Implicit TLS (SMTP_SSL) listens on 465, STARTTLS on 587, plain SMTP on 25.

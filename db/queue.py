@@ -43,6 +43,7 @@ class Task(enum.StrEnum):
     SWEEP_HUMAN_INPUT_DEADLINES = ("sweep_human_input_deadlines", "timers")
     SEND_HUMAN_INPUT_EMAIL = ("send_human_input_email", "mail")
     INDEX_DOCUMENT = ("index_document", "indexing")
+    RUN_ANNOTATION_REPLY_JOB = ("run_annotation_reply_job", "indexing")
     RETRY_STALLED_JOBS = ("retry_stalled_jobs", "timers")
     DELETE_OLD_JOBS = ("delete_old_jobs", "timers")
     NOOP = ("noop", "workflows")

@@ -16,7 +16,14 @@ import structlog
 from db import urls
 from db.queue import QUEUES, Task
 
-TASK_MODULES = ["jobs.maintenance", "jobs.workflows", "jobs.human_input", "jobs.mail", "jobs.knowledge"]
+TASK_MODULES = [
+    "jobs.maintenance",
+    "jobs.workflows",
+    "jobs.human_input",
+    "jobs.mail",
+    "jobs.knowledge",
+    "jobs.annotations",
+]
 
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
 

@@ -20,8 +20,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.asgi import create_app
 from app.settings import Settings
 from db import embedded, migrate, urls
+from tests.support.contract_plugin import (  # the Dify contract check: hooks and its session fixture
+    dify_contract_check,
+    pytest_report_header,
+    pytest_runtest_call,
+    pytest_runtest_setup,
+    pytest_runtest_teardown,
+    pytest_terminal_summary,
+)
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import LiveService
+
+__all__ = [
+    "dify_contract_check",
+    "pytest_report_header",
+    "pytest_runtest_call",
+    "pytest_runtest_setup",
+    "pytest_runtest_teardown",
+    "pytest_terminal_summary",
+]
 
 ADMIN_TOKEN = "test-admin-token"
 SECRET_KEY = "test-secret-key-0123456789abcdef"

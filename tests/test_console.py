@@ -65,6 +65,6 @@ async def test_dataset_name_duplicate(client: AsyncTestClient[Litestar], admin: 
     key = (await client.post("/console/api/datasets/api-keys", headers=admin)).json()["token"]
     headers = {"Authorization": f"Bearer {key}"}
     name = f"kb-{uuid.uuid4().hex[:8]}"
-    assert (await client.post("/v1/datasets", json={"name": name}, headers=headers)).status_code == 201
+    assert (await client.post("/v1/datasets", json={"name": name}, headers=headers)).status_code == 200
     dup = await client.post("/v1/datasets", json={"name": name}, headers=headers)
     assert dup.status_code == 409 and dup.json()["code"] == "dataset_name_duplicate"

@@ -121,3 +121,19 @@ def test_bad_http_settings_are_named(env: dict[str, str]) -> None:
 def test_bad_code_settings_are_named(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match="CODE_"):
         Settings.from_env(env)
+
+
+def test_audio_settings() -> None:
+    """Speech follows OPENAI_API_BASE only when it was set: the default endpoint (Ollama) has no audio routes."""
+    assert Settings.from_env({}).audio_api_base is None
+    s = Settings.from_env({"OPENAI_API_BASE": "http://llm.test/v1/", "OPENAI_API_KEY": "k"})
+    assert (s.audio_api_base, s.audio_api_key, s.audio_stt_model, s.audio_tts_model) == (
+        "http://llm.test/v1",
+        "k",
+        "whisper-1",
+        "tts-1",
+    )
+    s = Settings.from_env(
+        {"OPENAI_API_BASE": "http://llm.test/v1", "AUDIO_API_BASE": "http://speech.test/v1"}
+    )
+    assert s.audio_api_base == "http://speech.test/v1" and s.audio_tts_voice == "alloy"

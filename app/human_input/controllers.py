@@ -1,5 +1,5 @@
 """Form API: with an app key (``/v1/form/human_input/{token}``), with the token alone (``/api/form/...``,
-rate limited per client), and the paused run's details (``/v1/workflows/run/{id}/pause-details``)."""
+rate limited per client)."""
 
 from __future__ import annotations
 

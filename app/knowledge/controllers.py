@@ -32,7 +32,7 @@ class DatasetController(Controller):
     tags = ["service api: knowledge"]
     security = [{"ApiKey": []}]
 
-    @post("/", responses=responses(400, 401, 409))
+    @post("/", status_code=200, responses=responses(400, 401, 409))
     async def create_dataset(
         self,
         request: Request[Any, Any, Any],
@@ -73,7 +73,7 @@ class DatasetController(Controller):
     ) -> DatasetOut:
         return await _out(db_session, await services.get_dataset(db_session, key.workspace_id, dataset_id))
 
-    @patch("/{dataset_id:uuid}", responses=responses(400, 401, 404, 409))
+    @patch("/{dataset_id:uuid}", responses=responses(400, 401, 404))
     async def update_dataset(
         self,
         request: Request[Any, Any, Any],

@@ -11,6 +11,13 @@ class DatasetNameDuplicate(Conflict):
     code = "dataset_name_duplicate"
 
 
+class DatasetNameTaken(InvalidParam):
+    """Dataset name already exists"""
+
+    # A rename onto a taken name: Dify's update raises a plain ValueError there (400 invalid_param), while
+    # creation answers 409 dataset_name_duplicate.
+
+
 class DatasetInUse(Conflict):
     """The dataset is being used by some apps. Please remove the dataset from the apps before deleting it."""
 

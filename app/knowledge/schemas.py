@@ -1,7 +1,8 @@
 """Dataset bodies, shaped like Dify's Service API (``fields/dataset_fields.py``).
 
-Sluice has no user accounts, so Dify's ``created_by``, ``updated_by`` and ``author_name`` are null; external
-knowledge bases and RAG pipelines do not exist here, so their fields have their empty values.
+Sluice has no user accounts: the workspace stands in for Dify's owner account (``app.knowledge.accounts``), and
+``updated_by`` stays null; external knowledge bases and RAG pipelines do not exist here, so their fields have
+their empty values.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.knowledge.accounts import creator_id
 from app.knowledge.retrieval.settings import RetrievalModel, parse_retrieval_model
 from app.knowledge.services import DatasetView
 from app.schemas import text_field, unix
@@ -112,8 +114,8 @@ class DatasetOut(msgspec.Struct):
     app_count: int
     document_count: int
     word_count: int
-    created_by: str | None
-    author_name: str | None
+    created_by: str
+    author_name: str
     created_at: int
     updated_by: str | None
     updated_at: int
@@ -152,8 +154,8 @@ class DatasetOut(msgspec.Struct):
             app_count=0,
             document_count=view.document_count,
             word_count=view.word_count,
-            created_by=None,
-            author_name=None,
+            created_by=creator_id(d.workspace_id),
+            author_name=view.author_name,
             created_at=unix(d.created_at) or 0,
             updated_by=None,
             updated_at=unix(d.updated_at) or 0,

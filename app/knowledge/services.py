@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
 from app.knowledge.embeddings import E5_MODEL
-from app.knowledge.errors import DatasetNameDuplicate
+from app.knowledge.errors import DatasetNameDuplicate, DatasetNameTaken
 from app.settings import Settings
-from db.models import Dataset, DatasetMetadata, Document, Tag, UploadFile, tag_bindings
+from db.models import Dataset, DatasetMetadata, Document, Tag, UploadFile, Workspace, tag_bindings
 
 if TYPE_CHECKING:
     from app.knowledge.schemas import DatasetUpdate
@@ -40,6 +40,8 @@ class DatasetView:
     available_document_count: int = 0
     tags: list[Tag] = field(default_factory=list)
     metadata_fields: list[DatasetMetadata] = field(default_factory=list)
+    #: Dify's ``author_name``: the name of the workspace (standing in for its owner account, see accounts.py).
+    author_name: str = ""
 
 
 async def create_dataset(
@@ -171,13 +173,13 @@ async def update_dataset(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
-        raise DatasetNameDuplicate() from None
+        raise DatasetNameTaken() from None
     return dataset
 
 
 async def dataset_views(session: AsyncSession, datasets: Sequence[Dataset]) -> list[DatasetView]:
-    """Views of some datasets: document counts and words in one grouped query, tags and metadata fields in one
-    query each, whatever the number of datasets."""
+    """Views of some datasets: document counts and words in one grouped query, tags, metadata fields and the
+    workspaces' names in one query each, whatever the number of datasets."""
     ids = [d.id for d in datasets]
     if not ids:
         return []
@@ -212,6 +214,8 @@ async def dataset_views(session: AsyncSession, datasets: Sequence[Dataset]) -> l
         select(DatasetMetadata).where(DatasetMetadata.dataset_id.in_(ids)).order_by(DatasetMetadata.name)
     ):
         fields.setdefault(metadata_field.dataset_id, []).append(metadata_field)
+    owners = select(Workspace.id, Workspace.name).where(Workspace.id.in_({d.workspace_id for d in datasets}))
+    names = {workspace_id: name for workspace_id, name in await session.execute(owners)}
     views = []
     for d in datasets:
         document_count, word_count, available_count = counts.get(d.id, (0, 0, 0))
@@ -223,6 +227,7 @@ async def dataset_views(session: AsyncSession, datasets: Sequence[Dataset]) -> l
                 available_document_count=int(available_count),
                 tags=tags.get(d.id, []),
                 metadata_fields=fields.get(d.id, []),
+                author_name=names.get(d.workspace_id, ""),
             )
         )
     return views

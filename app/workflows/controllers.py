@@ -14,7 +14,7 @@ from litestar.response import Response, Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
-from app.errors import NotFound, responses
+from app.errors import InvalidParam, NotFound, responses
 from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
@@ -35,6 +35,7 @@ from app.workflows.schemas import (
     Parameters,
     PauseDetails,
     RunData,
+    RunDetail,
     RunRequest,
     StopRequest,
     StopResult,
@@ -44,6 +45,10 @@ from db.models import WorkflowRun
 #: A blocking call returns when the run ends or pauses; past this it returns the run as it is (still running).
 BLOCKING_TIMEOUT_SECONDS = 600.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class WorkflowNotPublished(InvalidParam):
+    """Workflow not published"""
 
 
 def run_data(run: WorkflowRun, paused: list[PausedNode] | None = None) -> RunData:
@@ -104,9 +109,14 @@ class WorkflowRunController(Controller):
         assert key.app_id is not None
         settings: Settings = request.app.state.settings
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
-        run = await services.start_run(
-            db_session, key.app_id, data.inputs, data.user, workflow_id, data.files, files
-        )
+        try:
+            run = await services.start_run(
+                db_session, key.app_id, data.inputs, data.user, workflow_id, data.files, files
+            )
+        except NotFound as exc:
+            if workflow_id is None:  # Dify: ValueError("Workflow not published"), a 400
+                raise WorkflowNotPublished from exc
+            raise
         await db_session.commit()  # the job may start now; the response must not wait for the request to end
         hub: RunEventHub = request.app.state.hub
         sessions = _sessions(request)
@@ -148,10 +158,10 @@ class WorkflowRunController(Controller):
     @get("/workflows/run/{run_id:uuid}", responses=responses(401, 404))
     async def get_run(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID
-    ) -> RunData:
+    ) -> RunDetail:
         assert key.app_id is not None
         run = await services.get_run(db_session, key.app_id, run_id)
-        return run_data(run, await _paused(db_session, request.app.state.pause_kinds, run))
+        return RunDetail.of(run_data(run, await _paused(db_session, request.app.state.pause_kinds, run)))
 
     @post("/workflows/tasks/{task_id:uuid}/stop", status_code=200, responses=responses(400, 401, 404))
     async def stop(

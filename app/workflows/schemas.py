@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -47,6 +48,32 @@ class RunData(msgspec.Struct, kw_only=True):
 class PauseDetails(msgspec.Struct):
     paused_at: int | None
     paused_nodes: list[PausedNode]
+
+
+class RunDetail(msgspec.Struct, kw_only=True):
+    """``GET /workflows/run/{id}``: as :class:`RunData`, but ``inputs`` is the JSON text Dify stores and returns
+    (``WorkflowRun.inputs`` is a text column), null when the run had none."""
+
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    status: str
+    inputs: str | None
+    outputs: dict[str, Any]
+    error: str | None
+    total_steps: int
+    total_tokens: int
+    created_at: int | None
+    finished_at: int | None
+    elapsed_time: float
+    paused_nodes: list[PausedNode] | None = None
+
+    @classmethod
+    def of(cls, data: RunData) -> RunDetail:
+        fields = msgspec.structs.asdict(data)
+        fields["inputs"] = (
+            json.dumps(data.inputs) if data.inputs else None
+        )  # Dify's json.dumps, ASCII escapes
+        return cls(**fields)
 
 
 class BlockingRunResult(msgspec.Struct):

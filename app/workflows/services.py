@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from app.tenancy import services as tenancy
 from app.workflows import dsl
 from app.workflows.engine.core import initial_state
 from app.workflows.engine.errors import InputError
-from app.workflows.engine.graph import Graph
+from app.workflows.engine.graph import Graph, NodeSpec
 from app.workflows.engine.nodes import build_node
 from app.workflows.engine.nodes.start import StartNode
 from app.workflows.runs import transitions
@@ -79,6 +80,48 @@ async def export_app(session: AsyncSession, app_id: uuid.UUID) -> str:
 # --- runs -----------------------------------------------------------------------------------------
 
 
+class Version(msgspec.Struct, frozen=True):
+    """What starting a run needs of a published version, built once per process (versions never change)."""
+
+    id: uuid.UUID
+    start: NodeSpec
+    start_node: StartNode
+    environment: dict[str, dict[str, Any]]
+    dsl: dict[str, Any]
+
+
+_VERSIONS: OrderedDict[uuid.UUID, Version] = OrderedDict()
+_VERSIONS_MAX = 256
+
+
+async def _version(session: AsyncSession, app_id: uuid.UUID, workflow_id: uuid.UUID | None) -> Version:
+    """The app's latest version (or the given one): its id is read each time (a publish takes effect at once),
+    the rest comes from the process's cache."""
+    query = select(Workflow.id).where(Workflow.app_id == app_id)
+    if workflow_id is not None:
+        query = query.where(Workflow.id == workflow_id)
+    found = await session.scalar(query.order_by(Workflow.version.desc()).limit(1))
+    if found is None:
+        raise NotFound("Workflow not found." if workflow_id else "The app has no published workflow.")
+    version = _VERSIONS.get(found)
+    if version is None:
+        workflow = await session.get_one(Workflow, found)
+        start = Graph.from_dsl(workflow.graph).start_node()
+        start_node = build_node(start)
+        assert isinstance(start_node, StartNode)
+        version = _VERSIONS[found] = Version(
+            id=found,
+            start=start,
+            start_node=start_node,
+            environment=dsl.environment(workflow.dsl),
+            dsl=workflow.dsl,
+        )
+        while len(_VERSIONS) > _VERSIONS_MAX:
+            _VERSIONS.popitem(last=False)
+    _VERSIONS.move_to_end(found)
+    return version
+
+
 class StartedRun(msgspec.Struct, frozen=True):
     id: uuid.UUID
     workflow_id: uuid.UUID
@@ -95,11 +138,8 @@ async def start_run(
 ) -> StartedRun:
     """Create a run and defer its job in the caller's transaction (both or neither). File mappings (``files``
     and file inputs) are resolved first (``file_context`` signs their links; without it they cannot be used)."""
-    workflow = await published(session, app_id, workflow_id)
-    graph = Graph.from_dsl(workflow.graph)
-    start = graph.start_node()
-    start_node = build_node(start)
-    assert isinstance(start_node, StartNode)
+    version = await _version(session, app_id, workflow_id)
+    start, start_node, environment, doc = version.start, version.start_node, version.environment, version.dsl
     try:
         values = start_node.validate_inputs(inputs)
     except InputError as exc:
@@ -110,7 +150,7 @@ async def start_run(
         app_id=app_id,
         user=user,
         variables=start_node.config.variables,
-        dsl=workflow.dsl,
+        dsl=doc,
         inputs=values,
         files=files,
     )
@@ -118,23 +158,23 @@ async def start_run(
     system = {
         "user_id": user,
         "app_id": str(app_id),
-        "workflow_id": str(workflow.id),
+        "workflow_id": str(version.id),
         "workflow_run_id": str(run_id),
         "files": system_files,
         "query": "",
     }
-    state = initial_state(values, system, start.id, **dsl.environment(workflow.dsl))
+    state = initial_state(values, system, start.id, **environment)
     await transitions.start(
         session,
         run_id=run_id,
         app_id=app_id,
-        workflow_id=workflow.id,
+        workflow_id=version.id,
         inputs=values,
         user=user,
         state=msgspec.to_builtins(state),
         created_at=utcnow(),
     )
-    return StartedRun(id=run_id, workflow_id=workflow.id)
+    return StartedRun(id=run_id, workflow_id=version.id)
 
 
 async def get_run(session: AsyncSession, app_id: uuid.UUID, run_id: uuid.UUID) -> WorkflowRun:

@@ -1,5 +1,6 @@
 """SQLAlchemy models. Importing this package registers every table on ``Base.metadata``."""
 
+from db.models.annotations import Annotation, AnnotationReplyJob, AnnotationSetting
 from db.models.base import Base
 from db.models.human_input import HumanInputDelivery, HumanInputForm, HumanInputRecipient
 from db.models.knowledge import (
@@ -25,6 +26,9 @@ from db.models.workflows import (
 )
 
 __all__ = [
+    "Annotation",
+    "AnnotationReplyJob",
+    "AnnotationSetting",
     "ApiKey",
     "App",
     "Base",

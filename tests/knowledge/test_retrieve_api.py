@@ -41,7 +41,7 @@ async def indexed_dataset(client: AsyncTestClient[Litestar], headers: dict[str, 
         },
         headers=headers,
     )
-    assert dataset.status_code in (200, 201), dataset.text
+    assert dataset.status_code == 200, dataset.text
     dataset_id = dataset.json()["id"]
     batches = []
     for name, text in TEXTS.items():

@@ -15,6 +15,11 @@ The server refuses what OpenAI refuses: malformed ``tools``, and a ``tool`` mess
 assistant tool call. Streamed replies send one chunk per word (with its trailing whitespace), so tests can
 check chunk order.
 
+It also serves ``GET /models`` (``fake.models``), ``POST /audio/transcriptions`` (multipart ``file``, ``model``:
+answers ``{"text": "transcript of <file name> (<n> bytes)"}``) and ``POST /audio/speech`` (JSON ``model``,
+``input``, ``voice``: answers ``audio/mpeg`` bytes that start with ``ID3`` and carry the input); ``queue_error``
+and ``queue_raw`` with ``path=`` script them like the others.
+
 Run it on its own: ``python -m tests.support.fake_openai --port 8999 --rules rules.json`` (rules: a JSON list
 of ``{"contains": ..., "text": ..., "tool_calls": [...], "where": "last_user" | "any", "times": n}``).
 """
@@ -38,11 +43,16 @@ from typing import Any, Literal
 
 import msgspec
 import uvicorn
-from litestar import Litestar, Request, post
+from litestar import Litestar, Request, get, post
 from litestar.response import Response, Stream
 
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
+MODELS_PATH = "/v1/models"
+TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
+SPEECH_PATH = "/v1/audio/speech"
+#: What ``GET /models`` lists unless a test sets ``fake.models``.
+DEFAULT_MODELS = ("fake-chat", "text-embedding-3-small", "whisper-1", "tts-1")
 DEFAULT_DIMENSIONS = 16
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_exceeded"}
 #: Streamed tool-call arguments are sent in pieces of this many characters.
@@ -179,6 +189,7 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self._script: list[Scripted] = []
         self.rules: list[Rule] = []
+        self.models: list[str] = list(DEFAULT_MODELS)
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -435,10 +446,57 @@ class FakeOpenAI:
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return Response({"object": "list", "data": data, "model": body.get("model", ""), "usage": usage})
 
+    async def list_models(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        with self._lock:
+            self.requests.append(RecordedRequest(request.url.path, {}, dict(request.headers)))
+        step = self._next(MODELS_PATH)
+        await asyncio.sleep(step.delay)
+        if step.status >= 400:
+            return error_response(step.status, step.message)
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return Response({"object": "list", "data": data})
+
+    async def transcriptions(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        form = await request.form()
+        upload, model = form.get("file"), form.get("model")
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    request.url.path,
+                    {"model": model, "file": getattr(upload, "filename", None)},
+                    dict(request.headers),
+                )
+            )
+        step = self._next(TRANSCRIPTIONS_PATH)
+        await asyncio.sleep(step.delay)
+        if step.status >= 400:
+            return error_response(step.status, step.message)
+        if step.raw is not None:
+            return Response(step.raw, media_type=step.media_type or "application/json")
+        if upload is None or not model:
+            return error_response(400, "'file' and 'model' are required")
+        data = await upload.read()
+        return Response({"text": f"transcript of {upload.filename} ({len(data)} bytes)"})
+
+    async def speech(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        body = await self._record(request)
+        step = self._next(SPEECH_PATH)
+        await asyncio.sleep(step.delay)
+        if step.status >= 400:
+            return error_response(step.status, step.message)
+        if not body.get("input") or not body.get("model") or not body.get("voice"):
+            return error_response(400, "'model', 'input' and 'voice' are required")
+        audio = b"ID3" + f"|{body['voice']}|{body['input']}".encode()
+        return Response(audio, media_type="audio/mpeg")
+
     # --- serving ----------------------------------------------------------------------------------
 
     def app(self) -> Litestar:
-        app = Litestar(route_handlers=[_chat, _embeddings], openapi_config=None, logging_config=None)
+        app = Litestar(
+            route_handlers=[_chat, _embeddings, _models, _transcriptions, _speech],
+            openapi_config=None,
+            logging_config=None,
+        )
         app.state.fake = self
         return app
 
@@ -491,6 +549,24 @@ async def _chat(request: Request[Any, Any, Any]) -> Response[Any]:
 async def _embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
     fake: FakeOpenAI = request.app.state.fake
     return await fake.embeddings(request)
+
+
+@get(MODELS_PATH)
+async def _models(request: Request[Any, Any, Any]) -> Response[Any]:
+    fake: FakeOpenAI = request.app.state.fake
+    return await fake.list_models(request)
+
+
+@post(TRANSCRIPTIONS_PATH, status_code=200, request_max_body_size=64 * 1024 * 1024)
+async def _transcriptions(request: Request[Any, Any, Any]) -> Response[Any]:
+    fake: FakeOpenAI = request.app.state.fake
+    return await fake.transcriptions(request)
+
+
+@post(SPEECH_PATH, status_code=200)
+async def _speech(request: Request[Any, Any, Any]) -> Response[Any]:
+    fake: FakeOpenAI = request.app.state.fake
+    return await fake.speech(request)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import contract_plugin
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,6 +71,7 @@ class LiveService:
             **extra_env,
         }
         self.proc = spawn(["-m", "app", "up"], env, log_path)
+        contract_plugin.watch(self.base_url)  # its Service API responses are checked against Dify's document
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         def ready() -> bool:

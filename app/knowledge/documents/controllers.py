@@ -203,6 +203,33 @@ class DocumentController(Controller):
         document_id: uuid.UUID,
     ) -> DocumentAndBatch:
         """Replace the document's file and/or change its settings (multipart: optional ``file``, ``data``)."""
+        return await self._update_by_file(request, db_session, key, dataset_id, document_id)
+
+    @patch(
+        _DOCUMENT,
+        responses=responses(400, 401, 403, 404, 413),
+        request_max_body_size=None,  # read by uploads.read_form against UPLOAD_FILE_SIZE_LIMIT
+        operation_class=uploads.OptionalUploadOperation,
+    )
+    async def update_document(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        document_id: uuid.UUID,
+    ) -> DocumentAndBatch:
+        """Dify's canonical file update (the update-by-file routes are its legacy aliases): same multipart body."""
+        return await self._update_by_file(request, db_session, key, dataset_id, document_id)
+
+    async def _update_by_file(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        dataset_id: uuid.UUID,
+        document_id: uuid.UUID,
+    ) -> DocumentAndBatch:
         settings = _settings(request)
         form = await uploads.read_form(request, settings.upload_file_size_limit)
         source = form.source(required=False)

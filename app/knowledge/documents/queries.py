@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
 from app.knowledge import services as datasets
+from app.knowledge.accounts import creator_id
 from app.knowledge.splitting import InvalidProcessRule, ProcessRule
 from db.models import Dataset, DatasetMetadata, Document, Segment, UploadFile
 
@@ -36,6 +37,8 @@ class DocumentView:
     built_in_fields: bool = False
     dataset_process_rule: dict[str, Any] = field(default_factory=dict)
     document_process_rule: dict[str, Any] = field(default_factory=dict)
+    #: Dify's ``created_by`` (the workspace standing in for its owner account, see app.knowledge.accounts).
+    creator: str = ""
 
 
 def display_status(d: Document) -> str | None:
@@ -120,6 +123,7 @@ async def views(session: AsyncSession, dataset: Dataset, documents: Sequence[Doc
             hit_count=hits.get(d.id, 0),
             metadata_fields=fields,
             built_in_fields=dataset.built_in_field_enabled,
+            creator=creator_id(dataset.workspace_id),
         )
         for d in documents
     ]

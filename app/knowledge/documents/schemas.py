@@ -1,6 +1,8 @@
 """Document bodies, shaped like Dify's Service API (``fields/document_fields.py``); timestamps in Unix seconds.
 
-Sluice has no user accounts, so Dify's ``created_by``/``disabled_by`` are always null.
+Sluice has no user accounts: ``created_by`` names the workspace (``app.knowledge.accounts``), ``disabled_by`` is
+null. ``doc_metadata`` values are strings in the list, create and update bodies (Dify marshals them with
+``fields.String``) and keep their JSON type in the detail (Dify returns them unmarshalled there).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class UploadFileDetail(msgspec.Struct):
     size: int
     extension: str
     mime_type: str
-    created_by: str | None
+    created_by: str
     created_at: int
 
 
@@ -121,7 +123,7 @@ class DocumentOut(msgspec.Struct):
     dataset_process_rule_id: str | None
     name: str
     created_from: str
-    created_by: str | None
+    created_by: str
     created_at: int
     tokens: int
     indexing_status: str
@@ -150,7 +152,7 @@ class DocumentOut(msgspec.Struct):
             dataset_process_rule_id=None,
             name=d.name,
             created_from=d.created_from,
-            created_by=None,
+            created_by=view.creator,
             created_at=unix(d.created_at) or 0,
             tokens=d.tokens,
             indexing_status=d.indexing_status,
@@ -163,7 +165,7 @@ class DocumentOut(msgspec.Struct):
             word_count=d.word_count,
             hit_count=view.hit_count,
             doc_form=d.doc_form,
-            doc_metadata=metadata_values(view),
+            doc_metadata=[_as_text(v) for v in metadata_values(view)],
             summary_index_status=None,
             need_summary=False,
         )
@@ -225,7 +227,7 @@ class DocumentDetailOut(msgspec.Struct):
             document_process_rule=view.document_process_rule,
             name=d.name,
             created_from=d.created_from,
-            created_by=None,
+            created_by=view.creator,
             created_at=unix(d.created_at) or 0,
             tokens=d.tokens,
             indexing_status=d.indexing_status,
@@ -295,7 +297,7 @@ def _source_detail(view: DocumentView) -> DataSourceDetail:
             size=f.size,
             extension=f.extension,
             mime_type=f.mime_type,
-            created_by=None,
+            created_by=view.creator,
             created_at=unix(f.created_at) or 0,
         )
     )
@@ -305,6 +307,13 @@ def _scalar(value: Any) -> MetadataScalar:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return msgspec.json.encode(value).decode()
+
+
+def _as_text(item: MetadataValue) -> MetadataValue:
+    """A metadata value as Dify's ``fields.String`` marshals it (``str()`` of the value; null stays null)."""
+    if item.value is None or isinstance(item.value, str):
+        return item
+    return MetadataValue(id=item.id, name=item.name, type=item.type, value=str(item.value))
 
 
 def metadata_values(view: DocumentView) -> list[MetadataValue]:
@@ -321,8 +330,13 @@ def metadata_values(view: DocumentView) -> list[MetadataValue]:
         out += [
             MetadataValue(id="built-in", name="document_name", type="string", value=d.name),
             MetadataValue(id="built-in", name="uploader", type="string", value=None),
-            MetadataValue(id="built-in", name="upload_date", type="time", value=unix(d.created_at)),
-            MetadataValue(id="built-in", name="last_update_date", type="time", value=unix(d.updated_at)),
+            # Dify: str(created_at.timestamp()), a string with the fraction, in every body
+            MetadataValue(
+                id="built-in", name="upload_date", type="time", value=str(d.created_at.timestamp())
+            ),
+            MetadataValue(
+                id="built-in", name="last_update_date", type="time", value=str(d.updated_at.timestamp())
+            ),
             MetadataValue(id="built-in", name="source", type="string", value="file_upload"),
         ]
     return out

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from app.knowledge.accounts import creator_id
 from app.knowledge.retrieval.service import Hit
 from app.knowledge.retrieval.settings import RetrievalModel
 from app.knowledge.segments.schemas import SegmentOut
@@ -46,8 +47,11 @@ class HitChildChunk(msgspec.Struct):
 
 
 class Record(msgspec.Struct):
+    """One hit. ``child_chunks`` and ``files`` are lists, empty outside parent-child datasets (Dify normalizes
+    its nulls to ``[]`` in ``DatasetsHitTestingBase._normalize_hit_testing_records``)."""
+
     segment: HitSegment
-    child_chunks: list[HitChildChunk] | None
+    child_chunks: list[HitChildChunk]
     score: float
     tsne_position: None = None
     files: list[Any] = msgspec.field(default_factory=list)
@@ -57,7 +61,7 @@ class Record(msgspec.Struct):
         s, d = hit.segment, hit.document
         return cls(
             segment=HitSegment(
-                **msgspec.structs.asdict(SegmentOut.of(s)),
+                **msgspec.structs.asdict(SegmentOut.of(s, creator_id(hit.dataset.workspace_id))),
                 document=HitDocument(
                     id=d.id,
                     data_source_type=d.data_source_type,
@@ -71,7 +75,7 @@ class Record(msgspec.Struct):
                 for c, score in hit.child_chunks
             ]
             if hit.dataset.doc_form == "hierarchical_model"
-            else None,
+            else [],
             score=round(hit.score, 6),
         )
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
+from app.knowledge.accounts import creator_id
 from app.knowledge.providers import Embedders
 from app.knowledge.segments import child_chunks, services
 from app.knowledge.segments.schemas import (
@@ -67,7 +68,7 @@ class SegmentController(Controller):
         )
         children = await services.children_of(db_session, segments)
         return SegmentPage(
-            data=[SegmentOut.of(s, children[s.id]) for s in segments],
+            data=[SegmentOut.of(s, creator_id(key.workspace_id), children[s.id]) for s in segments],
             doc_form=document.doc_form,
             has_more=page * limit < total,
             limit=limit,
@@ -92,7 +93,8 @@ class SegmentController(Controller):
         segments = await services.create_segments(db_session, embedders, dataset, document, data.segments)
         children = await services.children_of(db_session, segments)
         return SegmentsOut(
-            data=[SegmentOut.of(s, children[s.id]) for s in segments], doc_form=document.doc_form
+            data=[SegmentOut.of(s, creator_id(key.workspace_id), children[s.id]) for s in segments],
+            doc_form=document.doc_form,
         )
 
     @get("/{segment_id:uuid}", responses=responses(401, 404))
@@ -107,7 +109,10 @@ class SegmentController(Controller):
         _, document = await services.get_document(db_session, key.workspace_id, dataset_id, document_id)
         segment = await services.get_segment(db_session, document, segment_id)
         children = await services.children_of(db_session, [segment])
-        return SegmentDetail(data=SegmentOut.of(segment, children[segment.id]), doc_form=document.doc_form)
+        return SegmentDetail(
+            data=SegmentOut.of(segment, creator_id(key.workspace_id), children[segment.id]),
+            doc_form=document.doc_form,
+        )
 
     @post("/{segment_id:uuid}", status_code=200, responses=responses(401, 403, 404, 503))
     async def update_segment(
@@ -129,7 +134,10 @@ class SegmentController(Controller):
             db_session, embedders, dataset, document, segment, data.segment
         )
         children = await services.children_of(db_session, [segment])
-        return SegmentDetail(data=SegmentOut.of(segment, children[segment.id]), doc_form=document.doc_form)
+        return SegmentDetail(
+            data=SegmentOut.of(segment, creator_id(key.workspace_id), children[segment.id]),
+            doc_form=document.doc_form,
+        )
 
     @delete("/{segment_id:uuid}", responses=responses(401, 403, 404))
     async def delete_segment(

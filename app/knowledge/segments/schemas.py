@@ -89,7 +89,7 @@ class SegmentOut(msgspec.Struct):
     disabled_at: int | None
     disabled_by: str | None
     status: str
-    created_by: str | None
+    created_by: str
     created_at: int
     updated_at: int
     updated_by: str | None
@@ -100,8 +100,9 @@ class SegmentOut(msgspec.Struct):
     child_chunks: list[ChildChunkOut]
 
     @classmethod
-    def of(cls, s: Segment, children: list[ChildChunk] | None = None) -> SegmentOut:
-        # Sluice has no accounts: the *_by fields are always null (the key is not a person).
+    def of(cls, s: Segment, creator: str, children: list[ChildChunk] | None = None) -> SegmentOut:
+        """``creator``: Dify's ``created_by`` (the workspace, see app.knowledge.accounts); ``updated_by`` and
+        ``disabled_by`` stay null (no accounts). ``answer`` is null outside Q&A documents, as in Dify."""
         return cls(
             id=s.id,
             position=s.position,
@@ -119,7 +120,7 @@ class SegmentOut(msgspec.Struct):
             disabled_at=unix(s.disabled_at),
             disabled_by=None,
             status=s.status,
-            created_by=None,
+            created_by=creator,
             created_at=unix(s.created_at) or 0,
             updated_at=unix(s.updated_at) or 0,
             updated_by=None,

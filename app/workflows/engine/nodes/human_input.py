@@ -26,9 +26,16 @@ OUTPUT_PLACEHOLDER = re.compile(r"\{\{#\$output\.([A-Za-z_][A-Za-z0-9_]{0,29})#\
 
 
 class InputDefault(msgspec.Struct, kw_only=True):
+    """Dify's ``FormInputDefault``: both fields are kept whatever the type (``selector`` ``[]`` and ``value``
+    ``""`` when unset), as the form definitions Dify returns show them."""
+
     type: Literal["variable", "constant"] = "constant"
     selector: list[str] | None = None
-    value: Any = None
+    value: Any = ""
+
+    def __post_init__(self) -> None:
+        if self.selector is None:  # an explicit null in the DSL reads as unset
+            self.selector = []
 
 
 class FormInput(msgspec.Struct, kw_only=True):
