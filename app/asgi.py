@@ -50,7 +50,7 @@ from app.settings import Settings
 from app.tenancy import services as tenancy
 from app.tenancy.controllers import AppController, DatasetKeyController, WorkspaceController
 from app.tenancy.service_api import AppInfoController
-from app.wiring import pause_kinds
+from app.wiring import extensions
 from app.workflows.console import DslController
 from app.workflows.controllers import WorkflowRunController
 from app.workflows.events import RunEventHub
@@ -154,7 +154,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 "alchemy": alchemy,
                 "migration_head": migrate.head_revision(),
                 "hub": hub,
-                "pause_kinds": pause_kinds(settings),
+                "extensions": extensions(settings),
                 "retriever": Retriever(Embedders(settings)),
             }
         ),

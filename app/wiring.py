@@ -1,4 +1,5 @@
-"""What the entry points (``app/asgi.py``, ``jobs/worker.py``) plug into the run lifecycle: the pause kinds.
+"""What the entry points (``app/asgi.py``, ``jobs/worker.py``) plug into the run lifecycle: pause kinds and end
+hooks.
 
 The workflows package defines the pause-kind protocol and never names a kind; the features that own a kind
 are listed here, once, for both processes.
@@ -10,11 +11,16 @@ from collections.abc import Callable
 
 from app.human_input.pauses import HumanInputPauses
 from app.settings import Settings
-from app.workflows.runs.pauses import PauseKind, PauseKinds
+from app.workflows.runs.pauses import EndHook, Extensions, PauseKind
 
 #: Each pause kind, as the factory that builds it from the settings (tests add test-only kinds here).
 KIND_FACTORIES: list[Callable[[Settings], PauseKind]] = [HumanInputPauses]
+#: Each end hook, as the factory that builds it from the settings.
+END_HOOK_FACTORIES: list[Callable[[Settings], EndHook]] = []
 
 
-def pause_kinds(settings: Settings) -> PauseKinds:
-    return PauseKinds([factory(settings) for factory in KIND_FACTORIES])
+def extensions(settings: Settings) -> Extensions:
+    return Extensions(
+        [factory(settings) for factory in KIND_FACTORIES],
+        [factory(settings) for factory in END_HOOK_FACTORIES],
+    )

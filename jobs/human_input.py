@@ -18,7 +18,7 @@ async def _handle_all(resources: Resources) -> int:
     total = 0
     while True:
         async with resources.sessions() as session, session.begin():
-            handled = await services.handle_due(session, resources.runtime.kinds)
+            handled = await services.handle_due(session, resources.runtime.extensions)
         total += handled
         if handled < services.BATCH:
             return total

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from app.knowledge.providers import Embedders
 from app.sandbox.client import Sandbox
 from app.settings import Settings
-from app.wiring import pause_kinds
+from app.wiring import extensions
 from app.workflows.engine.core import Limits
 from app.workflows.ports import make_ports
 from app.workflows.runner import Runtime
@@ -54,7 +54,7 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
         embedders = Embedders(settings)
         runtime = Runtime(
             ports=make_ports(settings, sessions, embedders, sandbox),
-            kinds=pause_kinds(settings),
+            extensions=extensions(settings),
             limits=limits,
         )
         yield Resources(settings, sessions, runtime, embedders)

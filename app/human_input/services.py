@@ -32,7 +32,7 @@ from app.human_input.alarm import ensure_alarm, next_deadline
 from app.human_input.forms import find_by_token
 from app.workflows.engine.nodes.human_input import TIMEOUT_HANDLE, fill_outputs
 from app.workflows.runs import store, transitions
-from app.workflows.runs.pauses import PauseKinds
+from app.workflows.runs.pauses import Extensions
 from app.workflows.runs.store import ACTIVE, Event, Write
 from db.models import HumanInputForm
 
@@ -159,7 +159,7 @@ async def submit(
 # --- deadlines ------------------------------------------------------------------------------------
 
 
-async def handle_deadlines(session: AsyncSession, kinds: PauseKinds, limit: int = BATCH) -> int:
+async def handle_deadlines(session: AsyncSession, extensions: Extensions, limit: int = BATCH) -> int:
     """Apply the passed deadlines of up to ``limit`` waiting forms (earliest first); the number handled.
 
     Runs are locked first, in id order, with SKIP LOCKED: concurrent alarms and sweeps share the work instead of
@@ -208,14 +208,14 @@ async def handle_deadlines(session: AsyncSession, kinds: PauseKinds, limit: int 
     expired = {f.run_id: f for f in forms if f.global_expiration_time <= now}  # global wins: the run stops
     timed_out = [f for f in forms if f.run_id not in expired]
     for form in expired.values():
-        await _expire_run(session, kinds, form, now)
+        await _expire_run(session, extensions, form, now)
     await _time_out(session, timed_out, now)
     return len(expired) + len(timed_out)
 
 
-async def handle_due(session: AsyncSession, kinds: PauseKinds, limit: int = BATCH) -> int:
+async def handle_due(session: AsyncSession, extensions: Extensions, limit: int = BATCH) -> int:
     """One pass of the alarm or the sweep: a batch of due deadlines, then the alarm set for the next one."""
-    handled = await handle_deadlines(session, kinds, limit)
+    handled = await handle_deadlines(session, extensions, limit)
     await ensure_alarm(session, await next_deadline(session))
     return handled
 
@@ -248,11 +248,11 @@ async def _time_out(session: AsyncSession, forms: list[HumanInputForm], now: dat
 
 
 async def _expire_run(
-    session: AsyncSession, kinds: PauseKinds, form: HumanInputForm, now: datetime.datetime
+    session: AsyncSession, extensions: Extensions, form: HumanInputForm, now: datetime.datetime
 ) -> None:
     """Global deadline: the run stops; its pauses close, so every waiting form of it expires (``close``)."""
     error = f'Human input node "{form.node_title}" ({form.node_id}) expired: the global timeout passed.'
-    await transitions.stop(session, kinds, [form.run_id], error, now)
+    await transitions.stop(session, extensions, [form.run_id], error, now)
 
 
 async def expire_forms(session: AsyncSession, run_ids: list[uuid.UUID], now: datetime.datetime) -> None:

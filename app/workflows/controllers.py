@@ -79,7 +79,7 @@ async def _paused(session: AsyncSession, kinds: PauseKinds, run: WorkflowRun) ->
 
 def _describe(request: Request[Any, Any, Any]) -> Describe:
     """Stored events as sent: large values put back, and what pause kinds add (form links)."""
-    kinds: PauseKinds = request.app.state.pause_kinds
+    kinds: PauseKinds = request.app.state.extensions.kinds
 
     async def describe(session: AsyncSession, run_id: uuid.UUID, rows: list[EventRow]) -> list[EventRow]:
         return await kinds.describe_events(session, await store.hydrate_events(session, run_id, rows))
@@ -132,7 +132,7 @@ class WorkflowRunController(Controller):
             return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
         finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS)
         async with sessions() as session:
-            paused = await _paused(session, request.app.state.pause_kinds, finished)
+            paused = await _paused(session, request.app.state.extensions.kinds, finished)
         body = BlockingRunResult(workflow_run_id=run.id, task_id=run.id, data=run_data(finished, paused))
         return Response(body)
 
@@ -161,7 +161,7 @@ class WorkflowRunController(Controller):
     ) -> RunDetail:
         assert key.app_id is not None
         run = await services.get_run(db_session, key.app_id, run_id)
-        return RunDetail.of(run_data(run, await _paused(db_session, request.app.state.pause_kinds, run)))
+        return RunDetail.of(run_data(run, await _paused(db_session, request.app.state.extensions.kinds, run)))
 
     @post("/workflows/tasks/{task_id:uuid}/stop", status_code=200, responses=responses(400, 401, 404))
     async def stop(
@@ -174,7 +174,7 @@ class WorkflowRunController(Controller):
     ) -> StopResult:
         """Stop a running or paused run (already ended: nothing happens)."""
         assert key.app_id is not None
-        await services.stop_run(db_session, request.app.state.pause_kinds, key.app_id, task_id)
+        await services.stop_run(db_session, request.app.state.extensions, key.app_id, task_id)
         return StopResult(result="success")
 
     @get("/workflows/logs", responses=responses(400, 401))
@@ -230,7 +230,7 @@ class WorkflowRunController(Controller):
         """The paused nodes of a run with what waits on each (a form's id, token, link and deadline)."""
         assert key.app_id is not None
         run = await services.get_run(db_session, key.app_id, run_id)
-        kinds: PauseKinds = request.app.state.pause_kinds
+        kinds: PauseKinds = request.app.state.extensions.kinds
         nodes = (await kinds.describe(db_session, [run_id])).get(run_id, [])
         return PauseDetails(
             paused_at=unix(run.paused_at) if run.status == "paused" else None, paused_nodes=nodes

@@ -36,7 +36,7 @@ from app.workflows.engine.errors import RunStopped
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import Node, NodeResult, Ports, RunInfo
 from app.workflows.runs import store, transitions
-from app.workflows.runs.pauses import PauseKinds
+from app.workflows.runs.pauses import Extensions, PauseKinds, RunEnd
 from app.workflows.runs.store import Event, Pause, RunRow, Write
 from app.workflows.runs.values import Stash
 from app.workflows.views import node_finished_data, node_started_data, run_started_data
@@ -52,7 +52,7 @@ class Runtime(msgspec.Struct, kw_only=True):
     """What running a workflow needs from its process (built once by the worker)."""
 
     ports: Ports
-    kinds: PauseKinds
+    extensions: Extensions
     limits: Limits = Limits()
     clock: Callable[[], float] = time.time
 
@@ -169,7 +169,7 @@ class Recorder:
         write.values = self.stash.pending()
         return write
 
-    async def commit(self, write: Write, *, finished: bool = False) -> bool:
+    async def commit(self, write: Write, *, end: RunEnd | None = None) -> bool:
         """Apply ``write`` in a transaction of its own (the loading one first) and commit it. False: the run was
         stopped meanwhile and nothing of it was written."""
         session = self.session
@@ -186,13 +186,17 @@ class Recorder:
                     await session.rollback()
                     self.stopped = True
                     return False
-                await open_pauses(session, self.runtime.kinds, [write], {self.run.id: self.run.app_id})
+                await open_pauses(
+                    session, self.runtime.extensions.kinds, [write], {self.run.id: self.run.app_id}
+                )
             if not await store.apply(session, [write]):
                 await session.rollback()
                 self.stopped = True
                 return False
-            if finished and write.changes.get("status") in ("failed", "stopped"):
-                await store.stop_open_executions(session, [self.run.id], utcnow())
+            if end is not None:
+                if end.status in ("failed", "stopped"):
+                    await store.stop_open_executions(session, [self.run.id], utcnow())
+                await self.runtime.extensions.ended(session, [end])
             await session.commit()
         finally:
             await session.close()
@@ -374,7 +378,14 @@ async def advance_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.U
             log.info("workflow_run_stopped_while_running", run_id=str(run_id))
             return "stopped"
         write = final_write(recorder, loaded.state, outcome, utcnow())
-        if not await recorder.commit(write, finished=True):
+        end = RunEnd(
+            run=loaded.run,
+            status=outcome.status,
+            outputs=outcome.outputs,
+            error=outcome.error,
+            state=loaded.state,
+        )
+        if not await recorder.commit(write, end=end):
             return "stopped"
         return outcome.status
     finally:
@@ -396,6 +407,7 @@ async def resume_runs(
     async with sessions() as session, session.begin():
         loaded = await _load(session, run_ids)
         writes: list[Write] = []
+        ends: list[RunEnd] = []
         handed_off: list[uuid.UUID] = []
         failed: list[uuid.UUID] = []
         now = utcnow()
@@ -424,11 +436,24 @@ async def resume_runs(
             results[run_id] = outcome.status
             if outcome.status == "handoff":
                 handed_off.append(run_id)
-            elif outcome.status == "failed":
-                failed.append(run_id)
-        await open_pauses(session, runtime.kinds, writes, {i.run.id: i.run.app_id for i in loaded.values()})
+            else:
+                ends.append(
+                    RunEnd(
+                        run=item.run,
+                        status=outcome.status,
+                        outputs=outcome.outputs,
+                        error=outcome.error,
+                        state=item.state,
+                    )
+                )
+                if outcome.status == "failed":
+                    failed.append(run_id)
+        await open_pauses(
+            session, runtime.extensions.kinds, writes, {i.run.id: i.run.app_id for i in loaded.values()}
+        )
         await store.apply(session, writes)  # every run is locked here: each compare-and-set wins
         if failed:
             await store.stop_open_executions(session, failed, now)
+        await runtime.extensions.ended(session, ends)
         await queue.defer_jobs(session, [transitions.advance_job(r) for r in handed_off])
     return results

@@ -25,7 +25,7 @@ from app.workflows.engine.graph import Graph, NodeSpec
 from app.workflows.engine.nodes import build_node
 from app.workflows.engine.nodes.start import StartNode
 from app.workflows.runs import transitions
-from app.workflows.runs.pauses import PauseKinds
+from app.workflows.runs.pauses import Extensions
 from db.models import App, Workflow, WorkflowRun
 
 # --- apps from DSL --------------------------------------------------------------------------------
@@ -189,10 +189,12 @@ async def get_run(session: AsyncSession, app_id: uuid.UUID, run_id: uuid.UUID) -
     return run
 
 
-async def stop_run(session: AsyncSession, kinds: PauseKinds, app_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+async def stop_run(
+    session: AsyncSession, extensions: Extensions, app_id: uuid.UUID, run_id: uuid.UUID
+) -> bool:
     """Stop a running or paused run of this app. False when it had already ended (stopping is then a no-op)."""
     run = await get_run(session, app_id, run_id)
-    return bool(await transitions.stop(session, kinds, [run.id], "Workflow stopped by user.", utcnow()))
+    return bool(await transitions.stop(session, extensions, [run.id], "Workflow stopped by user.", utcnow()))
 
 
 class RunFilter(msgspec.Struct, kw_only=True):

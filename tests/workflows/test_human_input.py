@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.errors import SluiceError
 from app.human_input import services as forms
 from app.settings import Settings
-from app.wiring import pause_kinds
+from app.wiring import extensions
 from app.workflows import services as workflows
 from db.models import HumanInputForm, WorkflowRun
 from tests.conftest import SECRET_KEY
@@ -236,7 +236,7 @@ async def sweep(engine: AsyncEngine) -> int:
     """What the periodic sweep does (the deadline alarm of these forms is days away)."""
     async with AsyncSession(engine) as session:
         handled = await forms.handle_deadlines(
-            session, pause_kinds(Settings(secret_key=SECRET_KEY)), forms.BATCH
+            session, extensions(Settings(secret_key=SECRET_KEY)), forms.BATCH
         )
         await session.commit()
     return handled

@@ -22,7 +22,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.settings import Settings
-from app.wiring import pause_kinds
+from app.wiring import extensions
 from app.workflows import services
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.runner import Runtime, advance_run
@@ -93,7 +93,7 @@ async def counted(private_database: str) -> AsyncIterator[CountedEngine]:
 
 
 def runtime() -> Runtime:
-    return Runtime(ports=Ports(), kinds=pause_kinds(Settings(secret_key=SECRET_KEY)))
+    return Runtime(ports=Ports(), extensions=extensions(Settings(secret_key=SECRET_KEY)))
 
 
 async def start(counted: CountedEngine, dsl: str, inputs: dict[str, Any]) -> uuid.UUID:

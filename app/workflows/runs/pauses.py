@@ -13,18 +13,23 @@ about it: the kind registered under that name is asked to
 A kind resolves a pause through ``app.workflows.runs.transitions.resolve`` (one path for every kind). Human input
 is the first kind; an approval API or a webhook wait would be a new class registered by the entry points
 (``app/asgi.py``, ``jobs/worker.py``), with no change here.
+
+End hooks are the other plug-in: a feature whose rows must change in the transaction that ends a run (chat: the
+message and the conversation variables of a turn) registers one; it is called by every ending (finish, failure,
+pause, stop), batch-first.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.workflows.runs.store import Event, EventRow, Pause
+from app.workflows.engine.core import RunState
+from app.workflows.runs.store import Event, EventRow, Pause, RunRow
 
 
 class PauseType(msgspec.Struct):
@@ -111,6 +116,37 @@ class PauseKinds:
         for kind in self.kinds.values():
             rows = await kind.describe_events(session, rows)
         return rows
+
+
+class RunEnd(msgspec.Struct, kw_only=True):
+    """A run that finished, failed, stopped or paused, as end hooks see it (``state`` is None after a stop)."""
+
+    run: RunRow
+    status: str
+    outputs: dict[str, Any]
+    error: str | None
+    state: RunState | None = None
+
+
+class EndHook(Protocol):
+    async def ended(self, session: AsyncSession, ends: Sequence[RunEnd]) -> None:
+        """Called in the transaction that ends (or pauses) the runs, after their compare-and-set won: a
+        feature's own rows that must change with the run's end (a chat message, conversation variables)."""
+        ...
+
+
+class Extensions:
+    """What features plug into the run lifecycle, built by the entry points (``app/wiring.py``): pause kinds,
+    and hooks called when runs end."""
+
+    def __init__(self, kinds: Sequence[PauseKind] = (), end_hooks: Sequence[EndHook] = ()) -> None:
+        self.kinds = PauseKinds(kinds)
+        self.end_hooks = list(end_hooks)
+
+    async def ended(self, session: AsyncSession, ends: Sequence[RunEnd]) -> None:
+        if ends:
+            for hook in self.end_hooks:
+                await hook.ended(session, ends)
 
 
 def _by_kind(pauses: Sequence[Pause]) -> dict[str, list[Pause]]:

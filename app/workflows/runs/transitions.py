@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.workflows.runs import store
-from app.workflows.runs.pauses import PauseKinds
+from app.workflows.runs.pauses import Extensions, RunEnd
 from app.workflows.runs.store import ACTIVE, Event, RunRow, Write
 from app.workflows.runs.values import Stash
 from app.workflows.views import run_finished_data, run_started_data
@@ -173,7 +173,11 @@ async def defer_resumes(session: AsyncSession, run_ids: Sequence[uuid.UUID]) -> 
 
 
 async def stop(
-    session: AsyncSession, kinds: PauseKinds, run_ids: Sequence[uuid.UUID], error: str, now: datetime.datetime
+    session: AsyncSession,
+    extensions: Extensions,
+    run_ids: Sequence[uuid.UUID],
+    error: str,
+    now: datetime.datetime,
 ) -> set[uuid.UUID]:
     """Stop active runs: ``stopped`` (compare-and-set on running|paused), ``workflow_finished``, their open node
     executions ``stopped``, their pauses dropped and closed by their kinds — one transaction. A worker still
@@ -181,6 +185,7 @@ async def stop(
     that had already ended is left alone)."""
     runs = await store.lock_runs(session, run_ids)
     writes = []
+    ends = []
     for run in runs.values():
         if run.status not in ACTIVE:
             continue
@@ -195,9 +200,11 @@ async def stop(
         }
         finish(run, write, status="stopped", error=error, now=now, totals=totals)
         writes.append(write)
+        ends.append(RunEnd(run=run, status="stopped", outputs=run.outputs or {}, error=error))
     stopped = await store.apply(session, writes)
     if stopped:
         ordered = sorted(stopped)
         await store.stop_open_executions(session, ordered, now)
-        await kinds.close(session, await store.drop_pauses(session, ordered))
+        await extensions.kinds.close(session, await store.drop_pauses(session, ordered))
+        await extensions.ended(session, [e for e in ends if e.run.id in stopped])
     return stopped
