@@ -37,6 +37,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stalled_job_seconds: float = 30.0
     workflow_max_steps: int = 500
     workflow_max_seconds: float = 1200.0
+    #: most items an iteration takes (0: no limit, as in Dify)
+    iteration_max_items: int = 0
+    #: most rounds of a parallel iteration at once
+    max_parallel_limit: int = 10
+    #: most rounds of a loop
+    loop_node_max_count: int = 100
     human_input_global_timeout_seconds: int = 604800
     human_input_timeout_task_interval: int = 1
     openai_api_base: str = "http://127.0.0.1:11434/v1"
@@ -189,6 +195,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             for ext in (get("UPLOAD_FILE_EXTENSION_BLACKLIST") or "").split(",")
             if ext.strip().strip(".")
         )
+        container_limits: dict[str, int] = {}
+        for name, default, least in (
+            ("ITERATION_MAX_ITEMS", 0, 0),
+            ("MAX_PARALLEL_LIMIT", 10, 1),
+            ("LOOP_NODE_MAX_COUNT", 100, 1),
+        ):
+            container_limits[name] = int(number(name, int, default))
+            if container_limits[name] < least:
+                raise SettingsError(f"{name} must be at least {least}, got {container_limits[name]}")
         port = int(number("SLUICE_PORT", int, 5001))
         http_timeouts: dict[str, float] = {}
         for which, seconds in (("CONNECT", 10.0), ("READ", 600.0), ("WRITE", 600.0)):
@@ -243,6 +258,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             stalled_job_seconds=float(number("SLUICE_STALLED_JOB_SECONDS", float, 30.0)),
             workflow_max_steps=int(number("WORKFLOW_MAX_EXECUTION_STEPS", int, 500)),
             workflow_max_seconds=float(number("WORKFLOW_MAX_EXECUTION_TIME", float, 1200.0)),
+            iteration_max_items=container_limits["ITERATION_MAX_ITEMS"],
+            max_parallel_limit=container_limits["MAX_PARALLEL_LIMIT"],
+            loop_node_max_count=container_limits["LOOP_NODE_MAX_COUNT"],
             human_input_global_timeout_seconds=int(number("HUMAN_INPUT_GLOBAL_TIMEOUT_SECONDS", int, 604800)),
             human_input_timeout_task_interval=int(number("HUMAN_INPUT_TIMEOUT_TASK_INTERVAL", int, 1)),
             openai_api_base=(get("OPENAI_API_BASE") or "http://127.0.0.1:11434/v1").rstrip("/"),

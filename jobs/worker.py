@@ -49,7 +49,13 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     sandbox = Sandbox.from_settings(settings)
     try:
         await sandbox.start()
-        limits = Limits(max_steps=settings.workflow_max_steps, max_seconds=settings.workflow_max_seconds)
+        limits = Limits(
+            max_steps=settings.workflow_max_steps,
+            max_seconds=settings.workflow_max_seconds,
+            iteration_max_items=settings.iteration_max_items,
+            max_parallel=settings.max_parallel_limit,
+            loop_max_count=settings.loop_node_max_count,
+        )
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         embedders = Embedders(settings)
         runtime = Runtime(
