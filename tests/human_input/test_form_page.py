@@ -427,7 +427,7 @@ async def test_refusals_show_in_chromium(
     await expect(first.get_by_label("notes")).to_have_value("")
     assert (await api.get(f"/v1/workflows/run/{run_id}")).json()["status"] == "paused"
 
-    await first.get_by_label("notes").press_sequentially("Typed in the first tab.")
+    await first.get_by_label("notes").fill("Typed in the first tab.")
     await first.get_by_role("button", name="Approve", exact=True).click()
     await expect(first.get_by_text("Chosen action:")).to_have_text("Chosen action: Approve")
 
