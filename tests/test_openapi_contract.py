@@ -65,6 +65,9 @@ def bearer_for(path: str, credentials: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {credentials[kind]}"}
 
 
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection", "expect"})
+
+
 def operations(base_url: str) -> list[Any]:
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi/openapi.json")
     return [result.ok() for result in schema.get_all_operations()]
@@ -87,6 +90,11 @@ def test_api_matches_its_document(
             database=None,
         )
         def check(case: Any) -> None:
+            # Framing headers belong to the HTTP client, not to the API: a generated
+            # ``content-length: >`` is refused by the HTTP server before the app sees it.
+            for name in list(case.headers or {}):
+                if name.lower() in FRAMING_HEADERS:
+                    del case.headers[name]
             case.call_and_validate(
                 base_url=live_service.base_url,
                 headers=bearer_for(case.path, credentials),
