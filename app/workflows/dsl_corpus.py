@@ -104,7 +104,7 @@ def render(files: list[CorpusFile]) -> str:
         "",
         "Regenerate with `python -m app dsl-report` (it reads `docs/dsl-corpus-runs.toml`, the list of which"
         " test runs which file); `tests/workflows/test_dsl_import.py` checks this file is current and"
-        " `tests/workflows/test_corpus_runs.py` checks the list.",
+        " `tests/workflows/corpus/test_runs_list.py` checks the list.",
         "",
         "| file | mode | imports | runs | note |",
         "|---|---|---|---|---|",
