@@ -4,6 +4,7 @@ json-repair.yml, translation_workflow.yml, dify_course_demo.yml."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -143,14 +144,14 @@ ARTICLES = {
 }
 
 
-@runs_corpus_file("dify_course_demo.yml")
-async def test_dify_course_demo(wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI) -> None:
-    outline = "```json\n" + json.dumps(OUTLINE, ensure_ascii=False, indent=2) + "\n```"
-    llm.add_rule("编写一个Python教程大纲", outline)
+def course_rules(llm: FakeOpenAI) -> list[dict[str, Any]]:
+    """The outline and article answers; the outputs the iteration makes of them."""
+    llm.add_rule(
+        "编写一个Python教程大纲", "```json\n" + json.dumps(OUTLINE, ensure_ascii=False, indent=2) + "\n```"
+    )
     for topic, article in ARTICLES.items():
         llm.add_rule(f"写一篇关于{topic} 的教程文章", article)
-    app = await import_app(wf_client, corpus_text("dify_course_demo.yml"))
-    expected = [
+    return [
         {
             "info": {"chapter": c["chapter"], "title": c["title"], "subtitle": s},
             "course": ARTICLES[f"{c['title']} {s}"],
@@ -158,6 +159,12 @@ async def test_dify_course_demo(wf_client: AsyncTestClient[Litestar], llm: FakeO
         for c in OUTLINE
         for s in c["contents"]
     ]
+
+
+@runs_corpus_file("dify_course_demo.yml")
+async def test_dify_course_demo(wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI) -> None:
+    expected = course_rules(llm)
+    app = await import_app(wf_client, corpus_text("dify_course_demo.yml"))
 
     data = await run_blocking(wf_client, app, {"course_name": "Python"})
     assert data["status"] == "succeeded", data["error"]
@@ -199,9 +206,35 @@ async def test_dify_course_demo(wf_client: AsyncTestClient[Litestar], llm: FakeO
     llm.add_rule("编写一个Python教程大纲", json.dumps(OUTLINE, ensure_ascii=False))
     data = await run_blocking(wf_client, app, {"course_name": "Python"})
     assert data["status"] == "failed" and data["outputs"] == {}
-    assert (
-        data["error"]
-        == (
-            "Node \"转换成JSON\" run failed: Output result is not an array, got <class 'str'> instead."  # Dify's words
-        )
+    dify_words = "Output result is not an array, got <class 'str'> instead."
+    assert data["error"] == f'Node "转换成JSON" run failed: {dify_words}'
+
+
+async def test_dify_course_demo_with_parallel_rounds(
+    wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI
+) -> None:
+    """The DSL's note says its full version iterates in parallel: with ``is_parallel`` set, the rounds' code and
+    LLM nodes (each a checkpoint) overlap, the output keeps input order, and the stream stays in order."""
+    expected = course_rules(llm)
+    text = corpus_text("dify_course_demo.yml")
+    parallel = text.replace(
+        "        iterator_selector:\n",
+        "        is_parallel: true\n        parallel_nums: 3\n        iterator_selector:\n",
     )
+    assert parallel.count("is_parallel: true") == 1
+    app = await import_app(wf_client, parallel)
+
+    for _ in range(3):
+        events = await run_streaming(wf_client, app, {"course_name": "Python"})
+        assert outcome(events)["status"] == "succeeded" and outcome(events)["outputs"]["course"] == expected
+        names = [e["event"] for e in events if e["event"] != "text_chunk"]
+        first_inner = min(i for i, e in enumerate(events) if e["data"].get("iteration_id"))
+        last_inner = max(i for i, e in enumerate(events) if e["data"].get("iteration_id"))
+        started = names.index("iteration_started")
+        assert names[started : started + 4] == ["iteration_started", *["iteration_next"] * 3]
+        assert events.index(next(e for e in events if e["event"] == "iteration_next")) < first_inner
+        assert last_inner < events.index(next(e for e in events if e["event"] == "iteration_completed"))
+        position = {(e["event"], e["data"].get("id")): i for i, e in enumerate(events)}
+        for (kind, execution), at in position.items():  # every node finishes after it started
+            if kind == "node_finished":
+                assert position[("node_started", execution)] < at
