@@ -69,7 +69,8 @@ class _DslLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
-def parse(yaml_content: str) -> ParsedDsl:
+def load(yaml_content: str) -> dict[str, Any]:
+    """The document as plain data (size, YAML and shape checked; nothing about the app or graph yet)."""
     if len(yaml_content.encode()) > MAX_DSL_BYTES:
         raise InvalidDsl(f"the DSL is larger than {MAX_DSL_BYTES // (1024 * 1024)} MiB")
     try:
@@ -81,6 +82,11 @@ def parse(yaml_content: str) -> ParsedDsl:
         raise InvalidDsl(f"invalid YAML{where}: {problem}") from None
     if not isinstance(doc, dict):
         raise InvalidDsl("the DSL must be a YAML mapping with `app` and `workflow`")
+    return doc
+
+
+def parse(yaml_content: str) -> ParsedDsl:
+    doc = load(yaml_content)
     version = str(doc.get("version") or "")
     if not _VERSION.match(version):
         raise InvalidDsl(f"unsupported DSL version {version or '(missing)'!r}; supported: 0.1.x to 0.5.x")

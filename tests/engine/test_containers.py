@@ -354,3 +354,60 @@ async def test_loop_condition_met_before_the_first_round_runs_none() -> None:
 async def test_loop_count_is_clamped_by_loop_node_max_count() -> None:
     outcome, _, _ = await run_graph(loop_graph(count=1000), limits=Limits(loop_max_count=5))
     assert outcome.outputs == {"i": 5, "rounds": 5}
+
+
+class IoWork(Work):
+    """``Work`` that waits on the outside world: the engine checkpoints before it starts."""
+
+    type = "test-io-work"
+    performs_io: ClassVar[bool] = True
+
+
+class Committing(Recorder):
+    """A Listener shaped like the runner's: events wait in a buffer, a checkpoint takes the buffer and the state
+    and then awaits its "commit" (a transaction); what is committed, in commit order, is what clients see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer: list[str] = []
+        self.committed: list[str] = []
+        self.snapshots: list[int] = []  # steps of the state each commit stored, in commit order
+        self.in_flight = self.most_in_flight = 0
+
+    async def node_started(self, run: Any, state: RunState) -> bool:
+        self.buffer.append(f"started:{run.node.id}")
+        return await super().node_started(run, state)
+
+    async def event(self, name: str, data: dict[str, Any]) -> None:
+        self.buffer.append(name)
+        await super().event(name, data)
+
+    async def checkpoint(self, state: RunState) -> bool:
+        events, self.buffer, steps = self.buffer, [], state.steps
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.02 if "iteration_started" in events else 0.001)  # a slow first commit
+            self.committed += events
+            self.snapshots.append(steps)
+        finally:
+            self.in_flight -= 1
+        return True
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+async def test_checkpoints_never_overlap(parallel: bool) -> None:
+    """Parallel rounds (and a branch running beside the container) each ask for checkpoints: one at a time, or a
+    later commit overtakes an earlier one: events reach clients out of order (inner nodes before
+    ``iteration_started``) and the run keeps an older state than the one already written."""
+    g = iteration_graph(
+        [1, 2, 3], is_parallel=parallel, parallel_nums=3, work={"type": IoWork.type, "sleep": 0.001}
+    )
+    rec = Committing()
+    outcome, _, _ = await run_graph(
+        g, registry={**REGISTRY, IoWork.type: IoWork}, recorder=rec, pools={"src": {"items": [1, 2, 3]}}
+    )
+    assert outcome.status == "succeeded" and outcome.outputs == {"out": ["<1>", "<2>", "<3>"]}
+    assert rec.most_in_flight == 1
+    assert rec.committed.index("iteration_started") < rec.committed.index("started:w")
+    assert rec.snapshots == sorted(rec.snapshots)

@@ -27,6 +27,7 @@ import msgspec
 from app.workflows.engine.containers import run_container
 from app.workflows.engine.errors import NodeRunError, RunStopped
 from app.workflows.engine.graph import Graph, NodeSpec
+from app.workflows.engine.listening import SerializedListener
 from app.workflows.engine.nodes import build_node
 from app.workflows.engine.nodes.base import (
     FAIL_BRANCH,
@@ -209,6 +210,8 @@ class Engine:
 
     async def run(self, listener: Listener, resolutions: Mapping[str, NodeResult] | None = None) -> Outcome:
         """Run until nothing is runnable. ``resolutions`` finish paused nodes first (a resume)."""
+        if self.root is self:  # rounds of containers use the root's listener: wrapped once, here
+            listener = SerializedListener(listener)
         self.listener = listener
         session_started = self.session_started = (
             self.clock() if self.root is self else self.root.session_started
