@@ -13,6 +13,7 @@ from app.workflows.engine.nodes.llm import LLMNode
 from app.workflows.llm import OpenAIChat
 from tests.engine.helpers import edge, graph, node, run_graph
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.templates import InProcessTemplates
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
 from tests.support.processes import free_port
 
@@ -20,7 +21,7 @@ REGISTRY = {**NODE_TYPES, "llm": LLMNode}
 
 
 def ports(fake: FakeOpenAI, **options: Any) -> Ports:
-    return Ports(llm=OpenAIChat(fake.base_url, **options))
+    return Ports(llm=OpenAIChat(fake.base_url, **options), templates=InProcessTemplates())
 
 
 def llm(prompt_template: Any, mode: str = "chat", **data: Any) -> dict[str, Any]:

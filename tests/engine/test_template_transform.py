@@ -14,6 +14,7 @@ from app.workflows.engine.nodes.base import NodeContext, NodeResult, Ports
 from app.workflows.engine.nodes.template_transform import MAX_OUTPUT
 from app.workflows.engine.variables import VariablePool
 from tests.engine.helpers import RUN, edge, graph, node, run_graph
+from tests.support.templates import InProcessTemplates
 
 
 def transform(template: str, **variables: list[str]) -> Any:
@@ -33,7 +34,8 @@ async def render(
     async def no_stream(text: str, selector: list[str]) -> None:
         return None
 
-    return await n.run(NodeContext(n.spec, VariablePool(pool or {}), Ports(), RUN, no_stream))
+    ports = Ports(templates=InProcessTemplates())
+    return await n.run(NodeContext(n.spec, VariablePool(pool or {}), ports, RUN, no_stream))
 
 
 def test_registered() -> None:
@@ -164,8 +166,9 @@ async def test_in_a_run_output_feeds_the_next_node_and_errors_fail_the_run() -> 
         ],
         [edge("start", "tt"), edge("tt", "end")],
     )
-    outcome, _, _ = await run_graph(g, {"name": "Ada"})
+    ports = Ports(templates=InProcessTemplates())
+    outcome, _, _ = await run_graph(g, {"name": "Ada"}, ports=ports)
     assert outcome.status == "succeeded" and outcome.outputs == {"text": "Hello Ada!"}
-    outcome, _, state = await run_graph(g, {"name": "boom"})
+    outcome, _, state = await run_graph(g, {"name": "boom"}, ports=ports)
     assert outcome.status == "failed" and state.nodes["tt"].status == "failed"
     assert outcome.error == 'Node "Greeting" run failed: template error: ZeroDivisionError: division by zero'
