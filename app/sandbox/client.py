@@ -224,7 +224,9 @@ class Sandbox:
         if reply is not None and not reply.ok:
             raise FunctionFailed(reply.error or "the function failed", reply.error_type or "")
         if execution.exited.timed_out:
-            raise FunctionTimedOut(f"{function} ran for more than {execution.timeout:g} s and was stopped")
+            raise FunctionTimedOut(
+                f"timeout: {function} ran for more than {execution.timeout:g} s and was stopped"
+            )
         if execution.exited.oom_killed:
             raise FunctionOutOfMemory(
                 f"{function} needed more than {execution.memory_mb} MiB and was stopped"

@@ -192,6 +192,15 @@ def format_size(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> i
 # -- operators ---------------------------------------------------------------------------------------------------
 
 
+def _short(number: int | float) -> str:
+    text = (
+        str(number)
+        if not isinstance(number, int) or number.bit_length() < 64
+        else f"a {number.bit_length()}-bit number"
+    )
+    return text
+
+
 def _sequence(value: Any) -> bool:
     return isinstance(value, str | list | tuple)
 
@@ -202,7 +211,7 @@ def binop(operator: str, left: Any, right: Any) -> None:
         if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
             raise TemplateTooLarge(f"exponent {right} is larger than {MAX_EXPONENT}")
         if isinstance(left, int) and isinstance(right, int) and left.bit_length() * right > MAX_INT_BITS:
-            raise TemplateTooLarge(f"{left} ** {right} is too large a number")
+            raise TemplateTooLarge(f"{_short(left)} ** {_short(right)} is too large a number")
     elif operator == "*":
         for seq, count in ((left, right), (right, left)):
             if _sequence(seq) and isinstance(count, int) and len(seq) * count > _current().max_value:

@@ -11,11 +11,12 @@ Rendering is bounded (``template_bounds``): ``range`` and loops are budgeted, fi
 operators that can allocate a lot from a small input check their result's size first, ``~`` too, ``lipsum`` is
 gone, and the output is capped (``max_output``; Dify's ``TEMPLATE_TRANSFORM_MAX_LENGTH``).
 
-**Trivial templates** (:func:`is_trivial`): literal text and ``{{ name }}`` / ``{{ name.attr }}`` (``.attr``
-repeated) outputs of variables, nothing else — no filter, call, test, operator, subscript, literal,
-``{% %}`` statement. Rendering one costs time and memory in proportion to its length and its inputs' sizes
-(each output is one sandboxed attribute lookup and ``str()`` of a value), so it may render in-process, on the
-event loop. Every other template renders in a confined child process (``app.workflows.templates``).
+**Trivial templates** (:func:`is_trivial`): literal text and outputs of a variable, optionally followed by
+attribute lookups and subscripts by a literal (``{{ name }}``, ``{{ name.attr }}``, ``{{ rows[0].content }}``,
+``{{ data["key"] }}``), nothing else — no filter, call, test, operator, slice, computed subscript, other
+literal, ``{% %}`` statement. Rendering one costs time and memory in proportion to its length and its inputs'
+sizes (each output is a few sandboxed O(1) lookups and ``str()`` of a value), so it may render in-process, on
+the event loop. Every other template renders in a confined child process (``app.workflows.templates``).
 """
 
 from __future__ import annotations
@@ -185,14 +186,19 @@ def prepare(source: str, kind: Kind) -> tuple[jinja2.Template, bool]:
 
 
 def is_trivial(tree: nodes.Template) -> bool:
-    """True when the template is only literal text and ``{{ name }}`` / ``{{ name.attr }}`` outputs."""
+    """True when the template is only literal text and ``{{ name }}`` / ``{{ name.attr }}`` / ``{{ name[0] }}``
+    outputs (see the module's docstring)."""
     for statement in tree.body:
         if not isinstance(statement, nodes.Output):
             return False
         for child in statement.nodes:
             if isinstance(child, nodes.TemplateData):
                 continue
-            while isinstance(child, nodes.Getattr):
+            while isinstance(child, nodes.Getattr) or (
+                isinstance(child, nodes.Getitem)
+                and isinstance(child.arg, nodes.Const)
+                and type(child.arg.value) in (int, str)
+            ):
                 child = child.node
             if not (isinstance(child, nodes.Name) and child.ctx == "load"):
                 return False
