@@ -25,7 +25,6 @@ from app.sandbox.errors import (
 )
 from app.settings import Settings
 
-
 #: a busy sandbox (its queue full) is asked again this many times, a second apart, before the document fails
 BUSY_RETRIES = 30
 

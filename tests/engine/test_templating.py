@@ -80,7 +80,7 @@ def test_autoescape_takes_only_a_literal() -> None:
     ],
 )
 def test_huge_templates_are_refused_quickly(source: str) -> None:
-    with pytest.raises(jinja2.TemplateSyntaxError, match="(more|longer) than") as error:
+    with pytest.raises(jinja2.TemplateSyntaxError, match=r"(more|longer) than") as error:
         prepare(source, "transform")
     assert "tokens" in str(error.value) or "characters" in str(error.value)
     peak, seconds = peak_bytes(lambda: prepare(source, "transform"))
@@ -122,7 +122,7 @@ HOSTILE = [
     (
         "{% set n = 9 ** 900 %}{{ n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n }}",
         "too large a number",
-    ),  # noqa: E501
+    ),
     (
         '{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% endif %}{% endmacro %}{{ f("ab", 40) }}',
         "concatenation",
@@ -197,7 +197,7 @@ def test_trivial_templates(source: str, trivial: bool) -> None:
             "|URL|\n{% for d in rows -%}\n|{{ d.url }}|\n{% endfor -%}",
             {"rows": [{"url": "u1"}, {"url": "u2"}]},
             "|URL|\n|u1|\n|u2|\n",
-        ),  # noqa: E501
+        ),
         ('{{ steps | join("\\n") }}', {"steps": ["a", "b"]}, "a\nb"),
         ("{{ '%05.1f|%s' % (3.14159, 'x') }} {{ '{:>4}'.format(7) }}", {}, "003.1|x    7"),
         (
