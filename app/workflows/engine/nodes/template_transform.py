@@ -2,8 +2,9 @@
 
 Like Dify: no autoescaping, missing variables render empty, output capped (``TEMPLATE_TRANSFORM_MAX_LENGTH``,
 400,000 characters by default). The template is compiled at import without evaluating anything
-(``engine.templating``). A *trivial* template (literal text and ``{{ name }}`` / ``{{ name.attr }}`` outputs)
-renders in-process: it costs no more than its inputs' size, and the node is then a pure node. Any other template
+(``engine.templating``). A *trivial* template (literal text and ``{{ name }}`` / ``{{ name.attr }}`` /
+``{{ name[0] }}`` outputs, see ``templating.is_trivial``) renders in-process: it costs no more than its inputs'
+size, and the node is then a pure node. Any other template
 is hostile until proven otherwise: it renders in a confined child process through the ``templates`` port (time,
 memory and output limits), so the node ``performs_io`` and the runner checkpoints around it.
 """
