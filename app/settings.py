@@ -6,9 +6,9 @@ Every setting is documented in the README's configuration table; the names follo
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -102,6 +102,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     files_access_timeout: int = 300
     #: base URL of signed file links (``{files_url}/files/{id}/file-preview?...``); None: ``public_url``
     files_url: str | None = None
+    # -- untrusted work in confined children (templates with logic, document parsing): limits --
+    template_timeout_seconds: float = 10.0
+    template_memory_mb: int = 256
+    template_transform_max_length: int = 400_000
+    prompt_template_max_length: int = 2_000_000
+    indexing_timeout_seconds: float = 120.0
+    indexing_memory_mb: int = 512
+    indexing_max_uncompressed_mb: int = 100
+    indexing_max_compression_ratio: int = 100
+    indexing_max_pages: int = 2_000
+    indexing_max_paragraphs: int = 200_000
+    indexing_max_characters: int = 5_000_000
+    indexing_max_attempts: int = 3
 
     @property
     def embedded(self) -> bool:
@@ -242,7 +255,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if embedding_provider not in ("local", "openai"):
             raise SettingsError(f"EMBEDDING_PROVIDER must be 'local' or 'openai', got {embedding_provider!r}")
         audio_base = get("AUDIO_API_BASE") or get("OPENAI_API_BASE")
+        confined = _confined_limits(number)
         return cls(
+            **confined,
             database_url=get("DATABASE_URL"),
             data_dir=Path(get("SLUICE_DATA_DIR") or ".data"),
             host=host,
@@ -323,3 +338,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             files_access_timeout=files_access_timeout,
             files_url=(get("FILES_URL") or "").rstrip("/") or None,
         )
+
+
+#: the limits of untrusted work (setting name, environment variable, type, default, least allowed value)
+CONFINED_LIMITS: tuple[tuple[str, str, type[int] | type[float], float, float], ...] = (
+    ("template_timeout_seconds", "SLUICE_TEMPLATE_TIMEOUT_SECONDS", float, 10.0, 0.1),
+    ("template_memory_mb", "SLUICE_TEMPLATE_MEMORY_MB", int, 256, 32),
+    ("template_transform_max_length", "TEMPLATE_TRANSFORM_MAX_LENGTH", int, 400_000, 1),
+    ("prompt_template_max_length", "SLUICE_PROMPT_TEMPLATE_MAX_LENGTH", int, 2_000_000, 1),
+    ("indexing_timeout_seconds", "SLUICE_INDEXING_TIMEOUT_SECONDS", float, 120.0, 0.1),
+    ("indexing_memory_mb", "SLUICE_INDEXING_MEMORY_MB", int, 512, 64),
+    ("indexing_max_uncompressed_mb", "SLUICE_INDEXING_MAX_UNCOMPRESSED_MB", int, 100, 1),
+    ("indexing_max_compression_ratio", "SLUICE_INDEXING_MAX_COMPRESSION_RATIO", int, 100, 2),
+    ("indexing_max_pages", "SLUICE_INDEXING_MAX_PAGES", int, 2_000, 1),
+    ("indexing_max_paragraphs", "SLUICE_INDEXING_MAX_PARAGRAPHS", int, 200_000, 1),
+    ("indexing_max_characters", "SLUICE_INDEXING_MAX_CHARACTERS", int, 5_000_000, 1),
+    ("indexing_max_attempts", "SLUICE_INDEXING_MAX_ATTEMPTS", int, 3, 1),
+)
+
+
+def _confined_limits(number: Callable[[str, type[int] | type[float], float], float]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field, name, kind, default, least in CONFINED_LIMITS:
+        value = number(name, kind, default)
+        if value < least:
+            raise SettingsError(f"{name} must be at least {least:g}, got {value:g}")
+        values[field] = kind(value)
+    return values

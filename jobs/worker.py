@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from app.knowledge.confined import ConfinedParsing
 from app.knowledge.providers import Embedders
 from app.sandbox.client import Sandbox
 from app.settings import Settings
@@ -27,7 +28,7 @@ log = structlog.get_logger()
 
 class Resources:
     """What tasks share inside one worker process: settings, a session factory, the workflow runtime (ports,
-    pause kinds, limits) and the embedders."""
+    pause kinds, limits), the embedders and document parsing in the sandbox."""
 
     def __init__(
         self,
@@ -35,8 +36,10 @@ class Resources:
         sessions: async_sessionmaker[AsyncSession],
         runtime: Runtime,
         embedders: Embedders,
+        parsing: ConfinedParsing,
     ) -> None:
         self.settings, self.sessions, self.runtime, self.embedders = settings, sessions, runtime, embedders
+        self.parsing = parsing
 
 
 @contextlib.asynccontextmanager
@@ -45,7 +48,8 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_async_engine(
         urls.asyncpg(settings.database_url), pool_size=settings.worker_concurrency + 2, max_overflow=4
     )
-    # the code sandbox's runner: a separate clean process (empty environment), so no secret of ours reaches it
+    # the sandbox's runner: a separate clean process (empty environment), so no secret of ours reaches it. Code
+    # nodes, templates with logic, and document parsing (the extractor node, indexing) run in its children.
     sandbox = Sandbox.from_settings(settings)
     try:
         await sandbox.start()
@@ -63,7 +67,8 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
             extensions=extensions(settings),
             limits=limits,
         )
-        yield Resources(settings, sessions, runtime, embedders)
+        parsing = ConfinedParsing.from_settings(sandbox, settings)
+        yield Resources(settings, sessions, runtime, embedders, parsing)
     finally:
         await sandbox.close()
         await engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import uuid
 from collections import OrderedDict
@@ -31,8 +32,14 @@ from db.models import App, Workflow, WorkflowRun
 # --- apps from DSL --------------------------------------------------------------------------------
 
 
+async def _parse(yaml_content: str) -> dsl.ParsedDsl:
+    """Parse and check a DSL off the event loop: YAML and compiling every template cost time in proportion to
+    the document (both bounded: ``dsl.MAX_DSL_BYTES``, ``engine.templating``), other requests need not wait."""
+    return await asyncio.to_thread(dsl.parse, yaml_content)
+
+
 async def import_app(session: AsyncSession, yaml_content: str, workspace_id: uuid.UUID | None) -> App:
-    parsed = dsl.parse(yaml_content)
+    parsed = await _parse(yaml_content)
     app = await tenancy.create_app(session, parsed.name, parsed.mode, workspace_id, parsed.description)
     await _add_version(session, app, parsed)
     return app
@@ -40,7 +47,7 @@ async def import_app(session: AsyncSession, yaml_content: str, workspace_id: uui
 
 async def publish(session: AsyncSession, app_id: uuid.UUID, yaml_content: str) -> Workflow:
     app = await tenancy.get_app(session, app_id)
-    parsed = dsl.parse(yaml_content)
+    parsed = await _parse(yaml_content)
     if parsed.mode != app.mode:
         raise dsl.InvalidDsl(f"the DSL is a {parsed.mode!r} app but this app is {app.mode!r}")
     return await _add_version(session, app, parsed)

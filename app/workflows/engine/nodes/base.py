@@ -96,6 +96,7 @@ class Ports(msgspec.Struct, kw_only=True):
     http: Any = None  # the guarded HTTP client for user-supplied URLs (http_request)
     files: Any = None  # FilePort
     documents: Any = None  # document parsing in a confined child (document_extractor)
+    templates: Any = None  # TemplatesPort: Jinja2 rendering in a confined child (template_transform, llm)
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,7 +139,8 @@ class Node:
     #: handles this node may choose besides ``source`` (if-else cases, human-input actions...)
     branching: ClassVar[bool] = False
     #: True when running the node waits on the outside world (a port: model, retriever, sandbox, HTTP, a
-    #: person). The runner checkpoints around such nodes; nodes without I/O run and commit together.
+    #: person). The runner checkpoints around such nodes; nodes without I/O run and commit together. The engine
+    #: reads it per node, so a type may decide per node (template-transform: a property set in ``configure``).
     performs_io: ClassVar[bool] = False
     #: Produces no node events (container start nodes; containers report through their own events).
     silent: ClassVar[bool] = False
