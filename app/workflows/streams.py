@@ -18,6 +18,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 
+import anyio
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -98,7 +99,9 @@ class StreamSlots:
                 async for chunk in stream:
                     yield chunk
             finally:
-                with contextlib.suppress(Exception):
+                # A client that went away cancels the response's task group (anyio): shielded, the release
+                # still reaches the database.
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self.release(slot)
 
         wrapper = guarded()
