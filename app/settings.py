@@ -113,6 +113,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_batch_size: int = 100
     #: seconds one SQL statement of the API or a worker may take before PostgreSQL cancels it (0: no limit)
     db_statement_timeout: float = 60.0
+    #: a run left running (or resolved and paused) with no job for this long gets a new advance job
+    run_recovery_seconds: float = 60.0
+    #: failed advance jobs after which such a run fails instead of being retried again
+    run_max_failed_jobs: int = 5
 
     @property
     def embedded(self) -> bool:
@@ -248,6 +252,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("SLUICE_JOB_RETENTION_HOURS", 24, 1),
             ("SLUICE_FAILED_JOB_RETENTION_DAYS", 7, 1),
             ("SLUICE_RETENTION_BATCH_SIZE", 100, 1),
+            ("SLUICE_RUN_MAX_FAILED_JOBS", 5, 1),
         ):
             value = int(number(name, int, default))
             if value < least:
@@ -258,6 +263,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 f"SLUICE_DB_STATEMENT_TIMEOUT must not be negative, got {statement_timeout:g}"
             )
+        recovery = float(number("SLUICE_RUN_RECOVERY_SECONDS", float, 60.0))
+        if recovery <= 0:
+            raise SettingsError(f"SLUICE_RUN_RECOVERY_SECONDS must be positive, got {recovery:g}")
         allowed_models = tuple(
             pair.strip() for pair in (get("SLUICE_EMBEDDING_MODELS") or "").split(",") if pair.strip()
         )
@@ -358,4 +366,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             failed_job_retention_days=limits["SLUICE_FAILED_JOB_RETENTION_DAYS"],
             retention_batch_size=limits["SLUICE_RETENTION_BATCH_SIZE"],
             db_statement_timeout=statement_timeout,
+            run_recovery_seconds=recovery,
+            run_max_failed_jobs=limits["SLUICE_RUN_MAX_FAILED_JOBS"],
         )

@@ -47,6 +47,13 @@ class PunctualWorker(procrastinate_worker.Worker):
         super().__init__(**options)
         self._next_due = next_due
         self._alarm: asyncio.TimerHandle | None = None
+        #: Set when a side task (the LISTEN connection, the heartbeat) died: the database went away, and the
+        #: worker stopped because of it rather than because someone asked it to.
+        self.side_task_failed = False
+
+    async def _monitor_side_tasks(self, side_tasks: list[asyncio.Task[Any]]) -> None:
+        await super()._monitor_side_tasks(side_tasks)
+        self.side_task_failed = any(t.done() and not t.cancelled() and t.exception() for t in side_tasks)
 
     async def _fetch_and_process_jobs(self) -> None:
         await super()._fetch_and_process_jobs()
@@ -66,8 +73,12 @@ class PunctualWorker(procrastinate_worker.Worker):
             self._alarm = asyncio.get_running_loop().call_later(max(0.0, delay), self._new_job_event.set)
 
 
+def make_worker(app: Any, next_due: NextDue, **options: Any) -> PunctualWorker:
+    """The worker ``app.run_worker_async(**options)`` would run, punctual."""
+    app.perform_import_paths()
+    return PunctualWorker(app=app, next_due=next_due, **{**app.worker_defaults, **options})
+
+
 async def run(app: Any, next_due: NextDue, **options: Any) -> None:
     """``app.run_worker_async(**options)`` with a punctual worker."""
-    app.perform_import_paths()
-    worker = PunctualWorker(app=app, next_due=next_due, **{**app.worker_defaults, **options})
-    await worker.run()
+    await make_worker(app, next_due, **options).run()
