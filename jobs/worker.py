@@ -104,6 +104,7 @@ async def run_worker(
                 worker_middleware=[bind_job_context],
                 install_signal_handlers=install_signal_handlers,
                 additional_context={"settings": settings, "resources": resources},
+                heartbeat_conninfo=urls.libpq(settings.database_url),
             )
             try:
                 await worker.run()
@@ -112,6 +113,8 @@ async def run_worker(
                 log.warning("worker_lost_database", reason="a side task failed")
             except Exception as exc:
                 log.warning("worker_lost_database", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                worker.stop_heartbeat()  # every job of this worker has ended (or the process is going)
             # The database went away (restart, failover): wait for it, then run a new worker in this process.
             # Jobs that were running stay ``doing`` until the stalled-job recovery retries them; runs whose job
             # failed meanwhile are handed a new one by the recovery sweep.

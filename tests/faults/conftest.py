@@ -22,7 +22,7 @@ from app.tenancy import services as tenancy
 from app.workflows import services
 from app.workflows.engine import nodes as node_registry
 from db import urls
-from tests.support.test_nodes import ManualPauses, PauseNode, SlowNode
+from tests.support.test_nodes import HogNode, ManualPauses, PauseNode, SlowNode
 
 SLOW_APP = """
 version: 0.5.0
@@ -46,7 +46,7 @@ workflow:
 
 @pytest.fixture(scope="module", autouse=True)
 def test_node_types() -> Iterator[None]:
-    added = {PauseNode.type: PauseNode, SlowNode.type: SlowNode}
+    added = {PauseNode.type: PauseNode, SlowNode.type: SlowNode, HogNode.type: HogNode}
     node_registry.NODE_TYPES.update(added)
     wiring.KIND_FACTORIES.append(ManualPauses)
     yield
