@@ -158,11 +158,14 @@ def run_report(database_url: str, app_ids: list[str] | None = None) -> dict[str,
             if (row[1] in ("running", "paused") and row[2] != 0)
             or (row[1] not in ("running", "paused") and row[2] != 1)
         ]
+        # A node that paused has two node_finished events under one execution id (paused, then its result):
+        # that is the lifecycle, not a double. Doubled is a second node_started, or a second final node_finished.
         doubled = conn.execute(
             f"""
             SELECT e.run_id, e.event, e.data->>'id', count(*) FROM workflow_run_events e
             JOIN workflow_runs r ON r.id = e.run_id
             {where} {"AND" if where else "WHERE"} e.event IN ('node_started', 'node_finished')
+              AND coalesce(e.data->>'status', '') <> 'paused'
             GROUP BY 1, 2, 3 HAVING count(*) > 1
             """,
             {"apps": app_ids},
