@@ -166,8 +166,9 @@ async def delete_finished_jobs(
                 LIMIT :limit
                 FOR UPDATE OF j SKIP LOCKED
             )
+            RETURNING id
             """
         ),
         {"succeeded": succeeded_hours * 3600, "failed": failed_days * 86400, "limit": limit},
     )
-    return int(result.rowcount or 0)
+    return len(result.all())

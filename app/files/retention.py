@@ -32,8 +32,9 @@ async def purge_app_files(session: AsyncSession, *, older_than_days: float, limi
                 LIMIT :limit
                 FOR UPDATE OF f SKIP LOCKED
             )
+            RETURNING id
             """
         ),
         {"seconds": older_than_days * 86400, "limit": limit},
     )
-    return int(result.rowcount or 0)
+    return len(result.all())

@@ -23,8 +23,9 @@ async def purge_resolved_forms(session: AsyncSession, *, older_than_days: float,
                 LIMIT :limit
                 FOR UPDATE OF f SKIP LOCKED
             )
+            RETURNING id
             """
         ),
         {"seconds": older_than_days * 86400, "finished": list(FINISHED), "limit": limit},
     )
-    return int(result.rowcount or 0)
+    return len(result.all())
