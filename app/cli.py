@@ -81,13 +81,17 @@ def api() -> None:
 
 
 @cli.command()
-def up() -> None:
+@click.option(
+    "--apis", type=click.IntRange(1, 32), default=1, help="API processes, on SLUICE_PORT and the next ports."
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, help="Worker processes.")
+def up(apis: int, workers: int) -> None:
     """Embedded database (if DATABASE_URL is unset), migrations, then the API and a worker until Ctrl-C."""
     from app.supervisor import run_services
 
     settings = _settings()
     configure_logging(settings)
-    sys.exit(run_services(settings))
+    sys.exit(run_services(settings, apis=apis, workers=workers))
 
 
 # --- database ------------------------------------------------------------------------------------

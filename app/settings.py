@@ -115,6 +115,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     indexing_max_paragraphs: int = 200_000
     indexing_max_characters: int = 5_000_000
     indexing_max_attempts: int = 3
+    #: largest request body of a JSON route, in bytes (run, DSL, document and upload routes have their own)
+    max_request_body_size: int = 1024 * 1024
+    #: largest value of one run input, in bytes of its JSON (Dify's MAX_VARIABLE_SIZE)
+    max_variable_size: int = 200 * 1024
+    #: largest total of a run's inputs, in bytes of their JSON
+    max_run_inputs_size: int = 1024 * 1024
+    #: event streams (SSE) one Service API key may hold open at once, across every API process
+    max_event_streams_per_key: int = 100
+    #: ``provider:model`` pairs datasets may choose (``provider:*``: any model); empty: the default rule
+    embedding_models_allowed: tuple[str, ...] = ()
+    #: days a finished run keeps its events, node executions and stored values (0: forever)
+    workflow_log_retention_days: int = 30
+    #: days a resolved human-input form (and its deliveries and recipients) is kept (0: forever)
+    form_retention_days: int = 30
+    #: days an app file (``/v1/files/upload`` or produced by a node) is kept (0: forever)
+    upload_file_retention_days: int = 30
+    #: hours a succeeded queue job is kept, and days a failed or cancelled one is
+    job_retention_hours: int = 24
+    failed_job_retention_days: int = 7
+    #: rows one retention transaction deletes (runs, forms, files or jobs)
+    retention_batch_size: int = 100
+    #: seconds one SQL statement of the API or a worker may take before PostgreSQL cancels it (0: no limit)
+    db_statement_timeout: float = 60.0
+    #: a run left running (or resolved and paused) with no job for this long gets a new advance job
+    run_recovery_seconds: float = 60.0
+    #: failed advance jobs after which such a run fails instead of being retried again
+    run_max_failed_jobs: int = 5
 
     @property
     def embedded(self) -> bool:
@@ -247,6 +274,42 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 f"SSRF_ALLOWED_PORTS must be port numbers separated by commas, got {ports_text!r}"
             )
+        limits: dict[str, int] = {}
+        for name, default, least in (
+            ("SLUICE_MAX_REQUEST_BODY_SIZE", 1024 * 1024, 1024),
+            ("MAX_VARIABLE_SIZE", 200 * 1024, 1),
+            ("SLUICE_MAX_RUN_INPUTS_SIZE", 1024 * 1024, 1),
+            ("SLUICE_MAX_EVENT_STREAMS_PER_KEY", 100, 1),
+            ("WORKFLOW_LOG_RETENTION_DAYS", 30, 0),
+            ("SLUICE_FORM_RETENTION_DAYS", 30, 0),
+            ("SLUICE_UPLOAD_FILE_RETENTION_DAYS", 30, 0),
+            ("SLUICE_JOB_RETENTION_HOURS", 24, 1),
+            ("SLUICE_FAILED_JOB_RETENTION_DAYS", 7, 1),
+            ("SLUICE_RETENTION_BATCH_SIZE", 100, 1),
+            ("SLUICE_RUN_MAX_FAILED_JOBS", 5, 1),
+        ):
+            value = int(number(name, int, default))
+            if value < least:
+                raise SettingsError(f"{name} must be at least {least}, got {value}")
+            limits[name] = value
+        statement_timeout = float(number("SLUICE_DB_STATEMENT_TIMEOUT", float, 60.0))
+        if statement_timeout < 0:
+            raise SettingsError(
+                f"SLUICE_DB_STATEMENT_TIMEOUT must not be negative, got {statement_timeout:g}"
+            )
+        recovery = float(number("SLUICE_RUN_RECOVERY_SECONDS", float, 60.0))
+        if recovery <= 0:
+            raise SettingsError(f"SLUICE_RUN_RECOVERY_SECONDS must be positive, got {recovery:g}")
+        allowed_models = tuple(
+            pair.strip() for pair in (get("SLUICE_EMBEDDING_MODELS") or "").split(",") if pair.strip()
+        )
+        for pair in allowed_models:
+            provider, sep, model = pair.partition(":")
+            if not sep or provider.strip().lower() not in ("local", "openai") or not model.strip():
+                raise SettingsError(
+                    "SLUICE_EMBEDDING_MODELS must list provider:model pairs (provider local or openai, "
+                    f"model a name or *), got {pair!r}"
+                )
         host = get("SLUICE_HOST") or "127.0.0.1"
         log_format = (get("LOG_FORMAT") or "console").lower()
         if log_format not in ("console", "json"):
@@ -337,6 +400,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             upload_file_extension_blacklist=blacklist,
             files_access_timeout=files_access_timeout,
             files_url=(get("FILES_URL") or "").rstrip("/") or None,
+            max_request_body_size=limits["SLUICE_MAX_REQUEST_BODY_SIZE"],
+            max_variable_size=limits["MAX_VARIABLE_SIZE"],
+            max_run_inputs_size=limits["SLUICE_MAX_RUN_INPUTS_SIZE"],
+            max_event_streams_per_key=limits["SLUICE_MAX_EVENT_STREAMS_PER_KEY"],
+            embedding_models_allowed=allowed_models,
+            workflow_log_retention_days=limits["WORKFLOW_LOG_RETENTION_DAYS"],
+            form_retention_days=limits["SLUICE_FORM_RETENTION_DAYS"],
+            upload_file_retention_days=limits["SLUICE_UPLOAD_FILE_RETENTION_DAYS"],
+            job_retention_hours=limits["SLUICE_JOB_RETENTION_HOURS"],
+            failed_job_retention_days=limits["SLUICE_FAILED_JOB_RETENTION_DAYS"],
+            retention_batch_size=limits["SLUICE_RETENTION_BATCH_SIZE"],
+            db_statement_timeout=statement_timeout,
+            run_recovery_seconds=recovery,
+            run_max_failed_jobs=limits["SLUICE_RUN_MAX_FAILED_JOBS"],
         )
 
 

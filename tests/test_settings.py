@@ -178,3 +178,39 @@ def test_limits_of_untrusted_work_have_documented_defaults() -> None:
 def test_bad_limits_are_named(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def test_retention_and_resilience_settings() -> None:
+    s = Settings.from_env({})
+    assert (s.workflow_log_retention_days, s.form_retention_days, s.upload_file_retention_days) == (
+        30,
+        30,
+        30,
+    )
+    assert (s.job_retention_hours, s.failed_job_retention_days, s.retention_batch_size) == (24, 7, 100)
+    assert (s.db_statement_timeout, s.run_recovery_seconds, s.run_max_failed_jobs) == (60.0, 60.0, 5)
+    assert s.max_event_streams_per_key == 100 and s.embedding_models_allowed == ()
+    read = Settings.from_env(
+        {
+            "WORKFLOW_LOG_RETENTION_DAYS": "0",
+            "SLUICE_JOB_RETENTION_HOURS": "6",
+            "SLUICE_DB_STATEMENT_TIMEOUT": "2.5",
+            "SLUICE_RUN_RECOVERY_SECONDS": "5",
+            "SLUICE_MAX_EVENT_STREAMS_PER_KEY": "3",
+        }
+    )
+    assert read.workflow_log_retention_days == 0 and read.job_retention_hours == 6
+    assert (read.db_statement_timeout, read.run_recovery_seconds, read.max_event_streams_per_key) == (
+        2.5,
+        5.0,
+        3,
+    )
+    for env in (
+        {"SLUICE_JOB_RETENTION_HOURS": "0"},
+        {"SLUICE_DB_STATEMENT_TIMEOUT": "-1"},
+        {"SLUICE_RUN_RECOVERY_SECONDS": "0"},
+        {"SLUICE_RETENTION_BATCH_SIZE": "0"},
+        {"SLUICE_MAX_EVENT_STREAMS_PER_KEY": "zero"},
+    ):
+        with pytest.raises(SettingsError, match=next(iter(env))):
+            Settings.from_env(env)

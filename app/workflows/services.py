@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
-from app.errors import InvalidParam, NotFound
+from app.errors import InvalidParam, NotFound, SluiceError
 from app.files.run_inputs import FileContext, resolve_run_files
 from app.files.signing import FileSigner
+from app.settings import Settings
 from app.tenancy import services as tenancy
 from app.workflows import dsl
 from app.workflows.engine.core import initial_state
@@ -134,6 +135,47 @@ class StartedRun(msgspec.Struct, frozen=True):
     workflow_id: uuid.UUID
 
 
+class RunEventsPurged(SluiceError):
+    """The events of this run were removed by the retention policy; the run's status, inputs and outputs remain."""
+
+    status, code = 410, "run_events_purged"
+
+
+class InputTooLarge(InvalidParam):
+    """A run input is too large."""
+
+    code = "input_too_large"
+
+
+class InputLimits(msgspec.Struct, frozen=True):
+    """Bytes of JSON a run's inputs may take: each variable (Dify's ``MAX_VARIABLE_SIZE``), and all together."""
+
+    per_variable: int = 200 * 1024
+    total: int = 1024 * 1024
+
+    @classmethod
+    def of(cls, settings: Settings) -> InputLimits:
+        return cls(per_variable=settings.max_variable_size, total=settings.max_run_inputs_size)
+
+
+def check_input_sizes(inputs: Mapping[str, Any], limits: InputLimits) -> None:
+    """Refuse inputs that would be stored (and carried through the run's state and events) when too large."""
+    total = 2
+    for name, value in inputs.items():
+        size = len(msgspec.json.encode(value))
+        if size > limits.per_variable:
+            raise InputTooLarge(
+                f"inputs.{name[:64]} is {size} bytes of JSON; a variable may hold at most {limits.per_variable} "
+                "bytes (MAX_VARIABLE_SIZE)."
+            )
+        total += size + len(name.encode()) + 4
+    if total > limits.total:
+        raise InputTooLarge(
+            f"The inputs are {total} bytes of JSON together; a run's inputs may take at most {limits.total} bytes "
+            "(SLUICE_MAX_RUN_INPUTS_SIZE)."
+        )
+
+
 async def start_run(
     session: AsyncSession,
     app_id: uuid.UUID,
@@ -142,9 +184,12 @@ async def start_run(
     workflow_id: uuid.UUID | None = None,
     files: list[Any] | None = None,
     file_context: FileContext | None = None,
+    limits: InputLimits | None = None,
 ) -> StartedRun:
     """Create a run and defer its job in the caller's transaction (both or neither). File mappings (``files``
-    and file inputs) are resolved first (``file_context`` signs their links; without it they cannot be used)."""
+    and file inputs) are resolved first (``file_context`` signs their links; without it they cannot be used).
+    Inputs larger than ``limits`` (the defaults when None) are refused with 400 ``input_too_large``."""
+    check_input_sizes(inputs, limits or InputLimits())
     version = await _version(session, app_id, workflow_id)
     start, start_node, environment, doc = version.start, version.start_node, version.environment, version.dsl
     try:

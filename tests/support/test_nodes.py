@@ -86,11 +86,25 @@ class BusyNode(Node):
         return NodeResult(outputs={"output": ctx.pool.render(self.value)})
 
 
+class HogNode(Node):
+    """Test-only node type ``test-hog``: blocks its worker's event loop for ``seconds`` (as a long stretch of pure
+    nodes or a document parsed in process would), then outputs ``{"done": true}``."""
+
+    type = "test-hog"
+
+    def configure(self, data: Mapping[str, Any]) -> None:
+        self.seconds = float(data.get("seconds", 1))
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        time.sleep(self.seconds)  # on purpose: nothing else of this worker's loop runs meanwhile
+        return NodeResult(outputs={"done": True})
+
+
 def register() -> None:
     """Make the test node types importable in DSL files of this process (a test worker process), and their
     pause kind known to its runs."""
     node_registry.NODE_TYPES.update(
-        {PauseNode.type: PauseNode, SlowNode.type: SlowNode, BusyNode.type: BusyNode}
+        {PauseNode.type: PauseNode, SlowNode.type: SlowNode, BusyNode.type: BusyNode, HogNode.type: HogNode}
     )
     if ManualPauses not in wiring.KIND_FACTORIES:
         wiring.KIND_FACTORIES.append(ManualPauses)
