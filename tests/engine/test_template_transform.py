@@ -219,14 +219,14 @@ async def test_templates_with_logic_go_through_the_port_as_io_nodes() -> None:
 
 
 async def test_templates_with_logic_need_the_port() -> None:
-    outcome, _, _ = await run_graph(one_transform("{{ name|upper }}"), {"name": "Ada"})
+    outcome, _, _ = await run_graph(one_transform("{{ name|center(40) }}"), {"name": "Ada"})
     assert outcome.status == "failed"
     assert outcome.error is not None and "sandbox" in outcome.error
 
 
 async def test_the_output_cap_comes_from_the_port_on_both_paths() -> None:
     small = Ports(templates=InProcessTemplates(transform_max_length=5))
-    for source in ("{{ name }}", "{{ name|upper }}"):
+    for source in ("{{ name }}", "{{ name|center(40) }}"):
         outcome, _, _ = await run_graph(one_transform(source), {"name": "Ada Lovelace"}, ports=small)
         assert outcome.status == "failed"
         assert outcome.error is not None and "Output length exceeds 5 characters" in outcome.error

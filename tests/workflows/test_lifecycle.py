@@ -161,7 +161,9 @@ async def test_a_large_input_is_stored_about_once(counted: CountedEngine) -> Non
         await session.commit()
     before = await relations_bytes(counted.engine)
     async with counted.sessions() as session:
-        run_id = (await services.start_run(session, app.id, {"name": big}, "u")).id
+        # over the default input caps on purpose: an operator may raise MAX_VARIABLE_SIZE this far
+        wide = services.InputLimits(per_variable=2 * 1024 * 1024, total=4 * 1024 * 1024)
+        run_id = (await services.start_run(session, app.id, {"name": big}, "u", limits=wide)).id
         await session.commit()
     assert await advance_run(counted.sessions, run_id, runtime()) == "succeeded"
     grown = await relations_bytes(counted.engine) - before

@@ -13,10 +13,13 @@ gone, and the output is capped (``max_output``; Dify's ``TEMPLATE_TRANSFORM_MAX_
 
 **Trivial templates** (:func:`is_trivial`): literal text and outputs of a variable, optionally followed by
 attribute lookups and subscripts by a literal (``{{ name }}``, ``{{ name.attr }}``, ``{{ rows[0].content }}``,
-``{{ data["key"] }}``), nothing else — no filter, call, test, operator, slice, computed subscript, other
-literal, ``{% %}`` statement. Rendering one costs time and memory in proportion to its length and its inputs'
-sizes (each output is a few sandboxed O(1) lookups and ``str()`` of a value), so it may render in-process, on
-the event loop. Every other template renders in a confined child process (``app.workflows.templates``).
+``{{ data["key"] }}``), and a few filters that cost time in proportion to their input and allocate no more
+than it (``LINEAR_FILTERS``: ``{{ name|length }}``, ``{{ items|join(", ") }}``, ``{{ x|default("-") }}``,
+``{{ row|tojson }}``; arguments must be literals), nothing else — no other filter, call, test, operator, slice,
+computed subscript, other literal, ``{% %}`` statement. Rendering one costs time and memory in proportion to its
+length and its inputs' sizes (each output is a few sandboxed O(1) lookups, linear filters and ``str()`` of a
+value), so it may render in-process, on the event loop. Every other template renders in a confined child process
+(``app.workflows.templates``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from jinja2.visitor import NodeTransformer
 from app.workflows.engine import template_bounds as bounds
 from app.workflows.engine.template_bounds import TemplateTooLarge
 
-__all__ = ["TemplateFailure", "TemplateTooLarge", "is_trivial", "prepare", "render"]
+__all__ = ["LINEAR_FILTERS", "TemplateFailure", "TemplateTooLarge", "is_trivial", "prepare", "render"]
 
 #: longest template source accepted (characters), and most tokens (each literal text run, tag delimiter, name,
 #: operator or literal is one): compiling costs ~0.1 ms and ~10 KB per token, in the API process at DSL import
@@ -185,24 +188,46 @@ def prepare(source: str, kind: Kind) -> tuple[jinja2.Template, bool]:
     return template, is_trivial(tree)
 
 
+#: Filters whose time is linear in their input and whose result is no larger than it (``join``'s separator and
+#: ``default``'s fallback are literals, so bounded by the template's own length).
+LINEAR_FILTERS = frozenset(
+    {
+        "length", "count", "first", "last", "lower", "upper", "capitalize", "title", "trim", "string", "int",
+        "float", "abs", "round", "e", "escape", "safe", "wordcount", "join", "default", "d",
+        "tojson", "sort", "unique", "reverse", "min", "max",
+    }
+)  # fmt: skip
+
+
 def is_trivial(tree: nodes.Template) -> bool:
-    """True when the template is only literal text and ``{{ name }}`` / ``{{ name.attr }}`` / ``{{ name[0] }}``
-    outputs (see the module's docstring)."""
+    """True when the template is only literal text and outputs of variables with literal lookups and linear
+    filters (see the module's docstring)."""
     for statement in tree.body:
         if not isinstance(statement, nodes.Output):
             return False
         for child in statement.nodes:
-            if isinstance(child, nodes.TemplateData):
-                continue
-            while isinstance(child, nodes.Getattr) or (
-                isinstance(child, nodes.Getitem)
-                and isinstance(child.arg, nodes.Const)
-                and type(child.arg.value) in (int, str)
-            ):
-                child = child.node
-            if not (isinstance(child, nodes.Name) and child.ctx == "load"):
+            if not (isinstance(child, nodes.TemplateData) or _trivial_expression(child)):
                 return False
     return True
+
+
+def _trivial_expression(node: nodes.Node) -> bool:
+    while True:
+        if isinstance(node, nodes.Filter):
+            plain_args = all(isinstance(arg, nodes.Const) for arg in node.args) and not (
+                node.kwargs or node.dyn_args or node.dyn_kwargs
+            )
+            if node.name not in LINEAR_FILTERS or not plain_args or node.node is None:
+                return False
+            node = node.node
+        elif isinstance(node, nodes.Getattr) or (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and type(node.arg.value) in (int, str)
+        ):
+            node = node.node
+        else:
+            return isinstance(node, nodes.Name) and node.ctx == "load"
 
 
 def render(template: jinja2.Template, variables: Mapping[str, Any], *, max_output: int) -> str:
