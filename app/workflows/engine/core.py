@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -28,7 +28,16 @@ from app.workflows.engine.errors import NodeRunError, RunStopped
 from app.workflows.engine.graph import Graph, NodeSpec
 from app.workflows.engine.nodes import build_node
 from app.workflows.engine.nodes.base import FAIL_BRANCH, Node, NodeContext, NodeResult, Ports, RunInfo
+from app.workflows.engine.response import (
+    CONTAINER_TYPES,
+    ResponseCoordinator,
+    ResponsePlan,
+    ResponseState,
+)
 from app.workflows.engine.variables import VariablePool
+
+#: Runs of this app mode stream their reply through Answer nodes (``engine/response.py``).
+CHAT_MODE = "advanced-chat"
 
 TAKEN, SKIPPED = "taken", "skipped"
 FINAL_NODE_STATUSES = {"succeeded", "failed", "exception", "skipped", "stopped"}
@@ -60,8 +69,12 @@ class RunState(msgspec.Struct, kw_only=True):
     exceptions: int = 0
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
     answer: str = ""
+    #: Files the Answer nodes output, in completion order (a chat run's ``outputs.files``).
+    answer_files: list[dict[str, Any]] = msgspec.field(default_factory=list)
     elapsed: float = 0.0
     next_index: int = 1
+    #: Where the Answer nodes' streaming stands (advanced-chat runs).
+    response: ResponseState = msgspec.field(default_factory=ResponseState)
 
 
 class NodeRun(msgspec.Struct, kw_only=True):
@@ -140,6 +153,9 @@ class Engine:
         self.pool = VariablePool(state.pool)
         self.state.pool = self.pool.values  # one live pool: a checkpoint reads it as it is
         self.start_id = graph.start_node().id
+        self.response: ResponseCoordinator | None = None
+        if run.mode == CHAT_MODE:
+            self.response = ResponseCoordinator(response_plan(graph, self.nodes), state.response, self.pool)
         self.restarted: set[str] = set()
         for node_id, node_state in state.nodes.items():
             if node_state.status == "running":  # the previous attempt died mid-node: run it again
@@ -218,6 +234,8 @@ class Engine:
         paused = [n for n, s in self.state.nodes.items() if s.status == "paused"]
         if paused:
             return Outcome(status="paused", outputs=self.state.outputs, paused_nodes=paused)
+        if self.response is not None:
+            await self.response.advance(self._status_of, self._emitter(listener), final=True)
         status = "partial-succeeded" if self.state.exceptions else "succeeded"
         return Outcome(status=status, outputs=self.state.outputs)
 
@@ -282,6 +300,10 @@ class Engine:
         )
         if not await listener.node_started(record, self.state):
             raise _Stopped
+        if self.response is not None and spec.type == "answer":
+            # An Answer node that runs is certain to run, whatever the path analysis said.
+            self.response.activate(node_id)
+            await self.response.advance(self._status_of, self._emitter(listener))
 
     async def _execute(
         self, node_id: str, listener: Listener
@@ -292,7 +314,7 @@ class Engine:
             self.pool,
             self.ports,
             self.run_info,
-            lambda text, sel: listener.text_chunk(node_id, text, sel),
+            self._stream_to(node_id, listener),
         )
         attempt = 0
         while True:
@@ -351,7 +373,34 @@ class Engine:
                 record.result = handled
         if not await listener.node_finished(record, self.state):
             raise _Stopped
+        if self.response is not None and outcome is None:
+            self.response.activate_certain(self.state.edges, self._status_of)
+            await self.response.advance(self._status_of, self._emitter(listener))
         return outcome
+
+    # --- answer streaming (advanced-chat) -----------------------------------------------------------
+
+    def _status_of(self, node_id: str) -> str | None:
+        node_state = self.state.nodes.get(node_id)
+        return node_state.status if node_state is not None else None
+
+    def _emitter(self, listener: Listener) -> Callable[[str, list[str]], Awaitable[None]]:
+        async def emit(text: str, selector: list[str]) -> None:
+            await listener.text_chunk(selector[0], text, selector)
+
+        return emit
+
+    def _stream_to(self, node_id: str, listener: Listener) -> Callable[[str, list[str]], Awaitable[None]]:
+        """Where a node's streamed text goes: to listeners as it is (workflow runs), or to the response
+        coordinator, which forwards it when an Answer node's turn has come (chat runs)."""
+        if self.response is None:
+            return lambda text, sel: listener.text_chunk(node_id, text, sel)
+        response, emit = self.response, self._emitter(listener)
+
+        async def stream(text: str, selector: list[str]) -> None:
+            await response.chunk(selector, text, self._status_of, emit)
+
+        return stream
 
     def _succeed(self, node_id: str, result: NodeResult) -> None:
         spec = self.graph.nodes[node_id]
@@ -363,7 +412,9 @@ class Engine:
             self.state.outputs.update(result.outputs)
         elif spec.type == "answer":
             self.state.answer += str(result.outputs.get("answer", ""))
-            self.state.outputs = {"answer": self.state.answer}
+            files = result.outputs.get("files")
+            self.state.answer_files += files if isinstance(files, list) else []
+            self.state.outputs = {"answer": self.state.answer, "files": self.state.answer_files}
         for edge in self.graph.outgoing.get(node_id, []):
             self.state.edges[edge.id] = TAKEN if edge.source_handle == result.edge_source_handle else SKIPPED
 
@@ -372,6 +423,20 @@ class Engine:
         if node_state is None or node_state.status != "paused":
             return  # already resolved by an earlier resume: harmless
         await self._finish(node_id, msgspec.structs.replace(result, pause=None), None, listener)
+
+
+def response_plan(graph: Graph, nodes: Mapping[str, Node]) -> ResponsePlan:
+    """The graph's answer-streaming plan, built once per graph (graphs are cached per workflow version)."""
+    plan = graph.cache.get("response_plan")
+    if plan is None:
+        branching = {
+            node_id: node.branching or node.type in CONTAINER_TYPES or node.error_strategy == FAIL_BRANCH
+            for node_id, node in nodes.items()
+        }
+        writes = {node_id: set(node.conversation_writes()) for node_id, node in nodes.items()}
+        plan = graph.cache["response_plan"] = ResponsePlan(graph, branching, writes)
+    assert isinstance(plan, ResponsePlan)
+    return plan
 
 
 def build_nodes(graph: Graph, registry: Mapping[str, type[Node]] | None = None) -> dict[str, Node]:
