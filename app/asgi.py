@@ -26,6 +26,8 @@ from sqlalchemy.exc import ProgrammingError
 from app import runtime
 from app.annotations.controllers import AnnotationController
 from app.audio.controllers import AudioController
+from app.chat import controllers as chat
+from app.chat.conversation_controllers import ConversationController
 from app.errors import handle_exception
 from app.files.controllers import FileController, SignedFileController
 from app.health import HealthController
@@ -55,6 +57,7 @@ from app.workflows.console import DslController
 from app.workflows.controllers import WorkflowRunController
 from app.workflows.events import RunEventHub
 from app.workflows.openapi import document_streams
+from app.workflows.ports import make_llm
 from app.workflows.site import AppSiteController
 from db import migrate, urls
 
@@ -82,6 +85,8 @@ ROUTES: list[Any] = [
     DatasetTagController,
     DslController,
     WorkflowRunController,
+    chat.ChatController,
+    ConversationController,
     AppFormController,
     FileController,
     SignedFileController,
@@ -156,6 +161,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 "hub": hub,
                 "extensions": extensions(settings),
                 "retriever": Retriever(Embedders(settings)),
+                "llm": make_llm(settings),
+                # The run event stream of apps whose runs are not plain workflow runs (a chat turn's envelope).
+                "run_event_streams": {"advanced-chat": chat.run_events},
             }
         ),
         on_startup=[on_startup, document_streams],

@@ -326,7 +326,9 @@ async def _graph(session: AsyncSession, workflow_id: uuid.UUID) -> Built:
     if built is None:
         row = (
             await session.execute(
-                text("SELECT w.graph, a.mode FROM workflows w JOIN apps a ON a.id = w.app_id WHERE w.id = :id"),
+                text(
+                    "SELECT w.graph, a.mode FROM workflows w JOIN apps a ON a.id = w.app_id WHERE w.id = :id"
+                ),
                 {"id": workflow_id},
             )
         ).one()

@@ -40,7 +40,9 @@ START = node("start", "start", variables=[{"variable": "n", "type": "number", "r
 
 async def run_chat(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], **inputs: Any) -> Recorder:
     g = graph(nodes, edges)
-    state = initial_state(inputs, {"query": "hi", "conversation_id": "c1"}, "start", conversation={"turns": 2})
+    state = initial_state(
+        inputs, {"query": "hi", "conversation_id": "c1"}, "start", conversation={"turns": 2}
+    )
     recorder = Recorder()
     outcome = await Engine(g, state, Ports(), CHAT, registry=REGISTRY).run(recorder)
     assert outcome.status == "succeeded", outcome.error
@@ -82,9 +84,20 @@ async def test_parallel_answers_never_interleave_and_keep_dsl_order() -> None:
 
 
 async def test_only_the_taken_branch_answers() -> None:
-    cases = [{"case_id": "big", "logical_operator": "and", "conditions": [
-        {"variable_selector": ["start", "n"], "comparison_operator": ">", "value": "5", "varType": "number"}
-    ]}]
+    cases = [
+        {
+            "case_id": "big",
+            "logical_operator": "and",
+            "conditions": [
+                {
+                    "variable_selector": ["start", "n"],
+                    "comparison_operator": ">",
+                    "value": "5",
+                    "varType": "number",
+                }
+            ],
+        }
+    ]
     nodes = [
         START,
         node("branch", "if-else", cases=cases),
@@ -132,7 +145,11 @@ async def test_outputs_answer_and_markdown_values() -> None:
                 template="ignored",
                 variables=[],
             ),
-            node("ans", "answer", answer="{{#sys.query#}}|{{#conversation.flag#}}|{{#conversation.obj#}}|{{#conversation.list#}}"),
+            node(
+                "ans",
+                "answer",
+                answer="{{#sys.query#}}|{{#conversation.flag#}}|{{#conversation.obj#}}|{{#conversation.list#}}",
+            ),
         ],
         [edge("start", "code"), edge("code", "ans")],
     )
@@ -149,7 +166,11 @@ async def test_outputs_answer_and_markdown_values() -> None:
 
 async def test_workflow_runs_stream_sources_directly_and_answers_not_at_all() -> None:
     g = graph(
-        [START, node("llm", "test-stream", chunks=["p", "q"]), node("ans", "answer", answer="{{#llm.text#}}")],
+        [
+            START,
+            node("llm", "test-stream", chunks=["p", "q"]),
+            node("ans", "answer", answer="{{#llm.text#}}"),
+        ],
         [edge("start", "llm"), edge("llm", "ans")],
     )
     rec = Recorder()
@@ -161,7 +182,11 @@ async def test_workflow_runs_stream_sources_directly_and_answers_not_at_all() ->
 async def test_a_rerun_source_does_not_repeat_what_was_sent() -> None:
     """After a crash the source streams again from the start: characters already sent are skipped."""
     g = graph(
-        [START, node("llm", "test-stream", chunks=["ab", "cd", "ef"]), node("ans", "answer", answer="{{#llm.text#}}")],
+        [
+            START,
+            node("llm", "test-stream", chunks=["ab", "cd", "ef"]),
+            node("ans", "answer", answer="{{#llm.text#}}"),
+        ],
         [edge("start", "llm"), edge("llm", "ans")],
     )
     state = initial_state({}, {}, "start")

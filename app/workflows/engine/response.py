@@ -136,7 +136,9 @@ class ResponsePlan:
             template = spec.data.get("answer")
             segments = split_template(template if isinstance(template, str) else "")
             reads = frozenset(
-                s.selector[1] for s in segments if s.selector and s.selector[0] == CONVERSATION and len(s.selector) > 1
+                s.selector[1]
+                for s in segments
+                if s.selector and s.selector[0] == CONVERSATION and len(s.selector) > 1
             )
             self.sessions[node_id] = Session(node_id=node_id, segments=segments, conversation_reads=reads)
         self.branching = dict(branching)

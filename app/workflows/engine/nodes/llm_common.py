@@ -229,7 +229,11 @@ def parse_memory(value: Any) -> MemoryConfig | None:
         return None
     if not isinstance(value, Mapping):
         raise ValueError("memory must be an object")
-    fields = {k: v for k, v in value.items() if v is not None and k in ("window", "query_prompt_template", "role_prefix")}
+    fields = {
+        k: v
+        for k, v in value.items()
+        if v is not None and k in ("window", "query_prompt_template", "role_prefix")
+    }
     try:
         return msgspec.convert(fields, MemoryConfig, strict=False)
     except msgspec.ValidationError as exc:
@@ -275,11 +279,11 @@ def history_messages(turns: Sequence[HistoryMessage], budget: int) -> list[dict[
     return messages
 
 
-def history_text(messages: Sequence[Mapping[str, str]], human: str = "Human", assistant: str = "Assistant") -> str:
+def history_text(
+    messages: Sequence[Mapping[str, str]], human: str = "Human", assistant: str = "Assistant"
+) -> str:
     """History as prompt text, one ``<prefix>: <content>`` line per message."""
-    return "\n".join(
-        f"{human if m['role'] == 'user' else assistant}: {m['content']}" for m in messages
-    )
+    return "\n".join(f"{human if m['role'] == 'user' else assistant}: {m['content']}" for m in messages)
 
 
 async def memory_text(ctx: NodeContext, memory: MemoryConfig | None, params: Mapping[str, Any]) -> str:

@@ -34,10 +34,10 @@ import structlog
 
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, RetryConfig, convert, selector
 from app.workflows.engine.nodes.llm_common import (
-    memory_text,
-    parse_memory,
     ModelCall,
     first_json_object,
+    memory_text,
+    parse_memory,
     parse_model,
     require_llm,
     saved_prompts,

@@ -38,10 +38,10 @@ import msgspec
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, RetryConfig, convert, selector
 from app.workflows.engine.nodes.llm_common import (
-    memory_text,
-    parse_memory,
     ModelCall,
     first_json_object,
+    memory_text,
+    parse_memory,
     parse_model,
     require_llm,
     saved_prompts,
