@@ -27,6 +27,7 @@ from app import runtime
 from app.annotations.controllers import AnnotationController
 from app.audio.controllers import AudioController
 from app.chat import controllers as chat
+from app.chat.completion import CompletionController
 from app.chat.conversation_controllers import ConversationController
 from app.errors import handle_exception
 from app.files.controllers import FileController, SignedFileController
@@ -87,6 +88,7 @@ ROUTES: list[Any] = [
     WorkflowRunController,
     chat.ChatController,
     ConversationController,
+    CompletionController,
     AppFormController,
     FileController,
     SignedFileController,
