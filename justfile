@@ -17,6 +17,10 @@ install:
 up:
     {{python}} -m app up
 
+# Several APIs (ports SLUICE_PORT, +1, ...) and workers on one database, supervised like `up` (`just cluster 2 3`)
+cluster APIS="2" WORKERS="3":
+    {{python}} -m app up --apis {{APIS}} --workers {{WORKERS}}
+
 # Run the HTTP API only
 api:
     {{python}} -m app api

@@ -23,7 +23,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy.exc import ProgrammingError
 
-from app import runtime
+from app import body_limits, runtime
 from app.annotations.controllers import AnnotationController
 from app.audio.controllers import AudioController
 from app.chat import controllers as chat
@@ -36,7 +36,6 @@ from app.human_input.controllers import AppFormController, PublicFormController
 from app.human_input.pages import FormPageController
 from app.json_body import SluiceRequest
 from app.knowledge.controllers import DatasetController
-from app.knowledge.documents import uploads
 from app.knowledge.documents.controllers import DocumentController
 from app.knowledge.documents.downloads import DocumentDownloadController, DocumentFileController
 from app.knowledge.metadata.controllers import MetadataController
@@ -50,6 +49,7 @@ from app.logging import configure_logging
 from app.middleware import request_id_middleware
 from app.model_providers import ModelTypeController
 from app.settings import Settings
+from app.stores import PostgresStore, SharedRateLimitMiddleware
 from app.tenancy import services as tenancy
 from app.tenancy.controllers import AppController, DatasetKeyController, WorkspaceController
 from app.tenancy.service_api import AppInfoController
@@ -60,10 +60,15 @@ from app.workflows.events import RunEventHub
 from app.workflows.openapi import document_streams
 from app.workflows.ports import make_llm
 from app.workflows.site import AppSiteController
-from db import migrate, urls
+from app.workflows.streams import StreamSlots
+from db import engines, migrate, urls
 
 log = structlog.get_logger()
 
+RATE_LIMIT_STORE = "rate_limit"
+
+#: Routes whose bodies are small JSON (``SLUICE_MAX_REQUEST_BODY_SIZE``); the others get routers of their own
+#: with their own body limits (``app/body_limits.py``).
 ROUTES: list[Any] = [
     HealthController,
     WorkspaceController,
@@ -74,25 +79,39 @@ ROUTES: list[Any] = [
     AppSiteController,
     AudioController,
     DatasetController,
-    DocumentController,
     DocumentDownloadController,
     DocumentFileController,
     KnowledgePipelineController,
     ModelTypeController,
     RetrieveController,
-    SegmentController,
     MetadataController,
     TagController,
     DatasetTagController,
-    DslController,
-    WorkflowRunController,
-    chat.ChatController,
     ConversationController,
     CompletionController,
     AppFormController,
     FileController,
     SignedFileController,
 ]
+
+
+def limited_routers(settings: Settings) -> list[Router]:
+    """The routes that accept larger bodies than a JSON route, each group under its own limit."""
+    return [
+        Router(
+            path="/",
+            route_handlers=[WorkflowRunController, chat.ChatController],
+            request_max_body_size=body_limits.run_routes(settings),
+        ),
+        Router(
+            path="/", route_handlers=[DslController], request_max_body_size=body_limits.dsl_routes(settings)
+        ),
+        Router(
+            path="/",
+            route_handlers=[DocumentController, SegmentController],
+            request_max_body_size=body_limits.document_routes(settings),
+        ),
+    ]
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -122,16 +141,19 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         configure_logging(settings)
     alchemy = SQLAlchemyAsyncConfig(
         connection_string=urls.asyncpg(settings.database_url),
-        engine_config=EngineConfig(pool_size=10, max_overflow=10, pool_pre_ping=False),
+        engine_config=EngineConfig(pool_size=10, max_overflow=10, pool_pre_ping=True),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         before_send_handler="autocommit",
         create_all=False,
     )
 
+    engines.apply_statement_timeout(alchemy.get_engine(), settings.db_statement_timeout)
     hub = RunEventHub(settings.database_url)
+    stream_slots = StreamSlots(alchemy.get_engine(), settings.max_event_streams_per_key)
 
     async def on_startup(app: Litestar) -> None:
         await hub.start()
+        await stream_slots.start()
         try:
             async with alchemy.get_session() as session:
                 await tenancy.ensure_default_workspace(session)
@@ -140,20 +162,29 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             log.warning("database_not_migrated", hint="run `just migrate` (or `python -m app migrate`)")
 
     async def on_shutdown(app: Litestar) -> None:
+        await stream_slots.stop()
         await hub.stop()
 
     public_forms = Router(
         path="/",
         route_handlers=[PublicFormController, FormPageController],
-        middleware=[RateLimitConfig(rate_limit=("minute", settings.form_rate_limit_per_minute)).middleware],
+        middleware=[
+            RateLimitConfig(
+                rate_limit=("minute", settings.form_rate_limit_per_minute),
+                middleware_class=SharedRateLimitMiddleware,
+                store=RATE_LIMIT_STORE,
+            ).middleware
+        ],
     )
     return Litestar(
-        route_handlers=[*ROUTES, public_forms],
+        route_handlers=[*ROUTES, *limited_routers(settings), public_forms],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         middleware=[request_id_middleware],
         exception_handlers={Exception: handle_exception},
         request_class=SluiceRequest,
-        request_max_body_size=uploads.request_body_limit(settings),
+        # One rate-limit window per client across every API process (app/stores.py).
+        stores={RATE_LIMIT_STORE: PostgresStore(alchemy.get_engine(), RATE_LIMIT_STORE)},
+        request_max_body_size=body_limits.json_routes(settings),
         openapi_config=openapi_config(),
         state=State(
             {
@@ -162,6 +193,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 "migration_head": migrate.head_revision(),
                 "hub": hub,
                 "extensions": extensions(settings),
+                "stream_slots": stream_slots,
                 "retriever": Retriever(Embedders(settings)),
                 "llm": make_llm(settings),
                 # The run event stream of apps whose runs are not plain workflow runs (a chat turn's envelope).

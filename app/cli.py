@@ -81,13 +81,17 @@ def api() -> None:
 
 
 @cli.command()
-def up() -> None:
+@click.option(
+    "--apis", type=click.IntRange(1, 32), default=1, help="API processes, on SLUICE_PORT and the next ports."
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, help="Worker processes.")
+def up(apis: int, workers: int) -> None:
     """Embedded database (if DATABASE_URL is unset), migrations, then the API and a worker until Ctrl-C."""
     from app.supervisor import run_services
 
     settings = _settings()
     configure_logging(settings)
-    sys.exit(run_services(settings))
+    sys.exit(run_services(settings, apis=apis, workers=workers))
 
 
 # --- database ------------------------------------------------------------------------------------
@@ -243,30 +247,22 @@ def key_revoke(key_id: uuid.UUID) -> None:
     "folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default="../shared/dsl"
 )
 @click.option("--output", type=click.Path(path_type=Path), default=Path("docs/dsl-corpus.md"))
-def dsl_report(folder: Path, output: Path) -> None:
-    """Write which DSL files in FOLDER import and why the others are refused (docs/dsl-corpus.md)."""
-    from app.workflows import dsl
+@click.option(
+    "--runs",
+    "runs_list",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("docs/dsl-corpus-runs.toml"),
+    help="Which test runs which file (or why it does not run).",
+)
+def dsl_report(folder: Path, output: Path, runs_list: Path) -> None:
+    """Write which DSL files in FOLDER import, which run end to end, and why not (docs/dsl-corpus.md)."""
+    from app.workflows import dsl_corpus
 
-    rows = []
-    for path in sorted(folder.glob("*.yml")):
-        try:
-            parsed = dsl.parse(path.read_text())
-            rows.append((path.name, "imports", parsed.mode))
-        except dsl.InvalidDsl as exc:
-            rows.append((path.name, exc.message, ""))
-    imported = sum(1 for r in rows if r[1] == "imports")
-    lines = [
-        "# The DSL corpus",
-        "",
-        f"Each file of `../shared/dsl/` imported with `POST /console/api/apps/imports`: {imported} of {len(rows)}"
-        " import; the others are refused with 400 `invalid_dsl` and the reason below. Regenerate with"
-        " `python -m app dsl-report`; `tests/workflows/test_dsl_import.py` checks this file is current.",
-        "",
-        "| file | verdict | mode |",
-        "|---|---|---|",
-        *[f"| {name} | {verdict} | {mode} |" for name, verdict, mode in rows],
-        "",
-    ]
+    try:
+        files = dsl_corpus.survey(folder, dsl_corpus.read_runs_list(runs_list))
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise click.ClickException(str(exc)) from None
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join(lines))
-    click.echo(f"{output}: {imported} of {len(rows)} import")
+    output.write_text(dsl_corpus.render(files))
+    imported, running = sum(f.imports for f in files), sum(f.runs for f in files)
+    click.echo(f"{output}: {imported} of {len(files)} import, {running} run")

@@ -6,6 +6,7 @@ exceptions (validation, routing, auth) are mapped here too, so no controller eve
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import msgspec
@@ -14,7 +15,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from app.middleware import logged_path
 
@@ -90,6 +92,37 @@ _HTTP_CODES = {
 #: character_not_in_repertoire, untranslatable_character: bad text in a parameter.
 _BAD_TEXT_SQLSTATES = {"22021", "22P05"}
 
+#: SQLSTATEs that say the database cannot serve right now (not that the request is wrong): 503, try again.
+_DATABASE_BUSY = {
+    "57014": ("database_timeout", "The database did not answer in time (statement timeout); try again."),
+    "55P03": ("database_timeout", "The database did not answer in time (lock timeout); try again."),
+    "53100": ("database_full", "The database is out of disk space; nothing was saved."),
+    "53200": ("database_unavailable", "The database is out of memory; try again."),
+    "53300": ("database_unavailable", "The database has too many connections; try again."),
+    "57P01": ("database_unavailable", "The database is restarting; try again."),
+    "57P02": ("database_unavailable", "The database is restarting; try again."),
+    "57P03": ("database_unavailable", "The database is starting up; try again."),
+}
+_UNAVAILABLE = ("database_unavailable", "The database cannot be reached; try again.")
+
+
+def database_trouble(exc: BaseException) -> tuple[str, str] | None:
+    """``(code, message)`` when ``exc`` means the database is down, restarting, full or too slow right now."""
+    if isinstance(exc, SQLAlchemyTimeoutError):  # no pooled connection became free in time
+        return _UNAVAILABLE
+    if isinstance(exc, DBAPIError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if sqlstate in _DATABASE_BUSY:
+            return _DATABASE_BUSY[sqlstate]
+        if sqlstate.startswith("08") or exc.connection_invalidated or isinstance(exc, InterfaceError):
+            return _UNAVAILABLE
+        return None
+    if isinstance(exc, OSError) and any(
+        "asyncpg" in frame.filename for frame in traceback.extract_tb(exc.__traceback__)
+    ):
+        return _UNAVAILABLE  # connecting failed: no server at the socket, refused, reset
+    return None
+
 
 def _validation_message(exc: ValidationException) -> str:
     extra = exc.extra if isinstance(exc.extra, list) else []
@@ -122,6 +155,15 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _BAD_TEXT_SQLSTATES:
         # A value PostgreSQL cannot store as text (NUL, invalid encoding) that slipped past validation.
         return error_response(400, "invalid_param", "A text value contains characters that cannot be stored.")
+    trouble = database_trouble(exc)
+    if trouble is not None:
+        log.warning(
+            "database_unavailable",
+            code=trouble[0],
+            error=f"{type(exc).__name__}: {str(exc)[:300]}",
+            path=logged_path(request.scope),
+        )
+        return error_response(503, trouble[0], trouble[1], {"Retry-After": "2"})
     log.exception("unhandled_exception", path=logged_path(request.scope), method=request.method)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Internal server error.")
 

@@ -6,9 +6,9 @@ Every setting is documented in the README's configuration table; the names follo
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -37,6 +37,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stalled_job_seconds: float = 30.0
     workflow_max_steps: int = 500
     workflow_max_seconds: float = 1200.0
+    #: most items an iteration takes (0: no limit, as in Dify)
+    iteration_max_items: int = 0
+    #: most rounds of a parallel iteration at once
+    max_parallel_limit: int = 10
+    #: most rounds of a loop
+    loop_node_max_count: int = 100
     human_input_global_timeout_seconds: int = 604800
     human_input_timeout_task_interval: int = 1
     openai_api_base: str = "http://127.0.0.1:11434/v1"
@@ -100,6 +106,46 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     files_access_timeout: int = 300
     #: base URL of signed file links (``{files_url}/files/{id}/file-preview?...``); None: ``public_url``
     files_url: str | None = None
+    # -- untrusted work in confined children (templates with logic, document parsing): limits --
+    template_timeout_seconds: float = 10.0
+    template_memory_mb: int = 256
+    template_transform_max_length: int = 400_000
+    prompt_template_max_length: int = 2_000_000
+    indexing_timeout_seconds: float = 120.0
+    indexing_memory_mb: int = 512
+    indexing_max_uncompressed_mb: int = 100
+    indexing_max_compression_ratio: int = 100
+    indexing_max_pages: int = 2_000
+    indexing_max_paragraphs: int = 200_000
+    indexing_max_characters: int = 5_000_000
+    indexing_max_attempts: int = 3
+    #: largest request body of a JSON route, in bytes (run, DSL, document and upload routes have their own)
+    max_request_body_size: int = 1024 * 1024
+    #: largest value of one run input, in bytes of its JSON (Dify's MAX_VARIABLE_SIZE)
+    max_variable_size: int = 200 * 1024
+    #: largest total of a run's inputs, in bytes of their JSON
+    max_run_inputs_size: int = 1024 * 1024
+    #: event streams (SSE) one Service API key may hold open at once, across every API process
+    max_event_streams_per_key: int = 100
+    #: ``provider:model`` pairs datasets may choose (``provider:*``: any model); empty: the default rule
+    embedding_models_allowed: tuple[str, ...] = ()
+    #: days a finished run keeps its events, node executions and stored values (0: forever)
+    workflow_log_retention_days: int = 30
+    #: days a resolved human-input form (and its deliveries and recipients) is kept (0: forever)
+    form_retention_days: int = 30
+    #: days an app file (``/v1/files/upload`` or produced by a node) is kept (0: forever)
+    upload_file_retention_days: int = 30
+    #: hours a succeeded queue job is kept, and days a failed or cancelled one is
+    job_retention_hours: int = 24
+    failed_job_retention_days: int = 7
+    #: rows one retention transaction deletes (runs, forms, files or jobs)
+    retention_batch_size: int = 100
+    #: seconds one SQL statement of the API or a worker may take before PostgreSQL cancels it (0: no limit)
+    db_statement_timeout: float = 60.0
+    #: a run left running (or resolved and paused) with no job for this long gets a new advance job
+    run_recovery_seconds: float = 60.0
+    #: failed advance jobs after which such a run fails instead of being retried again
+    run_max_failed_jobs: int = 5
 
     @property
     def embedded(self) -> bool:
@@ -196,6 +242,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             for ext in (get("UPLOAD_FILE_EXTENSION_BLACKLIST") or "").split(",")
             if ext.strip().strip(".")
         )
+        container_limits: dict[str, int] = {}
+        for name, default, least in (
+            ("ITERATION_MAX_ITEMS", 0, 0),
+            ("MAX_PARALLEL_LIMIT", 10, 1),
+            ("LOOP_NODE_MAX_COUNT", 100, 1),
+        ):
+            container_limits[name] = int(number(name, int, default))
+            if container_limits[name] < least:
+                raise SettingsError(f"{name} must be at least {least}, got {container_limits[name]}")
         port = int(number("SLUICE_PORT", int, 5001))
         http_timeouts: dict[str, float] = {}
         for which, seconds in (("CONNECT", 10.0), ("READ", 600.0), ("WRITE", 600.0)):
@@ -226,6 +281,42 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 f"SSRF_ALLOWED_PORTS must be port numbers separated by commas, got {ports_text!r}"
             )
+        limits: dict[str, int] = {}
+        for name, default, least in (
+            ("SLUICE_MAX_REQUEST_BODY_SIZE", 1024 * 1024, 1024),
+            ("MAX_VARIABLE_SIZE", 200 * 1024, 1),
+            ("SLUICE_MAX_RUN_INPUTS_SIZE", 1024 * 1024, 1),
+            ("SLUICE_MAX_EVENT_STREAMS_PER_KEY", 100, 1),
+            ("WORKFLOW_LOG_RETENTION_DAYS", 30, 0),
+            ("SLUICE_FORM_RETENTION_DAYS", 30, 0),
+            ("SLUICE_UPLOAD_FILE_RETENTION_DAYS", 30, 0),
+            ("SLUICE_JOB_RETENTION_HOURS", 24, 1),
+            ("SLUICE_FAILED_JOB_RETENTION_DAYS", 7, 1),
+            ("SLUICE_RETENTION_BATCH_SIZE", 100, 1),
+            ("SLUICE_RUN_MAX_FAILED_JOBS", 5, 1),
+        ):
+            value = int(number(name, int, default))
+            if value < least:
+                raise SettingsError(f"{name} must be at least {least}, got {value}")
+            limits[name] = value
+        statement_timeout = float(number("SLUICE_DB_STATEMENT_TIMEOUT", float, 60.0))
+        if statement_timeout < 0:
+            raise SettingsError(
+                f"SLUICE_DB_STATEMENT_TIMEOUT must not be negative, got {statement_timeout:g}"
+            )
+        recovery = float(number("SLUICE_RUN_RECOVERY_SECONDS", float, 60.0))
+        if recovery <= 0:
+            raise SettingsError(f"SLUICE_RUN_RECOVERY_SECONDS must be positive, got {recovery:g}")
+        allowed_models = tuple(
+            pair.strip() for pair in (get("SLUICE_EMBEDDING_MODELS") or "").split(",") if pair.strip()
+        )
+        for pair in allowed_models:
+            provider, sep, model = pair.partition(":")
+            if not sep or provider.strip().lower() not in ("local", "openai") or not model.strip():
+                raise SettingsError(
+                    "SLUICE_EMBEDDING_MODELS must list provider:model pairs (provider local or openai, "
+                    f"model a name or *), got {pair!r}"
+                )
         host = get("SLUICE_HOST") or "127.0.0.1"
         log_format = (get("LOG_FORMAT") or "console").lower()
         if log_format not in ("console", "json"):
@@ -234,7 +325,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if embedding_provider not in ("local", "openai"):
             raise SettingsError(f"EMBEDDING_PROVIDER must be 'local' or 'openai', got {embedding_provider!r}")
         audio_base = get("AUDIO_API_BASE") or get("OPENAI_API_BASE")
+        confined = _confined_limits(number)
         return cls(
+            **confined,
             database_url=get("DATABASE_URL"),
             data_dir=Path(get("SLUICE_DATA_DIR") or ".data"),
             host=host,
@@ -250,6 +343,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             stalled_job_seconds=float(number("SLUICE_STALLED_JOB_SECONDS", float, 30.0)),
             workflow_max_steps=int(number("WORKFLOW_MAX_EXECUTION_STEPS", int, 500)),
             workflow_max_seconds=float(number("WORKFLOW_MAX_EXECUTION_TIME", float, 1200.0)),
+            iteration_max_items=container_limits["ITERATION_MAX_ITEMS"],
+            max_parallel_limit=container_limits["MAX_PARALLEL_LIMIT"],
+            loop_node_max_count=container_limits["LOOP_NODE_MAX_COUNT"],
             human_input_global_timeout_seconds=int(number("HUMAN_INPUT_GLOBAL_TIMEOUT_SECONDS", int, 604800)),
             human_input_timeout_task_interval=int(number("HUMAN_INPUT_TIMEOUT_TASK_INTERVAL", int, 1)),
             openai_api_base=(get("OPENAI_API_BASE") or "http://127.0.0.1:11434/v1").rstrip("/"),
@@ -313,4 +409,45 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             upload_file_extension_blacklist=blacklist,
             files_access_timeout=files_access_timeout,
             files_url=(get("FILES_URL") or "").rstrip("/") or None,
+            max_request_body_size=limits["SLUICE_MAX_REQUEST_BODY_SIZE"],
+            max_variable_size=limits["MAX_VARIABLE_SIZE"],
+            max_run_inputs_size=limits["SLUICE_MAX_RUN_INPUTS_SIZE"],
+            max_event_streams_per_key=limits["SLUICE_MAX_EVENT_STREAMS_PER_KEY"],
+            embedding_models_allowed=allowed_models,
+            workflow_log_retention_days=limits["WORKFLOW_LOG_RETENTION_DAYS"],
+            form_retention_days=limits["SLUICE_FORM_RETENTION_DAYS"],
+            upload_file_retention_days=limits["SLUICE_UPLOAD_FILE_RETENTION_DAYS"],
+            job_retention_hours=limits["SLUICE_JOB_RETENTION_HOURS"],
+            failed_job_retention_days=limits["SLUICE_FAILED_JOB_RETENTION_DAYS"],
+            retention_batch_size=limits["SLUICE_RETENTION_BATCH_SIZE"],
+            db_statement_timeout=statement_timeout,
+            run_recovery_seconds=recovery,
+            run_max_failed_jobs=limits["SLUICE_RUN_MAX_FAILED_JOBS"],
         )
+
+
+#: the limits of untrusted work (setting name, environment variable, type, default, least allowed value)
+CONFINED_LIMITS: tuple[tuple[str, str, type[int] | type[float], float, float], ...] = (
+    ("template_timeout_seconds", "SLUICE_TEMPLATE_TIMEOUT_SECONDS", float, 10.0, 0.1),
+    ("template_memory_mb", "SLUICE_TEMPLATE_MEMORY_MB", int, 256, 32),
+    ("template_transform_max_length", "TEMPLATE_TRANSFORM_MAX_LENGTH", int, 400_000, 1),
+    ("prompt_template_max_length", "SLUICE_PROMPT_TEMPLATE_MAX_LENGTH", int, 2_000_000, 1),
+    ("indexing_timeout_seconds", "SLUICE_INDEXING_TIMEOUT_SECONDS", float, 120.0, 0.1),
+    ("indexing_memory_mb", "SLUICE_INDEXING_MEMORY_MB", int, 512, 64),
+    ("indexing_max_uncompressed_mb", "SLUICE_INDEXING_MAX_UNCOMPRESSED_MB", int, 100, 1),
+    ("indexing_max_compression_ratio", "SLUICE_INDEXING_MAX_COMPRESSION_RATIO", int, 100, 2),
+    ("indexing_max_pages", "SLUICE_INDEXING_MAX_PAGES", int, 2_000, 1),
+    ("indexing_max_paragraphs", "SLUICE_INDEXING_MAX_PARAGRAPHS", int, 200_000, 1),
+    ("indexing_max_characters", "SLUICE_INDEXING_MAX_CHARACTERS", int, 5_000_000, 1),
+    ("indexing_max_attempts", "SLUICE_INDEXING_MAX_ATTEMPTS", int, 3, 1),
+)
+
+
+def _confined_limits(number: Callable[[str, type[int] | type[float], float], float]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field, name, kind, default, least in CONFINED_LIMITS:
+        value = number(name, kind, default)
+        if value < least:
+            raise SettingsError(f"{name} must be at least {least:g}, got {value:g}")
+        values[field] = kind(value)
+    return values

@@ -80,7 +80,9 @@ def child_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_services(settings: Settings) -> int:
+def run_services(settings: Settings, apis: int = 1, workers: int = 1) -> int:
+    """Migrate, then supervise ``apis`` API processes (on ``SLUICE_PORT``, ``SLUICE_PORT + 1``, ...) and
+    ``workers`` workers until stopped. Several of each is how several machines behave, on one."""
     assert settings.database_url
     migrate.upgrade(settings.database_url)
     env = child_environment(settings)
@@ -92,15 +94,25 @@ def run_services(settings: Settings) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    api_urls = [f"http://{settings.host}:{settings.port + i}" for i in range(apis)]
     children = [
-        Child(name="api", args=["-m", "app", "api"], env=env),
-        Child(name="worker", args=["-m", "jobs", "worker"], env=env),
+        Child(
+            name="api" if apis == 1 else f"api-{i}",
+            args=["-m", "app", "api"],
+            # Every API builds the same form links (a load balancer would stand in front of them).
+            env={**env, "SLUICE_PORT": str(settings.port + i), "SLUICE_PUBLIC_URL": settings.public_url},
+        )
+        for i in range(apis)
+    ] + [
+        Child(name="worker" if workers == 1 else f"worker-{i}", args=["-m", "jobs", "worker"], env=env)
+        for i in range(workers)
     ]
     for child in children:
         child.start()
     log.info(
         "services_started",
-        api=f"http://{settings.host}:{settings.port}",
+        api=api_urls[0] if apis == 1 else api_urls,
+        workers=workers,
         worker_queues="workflows, timers, indexing, mail",
         embedded=settings.embedded,
         data_dir=str(settings.data_dir.resolve()) if settings.embedded else None,
@@ -111,8 +123,8 @@ def run_services(settings: Settings) -> int:
         pids={c.name: c.proc.pid for c in children if c.proc},
     )
     print(
-        f"\nSluice is starting: API on http://{settings.host}:{settings.port} "
-        f"(docs at /openapi), worker on queues workflows, timers, indexing, mail"
+        f"\nSluice is starting: API on {', '.join(api_urls)} "
+        f"(docs at /openapi), {workers} worker{'s' if workers != 1 else ''} on queues workflows, timers, indexing, mail"
         + (f", embedded PostgreSQL in {settings.data_dir}." if settings.embedded else ".")
         + (f"\nAdmin token (console API): {settings.admin_token}" if settings.admin_token else "")
         + "\nPress Ctrl-C to stop.\n",

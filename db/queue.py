@@ -46,7 +46,12 @@ class Task(enum.StrEnum):
     INDEX_DOCUMENT = ("index_document", "indexing")
     RUN_ANNOTATION_REPLY_JOB = ("run_annotation_reply_job", "indexing")
     RETRY_STALLED_JOBS = ("retry_stalled_jobs", "timers")
+    RECOVER_ORPHANED_RUNS = ("recover_orphaned_runs", "timers")
     DELETE_OLD_JOBS = ("delete_old_jobs", "timers")
+    PURGE_RUN_HISTORY = ("purge_run_history", "timers")
+    PURGE_RESOLVED_FORMS = ("purge_resolved_forms", "timers")
+    PURGE_APP_FILES = ("purge_app_files", "timers")
+    PURGE_SHARED_STATE = ("purge_shared_state", "timers")
     NOOP = ("noop", "workflows")
 
 
@@ -138,3 +143,34 @@ async def cancel_jobs(session: AsyncSession, job_ids: Sequence[int]) -> int:
         {"ids": list(job_ids)},
     )
     return int(result.scalar_one())
+
+
+async def delete_finished_jobs(
+    session: AsyncSession, *, succeeded_hours: float, failed_days: float, limit: int
+) -> int:
+    """Delete up to ``limit`` finished jobs (their events go with them): succeeded ones whose last event is older
+    than ``succeeded_hours``, failed, cancelled or aborted ones older than ``failed_days``. The job a periodic
+    task deferred last is kept (``procrastinate_periodic_defers`` references it). Returns how many went.
+
+    Jobs are looked at in id order (oldest first), so a batch reads the old end of the table; ``SKIP LOCKED``
+    leaves jobs a worker is touching alone."""
+    result = await session.execute(
+        text(
+            """
+            DELETE FROM procrastinate_jobs WHERE id IN (
+                SELECT j.id FROM procrastinate_jobs j
+                WHERE j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+                  AND (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id)
+                      < now() - CASE WHEN j.status = 'succeeded' THEN make_interval(secs => :succeeded)
+                                     ELSE make_interval(secs => :failed) END
+                  AND NOT EXISTS (SELECT 1 FROM procrastinate_periodic_defers p WHERE p.job_id = j.id)
+                ORDER BY j.id
+                LIMIT :limit
+                FOR UPDATE OF j SKIP LOCKED
+            )
+            RETURNING id
+            """
+        ),
+        {"succeeded": succeeded_hours * 3600, "failed": failed_days * 86400, "limit": limit},
+    )
+    return len(result.all())

@@ -23,6 +23,8 @@ from procrastinate import worker as procrastinate_worker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from jobs.heartbeat import HeartbeatThread
+
 NextDue = Callable[[], Awaitable[datetime.datetime | None]]
 
 
@@ -45,10 +47,41 @@ def next_due_query(sessions: async_sessionmaker[AsyncSession], queues: Sequence[
 
 
 class PunctualWorker(procrastinate_worker.Worker):
-    def __init__(self, *, next_due: NextDue, **options: Any) -> None:
+    """Also: with ``heartbeat_conninfo``, heartbeats come from a thread (``jobs/heartbeat.py``) that keeps beating
+    until :meth:`stop_heartbeat`, called once every job of the worker has ended."""
+
+    def __init__(self, *, next_due: NextDue, heartbeat_conninfo: str | None = None, **options: Any) -> None:
         super().__init__(**options)
         self._next_due = next_due
         self._alarm: asyncio.TimerHandle | None = None
+        self._heartbeat_conninfo = heartbeat_conninfo
+        self._heartbeat: HeartbeatThread | None = None
+        #: Set when a side task (the LISTEN connection, the heartbeat) died: the database went away, and the
+        #: worker stopped because of it rather than because someone asked it to.
+        self.side_task_failed = False
+
+    async def _update_heartbeat(self) -> None:
+        if self._heartbeat_conninfo is None:
+            await super()._update_heartbeat()
+            return
+        if self._heartbeat is None:
+            assert self.worker_id is not None
+            self._heartbeat = HeartbeatThread(
+                self._heartbeat_conninfo, self.worker_id, self.update_heartbeat_interval
+            )
+            self._heartbeat.start()
+        # The side task itself only waits: procrastinate cancels it at shutdown, before the running jobs end, and
+        # the thread must go on beating until they have.
+        await asyncio.Event().wait()
+
+    def stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
+    async def _monitor_side_tasks(self, side_tasks: list[asyncio.Task[Any]]) -> None:
+        await super()._monitor_side_tasks(side_tasks)
+        self.side_task_failed = any(t.done() and not t.cancelled() and t.exception() for t in side_tasks)
 
     async def _fetch_and_process_jobs(self) -> None:
         await super()._fetch_and_process_jobs()
@@ -68,8 +101,12 @@ class PunctualWorker(procrastinate_worker.Worker):
             self._alarm = asyncio.get_running_loop().call_later(max(0.0, delay), self._new_job_event.set)
 
 
+def make_worker(app: Any, next_due: NextDue, **options: Any) -> PunctualWorker:
+    """The worker ``app.run_worker_async(**options)`` would run, punctual."""
+    app.perform_import_paths()
+    return PunctualWorker(app=app, next_due=next_due, **{**app.worker_defaults, **options})
+
+
 async def run(app: Any, next_due: NextDue, **options: Any) -> None:
     """``app.run_worker_async(**options)`` with a punctual worker."""
-    app.perform_import_paths()
-    worker = PunctualWorker(app=app, next_due=next_due, **{**app.worker_defaults, **options})
-    await worker.run()
+    await make_worker(app, next_due, **options).run()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import psycopg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from app.knowledge.confined import ConfinedParsing
 from app.knowledge.providers import Embedders
 from app.sandbox.client import Sandbox
 from app.settings import Settings
@@ -17,7 +20,7 @@ from app.wiring import extensions
 from app.workflows.engine.core import Limits
 from app.workflows.ports import make_ports
 from app.workflows.runner import Runtime
-from db import urls
+from db import engines, urls
 from jobs import punctual
 from jobs.app import TASK_MODULES, bind_job_context, opened, unregistered
 from jobs.app import app as procrastinate_tasks
@@ -27,7 +30,7 @@ log = structlog.get_logger()
 
 class Resources:
     """What tasks share inside one worker process: settings, a session factory, the workflow runtime (ports,
-    pause kinds, limits) and the embedders."""
+    pause kinds, limits), the embedders and document parsing in the sandbox."""
 
     def __init__(
         self,
@@ -35,21 +38,34 @@ class Resources:
         sessions: async_sessionmaker[AsyncSession],
         runtime: Runtime,
         embedders: Embedders,
+        parsing: ConfinedParsing,
     ) -> None:
         self.settings, self.sessions, self.runtime, self.embedders = settings, sessions, runtime, embedders
+        self.parsing = parsing
 
 
 @contextlib.asynccontextmanager
 async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     assert settings.database_url
     engine = create_async_engine(
-        urls.asyncpg(settings.database_url), pool_size=settings.worker_concurrency + 2, max_overflow=4
+        urls.asyncpg(settings.database_url),
+        pool_size=settings.worker_concurrency + 2,
+        max_overflow=4,
+        pool_pre_ping=True,
     )
-    # the code sandbox's runner: a separate clean process (empty environment), so no secret of ours reaches it
+    engines.apply_statement_timeout(engine, settings.db_statement_timeout)
+    # the sandbox's runner: a separate clean process (empty environment), so no secret of ours reaches it. Code
+    # nodes, templates with logic, and document parsing (the extractor node, indexing) run in its children.
     sandbox = Sandbox.from_settings(settings)
     try:
         await sandbox.start()
-        limits = Limits(max_steps=settings.workflow_max_steps, max_seconds=settings.workflow_max_seconds)
+        limits = Limits(
+            max_steps=settings.workflow_max_steps,
+            max_seconds=settings.workflow_max_seconds,
+            iteration_max_items=settings.iteration_max_items,
+            max_parallel=settings.max_parallel_limit,
+            loop_max_count=settings.loop_node_max_count,
+        )
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         embedders = Embedders(settings)
         runtime = Runtime(
@@ -57,7 +73,8 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
             extensions=extensions(settings),
             limits=limits,
         )
-        yield Resources(settings, sessions, runtime, embedders)
+        parsing = ConfinedParsing.from_settings(sandbox, settings)
+        yield Resources(settings, sessions, runtime, embedders, parsing)
     finally:
         await sandbox.close()
         await engine.dispose()
@@ -87,15 +104,47 @@ async def run_worker(
         worker_resources(settings) as resources,
     ):
         log.info("worker_starting", queues=list(queues) if queues else "all")
-        await punctual.run(
-            procrastinate_app,
-            punctual.next_due_query(resources.sessions, queues),
-            **options,
-            concurrency=concurrency or settings.worker_concurrency,
-            wait=wait,
-            fetch_job_polling_interval=settings.worker_poll_seconds,
-            worker_middleware=[bind_job_context],
-            install_signal_handlers=install_signal_handlers,
-            additional_context={"settings": settings, "resources": resources},
-        )
+        while True:
+            worker = punctual.make_worker(
+                procrastinate_app,
+                punctual.next_due_query(resources.sessions, queues),
+                **options,
+                concurrency=concurrency or settings.worker_concurrency,
+                wait=wait,
+                fetch_job_polling_interval=settings.worker_poll_seconds,
+                worker_middleware=[bind_job_context],
+                install_signal_handlers=install_signal_handlers,
+                additional_context={"settings": settings, "resources": resources},
+                heartbeat_conninfo=urls.libpq(settings.database_url),
+            )
+            try:
+                await worker.run()
+                if not worker.side_task_failed:
+                    break  # asked to stop (a signal, or nothing left to do with wait=False)
+                log.warning("worker_lost_database", reason="a side task failed")
+            except Exception as exc:
+                log.warning("worker_lost_database", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                worker.stop_heartbeat()  # every job of this worker has ended (or the process is going)
+            # The database went away (restart, failover): wait for it, then run a new worker in this process.
+            # Jobs that were running stay ``doing`` until the stalled-job recovery retries them; runs whose job
+            # failed meanwhile are handed a new one by the recovery sweep.
+            await wait_for_database(settings.database_url)
+            log.info("worker_restarting")
         log.info("worker_stopped")
+
+
+async def wait_for_database(database_url: str, first_delay: float = 0.5, max_delay: float = 5.0) -> None:
+    """Return once the database accepts connections again, trying with a growing pause."""
+    delay = first_delay
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                urls.libpq(database_url), connect_timeout=5
+            ) as conn:
+                await conn.execute("SELECT 1")
+            return
+        except (psycopg.Error, OSError) as exc:
+            log.info("database_still_unavailable", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        delay = min(max_delay, delay * 2)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Settings, SettingsError
+from app.settings import CONFINED_LIMITS, Settings, SettingsError
 from db import urls
 
 
@@ -137,3 +137,80 @@ def test_audio_settings() -> None:
         {"OPENAI_API_BASE": "http://llm.test/v1", "AUDIO_API_BASE": "http://speech.test/v1"}
     )
     assert s.audio_api_base == "http://speech.test/v1" and s.audio_tts_voice == "alloy"
+
+
+def test_limits_of_untrusted_work_have_documented_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.template_timeout_seconds, s.template_memory_mb) == (10.0, 256)
+    assert (s.template_transform_max_length, s.prompt_template_max_length) == (400_000, 2_000_000)
+    assert (s.indexing_timeout_seconds, s.indexing_memory_mb, s.indexing_max_attempts) == (120.0, 512, 3)
+    assert (s.indexing_max_uncompressed_mb, s.indexing_max_compression_ratio) == (100, 100)
+    assert (s.indexing_max_pages, s.indexing_max_paragraphs, s.indexing_max_characters) == (
+        2000,
+        200_000,
+        5_000_000,
+    )
+    read = Settings.from_env(
+        {
+            "SLUICE_TEMPLATE_TIMEOUT_SECONDS": "2.5",
+            "TEMPLATE_TRANSFORM_MAX_LENGTH": "1000",
+            "SLUICE_INDEXING_MAX_PAGES": "10",
+            "SLUICE_INDEXING_MAX_ATTEMPTS": "5",
+        }
+    )
+    assert read.template_timeout_seconds == 2.5 and read.template_transform_max_length == 1000
+    assert read.indexing_max_pages == 10 and read.indexing_max_attempts == 5
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for _, name, _, _, _ in CONFINED_LIMITS:
+        assert f"| `{name}` |" in readme, f"{name} is not in the README's configuration table"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SLUICE_TEMPLATE_TIMEOUT_SECONDS": "0"},
+        {"SLUICE_TEMPLATE_MEMORY_MB": "16"},
+        {"SLUICE_INDEXING_MAX_COMPRESSION_RATIO": "1"},
+        {"SLUICE_INDEXING_MAX_ATTEMPTS": "zero"},
+        {"TEMPLATE_TRANSFORM_MAX_LENGTH": "0"},
+    ],
+)
+def test_bad_limits_are_named(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match=next(iter(env))):
+        Settings.from_env(env)
+
+
+def test_retention_and_resilience_settings() -> None:
+    s = Settings.from_env({})
+    assert (s.workflow_log_retention_days, s.form_retention_days, s.upload_file_retention_days) == (
+        30,
+        30,
+        30,
+    )
+    assert (s.job_retention_hours, s.failed_job_retention_days, s.retention_batch_size) == (24, 7, 100)
+    assert (s.db_statement_timeout, s.run_recovery_seconds, s.run_max_failed_jobs) == (60.0, 60.0, 5)
+    assert s.max_event_streams_per_key == 100 and s.embedding_models_allowed == ()
+    read = Settings.from_env(
+        {
+            "WORKFLOW_LOG_RETENTION_DAYS": "0",
+            "SLUICE_JOB_RETENTION_HOURS": "6",
+            "SLUICE_DB_STATEMENT_TIMEOUT": "2.5",
+            "SLUICE_RUN_RECOVERY_SECONDS": "5",
+            "SLUICE_MAX_EVENT_STREAMS_PER_KEY": "3",
+        }
+    )
+    assert read.workflow_log_retention_days == 0 and read.job_retention_hours == 6
+    assert (read.db_statement_timeout, read.run_recovery_seconds, read.max_event_streams_per_key) == (
+        2.5,
+        5.0,
+        3,
+    )
+    for env in (
+        {"SLUICE_JOB_RETENTION_HOURS": "0"},
+        {"SLUICE_DB_STATEMENT_TIMEOUT": "-1"},
+        {"SLUICE_RUN_RECOVERY_SECONDS": "0"},
+        {"SLUICE_RETENTION_BATCH_SIZE": "0"},
+        {"SLUICE_MAX_EVENT_STREAMS_PER_KEY": "zero"},
+    ):
+        with pytest.raises(SettingsError, match=next(iter(env))):
+            Settings.from_env(env)

@@ -9,7 +9,7 @@ The alarm is the job queued under the queueing lock ``ALARM_LOCK``. :func:`ensur
 later than a given time, in the caller's transaction:
 
 1. move the queued alarm earlier if it is set later (an UPDATE that only touches the row when it must, so the
-   common case, a later deadline, locks nothing);
+   common case, a later deadline, locks nothing), and NOTIFY the workers as an insert would;
 2. else, if an alarm is queued, it already rings early enough;
 3. else queue one, in a savepoint: a concurrent transaction queueing its own alarm makes the unique queueing
    lock fail, and this transaction goes back to step 1 (that alarm is now committed and visible).
@@ -21,6 +21,7 @@ sweep does the same, so a lost alarm (a deleted job) is replaced within a sweep 
 from __future__ import annotations
 
 import datetime
+import json
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,11 +39,21 @@ async def ensure_alarm(session: AsyncSession, at: datetime.datetime | None) -> N
         moved = await session.execute(
             text(
                 "UPDATE procrastinate_jobs SET scheduled_at = :at "
-                "WHERE queueing_lock = :lock AND status = 'todo' AND scheduled_at > :at RETURNING id"
+                "WHERE queueing_lock = :lock AND status = 'todo' AND scheduled_at > :at RETURNING id, queue_name"
             ),
             {"at": at, "lock": ALARM_LOCK},
         )
-        if moved.first() is not None:
+        row = moved.first()
+        if row is not None:
+            # Moving a job sends no NOTIFY (only inserting one does): tell idle workers, as procrastinate's insert
+            # trigger would, so that they look again and set their timer for the earlier time (jobs/punctual.py).
+            await session.execute(
+                text(
+                    "SELECT pg_notify('procrastinate_queue_v1#' || :queue, :payload), "
+                    "pg_notify('procrastinate_any_queue_v1', :payload)"
+                ),
+                {"queue": row.queue_name, "payload": json.dumps({"type": "job_inserted", "job_id": row.id})},
+            )
             return
         queued = await session.scalar(
             text("SELECT 1 FROM procrastinate_jobs WHERE queueing_lock = :lock AND status = 'todo'"),

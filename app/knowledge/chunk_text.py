@@ -20,11 +20,12 @@ def estimate_tokens(characters: int) -> int:
     return characters // CHARS_PER_TOKEN
 
 
-def text_fields(content: str) -> dict[str, Any]:
-    """``content`` with its ``word_count`` (characters, like Dify), ``keywords`` and ``content_hash``."""
+def text_fields(content: str, keywords: list[str] | None = None) -> dict[str, Any]:
+    """``content`` with its ``word_count`` (characters, like Dify), ``keywords`` (counted here unless given:
+    the indexing pipeline has a confined child count them) and ``content_hash``."""
     return {
         "content": content,
         "word_count": len(content),
-        "keywords": extract_keywords(content),
+        "keywords": extract_keywords(content) if keywords is None else keywords,
         "content_hash": content_hash(content),
     }

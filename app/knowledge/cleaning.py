@@ -20,22 +20,30 @@ class PreProcessing:
     remove_urls_emails: bool = False
 
 
+# Every pattern is linear in the text's length. Python's ``re`` backtracks, so a pattern that can start a match
+# anywhere inside a long run it then scans to the run's end (``[^\]]*``, ``[\w.]+@``, `` +\n``) costs O(n^2) on
+# 60,000 ``[`` or a long word without ``@``. Two cures, used below: a scan may not cross the character that
+# starts another match (``[^\[\]\n]*`` stops at the next ``[``), or a lookbehind lets a match start only where a
+# run starts (``(?<![...])``); possessive quantifiers (``++``) stop backtracking into a run.
+
 # C0 controls except \t and \n (\v and \f become line breaks first), DEL, C1 controls, and U+FFFE.
 _INVALID_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffe]")
 _LINE_BREAKS = re.compile(r"\r\n?|[\v\f]")
 _SPECIAL_TOKEN_START = re.compile(r"<\|+")
-_SPECIAL_TOKEN_END = re.compile(r"\|+>")
+_SPECIAL_TOKEN_END = re.compile(r"(?<!\|)\|++>")
 
 _HORIZONTAL_SPACE = re.compile(r"[\t\x20\u00a0\u1680\u180e\u2000-\u200a\u202f\u205f\u3000]+")
-_TRAILING_SPACE = re.compile(r" +\n")
+_TRAILING_SPACE = re.compile(r"(?<! ) ++\n")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
-_MARKDOWN_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\s]+(?:\s+\"[^\"\n]*\")?\)")
-_MARKDOWN_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*(?:https?://|mailto:)[^)\s]*(?:\s+\"[^\"\n]*\")?\s*\)")
-_AUTOLINK = re.compile(r"<(?:https?://|mailto:)[^>\s]*>")
+_MARKDOWN_IMAGE = re.compile(r"!\[[^\[\]\n]*\]\([^()\[\]\s]+(?:\s+\"[^\"\n]*\")?\)")
+_MARKDOWN_LINK = re.compile(
+    r"\[([^\[\]\n]*)\]\(\s*(?:https?://|mailto:)[^()\[\]\s]*(?:\s+\"[^\"\n]*\")?\s*\)"
+)
+_AUTOLINK = re.compile(r"<(?:https?://|mailto:)[^<>\s]*>")
 # A URL runs to whitespace or a bracket, and does not take trailing sentence punctuation with it.
 _URL = re.compile(r"https?://[^\s<>()\[\]{}\"']*[^\s<>()\[\]{}\"'.,;:!?]")
-_EMAIL = re.compile(r"(?:mailto:)?[A-Za-z0-9_.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_EMAIL = re.compile(r"(?:mailto:)?(?<![A-Za-z0-9_.+-])[A-Za-z0-9_.+-]++@[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)+")
 # \x00 cannot survive the invalid-symbol step, so it can delimit placeholders safely.
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
 

@@ -88,3 +88,9 @@ class ProviderNotInitialized(InvalidParam):
     """No valid embedding model is configured for this dataset."""
 
     code = "provider_not_initialize"
+
+
+class EmbeddingModelNotAllowed(InvalidParam):
+    """This embedding model is not offered here."""
+
+    code = "embedding_model_not_allowed"

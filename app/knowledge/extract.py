@@ -3,6 +3,13 @@
 Pure: no I/O besides the bytes given. Every failure is an :class:`ExtractError` whose ``message`` can be shown
 to the user (the indexing job records it as the document's error). Formats follow Dify's extractors where that
 is sensible: CSV rows become ``header: value; ...`` lines, markdown is kept as text.
+
+Hostile files are refused before the expensive part (:class:`ParseLimits`, from the ``SLUICE_INDEXING_MAX_*``
+settings): a DOCX whose parts unpack to too much or compress too well (zip bombs) or holds too many paragraphs
+(python-docx needs > 30 s and ~1.8 GB for 1.5 M empty paragraphs in 47 KB); a PDF with too many pages, or whose
+pages' content streams add up to too much (pages that share one big stream cost minutes in pypdf); any text
+longer than ``max_characters``. The indexing job runs this in a confined child (``app.knowledge.parsing``), whose
+time and memory limits stop whatever these checks miss.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ import csv
 import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import docx
@@ -21,6 +30,20 @@ from pypdf import PdfReader
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 SUPPORTED_EXTENSIONS = frozenset({"txt", "md", "markdown", "html", "htm", "pdf", "docx", "csv", "json"})
+MB = 1024 * 1024
+#: below this many unpacked bytes the compression ratio is not checked (small files compress as they like)
+RATIO_FLOOR = 1 * MB
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Caps on one document's parsing; each ends the document in ``error`` with a message naming its setting."""
+
+    max_uncompressed_bytes: int = 100 * MB
+    max_compression_ratio: int = 100
+    max_pages: int = 2_000
+    max_paragraphs: int = 200_000
+    max_characters: int = 5_000_000
 
 
 class ExtractError(Exception):
@@ -45,8 +68,8 @@ def extension_of(filename: str) -> str:
     return name.rsplit(".", 1)[1].lower() if "." in name.strip(".") else ""
 
 
-def extract_text(filename: str, data: bytes) -> str:
-    """The text of a file, chosen by its extension; raises UnsupportedFileType or UnreadableFile."""
+def extract_text(filename: str, data: bytes, limits: ParseLimits = ParseLimits()) -> str:
+    """The text of a file, chosen by its extension; raises UnsupportedFileType, UnreadableFile or TooLarge."""
     extension = extension_of(filename)
     if extension not in SUPPORTED_EXTENSIONS:
         supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
@@ -57,18 +80,46 @@ def extract_text(filename: str, data: bytes) -> str:
     if extension in ("html", "htm"):
         text = _html_text(decode_text(data, _declared_charset(data)))
     elif extension == "pdf":
-        text = _pdf_text(data)
+        text = _pdf_text(data, limits)
     elif extension == "docx":
-        text = _docx_text(data)
+        text = _docx_text(data, limits)
     elif extension == "csv":
         text = _csv_text(decode_text(data))
     elif extension == "json":
         text = _json_text(decode_text(data))
     else:
         text = decode_text(data)
+    _check_characters(len(text), limits)
     if not text.strip():
         raise UnreadableFile(f"The {extension.upper()} file has no text.")
     return text
+
+
+class TooLarge(ExtractError):
+    """The document is too large to index."""
+
+
+def _check_characters(count: int, limits: ParseLimits) -> None:
+    if count > limits.max_characters:
+        raise TooLarge(
+            f"The document has more than {limits.max_characters:,} characters of text "
+            "(SLUICE_INDEXING_MAX_CHARACTERS)."
+        )
+
+
+def _check_unpacked(
+    kind: str, unpacked: int, packed: int, limits: ParseLimits, what: str = "unpacks to"
+) -> None:
+    if unpacked > limits.max_uncompressed_bytes:
+        raise TooLarge(
+            f"The {kind} file {what} more than {limits.max_uncompressed_bytes // MB} MB "
+            "(SLUICE_INDEXING_MAX_UNCOMPRESSED_MB)."
+        )
+    if unpacked > RATIO_FLOOR and unpacked > limits.max_compression_ratio * max(packed, 1):
+        raise TooLarge(
+            f"The {kind} file {what} {unpacked // max(packed, 1):,} times its size, more than "
+            f"{limits.max_compression_ratio}:1 (SLUICE_INDEXING_MAX_COMPRESSION_RATIO)."
+        )
 
 
 # -- text decoding ---------------------------------------------------------------------------------------------
@@ -141,7 +192,9 @@ _DROPPED_TAGS = "script, style, noscript, template, head > meta, head > link"
 # Elements that start and end a paragraph ("\n\n") or a line ("\n"); everything else is inline. Breaks are
 # written as markers first so that adjacent breaks (</li><li>, </div></ul>) merge into the strongest one.
 _LINE, _PARAGRAPH = "\x01", "\x02"
-_BREAKS = re.compile(r"[\s\x01\x02]*[\x01\x02][\s\x01\x02]*")
+# The lookbehind makes a match start only where a run of blanks and markers starts: linear, not quadratic, on
+# long runs of blanks without a marker.
+_BREAKS = re.compile(r"(?<![\s\x01\x02])[\s\x01\x02]*[\x01\x02][\s\x01\x02]*")
 _PARAGRAPH_TAGS = frozenset(
     "p h1 h2 h3 h4 h5 h6 table ul ol dl blockquote pre section article header footer nav aside main figure "
     "form fieldset address details hr title".split()
@@ -199,7 +252,7 @@ def _html_text(html: str) -> str:
             stack.append(_LINE)
         stack.extend(reversed(list(item.iter(include_text=True))))
     text = _BREAKS.sub(lambda run: "\n\n" if _PARAGRAPH in run.group(0) else "\n", "".join(parts))
-    text = re.sub(r"[ \t\u00a0]+\n", "\n", text)
+    text = re.sub(r"(?<![ \t\u00a0])[ \t\u00a0]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
@@ -215,13 +268,24 @@ def _inside_pre(node: LexborNode) -> bool:
 # -- PDF -------------------------------------------------------------------------------------------------------
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(data: bytes, limits: ParseLimits) -> str:
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not _decrypt_with_empty_password(reader):
             raise UnreadableFile("The PDF is password-protected.")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except ExtractError:
+        if len(reader.pages) > limits.max_pages:
+            raise TooLarge(
+                f"The PDF has {len(reader.pages):,} pages, more than {limits.max_pages:,} "
+                "(SLUICE_INDEXING_MAX_PAGES)."
+            )
+        _check_unpacked("PDF", _pdf_content_bytes(reader), len(data), limits, "has page content of")
+        pages: list[str] = []
+        characters = 0
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            characters += len(pages[-1])
+            _check_characters(characters, limits)
+    except (ExtractError, MemoryError):
         raise
     except Exception:  # pypdf raises many types on corrupt input (PdfReadError, ValueError, KeyError, ...)
         raise UnreadableFile("The PDF file is corrupt or not a PDF.") from None
@@ -229,6 +293,25 @@ def _pdf_text(data: bytes) -> str:
     if not text:
         raise UnreadableFile("The PDF has no extractable text (scanned images are not supported).")
     return text
+
+
+def _pdf_content_bytes(reader: Any) -> int:
+    """What text extraction will parse: each page's decoded content streams, a stream shared by several pages
+    counted once per page (each stream decoded once)."""
+    sizes: dict[Any, int] = {}
+    total = 0
+    for page in reader.pages:
+        contents = page.get("/Contents")
+        streams = contents.get_object() if contents is not None else []
+        if not isinstance(streams, list):
+            streams = [contents]
+        for reference in streams:
+            key = (reference.idnum, reference.generation) if hasattr(reference, "idnum") else id(reference)
+            if key not in sizes:
+                stream = reference.get_object()
+                sizes[key] = len(stream.get_data()) if hasattr(stream, "get_data") else 0
+            total += sizes[key]
+    return total
 
 
 def _decrypt_with_empty_password(reader: Any) -> bool:
@@ -242,7 +325,26 @@ def _decrypt_with_empty_password(reader: Any) -> bool:
 # -- DOCX ------------------------------------------------------------------------------------------------------
 
 
-def _docx_text(data: bytes) -> str:
+def _docx_checks(data: bytes, limits: ParseLimits) -> None:
+    """Zip bombs and paragraph floods, found from the archive's directory and one count over the body's bytes."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+            _check_unpacked("DOCX", sum(p.file_size for p in parts), len(data), limits)
+            body = next((p for p in parts if p.filename.replace("\\", "/") == "word/document.xml"), None)
+            xml = archive.read(body) if body is not None else b""
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        raise UnreadableFile("The DOCX file is corrupt or not a Word document.") from None
+    paragraphs = xml.count(b"<w:p>") + xml.count(b"<w:p ") + xml.count(b"<w:p/>")
+    if paragraphs > limits.max_paragraphs:
+        raise TooLarge(
+            f"The DOCX document has {paragraphs:,} paragraphs, more than {limits.max_paragraphs:,} "
+            "(SLUICE_INDEXING_MAX_PARAGRAPHS)."
+        )
+
+
+def _docx_text(data: bytes, limits: ParseLimits) -> str:
+    _docx_checks(data, limits)
     try:
         document = docx.Document(io.BytesIO(data))
         lines: list[str] = []
@@ -251,6 +353,8 @@ def _docx_text(data: bytes) -> str:
                 lines.extend(_table_rows(block))
             else:
                 lines.append(block.text)
+    except MemoryError:
+        raise
     except Exception:  # python-docx raises BadZipFile, KeyError, PackageNotFoundError, lxml errors, ...
         raise UnreadableFile("The DOCX file is corrupt or not a Word document.") from None
     text = "\n".join(lines).strip()

@@ -3,9 +3,12 @@
 Each stage commits its status (and timestamp) so ``indexing-status`` shows progress while it runs. Crash safety
 comes from where the work is committed:
 
-- parse, clean and split happen in memory; their result is committed in ONE transaction that replaces the
+- parse, clean and split run in confined children (``app.knowledge.confined``: time and memory limits, file
+  caps), never on the worker's event loop; their result is committed in ONE transaction that replaces the
   document's segments (unique ``(document_id, position)``) and moves it to ``indexing``. A job killed before
-  that commit starts again from the source; one killed after it never splits again.
+  that commit starts again from the source; one killed after it never splits again. While a child works, the
+  job looks at the document every ``WATCH_SECONDS``: paused, deleted or re-indexed (a new generation), the
+  child is killed at once and the job stops.
 - embedding walks the rows that have no vector yet, a batch at a time; each batch's vectors are written in one
   statement and committed with the batch's status. A job killed mid-way loses at most one batch of work and
   the retried job (stalled-job recovery) continues with the rows still missing a vector, so nothing is embedded
@@ -17,10 +20,11 @@ comes from where the work is committed:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import delete, insert, select, text, update
@@ -30,11 +34,12 @@ from uuid_utils.compat import uuid7
 from app.clock import utcnow
 from app.knowledge import vectors
 from app.knowledge.chunk_text import estimate_tokens, text_fields
-from app.knowledge.cleaning import clean
+from app.knowledge.confined import ConfinedParsing
 from app.knowledge.embeddings import Embedder, EmbeddingError
-from app.knowledge.extract import ExtractError, extract_text
+from app.knowledge.extract import ExtractError
+from app.knowledge.indexing import ACTIVE_STATUSES
 from app.knowledge.providers import Embedders
-from app.knowledge.splitting import Chunk, InvalidProcessRule, ProcessRule, split_document
+from app.knowledge.splitting import Chunk, InvalidProcessRule, ProcessRule
 from db.models import ChildChunk, Dataset, Document, Segment, UploadFile
 
 log = structlog.get_logger()
@@ -42,6 +47,10 @@ log = structlog.get_logger()
 #: Rows embedded per transaction: big enough to batch the model and the write, small enough that a crash
 #: or a pause loses little work and progress moves visibly.
 EMBED_BATCH = 64
+#: How often a job whose parsing runs in a child checks that the document still wants it (pause, delete).
+WATCH_SECONDS = 0.5
+
+T = TypeVar("T")
 
 
 class Stale(Exception):
@@ -77,10 +86,11 @@ class DocumentIndexer:
         self,
         sessions: async_sessionmaker[AsyncSession],
         embedders: Embedders,
+        parsing: ConfinedParsing,
         document_id: uuid.UUID,
         generation: int,
     ) -> None:
-        self.sessions, self.embedders = sessions, embedders
+        self.sessions, self.embedders, self.parsing = sessions, embedders, parsing
         self.document_id, self.generation = document_id, generation
         self.started = 0.0  # perf_counter() when run() began: indexing_latency is measured from it
 
@@ -138,14 +148,46 @@ class DocumentIndexer:
             )
             hierarchical = document.doc_form == "hierarchical_model"
             dataset_id = document.dataset_id
-        raw = await asyncio.to_thread(extract_text, name, data or b"")
+        raw = await self._while_wanted(self.parsing.extract(name, data or b""))
+        del data
         await self._stage("cleaning", parsing_completed_at=utcnow())
-        cleaned = clean(raw, rule.pre_processing)
+        cleaned = await self._while_wanted(self.parsing.clean(raw, rule))
+        del raw
         await self._stage("splitting", cleaning_completed_at=utcnow())
-        chunks = await asyncio.to_thread(split_document, cleaned, rule)
+        chunks = await self._while_wanted(self.parsing.split(cleaned, rule))
+        del cleaned
         if not chunks:
             raise ExtractError("The document has no text to index after cleaning.")
         await self._store_chunks(dataset_id, chunks, hierarchical, embedder)
+
+    async def _while_wanted(self, work: Awaitable[T]) -> T:
+        """``work`` (a child's parsing), cancelled (the child killed) as soon as the document is paused,
+        deleted or re-indexed; then Stale."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=WATCH_SECONDS)
+                if done:
+                    return task.result()
+                if not await self._still_wanted():
+                    log.info("indexing_child_stopped", document_id=str(self.document_id))
+                    raise Stale()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _still_wanted(self) -> bool:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Document.indexing_generation, Document.is_paused).where(
+                        Document.id == self.document_id
+                    )
+                )
+            ).first()
+        return row is not None and row.indexing_generation == self.generation and not row.is_paused
 
     async def _stage(self, status: str, **values: Any) -> None:
         async with self.sessions() as session, session.begin():
@@ -159,14 +201,21 @@ class DocumentIndexer:
             )
 
     async def _store_chunks(
-        self, dataset_id: uuid.UUID, chunks: list[Chunk], hierarchical: bool, embedder: Embedder | None
+        self,
+        dataset_id: uuid.UUID,
+        chunks: list[tuple[Chunk, list[str], list[list[str]]]],
+        hierarchical: bool,
+        embedder: Embedder | None,
     ) -> None:
-        """Replace the document's segments with ``chunks`` and move it to ``indexing``, in one transaction."""
+        """Replace the document's segments with ``chunks`` (each with its keywords and its children's) and move
+        the document to ``indexing``, in one transaction."""
         now = utcnow()
         done = embedder is None  # economy: full text and keywords are ready as soon as the rows exist
         segments: list[dict[str, Any]] = []
         children: list[dict[str, Any]] = []
-        for position, chunk in enumerate(chunks, start=1):
+        for position, (chunk, keywords, child_keywords) in enumerate(chunks, start=1):
+            if position % 1000 == 0:
+                await asyncio.sleep(0)  # many rows: let the event loop serve others in between
             segment_id = uuid7()
             segments.append(
                 {
@@ -174,7 +223,7 @@ class DocumentIndexer:
                     "dataset_id": dataset_id,
                     "document_id": self.document_id,
                     "position": position,
-                    **text_fields(chunk.content),
+                    **text_fields(chunk.content, keywords),
                     "tokens": estimate_tokens(len(chunk.content)),
                     "status": "completed" if done else "indexing",
                     "indexing_at": now,
@@ -183,7 +232,8 @@ class DocumentIndexer:
                     "updated_at": now,
                 }
             )
-            for child_position, child in enumerate(chunk.children if hierarchical else (), start=1):
+            pairs = zip(chunk.children, child_keywords, strict=True) if hierarchical else ()
+            for child_position, (child, child_words) in enumerate(pairs, start=1):
                 children.append(
                     {
                         "id": uuid7(),
@@ -191,13 +241,13 @@ class DocumentIndexer:
                         "document_id": self.document_id,
                         "segment_id": segment_id,
                         "position": child_position,
-                        **text_fields(child),
+                        **text_fields(child, child_words),
                         "type": "automatic",
                         "created_at": now,
                         "updated_at": now,
                     }
                 )
-        words = sum(len(chunk.content) for chunk in chunks)
+        words = sum(len(chunk.content) for chunk, _, _ in chunks)
         async with self.sessions() as session, session.begin():
             await _advance(
                 session,
@@ -281,6 +331,25 @@ class DocumentIndexer:
                 .where(Segment.document_id == self.document_id, Segment.status != "completed")
                 .values(status="completed", completed_at=utcnow())
             )
+
+    async def abandon(self, message: str) -> bool:
+        """End this generation in ``error`` (a job that keeps killing its worker), unless it is finished,
+        paused, deleted or superseded; True when it did."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(Document)
+                .where(
+                    Document.id == self.document_id,
+                    Document.indexing_generation == self.generation,
+                    Document.is_paused.is_(False),
+                    Document.indexing_status.in_(ACTIVE_STATUSES),
+                )
+                .values(indexing_status="error", error=message[:2000], stopped_at=utcnow())
+            )
+        done = bool(result.rowcount)  # type: ignore[attr-defined]
+        if done:
+            log.warning("indexing_abandoned", document_id=str(self.document_id), error=message)
+        return done
 
     async def _fail(self, message: str) -> None:
         async with self.sessions() as session, session.begin():

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import InvalidParam, NotFound
 from app.knowledge.embeddings import E5_MODEL
 from app.knowledge.errors import DatasetNameDuplicate, DatasetNameTaken
+from app.knowledge.providers import check_embedding_choice
 from app.settings import Settings
 from db.models import Dataset, DatasetMetadata, Document, Tag, UploadFile, Workspace, tag_bindings
 
@@ -68,6 +69,7 @@ async def create_dataset(
     )
     if indexing_technique == "high_quality":
         if embedding_model and embedding_model_provider:
+            check_embedding_choice(settings or Settings(), embedding_model_provider, embedding_model)
             dataset.embedding_model_provider, dataset.embedding_model = (
                 embedding_model_provider,
                 embedding_model,
@@ -164,6 +166,7 @@ async def update_dataset(
         if chosen != (dataset.embedding_model_provider, dataset.embedding_model):
             if has_documents:
                 raise InvalidParam("The embedding model cannot be changed once the dataset has documents.")
+            check_embedding_choice(settings or Settings(), chosen[0] or "", chosen[1] or "")
             dataset.embedding_model_provider, dataset.embedding_model = chosen
     if dataset.indexing_technique == "high_quality" and not dataset.embedding_model:
         dataset.embedding_model_provider, dataset.embedding_model = default_embedding_model(settings)

@@ -1,4 +1,4 @@
-"""Confined child processes for untrusted work: code-node code now, template rendering and document parsing later.
+"""Confined child processes for untrusted work: code-node code, templates with logic, document parsing.
 
 One mechanism: a runner process (``python -m app.sandbox.runner``, the "zygote") started by the worker with an
 empty environment pre-imports an allowlist of modules, then forks one child per request and confines it

@@ -25,6 +25,8 @@ from app.sandbox import protocol
 from app.sandbox.errors import (
     CodeExecutionFailed,
     FunctionFailed,
+    FunctionOutOfMemory,
+    FunctionTimedOut,
     ResultError,
     SandboxBusy,
     SandboxError,
@@ -221,6 +223,14 @@ class Sandbox:
         reply = execution.reply
         if reply is not None and not reply.ok:
             raise FunctionFailed(reply.error or "the function failed", reply.error_type or "")
+        if execution.exited.timed_out:
+            raise FunctionTimedOut(
+                f"timeout: {function} ran for more than {execution.timeout:g} s and was stopped"
+            )
+        if execution.exited.oom_killed:
+            raise FunctionOutOfMemory(
+                f"{function} needed more than {execution.memory_mb} MiB and was stopped"
+            )
         self._raise_for_exit(execution)
         if reply is None:
             raise ResultError(

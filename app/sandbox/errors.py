@@ -51,3 +51,15 @@ class FunctionFailed(SandboxError):
     def __init__(self, message: str, exception_type: str = "") -> None:
         super().__init__(message)
         self.exception_type = exception_type
+
+
+class FunctionTimedOut(SandboxError):
+    """A sandboxed function ran out of time (its child was killed)."""
+
+    status, code = 400, "sandbox_function_timeout"
+
+
+class FunctionOutOfMemory(SandboxError):
+    """A sandboxed function ran out of memory (its child was killed)."""
+
+    status, code = 400, "sandbox_function_out_of_memory"

@@ -4,7 +4,9 @@ A function is registered with :func:`sandboxed` in one of ``MODULES``; the runne
 list before it forks anything, so the function (and whatever it imports: Jinja2, pypdf, python-docx...) is
 already in memory in each child and needs no file access. Arguments arrive as keyword arguments decoded from
 msgpack (bytes stay bytes); the return value goes back the same way. Registered so far: document text
-extraction (``files.extract_text``, the document-extractor node).
+extraction (``files.extract_text``, the document-extractor node), Jinja2 rendering (``templates.render``,
+template-transform and LLM prompts) and the parsing stages of knowledge indexing (``knowledge.extract``,
+``knowledge.clean``, ``knowledge.split``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: modules the runner imports at start; each registers its functions
-MODULES: tuple[str, ...] = ("app.sandbox.functions", "app.files.text_extraction")
+MODULES: tuple[str, ...] = (
+    "app.sandbox.functions",
+    "app.files.text_extraction",
+    "app.workflows.template_rendering",
+    "app.knowledge.parsing",
+)
 
 REGISTRY: dict[str, Callable[..., Any]] = {}
 

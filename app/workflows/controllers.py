@@ -41,6 +41,7 @@ from app.workflows.schemas import (
     StopRequest,
     StopResult,
 )
+from app.workflows.streams import StreamSlots
 from db.models import WorkflowRun
 
 #: A blocking call returns when the run ends or pauses; past this it returns the run as it is (still running).
@@ -111,18 +112,35 @@ class WorkflowRunController(Controller):
         require_workflow_app(key, only_workflow=True)
         settings: Settings = request.app.state.settings
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
+        slots: StreamSlots = request.app.state.stream_slots
+        # A streaming run takes its stream's slot first: over the key's cap, no run starts.
+        slot = await slots.acquire(key.key_id) if data.response_mode == "streaming" else None
         try:
             run = await services.start_run(
-                db_session, key.app_id, data.inputs, data.user, workflow_id, data.files, files
+                db_session,
+                key.app_id,
+                data.inputs,
+                data.user,
+                workflow_id,
+                data.files,
+                files,
+                limits=services.InputLimits.of(settings),
             )
+            # the job may start now; the response must not wait for the request to end
+            await db_session.commit()
         except NotFound as exc:
+            if slot is not None:
+                await slots.release(slot)
             if workflow_id is None:  # Dify: ValueError("Workflow not published"), a 400
                 raise WorkflowNotPublished from exc
             raise
-        await db_session.commit()  # the job may start now; the response must not wait for the request to end
+        except BaseException:
+            if slot is not None:
+                await slots.release(slot)
+            raise
         hub: RunEventHub = request.app.state.hub
         sessions = _sessions(request)
-        if data.response_mode == "streaming":
+        if slot is not None:
             stream: AsyncIterator[bytes] = follow(
                 sessions,
                 hub,
@@ -131,21 +149,21 @@ class WorkflowRunController(Controller):
                 close_on=("workflow_finished", "workflow_paused"),
                 describe=_describe(request),
             )
-            return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+            return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
         finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS)
         async with sessions() as session:
             paused = await _paused(session, request.app.state.extensions.kinds, finished)
         body = BlockingRunResult(workflow_run_id=run.id, task_id=run.id, data=run_data(finished, paused))
         return Response(body)
 
-    @post("/workflows/run", status_code=200, responses=responses(400, 401, 404))
+    @post("/workflows/run", status_code=200, responses=responses(400, 401, 404, 413, 429))
     async def run_workflow(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, data: RunRequest
     ) -> Response[BlockingRunResult]:
         """Run the app's published workflow. `response_mode: streaming` answers with Server-Sent Events."""
         return await self._run(request, db_session, key, data, None)
 
-    @post("/workflows/{workflow_id:uuid}/run", status_code=200, responses=responses(400, 401, 404))
+    @post("/workflows/{workflow_id:uuid}/run", status_code=200, responses=responses(400, 401, 404, 413, 429))
     async def run_workflow_version(
         self,
         request: Request[Any, Any, Any],
@@ -209,7 +227,11 @@ class WorkflowRunController(Controller):
         runs, total = await services.list_runs(db_session, key.app_id, page, limit, where)
         return Page.of([_log_entry(r) for r in runs], page, limit, total)
 
-    @get("/workflow/{run_id:uuid}/events", responses=responses(401, 404), media_type="text/event-stream")
+    @get(
+        "/workflow/{run_id:uuid}/events",
+        responses=responses(401, 404, 410, 429),
+        media_type="text/event-stream",
+    )
     async def run_events(
         self,
         request: Request[Any, Any, Any],
@@ -221,17 +243,23 @@ class WorkflowRunController(Controller):
     ) -> Stream:
         """The run's events as Server-Sent Events: replay after `Last-Event-ID`, then live, until it finishes.
         A chat app's run is one turn of `user`: its events come in the chat envelope (`message` chunks,
-        `message_end`), followed across pauses to the end."""
+        `message_end`), followed across pauses to the end. A finished run whose history the retention job removed
+        (`WORKFLOW_LOG_RETENTION_DAYS`) answers 410 `run_events_purged`; the run itself is still there
+        (`GET /workflows/run/{id}`)."""
         assert key.app_id is not None
         require_workflow_app(key)
         other = request.app.state.run_event_streams.get(key.app_mode)
         if other is not None:
             return await other(request, db_session, key, run_id, last_event_id, user)  # type: ignore[no-any-return]
-        await services.get_run(db_session, key.app_id, run_id)
+        run = await services.get_run(db_session, key.app_id, run_id)
+        if run.purged_at is not None:
+            raise services.RunEventsPurged()
+        slots: StreamSlots = request.app.state.stream_slots
+        slot = await slots.acquire(key.key_id)
         stream = follow(
             _sessions(request), request.app.state.hub, run_id, last_event_id or 0, describe=_describe(request)
         )
-        return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+        return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @get("/workflows/run/{run_id:uuid}/pause-details", responses=responses(401, 404))
     async def pause_details(

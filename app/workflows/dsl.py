@@ -69,7 +69,8 @@ class _DslLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
-def parse(yaml_content: str) -> ParsedDsl:
+def load(yaml_content: str) -> dict[str, Any]:
+    """The document as plain data (size, YAML and shape checked; nothing about the app or graph yet)."""
     if len(yaml_content.encode()) > MAX_DSL_BYTES:
         raise InvalidDsl(f"the DSL is larger than {MAX_DSL_BYTES // (1024 * 1024)} MiB")
     try:
@@ -81,6 +82,11 @@ def parse(yaml_content: str) -> ParsedDsl:
         raise InvalidDsl(f"invalid YAML{where}: {problem}") from None
     if not isinstance(doc, dict):
         raise InvalidDsl("the DSL must be a YAML mapping with `app` and `workflow`")
+    return doc
+
+
+def parse(yaml_content: str) -> ParsedDsl:
+    doc = load(yaml_content)
     version = str(doc.get("version") or "")
     if not _VERSION.match(version):
         raise InvalidDsl(f"unsupported DSL version {version or '(missing)'!r}; supported: 0.1.x to 0.5.x")
@@ -114,7 +120,8 @@ def check_graph(graph: Mapping[str, Any]) -> Graph:
         parsed = Graph.from_dsl(graph)
     except GraphError as exc:
         raise InvalidDsl(str(exc)) from None
-    unsupported = Counter(n.type for n in parsed.nodes.values() if n.type not in NODE_TYPES)
+    every = parsed.all_nodes()
+    unsupported = Counter(n.type for n in every.values() if n.type not in NODE_TYPES)
     if unsupported:
         listed = ", ".join(
             f"{kind} ({count} node{'s' if count > 1 else ''})" for kind, count in sorted(unsupported.items())
@@ -123,11 +130,23 @@ def check_graph(graph: Mapping[str, Any]) -> Graph:
     try:
         parsed.start_node()
         parsed.check_acyclic()
-        for spec in parsed.nodes.values():
+        for spec in every.values():
             build_node(spec)
     except GraphError as exc:
         raise InvalidDsl(str(exc)) from None
+    _no_pause_inside_containers(parsed)
     return parsed
+
+
+def _no_pause_inside_containers(graph: Graph) -> None:
+    """A human-input node inside an iteration or loop is refused: a round cannot wait for a person (Dify does not
+    offer it either)."""
+    for container, sub in graph.subgraphs.items():
+        pausing = sorted(n.id for n in sub.all_nodes().values() if n.type == "human-input")
+        if pausing:
+            raise InvalidDsl(
+                f"human-input nodes cannot be inside an iteration or loop ({', '.join(pausing)} in {container})"
+            )
 
 
 def environment(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

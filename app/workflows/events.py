@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.errors import database_trouble
 from app.workflows.runs import store as run_store
 from app.workflows.runs.store import EventRow
 from db import urls
@@ -31,6 +32,28 @@ log = structlog.get_logger()
 
 POLL_SECONDS = 1.0
 PING_SECONDS = 10.0
+#: A reader rides out a database outage (restart, failover) this long, pinging its client meanwhile; after that
+#: the error ends the stream (the client reconnects with ``Last-Event-ID``) or the blocking request (503).
+OUTAGE_PATIENCE_SECONDS = 60.0
+
+
+class _Patience:
+    """How long the database has been failing for one reader; raises once that exceeds the patience."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, exc: Exception) -> None:
+        if database_trouble(exc) is None:
+            raise exc
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since > OUTAGE_PATIENCE_SECONDS:
+            raise exc
+        log.warning("run_reader_waiting_for_database", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+
+    def ok(self) -> None:
+        self.since = None
 
 
 def _set_event(event: asyncio.Event, *_: Any) -> None:
@@ -107,10 +130,17 @@ async def wait_for_run(
 ) -> WorkflowRun:
     """Wait until the run is no longer ``running`` (finished, failed, stopped or paused), or ``timeout``."""
     deadline = time.monotonic() + timeout
+    patience = _Patience()
     with hub.subscribe(run_id) as waiter:
         while True:
-            async with reading(sessions) as session:
-                run = await session.scalar(select(WorkflowRun).where(WorkflowRun.id == run_id))
+            try:
+                async with reading(sessions) as session:
+                    run = await session.scalar(select(WorkflowRun).where(WorkflowRun.id == run_id))
+                patience.ok()
+            except Exception as exc:
+                patience.failed(exc)
+                await asyncio.sleep(POLL_SECONDS)
+                continue
             assert run is not None
             if run.status != "running" or time.monotonic() >= deadline:
                 return run
@@ -139,15 +169,25 @@ async def follow(
 ) -> AsyncIterator[bytes]:
     """SSE frames of every event after ``after_seq``, then live ones, until one of ``close_on``."""
     last, last_sent = after_seq, time.monotonic()
+    patience = _Patience()
     with hub.subscribe(run_id) as waiter:
         while True:
-            async with reading(sessions) as session:
-                # Status first: the final event commits with the final status, so when the status read here is
-                # final, the events read next include everything.
-                status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
-                rows = await run_store.events_after(session, run_id, last)
-                if rows and describe is not None:
-                    rows = await describe(session, run_id, rows)
+            try:
+                async with reading(sessions) as session:
+                    # Status first: the final event commits with the final status, so when the status read here
+                    # is final, the events read next include everything.
+                    status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
+                    rows = await run_store.events_after(session, run_id, last)
+                    if rows and describe is not None:
+                        rows = await describe(session, run_id, rows)
+                patience.ok()
+            except Exception as exc:
+                patience.failed(exc)  # the database is away for now: keep the client, try again
+                if time.monotonic() - last_sent >= PING_SECONDS:
+                    yield PING
+                    last_sent = time.monotonic()
+                await asyncio.sleep(POLL_SECONDS)
+                continue
             for seq, event, data in rows:
                 yield sse_message(run_id, seq, event, data)
                 last, last_sent = seq, time.monotonic()

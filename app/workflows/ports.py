@@ -20,6 +20,7 @@ from app.settings import Settings
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.engine.nodes.code import CodeLimits
+from app.workflows.templates import SandboxTemplates
 
 
 def code_limits(settings: Settings) -> CodeLimits:
@@ -76,9 +77,10 @@ def make_ports(
         retriever = KnowledgePort(sessions, Retriever(embedders or Embedders(settings)))
         files = DatabaseFiles(sessions, FileSigner.of(settings), remote=remote_files(settings))
         history = ConversationHistory(sessions, settings.llm_context_tokens)
-    code = documents = None
+    code = documents = templates = None
     if sandbox is not None:
         code = SandboxCodePort(sandbox, code_limits(settings))
+        templates = SandboxTemplates.from_settings(sandbox, settings)
         max_input = settings.upload_file_size_limit * MB
         documents = SandboxDocuments(sandbox, max_input_bytes=max_input, max_output_chars=2 * max_input)
     return Ports(
@@ -89,4 +91,5 @@ def make_ports(
         files=files,
         documents=documents,
         history=history,
+        templates=templates,
     )

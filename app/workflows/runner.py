@@ -39,13 +39,15 @@ from app.workflows.runs import store, transitions
 from app.workflows.runs.pauses import Extensions, PauseKinds, RunEnd
 from app.workflows.runs.store import Event, Pause, RunRow, Write
 from app.workflows.runs.values import Stash
-from app.workflows.views import node_finished_data, node_started_data, run_started_data
+from app.workflows.views import node_finished_data, node_started_data, run_started_data, scope_metadata
 from db import queue
 
 log = structlog.get_logger()
 
 #: Streamed text is written to the event log in small batches, not one transaction per token.
 CHUNK_FLUSH_SECONDS = 0.05
+#: Container start nodes: no events, no execution rows (Dify shows nothing of them).
+START_TYPES = ("iteration-start", "loop-start")
 
 
 class Runtime(msgspec.Struct, kw_only=True):
@@ -104,15 +106,19 @@ class Recorder:
 
     async def node_started(self, node_run: NodeRun, state: RunState) -> bool:
         self.state = state
-        if not node_run.restarted:
-            self.events.append(Event("node_started", self._data(node_started_data(node_run))))
+        if not node_run.restarted and node_run.node.type not in START_TYPES:
+            if not node_run.silent:
+                self.events.append(Event("node_started", self._data(node_started_data(node_run))))
             self.executions[node_run.state.execution_id or ""] = self._execution(node_run)
         return not self.stopped
 
     async def node_finished(self, node_run: NodeRun, state: RunState) -> bool:
         self.state = state
         node_id = node_run.node.id
-        self.events.append(Event("node_finished", self._data(node_finished_data(node_run))))
+        if node_run.node.type in START_TYPES:
+            return not self.stopped
+        if not node_run.silent:
+            self.events.append(Event("node_finished", self._data(node_finished_data(node_run))))
         self.executions[node_run.state.execution_id or ""] = self._execution(node_run)
         if node_run.state.status == "paused":
             request = node_run.state.pause or {}
@@ -135,6 +141,10 @@ class Recorder:
             await self.checkpoint(self.state)
         if self.stopped:
             raise RunStopped("the run was stopped")
+
+    async def event(self, name: str, data: dict[str, Any]) -> None:
+        """Container events (``iteration_next``...), their large values referenced."""
+        self.events.append(Event(name, self._data(data)))
 
     async def checkpoint(self, state: RunState) -> bool:
         self.state = state
@@ -228,7 +238,11 @@ class Recorder:
             "status": state.status,
             "error": node_run.error,
             "elapsed_time": node_run.elapsed,
-            "execution_metadata": {"total_tokens": result.tokens if result else 0, "retries": state.retries},
+            "execution_metadata": {
+                "total_tokens": result.tokens if result else 0,
+                "retries": state.retries,
+                **scope_metadata(node_run),
+            },
             "finished_at": _ts(node_run.finished_at) if state.status not in ("running", "paused") else None,
         }
 

@@ -12,7 +12,9 @@ from app.schemas import NO_NUL
 from app.workflows.runs.pauses import PausedNode
 
 User = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
-Yaml = Annotated[str, msgspec.Meta(min_length=1, max_length=10 * 1024 * 1024)]
+#: Longest DSL document the console API imports, in characters.
+MAX_DSL_LENGTH = 10 * 1024 * 1024
+Yaml = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_DSL_LENGTH)]
 
 
 class RunRequest(msgspec.Struct, kw_only=True):

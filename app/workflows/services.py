@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import uuid
 from collections import OrderedDict
@@ -14,9 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
-from app.errors import InvalidParam, NotFound
+from app.errors import InvalidParam, NotFound, SluiceError
 from app.files.run_inputs import FileContext, resolve_run_files
 from app.files.signing import FileSigner
+from app.settings import Settings
 from app.tenancy import services as tenancy
 from app.workflows import dsl
 from app.workflows.engine.core import initial_state
@@ -31,8 +33,14 @@ from db.models import App, Workflow, WorkflowRun
 # --- apps from DSL --------------------------------------------------------------------------------
 
 
+async def _parse(yaml_content: str) -> dsl.ParsedDsl:
+    """Parse and check a DSL off the event loop: YAML and compiling every template cost time in proportion to
+    the document (both bounded: ``dsl.MAX_DSL_BYTES``, ``engine.templating``), other requests need not wait."""
+    return await asyncio.to_thread(dsl.parse, yaml_content)
+
+
 async def import_app(session: AsyncSession, yaml_content: str, workspace_id: uuid.UUID | None) -> App:
-    parsed = dsl.parse(yaml_content)
+    parsed = await _parse(yaml_content)
     app = await tenancy.create_app(session, parsed.name, parsed.mode, workspace_id, parsed.description)
     await _add_version(session, app, parsed)
     return app
@@ -40,7 +48,7 @@ async def import_app(session: AsyncSession, yaml_content: str, workspace_id: uui
 
 async def publish(session: AsyncSession, app_id: uuid.UUID, yaml_content: str) -> Workflow:
     app = await tenancy.get_app(session, app_id)
-    parsed = dsl.parse(yaml_content)
+    parsed = await _parse(yaml_content)
     if parsed.mode != app.mode:
         raise dsl.InvalidDsl(f"the DSL is a {parsed.mode!r} app but this app is {app.mode!r}")
     return await _add_version(session, app, parsed)
@@ -127,6 +135,47 @@ class StartedRun(msgspec.Struct, frozen=True):
     workflow_id: uuid.UUID
 
 
+class RunEventsPurged(SluiceError):
+    """The events of this run were removed by the retention policy; the run's status, inputs and outputs remain."""
+
+    status, code = 410, "run_events_purged"
+
+
+class InputTooLarge(InvalidParam):
+    """A run input is too large."""
+
+    code = "input_too_large"
+
+
+class InputLimits(msgspec.Struct, frozen=True):
+    """Bytes of JSON a run's inputs may take: each variable (Dify's ``MAX_VARIABLE_SIZE``), and all together."""
+
+    per_variable: int = 200 * 1024
+    total: int = 1024 * 1024
+
+    @classmethod
+    def of(cls, settings: Settings) -> InputLimits:
+        return cls(per_variable=settings.max_variable_size, total=settings.max_run_inputs_size)
+
+
+def check_input_sizes(inputs: Mapping[str, Any], limits: InputLimits) -> None:
+    """Refuse inputs that would be stored (and carried through the run's state and events) when too large."""
+    total = 2
+    for name, value in inputs.items():
+        size = len(msgspec.json.encode(value))
+        if size > limits.per_variable:
+            raise InputTooLarge(
+                f"inputs.{name[:64]} is {size} bytes of JSON; a variable may hold at most {limits.per_variable} "
+                "bytes (MAX_VARIABLE_SIZE)."
+            )
+        total += size + len(name.encode()) + 4
+    if total > limits.total:
+        raise InputTooLarge(
+            f"The inputs are {total} bytes of JSON together; a run's inputs may take at most {limits.total} bytes "
+            "(SLUICE_MAX_RUN_INPUTS_SIZE)."
+        )
+
+
 async def start_run(
     session: AsyncSession,
     app_id: uuid.UUID,
@@ -135,9 +184,12 @@ async def start_run(
     workflow_id: uuid.UUID | None = None,
     files: list[Any] | None = None,
     file_context: FileContext | None = None,
+    limits: InputLimits | None = None,
 ) -> StartedRun:
     """Create a run and defer its job in the caller's transaction (both or neither). File mappings (``files``
-    and file inputs) are resolved first (``file_context`` signs their links; without it they cannot be used)."""
+    and file inputs) are resolved first (``file_context`` signs their links; without it they cannot be used).
+    Inputs larger than ``limits`` (the defaults when None) are refused with 400 ``input_too_large``."""
+    check_input_sizes(inputs, limits or InputLimits())
     version = await version_of(session, app_id, workflow_id)
     start, start_node, environment, doc = version.start, version.start_node, version.environment, version.dsl
     try:

@@ -32,7 +32,7 @@ def run_started_data(run: RunLike, inputs: Any, reason: str = "initial") -> dict
 
 def node_started_data(node_run: NodeRun) -> dict[str, Any]:
     state = node_run.state
-    return {
+    data: dict[str, Any] = {
         "id": state.execution_id,
         "node_id": node_run.node.id,
         "node_type": node_run.node.type,
@@ -43,6 +43,17 @@ def node_started_data(node_run: NodeRun) -> dict[str, Any]:
         "created_at": _epoch(state.started_at),
         "extras": {},
     }
+    scope = node_run.scope
+    if "iteration_id" in scope:
+        data["iteration_id"] = scope["iteration_id"]
+    if "loop_id" in scope:
+        data["loop_id"] = scope["loop_id"]
+    return data
+
+
+def scope_metadata(node_run: NodeRun) -> dict[str, Any]:
+    """``iteration_id``/``iteration_index`` (or the loop's) of a node inside a container, for its metadata."""
+    return dict(node_run.scope)
 
 
 def node_finished_data(node_run: NodeRun) -> dict[str, Any]:
@@ -58,6 +69,7 @@ def node_finished_data(node_run: NodeRun) -> dict[str, Any]:
         "execution_metadata": {
             "total_tokens": result.tokens if result else 0,
             "retries": node_run.state.retries,
+            **scope_metadata(node_run),
         },
         "finished_at": _epoch(node_run.finished_at),
     }

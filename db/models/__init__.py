@@ -23,6 +23,7 @@ from db.models.knowledge import (
     embedding_spaces,
     tag_bindings,
 )
+from db.models.shared_state import event_streams, store_entries
 from db.models.tenancy import ApiKey, App, Workspace
 from db.models.workflows import (
     Workflow,
@@ -62,6 +63,8 @@ __all__ = [
     "Workspace",
     "embedding_cache",
     "embedding_spaces",
+    "event_streams",
+    "store_entries",
     "tag_bindings",
     "workflow_pauses",
     "workflow_run_events",

@@ -22,6 +22,8 @@ class HumanInputForm(Base):
             "human_input_forms_waiting_deadline", "deadline", postgresql_where=sa.text("status = 'waiting'")
         ),
         Index("human_input_forms_run", "run_id"),
+        # What the retention job looks for: resolved forms, oldest first.
+        Index("human_input_forms_resolved", "resolved_at", postgresql_where=sa.text("status <> 'waiting'")),
         sa.CheckConstraint("status IN ('waiting', 'submitted', 'timeout', 'expired')", name="status"),
     )
 

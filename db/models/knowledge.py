@@ -97,6 +97,10 @@ class UploadFile(Base):
         sa.CheckConstraint(f"source IN {UPLOAD_SOURCES!r}", name="source"),
         sa.CheckConstraint("(source = 'datasets') = (app_id IS NULL)", name="app_scope"),
         Index("upload_files_app", "app_id"),
+        # What the retention job looks for: app files (never a knowledge document's), oldest first.
+        Index(
+            "upload_files_app_files_created", "created_at", postgresql_where=sa.text("source <> 'datasets'")
+        ),
     )
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

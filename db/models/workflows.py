@@ -31,6 +31,12 @@ class WorkflowRun(Base):
     __table_args__ = (
         Index("workflow_runs_app_created", "app_id", "created_at"),
         Index("workflow_runs_status", "status", postgresql_where=sa.text("status IN ('running', 'paused')")),
+        # What the retention job looks for: finished runs whose history is still kept, oldest first.
+        Index(
+            "workflow_runs_history_kept",
+            "finished_at",
+            postgresql_where=sa.text("purged_at IS NULL AND finished_at IS NOT NULL"),
+        ),
     )
 
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
@@ -51,6 +57,9 @@ class WorkflowRun(Base):
     state: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     #: Sequence number of the run's last event; bumped in the same UPDATE that changes state.
     last_event_seq: Mapped[int] = mapped_column(default=0)
+    #: When the retention job deleted the finished run's events, node executions and stored values (the row
+    #: itself stays: status, inputs, outputs and totals); its event stream then answers 410.
+    purged_at: Mapped[datetime.datetime | None]
 
 
 class WorkflowNodeExecution(Base):

@@ -96,7 +96,9 @@ async def message_row(settings: Settings, message_id: str) -> Message:
 
 
 async def variables_of(client: AsyncTestClient[Litestar], app: Any, conversation: str) -> dict[str, Any]:
-    listed = await client.get(f"/v1/conversations/{conversation}/variables", params={"user": "alice"}, headers=app.headers)
+    listed = await client.get(
+        f"/v1/conversations/{conversation}/variables", params={"user": "alice"}, headers=app.headers
+    )
     return {v["name"]: v["value"] for v in listed.json()["data"]}
 
 
@@ -142,7 +144,12 @@ async def test_requests_that_cannot_start_a_turn_are_4xx_before_any_stream(
         ({"workflow_id": "nope"}, 400, "bad_request", "Invalid workflow_id format: 'nope'. "),
         ({"workflow_id": str(uuid.uuid4())}, 404, "not_found", "Workflow not found with id: "),
         ({"response_mode": "sometimes"}, 400, "invalid_param", "response_mode"),
-        ({"files": [{"type": "document", "transfer_method": "local_file", "upload_file_id": "x"}]}, 400, "", ""),
+        (
+            {"files": [{"type": "document", "transfer_method": "local_file", "upload_file_id": "x"}]},
+            400,
+            "",
+            "",
+        ),
     ]
     for change, status, code, text in cases:
         body = {"inputs": {}, "query": "q", "user": "alice", "response_mode": "streaming", **change}
@@ -152,7 +159,10 @@ async def test_requests_that_cannot_start_a_turn_are_4xx_before_any_stream(
             continue
         assert response.status_code == status, (change, response.text)
         assert response.headers["content-type"].startswith("application/json")
-        assert response.json()["code"] == code and text in response.json()["message"], (change, response.json())
+        assert response.json()["code"] == code and text in response.json()["message"], (
+            change,
+            response.json(),
+        )
     missing = await client.post("/v1/chat-messages", json={"inputs": {}, "user": "a"}, headers=app.headers)
     assert missing.status_code == 400 and "query" in missing.json()["message"]
     no_user = await client.post("/v1/chat-messages", json={"inputs": {}, "query": "q"}, headers=app.headers)
@@ -196,7 +206,11 @@ async def test_a_second_turn_while_one_runs_is_refused(
             found = await session.get(App, uuid.UUID(app.app_id))
             assert found is not None
             key = KeyContext(
-                key_id=key.key_id, type="app", workspace_id=found.workspace_id, app_id=found.id, app_mode=found.mode
+                key_id=key.key_id,
+                type="app",
+                workspace_id=found.workspace_id,
+                app_id=found.id,
+                app_mode=found.mode,
             )
             request = ChatRequest(query="slow one", inputs={}, user="alice", conversation_id=conversation)
             turn = await turns.start_turn(session, key, request, FileContext(FileSigner(None, "")), None)
@@ -232,7 +246,9 @@ async def test_a_turn_pauses_for_a_person_and_resumes_in_the_same_message(
     assert token and got[-2]["conversation_id"] == got[0]["conversation_id"]
 
     history = await client.get(
-        "/v1/messages", params={"conversation_id": got[0]["conversation_id"], "user": "alice"}, headers=app.headers
+        "/v1/messages",
+        params={"conversation_id": got[0]["conversation_id"], "user": "alice"},
+        headers=app.headers,
     )
     (item,) = history.json()["data"]
     assert item["status"] == "paused" and item["extra_contents"][0]["type"] == "human_input"
@@ -248,21 +264,30 @@ async def test_a_turn_pauses_for_a_person_and_resumes_in_the_same_message(
         headers=app.headers,
     )
     assert submitted.status_code == 200, submitted.text
-    foreign = await client.get(f"/v1/workflow/{run_id}/events", params={"user": "mallory"}, headers=app.headers)
+    foreign = await client.get(
+        f"/v1/workflow/{run_id}/events", params={"user": "mallory"}, headers=app.headers
+    )
     assert foreign.status_code == 404
-    followed = await client.get(f"/v1/workflow/{run_id}/events", params={"user": "alice"}, headers=app.headers)
+    followed = await client.get(
+        f"/v1/workflow/{run_id}/events", params={"user": "alice"}, headers=app.headers
+    )
     assert followed.status_code == 200
     all_events = events(followed.text)
     kinds = [e["event"] for e in all_events]
     assert kinds[-2:] == ["message_end", "workflow_finished"] and "human_input_form_filled" in kinds
-    assert [e["data"]["reason"] for e in all_events if e["event"] == "workflow_started"] == ["initial", "resumption"]
+    assert [e["data"]["reason"] for e in all_events if e["event"] == "workflow_started"] == [
+        "initial",
+        "resumption",
+    ]
     assert {e["message_id"] for e in all_events} == {message_id}
     assert {e.get("task_id") for e in all_events} == {run_id}
     assert "".join(e["answer"] for e in all_events if e["event"] == "message") == "Let me check. Approved: go"
     done = await message_row(chat_settings, message_id)
     assert done.status == "normal" and done.answer == "Let me check. Approved: go"
     history = await client.get(
-        "/v1/messages", params={"conversation_id": got[0]["conversation_id"], "user": "alice"}, headers=app.headers
+        "/v1/messages",
+        params={"conversation_id": got[0]["conversation_id"], "user": "alice"},
+        headers=app.headers,
     )
     content = history.json()["data"][0]["extra_contents"][0]
     assert content["submitted"] is True and content["form_submission_data"]["action_id"] == "approve"
@@ -280,20 +305,31 @@ async def test_a_paused_turn_in_blocking_mode_and_its_stop(client: AsyncTestClie
     run_id = body["workflow_run_id"]
     assert body["task_id"] == run_id
 
-    ignored = await client.post(f"/v1/chat-messages/{run_id}/stop", json={"user": "mallory"}, headers=app.headers)
+    ignored = await client.post(
+        f"/v1/chat-messages/{run_id}/stop", json={"user": "mallory"}, headers=app.headers
+    )
     assert ignored.status_code == 200 and ignored.json() == {"result": "success"}
-    replay = events((await client.get(f"/v1/workflow/{run_id}/events", params={"user": "alice"}, headers=app.headers)).text)
-    assert replay[-1]["event"] == "workflow_paused" or replay[-1]["event"] == "human_input_required"
+    # Another user's stop did nothing: the turn is still paused (its event stream would wait for the person).
+    still = await client.get(f"/v1/workflows/run/{run_id}", headers=app.headers)
+    assert still.status_code == 200 and still.json()["status"] == "paused", still.text
 
-    stopped = await client.post(f"/v1/chat-messages/{run_id}/stop", json={"user": "alice"}, headers=app.headers)
+    stopped = await client.post(
+        f"/v1/chat-messages/{run_id}/stop", json={"user": "alice"}, headers=app.headers
+    )
     assert stopped.status_code == 200 and stopped.json() == {"result": "success"}
-    replay = events((await client.get(f"/v1/workflow/{run_id}/events", params={"user": "alice"}, headers=app.headers)).text)
+    replay = events(
+        (
+            await client.get(f"/v1/workflow/{run_id}/events", params={"user": "alice"}, headers=app.headers)
+        ).text
+    )
     assert [e["event"] for e in replay][-2:] == ["workflow_finished", "message_end"]
     assert replay[-2]["data"]["status"] == "stopped" and replay[-2]["data"]["error"] == "Stopped by user."
     form = await client.get(f"/v1/form/human_input/{reason['form_token']}", headers=app.headers)
     assert form.status_code in (404, 412)  # the stopped turn's form is closed
     for odd in ("not-a-task", str(uuid.uuid4())):
-        answer = await client.post(f"/v1/chat-messages/{odd}/stop", json={"user": "alice"}, headers=app.headers)
+        answer = await client.post(
+            f"/v1/chat-messages/{odd}/stop", json={"user": "alice"}, headers=app.headers
+        )
         assert answer.status_code == 200 and answer.json() == {"result": "success"}
 
 
@@ -302,14 +338,20 @@ async def test_an_annotation_answers_without_running_the_flow(
 ) -> None:
     app = await import_app(client, SIMPLE)
     created = await client.post(
-        "/v1/apps/annotations", json={"question": "What are your hours?", "answer": "Nine to five."}, headers=app.headers
+        "/v1/apps/annotations",
+        json={"question": "What are your hours?", "answer": "Nine to five."},
+        headers=app.headers,
     )
     assert created.status_code in (200, 201), created.text
     engine = create_async_engine(urls.asyncpg(chat_settings.database_url or ""))
     try:
         enabled = await client.post(
             "/v1/apps/annotation-reply/enable",
-            json={"score_threshold": 0.9, "embedding_provider_name": "local", "embedding_model_name": "static-64"},
+            json={
+                "score_threshold": 0.9,
+                "embedding_provider_name": "local",
+                "embedding_model_name": "static-64",
+            },
             headers=app.headers,
         )
         assert enabled.status_code == 200, enabled.text
@@ -333,7 +375,9 @@ async def test_an_annotation_answers_without_running_the_flow(
         assert (await variables_of(client, app, conversation)) == {}  # the graph never ran
         async with AsyncSession(engine) as session:
             await session.execute(
-                update(AnnotationSetting).where(AnnotationSetting.app_id == uuid.UUID(app.app_id)).values(enabled=False)
+                update(AnnotationSetting)
+                .where(AnnotationSetting.app_id == uuid.UUID(app.app_id))
+                .values(enabled=False)
             )
             await session.commit()
     finally:

@@ -33,18 +33,27 @@ class Recorder:
         self.chunks: list[tuple[str, str]] = []
         #: At each checkpoint, the nodes running (those about to wait on the outside world).
         self.checkpoints: list[list[str]] = []
+        #: Container events (``iteration_next``...) in order, and every event name in order.
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.order: list[str] = []
         self.stop_after = stop_after
 
     async def node_started(self, run: NodeRun, state: RunState) -> bool:
         self.started.append(run.node.id)
+        self.order.append(f"started:{run.node.id}")
         return True
 
     async def node_finished(self, run: NodeRun, state: RunState) -> bool:
         self.finished.append(run)
+        self.order.append(f"finished:{run.node.id}")
         return self.stop_after is None or len(self.finished) < self.stop_after
 
     async def text_chunk(self, node_id: str, text: str, selector: list[str]) -> None:
         self.chunks.append((node_id, text))
+
+    async def event(self, name: str, data: dict[str, Any]) -> None:
+        self.events.append((name, data))
+        self.order.append(name)
 
     async def checkpoint(self, state: RunState) -> bool:
         self.checkpoints.append([n for n, s in state.nodes.items() if s.status == "running"])

@@ -15,12 +15,13 @@ from tests.engine.helpers import edge, graph, node, run_graph
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
 from tests.support.processes import free_port
+from tests.support.templates import InProcessTemplates
 
 REGISTRY = {**NODE_TYPES, "llm": LLMNode}
 
 
 def ports(fake: FakeOpenAI, **options: Any) -> Ports:
-    return Ports(llm=OpenAIChat(fake.base_url, **options))
+    return Ports(llm=OpenAIChat(fake.base_url, **options), templates=InProcessTemplates())
 
 
 def llm(prompt_template: Any, mode: str = "chat", **data: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from app.workflows.engine.nodes import NODE_TYPES, build_node
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, Ports
 from app.workflows.engine.variables import VariablePool
 from tests.engine.helpers import RUN, edge, graph, node, run_graph
+from tests.support.templates import InProcessTemplates
 
 
 def make(type_: str, **data: Any) -> Node:
@@ -653,7 +654,8 @@ async def test_assigner_in_a_run_updates_the_conversation_pool() -> None:
         [edge("start", "assign"), edge("assign", "tt"), edge("tt", "end")],
     )
     pools = {"conversation": {"history": ["hi"], "turns": 1, "last": ""}}
-    outcome, _, state = await run_graph(g, {"q": "again"}, pools=pools)
+    ports = Ports(templates=InProcessTemplates())
+    outcome, _, state = await run_graph(g, {"q": "again"}, pools=pools, ports=ports)
     assert outcome.outputs == {"out": "hi,again #2"}
     assert state.pool["conversation"] == {"history": ["hi", "again"], "turns": 2, "last": "again"}
 

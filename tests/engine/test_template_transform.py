@@ -14,6 +14,7 @@ from app.workflows.engine.nodes.base import NodeContext, NodeResult, Ports
 from app.workflows.engine.nodes.template_transform import MAX_OUTPUT
 from app.workflows.engine.variables import VariablePool
 from tests.engine.helpers import RUN, edge, graph, node, run_graph
+from tests.support.templates import InProcessTemplates
 
 
 def transform(template: str, **variables: list[str]) -> Any:
@@ -33,7 +34,8 @@ async def render(
     async def no_stream(text: str, selector: list[str]) -> None:
         return None
 
-    return await n.run(NodeContext(n.spec, VariablePool(pool or {}), Ports(), RUN, no_stream))
+    ports = Ports(templates=InProcessTemplates())
+    return await n.run(NodeContext(n.spec, VariablePool(pool or {}), ports, RUN, no_stream))
 
 
 def test_registered() -> None:
@@ -164,8 +166,67 @@ async def test_in_a_run_output_feeds_the_next_node_and_errors_fail_the_run() -> 
         ],
         [edge("start", "tt"), edge("tt", "end")],
     )
-    outcome, _, _ = await run_graph(g, {"name": "Ada"})
+    ports = Ports(templates=InProcessTemplates())
+    outcome, _, _ = await run_graph(g, {"name": "Ada"}, ports=ports)
     assert outcome.status == "succeeded" and outcome.outputs == {"text": "Hello Ada!"}
-    outcome, _, state = await run_graph(g, {"name": "boom"})
+    outcome, _, state = await run_graph(g, {"name": "boom"}, ports=ports)
     assert outcome.status == "failed" and state.nodes["tt"].status == "failed"
     assert outcome.error == 'Node "Greeting" run failed: template error: ZeroDivisionError: division by zero'
+
+
+def one_transform(template: str) -> Any:
+    return graph(
+        [
+            node("start", "start", variables=[{"variable": "name", "type": "text-input"}]),
+            node(
+                "tt",
+                "template-transform",
+                template=template,
+                variables=[{"variable": "name", "value_selector": ["start", "name"]}],
+            ),
+            node("end", "end", outputs=[{"variable": "text", "value_selector": ["tt", "output"]}]),
+        ],
+        [edge("start", "tt"), edge("tt", "end")],
+    )
+
+
+async def test_trivial_templates_render_in_process_as_pure_nodes() -> None:
+    assert transform("Hello {{ name }}").performs_io is False
+    templates = InProcessTemplates()
+    outcome, recorder, _ = await run_graph(
+        one_transform("Hello {{ name }}"), {"name": "Ada"}, ports=Ports(templates=templates)
+    )
+    assert outcome.outputs == {"text": "Hello Ada"}
+    assert templates.rendered == []  # not through the port
+    assert recorder.checkpoints == []  # a pure node: no commit around it
+    assert [r.performs_io for r in recorder.finished if r.node.id == "tt"] == [False]
+    # no port at all: still fine
+    outcome, _, _ = await run_graph(one_transform("Hello {{ name }}"), {"name": "Ada"})
+    assert outcome.outputs == {"text": "Hello Ada"}
+
+
+async def test_templates_with_logic_go_through_the_port_as_io_nodes() -> None:
+    source = "{% for c in name %}{{ c }}.{% endfor %}"
+    assert transform(source).performs_io is True
+    templates = InProcessTemplates()
+    outcome, recorder, _ = await run_graph(
+        one_transform(source), {"name": "Ada"}, ports=Ports(templates=templates)
+    )
+    assert outcome.outputs == {"text": "A.d.a."}
+    assert templates.rendered == [source]
+    assert ["tt"] in recorder.checkpoints  # the runner commits before the node waits on its child
+    assert [r.performs_io for r in recorder.finished if r.node.id == "tt"] == [True]
+
+
+async def test_templates_with_logic_need_the_port() -> None:
+    outcome, _, _ = await run_graph(one_transform("{{ name|upper }}"), {"name": "Ada"})
+    assert outcome.status == "failed"
+    assert outcome.error is not None and "sandbox" in outcome.error
+
+
+async def test_the_output_cap_comes_from_the_port_on_both_paths() -> None:
+    small = Ports(templates=InProcessTemplates(transform_max_length=5))
+    for source in ("{{ name }}", "{{ name|upper }}"):
+        outcome, _, _ = await run_graph(one_transform(source), {"name": "Ada Lovelace"}, ports=small)
+        assert outcome.status == "failed"
+        assert outcome.error is not None and "Output length exceeds 5 characters" in outcome.error

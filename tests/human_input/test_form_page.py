@@ -1,11 +1,17 @@
 """The form's web page: untrusted content rendered inert, submit and redirect, refusals as pages, and a person
-answering a real paused run in headless Chromium."""
+answering a real paused run in headless Chromium.
+
+The browser tests drive Debian's Chromium (``chromium`` on PATH) through Playwright's async API; without it they
+skip, saying so.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -15,6 +21,7 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from playwright.async_api import Browser, BrowserContext, Dialog, async_playwright, expect
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +30,6 @@ from app.settings import Settings
 from db import embedded, urls
 from db.models import HumanInputForm, Workflow, WorkflowRun
 from tests.conftest import ADMIN_TOKEN, Tenant, new_database
-from tests.human_input.cdp import CHROMIUM, Browser
 from tests.support.processes import LiveService
 
 SECRET_KEY = "form-page-test-secret"
@@ -249,11 +255,31 @@ workflow:
 """
 
 
+CHROMIUM = shutil.which("chromium")
+NO_CHROMIUM = "no chromium on PATH: apt-get install -y chromium (Debian's package; .ci/run installs it)"
+#: Playwright launches the system's Chromium (never a browser of its own: no download at run time). As root in a
+#: container Chromium's own sandbox cannot start, hence chromium_sandbox=False (Playwright passes --no-sandbox).
+LAUNCH: dict[str, Any] = {"chromium_sandbox": False, "args": ["--disable-gpu"]}
+#: The machine is shared: give auto-waiting assertions more than Playwright's 5 s.
+WAIT_MS = 15_000
+
+#: Run from the page's own document: append an inline script and report whether it ran, or which CSP directive
+#: refused it (Playwright's evaluate is not subject to the page's CSP, the element it inserts is).
+INJECT_SCRIPT = """() => new Promise(resolve => {
+  document.addEventListener("securitypolicyviolation",
+    e => resolve({ran: window.__injected === true, directive: e.effectiveDirective}), {once: true});
+  const script = document.createElement("script");
+  script.textContent = "window.__injected = true";
+  document.body.append(script);
+  if (window.__injected) resolve({ran: true, directive: null});
+})"""
+
+
 @pytest.fixture(scope="module")
 def page_service(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     """`python -m app up` (API + worker) on a loopback port, in a database of its own, with a secret key."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium chromium-driver")
+    if CHROMIUM is None:
+        pytest.skip(NO_CHROMIUM)
     database = new_database(server_url)
     service = LiveService(
         database,
@@ -269,59 +295,149 @@ def page_service(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         embedded.drop_database(server_url, urls.database_name(database))
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium chromium-driver")
-    chromium = Browser(tmp_path / "profile", tmp_path / "chromium.log")
-    yield chromium
-    chromium.close()
-
-
-def form_token_of(api: httpx.Client, run_id: str) -> str:
-    details = api.get(f"/v1/workflows/run/{run_id}/pause-details")
-    assert details.status_code == 200, details.text
-    return str(details.json()["paused_nodes"][0]["pause_type"]["form_token"])
-
-
-def test_a_person_approves_in_chromium(page_service: LiveService, browser: Browser, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def review_key(page_service: LiveService) -> str:
+    """The Service API key of the REVIEW app, imported once into the page service."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    with httpx.Client(base_url=page_service.base_url, timeout=30) as console:
+    with httpx.Client(base_url=page_service.base_url, timeout=30, headers=admin) as console:
         imported = console.post(
-            "/console/api/apps/imports", json={"mode": "yaml-content", "yaml_content": REVIEW}, headers=admin
+            "/console/api/apps/imports", json={"mode": "yaml-content", "yaml_content": REVIEW}
         )
         assert imported.status_code == 200, imported.text
         app_id = imported.json()["app_id"]
-        key = console.post(f"/console/api/apps/{app_id}/api-keys", headers=admin).json()["token"]
-    with httpx.Client(
-        base_url=page_service.base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
-    ) as api:
-        started = api.post(
-            "/v1/workflows/run",
-            json={"inputs": {"doc": "Q3 <plan>"}, "response_mode": "blocking", "user": "u1"},
-        )
-        assert started.status_code == 200, started.text
-        run = started.json()["data"]
-        assert run["status"] == "paused", run
-        token = form_token_of(api, run["id"])
+        return str(console.post(f"/console/api/apps/{app_id}/api-keys").json()["token"])
 
-        url = f"{page_service.base_url}/form/{token}"
-        browser.open(url)
-        text = browser.text()
-        assert "Please review" in text and "The draft is Q3 <plan>." in text and "notes" in text
-        assert browser.evaluate("document.querySelector('textarea[name=notes]').value") == "Looks fine"
-        shot = browser.screenshot(tmp_path / "form.png")
-        assert shot.stat().st_size > 5000
 
-        browser.type_into("textarea[name=notes]", "Ship it.\nAfter the <review>.")
-        browser.click("button[name=action][value=approve]")
-        browser.wait_for("document.body.innerText.includes('Thank you')")
-        assert browser.evaluate("location.href") == url  # the POST redirected back to the page
-        assert "Thank you — this form has been submitted" in browser.text() and "Approve" in browser.text()
-        browser.screenshot(tmp_path / "submitted.png")
+@pytest.fixture
+async def api(page_service: LiveService, review_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {review_key}"}
+    async with httpx.AsyncClient(base_url=page_service.base_url, timeout=30, headers=headers) as client:
+        yield client
 
-        deadline = time.monotonic() + 30
-        while (run := api.get(f"/v1/workflows/run/{run['id']}").json())["status"] != "succeeded":
-            assert run["status"] in ("paused", "running") and time.monotonic() < deadline, run
-            time.sleep(0.2)
-        assert run["outputs"] == {"notes": "Ship it.\nAfter the <review>.", "action": "approve"}
+
+@pytest.fixture(scope="module")
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium, driven by Playwright, one process for the module."""
+    if CHROMIUM is None:
+        pytest.skip(NO_CHROMIUM)
+    expect.set_options(timeout=WAIT_MS)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, **LAUNCH)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def browser(chromium: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh profile (cookies, cache) per test; every page in it fails the test if a script opens a dialog."""
+    context = await chromium.new_context(viewport={"width": 1000, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    dialogs: list[str] = []
+
+    async def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    context.on("page", lambda page: page.on("dialog", on_dialog))
+    yield context
+    await context.close()
+    assert dialogs == [], "a script ran on the form page"
+
+
+async def paused_run(api: httpx.AsyncClient, doc: str) -> tuple[str, str]:
+    """Start the REVIEW workflow; returns the paused run's id and its form's token."""
+    started = await api.post(
+        "/v1/workflows/run", json={"inputs": {"doc": doc}, "response_mode": "blocking", "user": "u1"}
+    )
+    assert started.status_code == 200, started.text
+    run = started.json()["data"]
+    assert run["status"] == "paused", run
+    details = await api.get(f"/v1/workflows/run/{run['id']}/pause-details")
+    assert details.status_code == 200, details.text
+    return run["id"], str(details.json()["paused_nodes"][0]["pause_type"]["form_token"])
+
+
+async def finished_run(api: httpx.AsyncClient, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The run once the worker has resumed and finished it."""
+    deadline = time.monotonic() + timeout
+    while (run := (await api.get(f"/v1/workflows/run/{run_id}")).json())["status"] != "succeeded":
+        assert run["status"] in ("paused", "running") and time.monotonic() < deadline, run
+        await asyncio.sleep(0.2)
+    return dict(run)
+
+
+async def test_a_person_approves_in_chromium(
+    page_service: LiveService, api: httpx.AsyncClient, browser: BrowserContext, tmp_path: Path
+) -> None:
+    # The run's input is untrusted and flows into the form's Markdown.
+    doc = "Q3 <plan><img src=x onerror=alert(1)>"
+    run_id, token = await paused_run(api, doc)
+    url = f"{page_service.base_url}/form/{token}"
+    page = await browser.new_page()
+
+    opened = await page.goto(url)
+    assert opened is not None and opened.status == 200
+    assert opened.headers["content-security-policy"].startswith("default-src 'none'")
+    await expect(page).to_have_title("Review the draft")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Review the draft")
+    await expect(page.get_by_role("heading", level=2)).to_have_text("Please review")
+    content = page.locator(".content")
+    await expect(content).to_contain_text(f"The draft is {doc}.")  # shown as text, not markup
+    await expect(content.locator("strong")).to_have_text(doc)
+    await expect(content.locator("img, script")).to_have_count(0)
+    await expect(content.locator(".placeholder")).to_have_text("notes")
+    await expect(page.get_by_label("notes")).to_have_value("Looks fine")
+    await expect(page.get_by_role("button")).to_have_text(["Approve", "Reject"])
+    assert len(await page.screenshot(path=tmp_path / "form.png")) > 5000
+
+    # The page's CSP holds in the browser: an inline script put into the document does not run.
+    assert await page.evaluate(INJECT_SCRIPT) == {"ran": False, "directive": "script-src-elem"}
+
+    await page.get_by_label("notes").fill("Ship it.\nAfter the <review>.")
+    async with page.expect_response(lambda r: r.request.method == "POST") as posting:
+        await page.get_by_role("button", name="Approve", exact=True).click()
+    posted = await posting.value
+    assert posted.status == 303 and posted.headers["location"] == f"/form/{token}"
+    await expect(page.get_by_text("Thank you — this form has been submitted.")).to_be_visible()
+    await expect(page).to_have_url(url)  # the POST redirected back to the page
+    await expect(page.get_by_text("Chosen action:")).to_have_text("Chosen action: Approve")
+    await expect(page.locator("form")).to_have_count(0)
+    await page.screenshot(path=tmp_path / "submitted.png")
+
+    run = await finished_run(api, run_id)
+    assert run["outputs"] == {"notes": "Ship it.\nAfter the <review>.", "action": "approve"}
+
+
+async def test_refusals_show_in_chromium(
+    page_service: LiveService, api: httpx.AsyncClient, browser: BrowserContext
+) -> None:
+    run_id, token = await paused_run(api, "Q4")
+    url = f"{page_service.base_url}/form/{token}"
+    first, second = await browser.new_page(), await browser.new_page()  # the form open in two tabs
+    for page in (first, second):
+        await page.goto(url)
+        await expect(page.get_by_label("notes")).to_have_value("Looks fine")
+
+    # A page that no longer sends a field the form needs: the error is shown above the form, nothing is lost.
+    await first.get_by_label("notes").evaluate("field => field.closest('.field').remove()")
+    async with first.expect_response(lambda r: r.request.method == "POST") as posting:
+        await first.get_by_role("button", name="Approve", exact=True).click()
+    assert (await posting.value).status == 400
+    await expect(first.get_by_role("alert")).to_have_text("notes: is required")
+    await expect(first.get_by_label("notes")).to_have_value("")
+    assert (await api.get(f"/v1/workflows/run/{run_id}")).json()["status"] == "paused"
+
+    await first.get_by_label("notes").fill("Typed in the first tab.")
+    await first.get_by_role("button", name="Approve", exact=True).click()
+    await expect(first.get_by_text("Chosen action:")).to_have_text("Chosen action: Approve")
+
+    # The second tab still shows the open form; its answer comes too late and is refused, saying what won.
+    async with second.expect_response(lambda r: r.request.method == "POST") as posting:
+        await second.get_by_role("button", name="Reject", exact=True).click()
+    assert (await posting.value).status == 412
+    await expect(second.get_by_text("Thank you — this form has been submitted.")).to_be_visible()
+    await expect(second.get_by_text("Chosen action:")).to_have_text("Chosen action: Approve")
+    await expect(second.locator("form")).to_have_count(0)
+
+    run = await finished_run(api, run_id)
+    assert run["outputs"] == {"notes": "Typed in the first tab.", "action": "approve"}

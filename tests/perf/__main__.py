@@ -1,4 +1,5 @@
-"""`python -m tests.perf [name ...]` (what `just bench` runs): every bench_<name>.py here, or the named ones."""
+"""`python -m tests.perf [name ...] [--option ...]` (what `just bench` runs): every bench_<name>.py here, or the
+named ones; options after the names go to each named benchmark (`just bench soak --minutes 10`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def available() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or available()
+    first_option = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    names, options = argv[:first_option] or available(), argv[first_option:]
     unknown = [n for n in names if n not in available()]
     if unknown:
         print(
@@ -23,7 +25,7 @@ def main(argv: list[str]) -> int:
         )
         return 2
     for name in names:
-        importlib.import_module(f"tests.perf.bench_{name}").main([])
+        importlib.import_module(f"tests.perf.bench_{name}").main(options)
     return 0
 
 

@@ -344,8 +344,9 @@ async def storm(engine: AsyncEngine, template: Template) -> list[Row]:
         )
         resume_jobs = await conn.scalar(
             text(
-                "SELECT count(*) FROM procrastinate_jobs WHERE task_name IN "
-                "('resume_workflow_runs', 'advance_workflow_run') AND created_at >= :second"
+                "SELECT count(*) FROM procrastinate_jobs j WHERE task_name IN "
+                "('resume_workflow_runs', 'advance_workflow_run') AND EXISTS (SELECT 1 FROM procrastinate_events e "
+                "WHERE e.job_id = j.id AND e.type = 'deferred' AND e.at >= :second)"
             ),
             {"second": second - datetime.timedelta(seconds=1)},
         )

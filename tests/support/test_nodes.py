@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -69,9 +70,41 @@ class SlowNode(Node):
         return NodeResult(outputs={"done": True})
 
 
+class BusyNode(Node):
+    """Test-only node type ``test-busy``: a pure node (no I/O) that keeps the CPU busy for ``ms`` milliseconds,
+    then outputs its ``value`` rendered (``{{#start.x#}}`` works). Long segments of pure nodes are made of it."""
+
+    type = "test-busy"
+
+    def configure(self, data: Mapping[str, Any]) -> None:
+        self.ms, self.value = float(data.get("ms", 25)), str(data.get("value", ""))
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        until = time.perf_counter() + self.ms / 1000
+        while time.perf_counter() < until:
+            pass
+        return NodeResult(outputs={"output": ctx.pool.render(self.value)})
+
+
+class HogNode(Node):
+    """Test-only node type ``test-hog``: blocks its worker's event loop for ``seconds`` (as a long stretch of pure
+    nodes or a document parsed in process would), then outputs ``{"done": true}``."""
+
+    type = "test-hog"
+
+    def configure(self, data: Mapping[str, Any]) -> None:
+        self.seconds = float(data.get("seconds", 1))
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        time.sleep(self.seconds)  # on purpose: nothing else of this worker's loop runs meanwhile
+        return NodeResult(outputs={"done": True})
+
+
 def register() -> None:
     """Make the test node types importable in DSL files of this process (a test worker process), and their
     pause kind known to its runs."""
-    node_registry.NODE_TYPES.update({PauseNode.type: PauseNode, SlowNode.type: SlowNode})
+    node_registry.NODE_TYPES.update(
+        {PauseNode.type: PauseNode, SlowNode.type: SlowNode, BusyNode.type: BusyNode, HogNode.type: HogNode}
+    )
     if ManualPauses not in wiring.KIND_FACTORIES:
         wiring.KIND_FACTORIES.append(ManualPauses)

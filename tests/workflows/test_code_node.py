@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import msgspec
 import pytest
 from litestar import Litestar
@@ -12,9 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.settings import Settings
+from tests.support.corpus import CORPUS
 from tests.workflows.conftest import import_app
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "dsl"
 
 PIPELINE = """
 version: 0.1.5
@@ -172,7 +169,7 @@ async def test_failures_take_the_fail_branch(
     assert ok["status"] == "succeeded" and ok["outputs"] == {"out": "fine"}
 
 
-@pytest.mark.skipif(not (CORPUS / "json-repair.yml").exists(), reason="the shared DSL corpus is not present")
+@pytest.mark.skipif(CORPUS is None, reason="the shared DSL corpus is not present")
 async def test_corpus_json_repair_workflow(wf_client: AsyncTestClient[Litestar]) -> None:
     app = await import_app(wf_client, (CORPUS / "json-repair.yml").read_text())
     data = await run(wf_client, app.headers, {"llm_string": '{"name": "Ada", "langs": ["py",'})

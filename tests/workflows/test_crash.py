@@ -41,16 +41,15 @@ workflow:
       - {id: e3, source: slow, target: end}
 """
 
-#: Forty pure nodes, each busy for a while (a loop in its template): one long segment without I/O.
+#: Forty pure nodes, each busy for a while: one long segment without I/O. (A template with a loop was the busy
+#: node once; such templates now render in the sandbox, which makes them I/O nodes.)
 PURE_NODES = 40
 
 
 def pure_chain() -> str:
-    busy = "{% for i in range(500000) %}{% endfor %}{{ n }}"  # ~25 ms each on 2 cores
     nodes = [
-        f'      - {{id: t{i}, data: {{type: template-transform, title: T{i}, template: "{busy}", '
-        f"variables: [{{variable: n, value_selector: [{'start' if i == 0 else f't{i - 1}'}, "
-        f"{'x' if i == 0 else 'output'}]}}]}}}}"
+        f"      - {{id: t{i}, data: {{type: test-busy, title: T{i}, ms: 25, "
+        f"value: '{{{{#{'start' if i == 0 else f't{i - 1}'}.{'x' if i == 0 else 'output'}#}}}}'}}}}"
         for i in range(PURE_NODES)
     ]
     edges = [

@@ -9,10 +9,8 @@ import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.workflows import dsl
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "dsl"
-CORPUS_FILES = sorted(CORPUS.glob("*.yml")) if CORPUS.exists() else []
+from app.workflows import dsl_corpus
+from tests.support.corpus import CORPUS, CORPUS_FILES, ROOT
 
 SIMPLE = """
 version: 0.1.5
@@ -111,19 +109,14 @@ async def test_refusals_name_the_problem(
 
 
 def test_corpus_report_is_current() -> None:
-    """docs/dsl-corpus.md says which corpus files import and why the others are refused; keep it true."""
-    if not CORPUS_FILES:
+    """docs/dsl-corpus.md says which corpus files import, which run (docs/dsl-corpus-runs.toml) and why the
+    others do not; it must be exactly what `python -m app dsl-report` writes today."""
+    if CORPUS is None:
         pytest.skip("../shared/dsl not present")
-    report = (Path(__file__).resolve().parents[2] / "docs" / "dsl-corpus.md").read_text()
-    for path in CORPUS_FILES:
-        try:
-            dsl.parse(path.read_text())
-            verdict = "imports"
-        except dsl.InvalidDsl as exc:
-            verdict = exc.message
-        assert f"| {path.name} | {verdict} |" in report, (
-            f"docs/dsl-corpus.md is stale for {path.name}: run `python -m app dsl-report`"
-        )
+    runs = dsl_corpus.read_runs_list(ROOT / "docs" / "dsl-corpus-runs.toml")
+    files = dsl_corpus.survey(CORPUS, runs)
+    report = (ROOT / "docs" / "dsl-corpus.md").read_text()
+    assert report == dsl_corpus.render(files), "docs/dsl-corpus.md is stale: run `python -m app dsl-report`"
 
 
 BILLION_LAUGHS = """

@@ -35,6 +35,7 @@ from app.knowledge.errors import (
     UnsupportedFileType,
 )
 from app.knowledge.extract import SUPPORTED_EXTENSIONS, extension_of
+from app.knowledge.providers import check_embedding_choice
 from app.knowledge.splitting import ProcessRule
 from app.schemas import unix
 from app.settings import Settings
@@ -176,6 +177,7 @@ def _settle_dataset(dataset: Dataset, options: DocumentSettings, doc_form: str, 
         dataset.indexing_technique = options.indexing_technique
     if dataset.indexing_technique == "high_quality" and not dataset.embedding_model:
         if options.embedding_model and options.embedding_model_provider:
+            check_embedding_choice(config, options.embedding_model_provider, options.embedding_model)
             dataset.embedding_model_provider = options.embedding_model_provider
             dataset.embedding_model = options.embedding_model
         else:

@@ -24,10 +24,20 @@ from typing import Any, Protocol
 
 import msgspec
 
+from app.workflows.engine.containers import run_container
 from app.workflows.engine.errors import NodeRunError, RunStopped
 from app.workflows.engine.graph import Graph, NodeSpec
+from app.workflows.engine.listening import SerializedListener
 from app.workflows.engine.nodes import build_node
-from app.workflows.engine.nodes.base import FAIL_BRANCH, Node, NodeContext, NodeResult, Ports, RunInfo
+from app.workflows.engine.nodes.base import (
+    FAIL_BRANCH,
+    ContainerNode,
+    Node,
+    NodeContext,
+    NodeResult,
+    Ports,
+    RunInfo,
+)
 from app.workflows.engine.response import (
     CONTAINER_TYPES,
     ResponseCoordinator,
@@ -46,6 +56,34 @@ FINAL_NODE_STATUSES = {"succeeded", "failed", "exception", "skipped", "stopped"}
 class Limits(msgspec.Struct, frozen=True):
     max_steps: int = 500
     max_seconds: float = 1200.0
+    #: most items an iteration takes (0: no limit, as in Dify)
+    iteration_max_items: int = 0
+    #: most rounds of a parallel iteration at once (MAX_PARALLEL_LIMIT)
+    max_parallel: int = 10
+    #: most rounds of a loop (LOOP_NODE_MAX_COUNT; Dify only caps it in its editor)
+    loop_max_count: int = 100
+
+
+class ContainerState(msgspec.Struct, kw_only=True):
+    """Progress of an iteration or loop node, kept in the run state so that a checkpoint (and a crash) keeps
+    finished rounds and the state of rounds in progress."""
+
+    #: iteration: the items, resolved once
+    items: list[Any] | None = None
+    #: iteration: each finished round's output, by index (None for a failed round)
+    outputs: dict[int, Any] = msgspec.field(default_factory=dict)
+    failed: list[int] = msgspec.field(default_factory=list)
+    #: rounds in progress, each the state of its own child engine
+    rounds: dict[int, RunState] = msgspec.field(default_factory=dict)
+    next_round: int = 0
+    durations: dict[int, float] = msgspec.field(default_factory=dict)
+    #: loop: the loop variables after each round
+    variables: dict[int, dict[str, Any]] = msgspec.field(default_factory=dict)
+    reason: str | None = None
+    tokens: int = 0
+    #: the ``*_started`` event was recorded
+    started: bool = False
+    started_at: float | None = None
 
 
 class NodeState(msgspec.Struct, kw_only=True):
@@ -56,10 +94,12 @@ class NodeState(msgspec.Struct, kw_only=True):
     started_at: float | None = None
     retries: int = 0
     pause: dict[str, Any] | None = None
+    container: ContainerState | None = None
 
 
 class RunState(msgspec.Struct, kw_only=True):
-    """Everything needed to continue a run: the snapshot the runner persists at every step."""
+    """Everything needed to continue a run: what the runner writes at each checkpoint. A round of an iteration
+    or loop has a RunState of its own inside its container's ``ContainerState``."""
 
     pool: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     nodes: dict[str, NodeState] = msgspec.field(default_factory=dict)
@@ -90,6 +130,11 @@ class NodeRun(msgspec.Struct, kw_only=True):
     performs_io: bool = False
     #: Started again after a crash: its ``node_started`` was recorded by the attempt that died.
     restarted: bool = False
+    #: Inside an iteration or loop: ``iteration_id``/``iteration_index`` or ``loop_id``/``loop_index``.
+    scope: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: No node events for it (iteration and loop nodes report through their own events; their start nodes
+    #: report nothing), only its execution row (none for start nodes).
+    silent: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -120,12 +165,18 @@ class Listener(Protocol):
         """Make everything so far durable: the run is about to wait on the outside world."""
         ...
 
+    async def event(self, name: str, data: dict[str, Any]) -> None:
+        """An event of its own (``iteration_started``, ``loop_next``...), in order with the node events."""
+        ...
+
 
 class _Stopped(Exception):
     pass
 
 
 class Engine:
+    listener: Listener
+
     def __init__(
         self,
         graph: Graph,
@@ -138,6 +189,9 @@ class Engine:
         *,
         nodes: Mapping[str, Node] | None = None,
         stop_before_io: bool = False,
+        pool: VariablePool | None = None,
+        root: Engine | None = None,
+        scope: Mapping[str, Any] | None = None,
     ) -> None:
         self.graph, self.state, self.ports, self.run_info, self.limits, self.clock = (
             graph,
@@ -150,11 +204,20 @@ class Engine:
         # Nodes hold configuration only, so a runner may build them once per workflow version and share them.
         self.nodes = dict(nodes) if nodes is not None else build_nodes(graph, registry)
         self.stop_before_io = stop_before_io
-        self.pool = VariablePool(state.pool)
-        self.state.pool = self.pool.values  # one live pool: a checkpoint reads it as it is
+        if pool is None:
+            pool = VariablePool(state.pool)
+            self.state.pool = pool.values  # one live pool: a checkpoint reads it as it is
+        self.pool = pool
+        #: The engine of the whole run (a round's child engine counts steps and checks limits there).
+        self.root: Engine = root or self
+        self.scope = dict(scope or {})
+        self.session_started = self.clock()
         self.start_id = graph.start_node().id
         self.response: ResponseCoordinator | None = None
-        if run.mode == CHAT_MODE:
+        #: A chat run's answer streams through the root engine's coordinator; inside a container (a child
+        #: engine) answers reach the run's answer when they finish, and inner text chunks are not forwarded.
+        self.quiet = run.mode == CHAT_MODE and root is not None
+        if run.mode == CHAT_MODE and root is None:
             self.response = ResponseCoordinator(response_plan(graph, self.nodes), state.response, self.pool)
         self.restarted: set[str] = set()
         for node_id, node_state in state.nodes.items():
@@ -166,7 +229,12 @@ class Engine:
 
     async def run(self, listener: Listener, resolutions: Mapping[str, NodeResult] | None = None) -> Outcome:
         """Run until nothing is runnable. ``resolutions`` finish paused nodes first (a resume)."""
-        session_started = self.clock()
+        if self.root is self:  # rounds of containers use the root's listener: wrapped once, here
+            listener = SerializedListener(listener)
+        self.listener = listener
+        session_started = self.session_started = (
+            self.clock() if self.root is self else self.root.session_started
+        )
         try:
             for node_id, result in (resolutions or {}).items():
                 await self._resolve_pause(node_id, result, listener)
@@ -187,7 +255,7 @@ class Engine:
                 for node_id in ready:
                     if node_id in waiting_on_io:
                         continue
-                    if self.state.steps >= self.limits.max_steps:
+                    if self.root.state.steps >= self.limits.max_steps:
                         return self._fail(f"Max steps {self.limits.max_steps} reached.")
                     await self._start(node_id, listener)
                     running[asyncio.create_task(self._execute(node_id, listener))] = node_id
@@ -196,7 +264,7 @@ class Engine:
                         return Outcome(status="handoff", outputs=self.state.outputs)
                 elif waiting_on_io:
                     for node_id in waiting_on_io:
-                        if self.state.steps >= self.limits.max_steps:
+                        if self.root.state.steps >= self.limits.max_steps:
                             return self._fail(f"Max steps {self.limits.max_steps} reached.")
                         await self._start(node_id, listener)
                     # node_started is durable (and visible live) before the outside world is asked anything.
@@ -210,7 +278,9 @@ class Engine:
                     # Only the outside world is left to wait on: what finished meanwhile becomes durable now.
                     if not await listener.checkpoint(self.state):
                         raise _Stopped
-                remaining = self.limits.max_seconds - (self.state.elapsed + self.clock() - session_started)
+                remaining = self.limits.max_seconds - (
+                    self.root.state.elapsed + self.clock() - session_started
+                )
                 if remaining <= 0:
                     return self._fail(f"Max execution time {self.limits.max_seconds:g}s reached.")
                 done, _ = await asyncio.wait(running, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
@@ -238,6 +308,22 @@ class Engine:
             await self.response.advance(self._status_of, self._emitter(listener), final=True)
         status = "partial-succeeded" if self.state.exceptions else "succeeded"
         return Outcome(status=status, outputs=self.state.outputs)
+
+    def child(self, graph: Graph, state: RunState, pool: VariablePool, scope: Mapping[str, Any]) -> Engine:
+        """The engine of one round of a container: the sub-graph, the round's state and pool, the same nodes,
+        ports and limits, and this run's root (steps and time are the run's)."""
+        return Engine(
+            graph,
+            state,
+            self.ports,
+            self.run_info,
+            self.limits,
+            self.clock,
+            nodes=self.nodes,
+            pool=pool,
+            root=self.root,
+            scope=scope,
+        )
 
     def _fail(self, error: str) -> Outcome:
         return Outcome(status="failed", outputs=self.state.outputs, error=error)
@@ -288,15 +374,20 @@ class Engine:
             node_state = NodeState(
                 status="running",
                 execution_id=(previous.execution_id if previous else None) or str(uuid.uuid4()),
-                index=self.state.next_index,
+                index=self.root.state.next_index,
                 predecessor=taken[0] if taken else None,
                 started_at=self.clock(),
             )
-            self.state.next_index += 1
-            self.state.steps += 1
+            self.root.state.next_index += 1
+            self.root.state.steps += 1
         self.state.nodes[node_id] = node_state
         record = NodeRun(
-            node=spec, state=node_state, performs_io=self.nodes[node_id].performs_io, restarted=restarted
+            node=spec,
+            state=node_state,
+            performs_io=self.nodes[node_id].performs_io,
+            restarted=restarted,
+            scope=self.scope,
+            silent=self.nodes[node_id].silent,
         )
         if not await listener.node_started(record, self.state):
             raise _Stopped
@@ -309,6 +400,13 @@ class Engine:
         self, node_id: str, listener: Listener
     ) -> tuple[str, NodeResult | None, BaseException | None]:
         node = self.nodes[node_id]
+        if isinstance(node, ContainerNode):
+            try:
+                return node_id, await run_container(self, node_id, listener), None
+            except (asyncio.CancelledError, RunStopped):
+                raise
+            except Exception as exc:
+                return node_id, None, exc
         ctx = NodeContext(
             self.graph.nodes[node_id],
             self.pool,
@@ -336,7 +434,14 @@ class Engine:
         """Apply one node's result; returns an Outcome when the run must end now (failure)."""
         node, spec = self.nodes[node_id], self.graph.nodes[node_id]
         node_state = self.state.nodes[node_id]
-        record = NodeRun(node=spec, state=node_state, finished_at=self.clock(), performs_io=node.performs_io)
+        record = NodeRun(
+            node=spec,
+            state=node_state,
+            finished_at=self.clock(),
+            performs_io=node.performs_io,
+            scope=self.scope,
+            silent=node.silent,
+        )
         outcome: Outcome | None = None
         if error is None and result is not None and result.pause is not None:
             node_state.status = "paused"
@@ -370,6 +475,8 @@ class Engine:
                 self._succeed(node_id, handled)
                 node_state.status = "exception"
                 self.state.exceptions += 1
+                if self.root is not self:
+                    self.root.state.exceptions += 1
                 record.result = handled
         if not await listener.node_finished(record, self.state):
             raise _Stopped
@@ -393,6 +500,8 @@ class Engine:
     def _stream_to(self, node_id: str, listener: Listener) -> Callable[[str, list[str]], Awaitable[None]]:
         """Where a node's streamed text goes: to listeners as it is (workflow runs), or to the response
         coordinator, which forwards it when an Answer node's turn has come (chat runs)."""
+        if self.quiet:
+            return _drop_text
         if self.response is None:
             return lambda text, sel: listener.text_chunk(node_id, text, sel)
         response, emit = self.response, self._emitter(listener)
@@ -410,11 +519,12 @@ class Engine:
         self.state.tokens += result.tokens
         if spec.type == "end":
             self.state.outputs.update(result.outputs)
-        elif spec.type == "answer":
-            self.state.answer += str(result.outputs.get("answer", ""))
+        elif spec.type == "answer":  # inside a loop too: the run's answer grows round by round
+            root = self.root.state
+            root.answer += str(result.outputs.get("answer", ""))
             files = result.outputs.get("files")
-            self.state.answer_files += files if isinstance(files, list) else []
-            self.state.outputs = {"answer": self.state.answer, "files": self.state.answer_files}
+            root.answer_files += files if isinstance(files, list) else []
+            root.outputs = {"answer": root.answer, "files": root.answer_files}
         for edge in self.graph.outgoing.get(node_id, []):
             self.state.edges[edge.id] = TAKEN if edge.source_handle == result.edge_source_handle else SKIPPED
 
@@ -423,6 +533,10 @@ class Engine:
         if node_state is None or node_state.status != "paused":
             return  # already resolved by an earlier resume: harmless
         await self._finish(node_id, msgspec.structs.replace(result, pause=None), None, listener)
+
+
+async def _drop_text(text: str, selector: list[str]) -> None:
+    return None
 
 
 def response_plan(graph: Graph, nodes: Mapping[str, Node]) -> ResponsePlan:
@@ -440,7 +554,21 @@ def response_plan(graph: Graph, nodes: Mapping[str, Node]) -> ResponsePlan:
 
 
 def build_nodes(graph: Graph, registry: Mapping[str, type[Node]] | None = None) -> dict[str, Node]:
-    return {node_id: build_node(spec, registry) for node_id, spec in graph.nodes.items()}
+    """Every node of the graph and of its containers' sub-graphs, by id (node ids are unique in a DSL)."""
+    nodes = {node_id: build_node(spec, registry) for node_id, spec in graph.all_nodes().items()}
+    _mark_io(graph, nodes)
+    return nodes
+
+
+def _mark_io(graph: Graph, nodes: Mapping[str, Node]) -> bool:
+    """Tell each container whether a node inside it waits on the outside world; whether ``graph`` has one."""
+    any_io = False
+    for node_id in graph.nodes:
+        node = nodes[node_id]
+        if isinstance(node, ContainerNode):
+            node.inner_io(_mark_io(graph.subgraphs[node_id], nodes))
+        any_io = any_io or node.performs_io
+    return any_io
 
 
 def initial_state(

@@ -33,18 +33,32 @@ def to_text(value: Any) -> str:
 
 
 class VariablePool:
-    """Works on the dict it is given (no copy): the engine's run state holds the same dict."""
+    """Works on the dict it is given (no copy): the engine's run state holds the same dict.
 
-    def __init__(self, values: dict[str, dict[str, Any]] | None = None) -> None:
+    With a ``parent``, the pool is a layer over it (an iteration round): reads of a variable the layer does not
+    hold go to the parent, writes stay in the layer, so rounds never see each other's outputs and the state of a
+    round stores only what the round produced."""
+
+    def __init__(
+        self, values: dict[str, dict[str, Any]] | None = None, parent: VariablePool | None = None
+    ) -> None:
         self.values: dict[str, dict[str, Any]] = values if values is not None else {}
+        self.parent = parent
+
+    def _variable(self, node_id: str, name: str) -> tuple[bool, Any]:
+        node = self.values.get(node_id)
+        if node is not None and name in node:
+            return True, node[name]
+        if self.parent is not None:
+            return self.parent._variable(node_id, name)
+        return False, None
 
     def get(self, selector: Sequence[str], default: Any = None) -> Any:
         if len(selector) < 2:
             return default
-        node = self.values.get(selector[0])
-        if node is None or selector[1] not in node:
+        found, value = self._variable(selector[0], selector[1])
+        if not found:
             return default
-        value = node[selector[1]]
         for key in selector[2:]:
             if isinstance(value, Mapping) and key in value:
                 value = value[key]
@@ -65,7 +79,8 @@ class VariablePool:
         self.values.setdefault(node_id, {}).update(outputs)
 
     def node(self, node_id: str) -> dict[str, Any]:
-        return dict(self.values.get(node_id, {}))
+        inherited = self.parent.node(node_id) if self.parent is not None else {}
+        return {**inherited, **self.values.get(node_id, {})}
 
     def render(self, template: str) -> str:
         """Replace every ``{{#node.var#}}`` with the variable's text (missing variables become empty)."""

@@ -15,9 +15,11 @@ from app.workflows.engine.nodes.end import EndNode
 from app.workflows.engine.nodes.http_request import HttpRequestNode
 from app.workflows.engine.nodes.human_input import HumanInputNode
 from app.workflows.engine.nodes.if_else import IfElseNode
+from app.workflows.engine.nodes.iteration import IterationNode, IterationStartNode
 from app.workflows.engine.nodes.knowledge_retrieval import KnowledgeRetrievalNode
 from app.workflows.engine.nodes.list_operator import ListOperatorNode
 from app.workflows.engine.nodes.llm import LLMNode
+from app.workflows.engine.nodes.loop import LoopEndNode, LoopNode, LoopStartNode
 from app.workflows.engine.nodes.parameter_extractor import ParameterExtractorNode
 from app.workflows.engine.nodes.question_classifier import QuestionClassifierNode
 from app.workflows.engine.nodes.start import StartNode
@@ -40,6 +42,11 @@ NODE_TYPES: dict[str, type[Node]] = {
         HumanInputNode,
         KnowledgeRetrievalNode,
         HttpRequestNode,
+        IterationNode,
+        IterationStartNode,
+        LoopNode,
+        LoopStartNode,
+        LoopEndNode,
         ParameterExtractorNode,
         QuestionClassifierNode,
         CodeNode,

@@ -97,6 +97,7 @@ class Ports(msgspec.Struct, kw_only=True):
     files: Any = None  # FilePort
     documents: Any = None  # document parsing in a confined child (document_extractor)
     history: Any = None  # HistoryPort (llm): the conversation's earlier turns
+    templates: Any = None  # TemplatesPort: Jinja2 rendering in a confined child (template_transform, llm)
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,8 +140,11 @@ class Node:
     #: handles this node may choose besides ``source`` (if-else cases, human-input actions...)
     branching: ClassVar[bool] = False
     #: True when running the node waits on the outside world (a port: model, retriever, sandbox, HTTP, a
-    #: person). The runner checkpoints around such nodes; nodes without I/O run and commit together.
+    #: person). The runner checkpoints around such nodes; nodes without I/O run and commit together. The engine
+    #: reads it per node, so a type may decide per node (template-transform: a property set in ``configure``).
     performs_io: ClassVar[bool] = False
+    #: Produces no node events (container start nodes; containers report through their own events).
+    silent: ClassVar[bool] = False
 
     def __init__(self, spec: NodeSpec) -> None:
         self.spec = spec
@@ -191,3 +195,26 @@ def convert(data: Mapping[str, Any], kind: type[Any], node: Node) -> Any:
         return msgspec.convert(dict(data), kind, strict=False)
     except msgspec.ValidationError as exc:
         raise node.fail(str(exc)) from None
+
+
+class ContainerNode(Node):
+    """An iteration or loop: runs its sub-graph (``engine.containers``), round after round.
+
+    It waits on the outside world when a node inside it does (the engine then checkpoints around it); the
+    builder tells it so after every node is built (``inner_io``)."""
+
+    silent: ClassVar[bool] = True
+    performs_io: bool = False  # type: ignore[misc]  # per instance: what its inner nodes do
+    start_node_id: str = ""
+
+    def inner_io(self, performs_io: bool) -> None:
+        self.performs_io = performs_io
+
+
+class ContainerStartNode(Node):
+    """``iteration-start`` / ``loop-start``: does nothing, reports nothing."""
+
+    silent: ClassVar[bool] = True
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        return NodeResult()

@@ -20,7 +20,6 @@ from typing import Any, ClassVar, Literal
 
 import jinja2
 import msgspec
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, convert, selector
@@ -38,11 +37,10 @@ from app.workflows.engine.nodes.llm_common import (
     saved_prompts,
     usage_dict,
 )
+from app.workflows.engine.nodes.template_transform import PreparedTemplate
 from app.workflows.engine.variables import to_text
 
 CONTEXT_MARK = "{{#context#}}"
-
-_jinja = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=True)  # prompts, not HTML
 
 
 class PromptMessage(msgspec.Struct, kw_only=True):
@@ -138,11 +136,12 @@ class LLMNode(Node):
                 self.messages[0].role = "user"
         except msgspec.ValidationError as exc:
             raise self.fail(f"prompt_template: {exc}") from None
-        self.templates: dict[int, jinja2.Template] = {}
+        # Jinja2 prompts: compiled here (nothing evaluated); trivial ones render in-process, others in the sandbox
+        self.templates: dict[int, PreparedTemplate] = {}
         for i, message in enumerate(self.messages):
             if message.edition_type == "jinja2":
                 try:
-                    self.templates[i] = _jinja.from_string(message.jinja2_text or "")
+                    self.templates[i] = PreparedTemplate(message.jinja2_text or "", "prompt")
                 except jinja2.TemplateSyntaxError as exc:
                     raise self.fail(
                         f"prompt_template[{i}].jinja2_text: {exc.message} (line {exc.lineno})"
@@ -157,7 +156,7 @@ class LLMNode(Node):
         except ValueError as exc:
             raise self.fail(f"completion_params.json_schema is not valid JSON: {exc}") from None
 
-    def _render(self, ctx: NodeContext, context: str | None) -> list[dict[str, str]]:
+    async def _render(self, ctx: NodeContext, context: str | None) -> list[dict[str, str]]:
         jinja_vars: dict[str, str] | None = None
         prompts = []
         for i, message in enumerate(self.messages):
@@ -168,8 +167,8 @@ class LLMNode(Node):
                     )
                     jinja_vars = {v.variable: jinja_value(ctx.pool.get(v.value_selector)) for v in variables}
                 try:
-                    text = self.templates[i].render(jinja_vars)
-                except Exception as exc:  # a user's template may raise anything
+                    text = await self.templates[i].render(ctx, jinja_vars)
+                except NodeRunError as exc:
                     raise NodeRunError(
                         f"prompt {i}: Jinja2 rendering failed: {exc}", "TemplateRenderError"
                     ) from None
@@ -216,7 +215,7 @@ class LLMNode(Node):
             context = context_text(ctx.pool.get(self.context_selector))
             if context:
                 inputs["#context#"] = context
-        prompts = self._render(ctx, context)
+        prompts = await self._render(ctx, context)
         messages: list[dict[str, Any]] = [{"role": p["role"], "content": p["text"]} for p in prompts]
         params = self.model.params(ctx.pool)
         if self.memory is not None:

@@ -1,78 +1,72 @@
-"""`template-transform`: renders a Jinja2 template over selected variables, in Jinja's sandbox.
+"""`template-transform`: renders a Jinja2 template over selected variables.
 
-Like Dify: no autoescaping, missing variables render empty, output capped at ``MAX_OUTPUT`` characters. The
-sandbox refuses unsafe attributes (``__class__``...) outright, and budgets ``range`` and ``*``/``**`` so
-that a template cannot loop or allocate without bound. Rendering runs in a worker thread.
+Like Dify: no autoescaping, missing variables render empty, output capped (``TEMPLATE_TRANSFORM_MAX_LENGTH``,
+400,000 characters by default). The template is compiled at import without evaluating anything
+(``engine.templating``). A *trivial* template (literal text and ``{{ name }}`` / ``{{ name.attr }}`` /
+``{{ name[0] }}`` outputs, see ``templating.is_trivial``) renders in-process: it costs no more than its inputs'
+size, and the node is then a pure node. Any other template
+is hostile until proven otherwise: it renders in a confined child process through the ``templates`` port (time,
+memory and output limits), so the node ``performs_io`` and the runner checkpoints around it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import operator
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, Literal, Protocol
 
 import jinja2
 import msgspec
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from app.workflows.engine import templating
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, convert
 
+#: output caps when no port says otherwise (Dify's TEMPLATE_TRANSFORM_MAX_LENGTH; LLM Jinja2 prompts)
 MAX_OUTPUT = 400_000
-#: total length of all ``range(...)`` calls in one render (nested loops multiply quickly)
-MAX_RANGE_TOTAL = 1_000_000
-#: largest exponent ``**`` accepts
-MAX_EXPONENT = 1_000
-#: largest integer (in bits) ``**`` may produce
-MAX_POWER_BITS = 100_000
+MAX_PROMPT_OUTPUT = 2_000_000
 
-_range_left: contextvars.ContextVar[list[int]] = contextvars.ContextVar("template_range_left")
+Purpose = Literal["transform", "prompt"]
 
 
-class TemplateTooLarge(Exception):
-    """The template's output or loops exceed their limits."""
+class TemplatesPort(Protocol):
+    """Renders templates that are not trivial, where a hostile one cannot stall or bloat the worker."""
+
+    def max_output(self, purpose: Purpose) -> int:
+        """The output cap (characters) for templates of this purpose, on either path."""
+        ...
+
+    async def render(self, source: str, variables: Mapping[str, Any], *, purpose: Purpose) -> str:
+        """The rendered text; raises NodeRunError (``TemplateTooLarge``, ``SecurityError``, ...)."""
+        ...
 
 
-def _budgeted_range(*args: int) -> range:
-    rng = range(*args)
-    left = _range_left.get([MAX_RANGE_TOTAL])
-    left[0] -= len(rng)
-    if left[0] < 0:
-        raise TemplateTooLarge(f"loops exceed {MAX_RANGE_TOTAL:,} iterations in total")
-    return rng
+def max_output(ctx: NodeContext, purpose: Purpose) -> int:
+    port: TemplatesPort | None = ctx.ports.templates
+    if port is not None:
+        return port.max_output(purpose)
+    return MAX_PROMPT_OUTPUT if purpose == "prompt" else MAX_OUTPUT
 
 
-class _Sandbox(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+class PreparedTemplate:
+    """A compiled template and how it must be rendered."""
 
-    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+    def __init__(self, source: str, purpose: Purpose) -> None:
+        self.source, self.purpose = source, purpose
+        self.compiled, self.trivial = templating.prepare(source, purpose)
 
-    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**":
-            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-                raise TemplateTooLarge(f"exponent {right} is larger than {MAX_EXPONENT}")
-            if (
-                isinstance(left, int)
-                and isinstance(right, int)
-                and left.bit_length() * right > MAX_POWER_BITS
-            ):
-                raise TemplateTooLarge(f"{left} ** {right} is too large a number")
-            return operator.pow(left, right)
-        for seq, count in ((left, right), (right, left)):
-            if (
-                isinstance(seq, str | list | tuple)
-                and isinstance(count, int)
-                and len(seq) * count > MAX_OUTPUT
-            ):
-                raise TemplateTooLarge(f"repeating a sequence beyond {MAX_OUTPUT:,} items")
-        return operator.mul(left, right)
-
-
-_ENV = _Sandbox(autoescape=False)
-_ENV.globals["range"] = _budgeted_range
+    async def render(self, ctx: NodeContext, variables: Mapping[str, Any]) -> str:
+        """In-process when trivial, else through the ``templates`` port; NodeRunError on failure."""
+        if self.trivial:
+            try:
+                return templating.render(self.compiled, variables, max_output=max_output(ctx, self.purpose))
+            except templating.TemplateFailure as exc:
+                raise NodeRunError(exc.message, exc.error_type) from None
+        port: TemplatesPort | None = ctx.ports.templates
+        if port is None:
+            raise NodeRunError(
+                "templates with logic render in the worker's sandbox, and none is configured", "TemplateError"
+            )
+        return await port.render(self.source, variables, purpose=self.purpose)
 
 
 class TemplateVariable(msgspec.Struct, kw_only=True):
@@ -94,34 +88,17 @@ class TemplateTransformNode(Node):
             if not var.variable.isidentifier():
                 raise self.fail(f"variables[{i}]: {var.variable!r} is not a valid template variable name")
         try:
-            self.compiled = _ENV.from_string(config.template)
+            self.template = PreparedTemplate(config.template, "transform")
         except jinja2.TemplateSyntaxError as exc:
             raise self.fail(f"template syntax error at line {exc.lineno}: {exc.message}") from None
         self.config = config
 
+    @property
+    def performs_io(self) -> bool:  # type: ignore[override]  # read per node by the engine
+        """Only a template that renders in the sandbox waits on the outside world."""
+        return not self.template.trivial
+
     async def run(self, ctx: NodeContext) -> NodeResult:
         variables = {v.variable: ctx.pool.get(v.value_selector) for v in self.config.variables}
-        text = await asyncio.to_thread(render, self.compiled, variables)
+        text = await self.template.render(ctx, variables)
         return NodeResult(inputs=variables, outputs={"output": text})
-
-
-def render(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
-    """Render with the budgets in place; NodeRunError with a readable reason when it fails."""
-    _range_left.set([MAX_RANGE_TOTAL])
-    parts: list[str] = []
-    size = 0
-    try:
-        for chunk in template.generate(**variables):
-            size += len(chunk)
-            if size > MAX_OUTPUT:
-                raise TemplateTooLarge(f"Output length exceeds {MAX_OUTPUT} characters")
-            parts.append(chunk)
-    except TemplateTooLarge as exc:
-        raise NodeRunError(str(exc), "TemplateTooLarge") from None
-    except SecurityError as exc:
-        raise NodeRunError(f"template refused: {exc}", "SecurityError") from None
-    except jinja2.TemplateError as exc:
-        raise NodeRunError(f"template error: {exc.message or exc}", type(exc).__name__) from None
-    except Exception as exc:  # expressions raise whatever Python raises (TypeError, ZeroDivisionError...)
-        raise NodeRunError(f"template error: {type(exc).__name__}: {exc}", "TemplateError") from None
-    return "".join(parts)

@@ -1,7 +1,7 @@
 """chat: end users, conversations, messages, feedback, conversation variables
 
-Revision ID: 0107_chat
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30 15:22:54.937371
 """
 
@@ -20,8 +20,8 @@ sa.GUID = advanced_alchemy.types.GUID
 sa.DateTimeUTC = advanced_alchemy.types.DateTimeUTC
 sa.JsonB = advanced_alchemy.types.JsonB
 
-revision: str = "0107_chat"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0011"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
