@@ -26,6 +26,9 @@ from sqlalchemy.exc import ProgrammingError
 from app import body_limits, runtime
 from app.annotations.controllers import AnnotationController
 from app.audio.controllers import AudioController
+from app.chat import controllers as chat
+from app.chat.completion import CompletionController
+from app.chat.conversation_controllers import ConversationController
 from app.errors import handle_exception
 from app.files.controllers import FileController, SignedFileController
 from app.health import HealthController
@@ -55,6 +58,7 @@ from app.workflows.console import DslController
 from app.workflows.controllers import WorkflowRunController
 from app.workflows.events import RunEventHub
 from app.workflows.openapi import document_streams
+from app.workflows.ports import make_llm
 from app.workflows.site import AppSiteController
 from app.workflows.streams import StreamSlots
 from db import engines, migrate, urls
@@ -83,6 +87,8 @@ ROUTES: list[Any] = [
     MetadataController,
     TagController,
     DatasetTagController,
+    ConversationController,
+    CompletionController,
     AppFormController,
     FileController,
     SignedFileController,
@@ -94,7 +100,7 @@ def limited_routers(settings: Settings) -> list[Router]:
     return [
         Router(
             path="/",
-            route_handlers=[WorkflowRunController],
+            route_handlers=[WorkflowRunController, chat.ChatController],
             request_max_body_size=body_limits.run_routes(settings),
         ),
         Router(
@@ -189,6 +195,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 "extensions": extensions(settings),
                 "stream_slots": stream_slots,
                 "retriever": Retriever(Embedders(settings)),
+                "llm": make_llm(settings),
+                # The run event stream of apps whose runs are not plain workflow runs (a chat turn's envelope).
+                "run_event_streams": {"advanced-chat": chat.run_events},
             }
         ),
         on_startup=[on_startup, document_streams],

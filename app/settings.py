@@ -50,6 +50,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm_model_map: dict[str, str] = msgspec.field(default_factory=dict)
     llm_timeout_seconds: float = 120.0
     llm_no_tool_models: tuple[str, ...] = ()
+    #: the models' context size in tokens, for the history budget of nodes with memory (0: unknown, 2000 tokens)
+    llm_context_tokens: int = 0
+    #: the "workspace default model" of conversation naming and suggested questions (None: the app's first LLM)
+    default_llm_model: str | None = None
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str | None = None
     embedding_api_base: str = "http://127.0.0.1:11434/v1"
@@ -194,6 +198,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         llm_timeout = float(number("SLUICE_LLM_TIMEOUT_SECONDS", float, 120.0))
         if llm_timeout <= 0:
             raise SettingsError(f"SLUICE_LLM_TIMEOUT_SECONDS must be positive, got {llm_timeout:g}")
+        llm_context_tokens = int(number("SLUICE_LLM_CONTEXT_TOKENS", int, 0))
+        if llm_context_tokens < 0:
+            raise SettingsError(f"SLUICE_LLM_CONTEXT_TOKENS must not be negative, got {llm_context_tokens}")
         code_sandbox = (get("CODE_SANDBOX") or "strict").lower()
         if code_sandbox not in ("strict", "relaxed", "off"):
             raise SettingsError(f"CODE_SANDBOX must be 'strict', 'relaxed' or 'off', got {code_sandbox!r}")
@@ -348,6 +355,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             llm_no_tool_models=tuple(
                 name.strip() for name in (get("SLUICE_LLM_NO_TOOL_MODELS") or "").split(",") if name.strip()
             ),
+            llm_context_tokens=llm_context_tokens,
+            default_llm_model=get("SLUICE_DEFAULT_LLM_MODEL"),
             embedding_provider=embedding_provider,  # type: ignore[arg-type]
             embedding_model=get("EMBEDDING_MODEL"),
             embedding_api_base=(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.chat.turn_end import ChatTurnEnds
 from app.human_input.pauses import HumanInputPauses
 from app.settings import Settings
 from app.workflows.runs.pauses import EndHook, Extensions, PauseKind
@@ -16,7 +17,7 @@ from app.workflows.runs.pauses import EndHook, Extensions, PauseKind
 #: Each pause kind, as the factory that builds it from the settings (tests add test-only kinds here).
 KIND_FACTORIES: list[Callable[[Settings], PauseKind]] = [HumanInputPauses]
 #: Each end hook, as the factory that builds it from the settings.
-END_HOOK_FACTORIES: list[Callable[[Settings], EndHook]] = []
+END_HOOK_FACTORIES: list[Callable[[Settings], EndHook]] = [ChatTurnEnds]
 
 
 def extensions(settings: Settings) -> Extensions:

@@ -39,6 +39,7 @@ class Task(enum.StrEnum):
 
     ADVANCE_WORKFLOW_RUN = ("advance_workflow_run", "workflows")
     RESUME_WORKFLOW_RUNS = ("resume_workflow_runs", "workflows")
+    GENERATE_CONVERSATION_NAME = ("generate_conversation_name", "workflows")
     HANDLE_HUMAN_INPUT_DEADLINES = ("handle_human_input_deadlines", "timers")
     SWEEP_HUMAN_INPUT_DEADLINES = ("sweep_human_input_deadlines", "timers")
     SEND_HUMAN_INPUT_EMAIL = ("send_human_input_email", "mail")

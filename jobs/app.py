@@ -23,6 +23,7 @@ TASK_MODULES = [
     "jobs.mail",
     "jobs.knowledge",
     "jobs.annotations",
+    "jobs.chat",
 ]
 
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)

@@ -29,6 +29,8 @@ class KeyContext(msgspec.Struct, frozen=True):
     type: str
     workspace_id: uuid.UUID
     app_id: uuid.UUID | None
+    #: the app's mode (``workflow``, ``advanced-chat``) for app keys
+    app_mode: str | None = None
 
 
 class CreatedKey(msgspec.Struct, frozen=True):
@@ -194,9 +196,9 @@ async def authenticate(session: AsyncSession, token: str) -> KeyContext | None:
     """The live key behind ``token``, or None. Lookup is by hash (unique index), so no secret is compared."""
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.type, ApiKey.workspace_id, ApiKey.app_id, ApiKey.last_used_at).where(
-                ApiKey.token_hash == hash_token(token), ApiKey.revoked_at.is_(None)
-            )
+            select(ApiKey.id, ApiKey.type, ApiKey.workspace_id, ApiKey.app_id, ApiKey.last_used_at, App.mode)
+            .outerjoin(App, App.id == ApiKey.app_id)
+            .where(ApiKey.token_hash == hash_token(token), ApiKey.revoked_at.is_(None))
         )
     ).first()
     if row is None:
@@ -204,4 +206,6 @@ async def authenticate(session: AsyncSession, token: str) -> KeyContext | None:
     now = datetime.datetime.now(datetime.UTC)
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=func.now()))
-    return KeyContext(key_id=row.id, type=row.type, workspace_id=row.workspace_id, app_id=row.app_id)
+    return KeyContext(
+        key_id=row.id, type=row.type, workspace_id=row.workspace_id, app_id=row.app_id, app_mode=row.mode
+    )

@@ -20,6 +20,7 @@ from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
 from app.schemas import NO_NUL, Limit, Page, PageNumber, unix
 from app.settings import Settings
+from app.tenancy.modes import require_workflow_app
 from app.tenancy.services import KeyContext
 from app.workflows import services
 from app.workflows.engine.graph import Graph
@@ -108,6 +109,7 @@ class WorkflowRunController(Controller):
         workflow_id: uuid.UUID | None,
     ) -> Response[Any]:
         assert key.app_id is not None
+        require_workflow_app(key, only_workflow=True)
         settings: Settings = request.app.state.settings
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
         slots: StreamSlots = request.app.state.stream_slots
@@ -178,6 +180,7 @@ class WorkflowRunController(Controller):
         self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID
     ) -> RunDetail:
         assert key.app_id is not None
+        require_workflow_app(key)
         run = await services.get_run(db_session, key.app_id, run_id)
         return RunDetail.of(run_data(run, await _paused(db_session, request.app.state.extensions.kinds, run)))
 
@@ -192,6 +195,7 @@ class WorkflowRunController(Controller):
     ) -> StopResult:
         """Stop a running or paused run (already ended: nothing happens)."""
         assert key.app_id is not None
+        require_workflow_app(key, only_workflow=True)
         await services.stop_run(db_session, request.app.state.extensions, key.app_id, task_id)
         return StopResult(result="success")
 
@@ -238,9 +242,15 @@ class WorkflowRunController(Controller):
         user: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
     ) -> Stream:
         """The run's events as Server-Sent Events: replay after `Last-Event-ID`, then live, until it finishes.
-        A finished run whose history the retention job removed (`WORKFLOW_LOG_RETENTION_DAYS`) answers 410
-        `run_events_purged`; the run itself is still there (`GET /workflows/run/{id}`)."""
+        A chat app's run is one turn of `user`: its events come in the chat envelope (`message` chunks,
+        `message_end`), followed across pauses to the end. A finished run whose history the retention job removed
+        (`WORKFLOW_LOG_RETENTION_DAYS`) answers 410 `run_events_purged`; the run itself is still there
+        (`GET /workflows/run/{id}`)."""
         assert key.app_id is not None
+        require_workflow_app(key)
+        other = request.app.state.run_event_streams.get(key.app_mode)
+        if other is not None:
+            return await other(request, db_session, key, run_id, last_event_id, user)  # type: ignore[no-any-return]
         run = await services.get_run(db_session, key.app_id, run_id)
         if run.purged_at is not None:
             raise services.RunEventsPurged()
@@ -257,6 +267,7 @@ class WorkflowRunController(Controller):
     ) -> PauseDetails:
         """The paused nodes of a run with what waits on each (a form's id, token, link and deadline)."""
         assert key.app_id is not None
+        require_workflow_app(key)
         run = await services.get_run(db_session, key.app_id, run_id)
         kinds: PauseKinds = request.app.state.extensions.kinds
         nodes = (await kinds.describe(db_session, [run_id])).get(run_id, [])

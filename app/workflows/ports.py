@@ -49,26 +49,34 @@ class SandboxCodePort:
             raise NodeRunError(exc.message, exc.error_type) from None
 
 
-def make_ports(
-    settings: Settings,
-    sessions: async_sessionmaker[AsyncSession] | None = None,
-    embedders: Embedders | None = None,
-    sandbox: Sandbox | None = None,
-) -> Ports:
-    from app.net.node_port import HttpNodePort
+def make_llm(settings: Settings) -> Any:
+    """The OpenAI-compatible client (``LLMPort``) the settings name."""
     from app.workflows.llm import OpenAIChat
 
-    llm = OpenAIChat(
+    return OpenAIChat(
         base_url=settings.openai_api_base,
         api_key=settings.openai_api_key,
         model_map=settings.llm_model_map,
         timeout=settings.llm_timeout_seconds,
         no_tool_models=settings.llm_no_tool_models,
     )
-    retriever = files = None
+
+
+def make_ports(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    embedders: Embedders | None = None,
+    sandbox: Sandbox | None = None,
+) -> Ports:
+    from app.chat.history import ConversationHistory
+    from app.net.node_port import HttpNodePort
+
+    llm = make_llm(settings)
+    retriever = files = history = None
     if sessions is not None:
         retriever = KnowledgePort(sessions, Retriever(embedders or Embedders(settings)))
         files = DatabaseFiles(sessions, FileSigner.of(settings), remote=remote_files(settings))
+        history = ConversationHistory(sessions, settings.llm_context_tokens)
     code = documents = templates = None
     if sandbox is not None:
         code = SandboxCodePort(sandbox, code_limits(settings))
@@ -82,5 +90,6 @@ def make_ports(
         http=HttpNodePort.from_settings(settings),
         files=files,
         documents=documents,
+        history=history,
         templates=templates,
     )

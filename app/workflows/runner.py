@@ -323,30 +323,55 @@ async def _load(session: AsyncSession, run_ids: list[uuid.UUID]) -> dict[uuid.UU
     return out
 
 
+class Built(msgspec.Struct, frozen=True):
+    graph: Graph
+    nodes: dict[str, Node]
+    #: The app's mode (``advanced-chat`` runs stream their reply through Answer nodes).
+    mode: str
+
+
 #: Workflow versions never change: each process builds a version's graph and nodes once.
-_BUILT: OrderedDict[uuid.UUID, tuple[Graph, dict[str, Node]]] = OrderedDict()
+_BUILT: OrderedDict[uuid.UUID, Built] = OrderedDict()
 _BUILT_MAX = 256
 
 
-async def _graph(session: AsyncSession, workflow_id: uuid.UUID) -> tuple[Graph, dict[str, Node]]:
+async def _graph(session: AsyncSession, workflow_id: uuid.UUID) -> Built:
     built = _BUILT.get(workflow_id)
     if built is None:
-        raw = await session.scalar(text("SELECT graph FROM workflows WHERE id = :id"), {"id": workflow_id})
-        graph = Graph.from_dsl(raw)
-        built = _BUILT[workflow_id] = (graph, build_nodes(graph))
+        row = (
+            await session.execute(
+                text(
+                    "SELECT w.graph, a.mode FROM workflows w JOIN apps a ON a.id = w.app_id WHERE w.id = :id"
+                ),
+                {"id": workflow_id},
+            )
+        ).one()
+        graph = Graph.from_dsl(row.graph)
+        built = _BUILT[workflow_id] = Built(graph=graph, nodes=build_nodes(graph), mode=row.mode)
         while len(_BUILT) > _BUILT_MAX:
             _BUILT.popitem(last=False)
     _BUILT.move_to_end(workflow_id)
     return built
 
 
-def _engine(runtime: Runtime, loaded: Loaded, graph: Graph, nodes: dict[str, Node], **options: Any) -> Engine:
+def _engine(runtime: Runtime, loaded: Loaded, built: Built, **options: Any) -> Engine:
     run = loaded.run
     info = RunInfo(
-        run_id=str(run.id), app_id=str(run.app_id), workflow_id=str(run.workflow_id), user_id=run.created_by
+        run_id=str(run.id),
+        app_id=str(run.app_id),
+        workflow_id=str(run.workflow_id),
+        user_id=run.created_by,
+        mode=built.mode,
     )
     return Engine(
-        graph, loaded.state, runtime.ports, info, runtime.limits, clock=runtime.clock, nodes=nodes, **options
+        built.graph,
+        loaded.state,
+        runtime.ports,
+        info,
+        runtime.limits,
+        clock=runtime.clock,
+        nodes=built.nodes,
+        **options,
     )
 
 
@@ -364,7 +389,7 @@ async def advance_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.U
             await session.rollback()
             await session.close()
             return "unchanged"
-        graph, nodes = await _graph(session, loaded.run.workflow_id)
+        built = await _graph(session, loaded.run.workflow_id)
     except BaseException:
         await session.close()
         raise
@@ -376,7 +401,7 @@ async def advance_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.U
         resuming=loaded.resuming,
         resolved=set(loaded.resolutions),
     )
-    engine = _engine(runtime, loaded, graph, nodes)
+    engine = _engine(runtime, loaded, built)
     try:
         outcome = await engine.run(recorder, loaded.resolutions)
     except Exception as exc:
@@ -426,7 +451,7 @@ async def resume_runs(
         failed: list[uuid.UUID] = []
         now = utcnow()
         for run_id, item in loaded.items():
-            graph, nodes = await _graph(session, item.run.workflow_id)
+            built = await _graph(session, item.run.workflow_id)
             recorder = Recorder(
                 runtime,
                 None,
@@ -437,7 +462,7 @@ async def resume_runs(
                 batch=True,
             )
             try:
-                outcome = await _engine(runtime, item, graph, nodes, stop_before_io=True).run(
+                outcome = await _engine(runtime, item, built, stop_before_io=True).run(
                     recorder, item.resolutions
                 )
             except Exception as exc:

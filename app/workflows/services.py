@@ -102,7 +102,7 @@ _VERSIONS: OrderedDict[uuid.UUID, Version] = OrderedDict()
 _VERSIONS_MAX = 256
 
 
-async def _version(session: AsyncSession, app_id: uuid.UUID, workflow_id: uuid.UUID | None) -> Version:
+async def version_of(session: AsyncSession, app_id: uuid.UUID, workflow_id: uuid.UUID | None) -> Version:
     """The app's latest version (or the given one): its id is read each time (a publish takes effect at once),
     the rest comes from the process's cache."""
     query = select(Workflow.id).where(Workflow.app_id == app_id)
@@ -190,7 +190,7 @@ async def start_run(
     and file inputs) are resolved first (``file_context`` signs their links; without it they cannot be used).
     Inputs larger than ``limits`` (the defaults when None) are refused with 400 ``input_too_large``."""
     check_input_sizes(inputs, limits or InputLimits())
-    version = await _version(session, app_id, workflow_id)
+    version = await version_of(session, app_id, workflow_id)
     start, start_node, environment, doc = version.start, version.start_node, version.environment, version.dsl
     try:
         values = start_node.validate_inputs(inputs)

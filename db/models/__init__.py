@@ -2,6 +2,14 @@
 
 from db.models.annotations import Annotation, AnnotationReplyJob, AnnotationSetting
 from db.models.base import Base
+from db.models.chat import (
+    Conversation,
+    ConversationVariable,
+    EndUser,
+    Message,
+    MessageFeedback,
+    MessageFile,
+)
 from db.models.human_input import HumanInputDelivery, HumanInputForm, HumanInputRecipient
 from db.models.knowledge import (
     ChildChunk,
@@ -34,12 +42,18 @@ __all__ = [
     "App",
     "Base",
     "ChildChunk",
+    "Conversation",
+    "ConversationVariable",
     "Dataset",
     "DatasetMetadata",
     "Document",
+    "EndUser",
     "HumanInputDelivery",
     "HumanInputForm",
     "HumanInputRecipient",
+    "Message",
+    "MessageFeedback",
+    "MessageFile",
     "Segment",
     "Tag",
     "UploadFile",

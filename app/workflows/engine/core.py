@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -38,7 +38,16 @@ from app.workflows.engine.nodes.base import (
     Ports,
     RunInfo,
 )
+from app.workflows.engine.response import (
+    CONTAINER_TYPES,
+    ResponseCoordinator,
+    ResponsePlan,
+    ResponseState,
+)
 from app.workflows.engine.variables import VariablePool
+
+#: Runs of this app mode stream their reply through Answer nodes (``engine/response.py``).
+CHAT_MODE = "advanced-chat"
 
 TAKEN, SKIPPED = "taken", "skipped"
 FINAL_NODE_STATUSES = {"succeeded", "failed", "exception", "skipped", "stopped"}
@@ -100,8 +109,12 @@ class RunState(msgspec.Struct, kw_only=True):
     exceptions: int = 0
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
     answer: str = ""
+    #: Files the Answer nodes output, in completion order (a chat run's ``outputs.files``).
+    answer_files: list[dict[str, Any]] = msgspec.field(default_factory=list)
     elapsed: float = 0.0
     next_index: int = 1
+    #: Where the Answer nodes' streaming stands (advanced-chat runs).
+    response: ResponseState = msgspec.field(default_factory=ResponseState)
 
 
 class NodeRun(msgspec.Struct, kw_only=True):
@@ -200,6 +213,12 @@ class Engine:
         self.scope = dict(scope or {})
         self.session_started = self.clock()
         self.start_id = graph.start_node().id
+        self.response: ResponseCoordinator | None = None
+        #: A chat run's answer streams through the root engine's coordinator; inside a container (a child
+        #: engine) answers reach the run's answer when they finish, and inner text chunks are not forwarded.
+        self.quiet = run.mode == CHAT_MODE and root is not None
+        if run.mode == CHAT_MODE and root is None:
+            self.response = ResponseCoordinator(response_plan(graph, self.nodes), state.response, self.pool)
         self.restarted: set[str] = set()
         for node_id, node_state in state.nodes.items():
             if node_state.status == "running":  # the previous attempt died mid-node: run it again
@@ -285,6 +304,8 @@ class Engine:
         paused = [n for n, s in self.state.nodes.items() if s.status == "paused"]
         if paused:
             return Outcome(status="paused", outputs=self.state.outputs, paused_nodes=paused)
+        if self.response is not None:
+            await self.response.advance(self._status_of, self._emitter(listener), final=True)
         status = "partial-succeeded" if self.state.exceptions else "succeeded"
         return Outcome(status=status, outputs=self.state.outputs)
 
@@ -370,6 +391,10 @@ class Engine:
         )
         if not await listener.node_started(record, self.state):
             raise _Stopped
+        if self.response is not None and spec.type == "answer":
+            # An Answer node that runs is certain to run, whatever the path analysis said.
+            self.response.activate(node_id)
+            await self.response.advance(self._status_of, self._emitter(listener))
 
     async def _execute(
         self, node_id: str, listener: Listener
@@ -387,7 +412,7 @@ class Engine:
             self.pool,
             self.ports,
             self.run_info,
-            lambda text, sel: listener.text_chunk(node_id, text, sel),
+            self._stream_to(node_id, listener),
         )
         attempt = 0
         while True:
@@ -455,7 +480,36 @@ class Engine:
                 record.result = handled
         if not await listener.node_finished(record, self.state):
             raise _Stopped
+        if self.response is not None and outcome is None:
+            self.response.activate_certain(self.state.edges, self._status_of)
+            await self.response.advance(self._status_of, self._emitter(listener))
         return outcome
+
+    # --- answer streaming (advanced-chat) -----------------------------------------------------------
+
+    def _status_of(self, node_id: str) -> str | None:
+        node_state = self.state.nodes.get(node_id)
+        return node_state.status if node_state is not None else None
+
+    def _emitter(self, listener: Listener) -> Callable[[str, list[str]], Awaitable[None]]:
+        async def emit(text: str, selector: list[str]) -> None:
+            await listener.text_chunk(selector[0], text, selector)
+
+        return emit
+
+    def _stream_to(self, node_id: str, listener: Listener) -> Callable[[str, list[str]], Awaitable[None]]:
+        """Where a node's streamed text goes: to listeners as it is (workflow runs), or to the response
+        coordinator, which forwards it when an Answer node's turn has come (chat runs)."""
+        if self.quiet:
+            return _drop_text
+        if self.response is None:
+            return lambda text, sel: listener.text_chunk(node_id, text, sel)
+        response, emit = self.response, self._emitter(listener)
+
+        async def stream(text: str, selector: list[str]) -> None:
+            await response.chunk(selector, text, self._status_of, emit)
+
+        return stream
 
     def _succeed(self, node_id: str, result: NodeResult) -> None:
         spec = self.graph.nodes[node_id]
@@ -468,7 +522,9 @@ class Engine:
         elif spec.type == "answer":  # inside a loop too: the run's answer grows round by round
             root = self.root.state
             root.answer += str(result.outputs.get("answer", ""))
-            root.outputs = {"answer": root.answer}
+            files = result.outputs.get("files")
+            root.answer_files += files if isinstance(files, list) else []
+            root.outputs = {"answer": root.answer, "files": root.answer_files}
         for edge in self.graph.outgoing.get(node_id, []):
             self.state.edges[edge.id] = TAKEN if edge.source_handle == result.edge_source_handle else SKIPPED
 
@@ -477,6 +533,24 @@ class Engine:
         if node_state is None or node_state.status != "paused":
             return  # already resolved by an earlier resume: harmless
         await self._finish(node_id, msgspec.structs.replace(result, pause=None), None, listener)
+
+
+async def _drop_text(text: str, selector: list[str]) -> None:
+    return None
+
+
+def response_plan(graph: Graph, nodes: Mapping[str, Node]) -> ResponsePlan:
+    """The graph's answer-streaming plan, built once per graph (graphs are cached per workflow version)."""
+    plan = graph.cache.get("response_plan")
+    if plan is None:
+        branching = {
+            node_id: node.branching or node.type in CONTAINER_TYPES or node.error_strategy == FAIL_BRANCH
+            for node_id, node in nodes.items()
+        }
+        writes = {node_id: set(node.conversation_writes()) for node_id, node in nodes.items()}
+        plan = graph.cache["response_plan"] = ResponsePlan(graph, branching, writes)
+    assert isinstance(plan, ResponsePlan)
+    return plan
 
 
 def build_nodes(graph: Graph, registry: Mapping[str, type[Node]] | None = None) -> dict[str, Node]:

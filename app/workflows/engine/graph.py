@@ -54,6 +54,8 @@ class Graph:
                 raise GraphError(f"duplicate node id {node.id!r}")
             self.nodes[node.id] = node
         self.edges: dict[str, Edge] = {}
+        #: What others derive from the graph once (it never changes), by name.
+        self.cache: dict[str, Any] = {}
         self.outgoing: dict[str, list[Edge]] = defaultdict(list)
         self.incoming: dict[str, list[Edge]] = defaultdict(list)
         for edge in edges:

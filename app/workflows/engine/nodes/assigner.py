@@ -17,7 +17,7 @@ import msgspec
 from app.workflows.engine import conditions
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, convert
-from app.workflows.engine.variables import ENVIRONMENT, SYSTEM, VariablePool
+from app.workflows.engine.variables import CONVERSATION, ENVIRONMENT, SYSTEM, VariablePool
 
 NUMBER_OPS = {"+=", "-=", "*=", "/="}
 ARRAY_OPS = {"append", "extend", "remove-first", "remove-last"}
@@ -93,6 +93,9 @@ class AssignerNode(Node):
                 if not (isinstance(item.value, list) and len(item.value) >= 2):
                     raise self.fail(f"{where}: value must be a variable selector")
                 item.value = [str(part) for part in item.value]
+
+    def conversation_writes(self) -> set[str]:
+        return {i.variable_selector[1] for i in self.items if i.variable_selector[0] == CONVERSATION}
 
     async def run(self, ctx: NodeContext) -> NodeResult:
         updated: dict[tuple[str, ...], Any] = {}

@@ -96,6 +96,7 @@ class Ports(msgspec.Struct, kw_only=True):
     http: Any = None  # the guarded HTTP client for user-supplied URLs (http_request)
     files: Any = None  # FilePort
     documents: Any = None  # document parsing in a confined child (document_extractor)
+    history: Any = None  # HistoryPort (llm): the conversation's earlier turns
     templates: Any = None  # TemplatesPort: Jinja2 rendering in a confined child (template_transform, llm)
 
 
@@ -169,6 +170,10 @@ class Node:
 
     def configure(self, data: Mapping[str, Any]) -> None:
         """Validate and keep the node's configuration; raise NodeConfigError with a clear message."""
+
+    def conversation_writes(self) -> set[str]:
+        """The conversation variables this node writes (an assigner's targets); none for most nodes."""
+        return set()
 
     def fail(self, message: str) -> NodeConfigError:
         return NodeConfigError(self.id, message)

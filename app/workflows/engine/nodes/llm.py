@@ -2,8 +2,14 @@
 
 Dify's node config: ``model {provider, name, mode: chat|completion, completion_params}``, ``prompt_template``
 (chat: a list of ``{role, text, edition_type, jinja2_text}``; completion: ``{text}``), ``prompt_config
-.jinja2_variables``, ``context {enabled, variable_selector}``; ``memory`` and ``vision`` are accepted and not
-used yet. Completion mode is sent as one user message: the port speaks chat completions only.
+.jinja2_variables``, ``context {enabled, variable_selector}``, ``memory {window, query_prompt_template,
+role_prefix}`` (chatflow spec 7.5: the conversation's earlier turns come from the ``history`` port); ``vision``
+is accepted and not used yet. Completion mode is sent as one user message: the port speaks chat completions only.
+
+With memory, a chat-mode prompt is the node's own messages, then the history (user/assistant pairs, the oldest
+dropped until it fits the budget), then one user message: ``query_prompt_template`` rendered, or ``sys.query``.
+A completion-mode prompt gets the history as ``<user prefix>: ...`` lines where it says ``#histories#`` (else in
+front), and ``#sys.query#`` replaced by the query.
 """
 
 from __future__ import annotations
@@ -18,9 +24,15 @@ import msgspec
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, convert, selector
 from app.workflows.engine.nodes.llm_common import (
+    MemoryConfig,
     ModelCall,
     ModelConfig,
+    history_budget,
+    history_messages,
+    history_text,
+    parse_memory,
     parse_model,
+    read_history,
     require_llm,
     saved_prompts,
     usage_dict,
@@ -107,6 +119,10 @@ class LLMNode(Node):
             self,
         )
         self.mode = self.config.model.mode
+        try:
+            self.memory: MemoryConfig | None = parse_memory(self.config.memory)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
         template = data.get("prompt_template")
         try:
             if self.mode == "chat":
@@ -164,6 +180,33 @@ class LLMNode(Node):
             prompts.append({"role": message.role, "text": text})
         return prompts
 
+    async def _with_memory(
+        self, ctx: NodeContext, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The prompt with the conversation's earlier turns and the query (chatflow spec 7.5)."""
+        assert self.memory is not None
+        turns = await read_history(ctx, self.memory)
+        history = history_messages(turns, history_budget(ctx, params, messages)) if turns else []
+        template = self.memory.query_prompt_template
+        query = ctx.pool.render(template) if template else str(ctx.pool.get(["sys", "query"]) or "")
+        if self.mode == "chat":
+            out = [*messages, *history]
+            if query:
+                out.append({"role": "user", "content": query})
+            return out
+        prefix = self.memory.role_prefix
+        if history and (prefix is None or not prefix.user or not prefix.assistant):
+            raise NodeRunError("Memory role prefix is required for completion model.", "LLMNodeError")
+        text = str(messages[0]["content"]) if messages else ""
+        lines = history_text(history, prefix.user, prefix.assistant) if history and prefix else ""
+        if "#histories#" in text:
+            text = text.replace("{{#histories#}}", lines).replace("#histories#", lines)
+        elif lines:
+            text = lines + "\n" + text
+        if query:
+            text = text.replace("#sys.query#", query)
+        return [{"role": "user", "content": text}]
+
     async def run(self, ctx: NodeContext) -> NodeResult:
         llm = require_llm(ctx, "LLMNodeError")
         inputs: dict[str, Any] = {}
@@ -173,13 +216,16 @@ class LLMNode(Node):
             if context:
                 inputs["#context#"] = context
         prompts = await self._render(ctx, context)
-        messages = [{"role": p["role"], "content": p["text"]} for p in prompts]
+        messages: list[dict[str, Any]] = [{"role": p["role"], "content": p["text"]} for p in prompts]
+        params = self.model.params(ctx.pool)
+        if self.memory is not None:
+            messages = await self._with_memory(ctx, messages, params)
 
         async def on_chunk(text: str) -> None:
             await ctx.stream(text, [self.id, "text"])
 
         started = time.perf_counter()
-        reply = await llm.chat(self.config.model.name, messages, self.model.params(ctx.pool), on_chunk)
+        reply = await llm.chat(self.config.model.name, messages, params, on_chunk)
         usage = usage_dict(reply.usage, time.perf_counter() - started)
         process_data = {
             "model_mode": self.mode,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
 from app.workflows.engine.errors import NodeRunError
-from app.workflows.engine.nodes.base import LLMUsage, NodeContext
+from app.workflows.engine.nodes.base import LLMUsage, NodeContext, RunInfo
 from app.workflows.engine.variables import TEMPLATE, VariablePool
 
 #: Dify completion params that mean the same to an OpenAI-compatible server.
@@ -177,3 +177,119 @@ def first_json_object(text: str) -> dict[str, Any] | None:
         if isinstance(value, dict):
             return value
     return None
+
+
+# --- memory: the conversation's earlier turns (chatflow spec 7.5) --------------------------------------------
+
+#: Dify reads at most this many messages of a conversation, window or not.
+MAX_HISTORY_MESSAGES = 500
+#: History budget when the model's context size is unknown (Dify's ``rest_tokens`` default).
+DEFAULT_HISTORY_TOKENS = 2000
+
+
+class MemoryWindow(msgspec.Struct, kw_only=True):
+    enabled: bool = False
+    size: int | None = None
+
+
+class RolePrefix(msgspec.Struct, kw_only=True):
+    user: str = ""
+    assistant: str = ""
+
+
+class MemoryConfig(msgspec.Struct, kw_only=True):
+    """A node's ``memory`` block: how much of the conversation it sees, and how (completion prompts)."""
+
+    window: MemoryWindow = msgspec.field(default_factory=MemoryWindow)
+    query_prompt_template: str | None = None
+    role_prefix: RolePrefix | None = None
+
+
+class HistoryMessage(msgspec.Struct, frozen=True):
+    """One earlier turn: what the user asked and the answer that was streamed back."""
+
+    query: str
+    answer: str
+
+
+class HistoryPort(Protocol):
+    """The conversation a chat run belongs to (``ports.history``). ``context_tokens`` is the models' context
+    size when known (0: unknown, and history gets Dify's default budget)."""
+
+    context_tokens: int
+
+    async def messages(self, run: RunInfo, conversation_id: str, limit: int) -> list[HistoryMessage]:
+        """The conversation's newest ``limit`` messages, the run's own among those counted but left out, oldest
+        first (Dify's ``TokenBufferMemory``)."""
+        ...
+
+
+def parse_memory(value: Any) -> MemoryConfig | None:
+    if not value:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError("memory must be an object")
+    fields = {
+        k: v
+        for k, v in value.items()
+        if v is not None and k in ("window", "query_prompt_template", "role_prefix")
+    }
+    try:
+        return msgspec.convert(fields, MemoryConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"memory: {exc}") from None
+
+
+def estimate_tokens(text: str) -> int:
+    """A model-independent guess (about four bytes a token); Sluice does not know each model's tokenizer."""
+    return (len(text.encode()) + 3) // 4 + 1
+
+
+async def read_history(ctx: NodeContext, memory: MemoryConfig | None) -> list[HistoryMessage]:
+    """The turns a node with ``memory`` sees: none outside a conversation or without a history port."""
+    conversation_id = ctx.pool.get(["sys", "conversation_id"])
+    port = ctx.ports.history
+    if memory is None or port is None or not conversation_id:
+        return []
+    size = memory.window.size if memory.window.enabled else None
+    limit = min(size, MAX_HISTORY_MESSAGES) if size and size > 0 else MAX_HISTORY_MESSAGES
+    return list(await port.messages(ctx.run, str(conversation_id), limit))
+
+
+def history_budget(ctx: NodeContext, params: Mapping[str, Any], prompt: Sequence[Mapping[str, Any]]) -> int:
+    """Tokens the history may use: the context size minus ``max_tokens`` and the prompt (Dify), or 2000 when the
+    context size is unknown."""
+    context = int(getattr(ctx.ports.history, "context_tokens", 0) or 0)
+    if context <= 0:
+        return DEFAULT_HISTORY_TOKENS
+    used = sum(estimate_tokens(str(m.get("content") or "")) for m in prompt)
+    return max(context - int(params.get("max_tokens") or 0) - used, 0)
+
+
+def history_messages(turns: Sequence[HistoryMessage], budget: int) -> list[dict[str, str]]:
+    """The turns as chat messages (user, assistant), the oldest dropped one by one until they fit ``budget``
+    (never fewer than one)."""
+    messages: list[dict[str, str]] = []
+    for turn in turns:
+        messages.append({"role": "user", "content": turn.query})
+        messages.append({"role": "assistant", "content": turn.answer})
+    total = sum(estimate_tokens(m["content"]) for m in messages)
+    while total > budget and len(messages) > 1:
+        total -= estimate_tokens(messages.pop(0)["content"])
+    return messages
+
+
+def history_text(
+    messages: Sequence[Mapping[str, str]], human: str = "Human", assistant: str = "Assistant"
+) -> str:
+    """History as prompt text, one ``<prefix>: <content>`` line per message."""
+    return "\n".join(f"{human if m['role'] == 'user' else assistant}: {m['content']}" for m in messages)
+
+
+async def memory_text(ctx: NodeContext, memory: MemoryConfig | None, params: Mapping[str, Any]) -> str:
+    """History as the ``Human:``/``Assistant:`` text that classifier and extractor prompts embed ("" without
+    memory or outside a conversation)."""
+    turns = await read_history(ctx, memory)
+    if not turns:
+        return ""
+    return history_text(history_messages(turns, history_budget(ctx, params, [])))

@@ -19,8 +19,8 @@ Dify's behaviour (graphon ``ParameterExtractorNode``), which DSLs rely on:
 Deliberate differences: the query is put into the prompt *after* template rendering, so a user's text is
 never read as a template (Dify renders the finished prompt again, letting input such as ``{{#env.KEY#}}``
 pull other variables into the prompt); JSON is found string-aware (Dify's bracket count stops at a ``}``
-inside a string and may then return an inner object). ``memory`` is accepted, but workflow runs have no
-conversation history, so ``<histories>`` stays empty; ``vision`` is accepted and files are not sent yet.
+inside a string and may then return an inner object). ``memory`` fills ``<histories>`` with the
+conversation's earlier turns in chat runs (empty in workflow runs); ``vision`` is accepted and files are not sent yet.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, Retry
 from app.workflows.engine.nodes.llm_common import (
     ModelCall,
     first_json_object,
+    memory_text,
+    parse_memory,
     parse_model,
     require_llm,
     saved_prompts,
@@ -99,6 +101,10 @@ class ParameterExtractorNode(Node):
         self.instruction = config.instruction or ""
         self.reasoning_mode = config.reasoning_mode or "function_call"
         self.mode = self.model.model.mode
+        try:
+            self.memory = parse_memory(config.memory)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
 
     def _uses_tools(self, llm: Any) -> bool:
         if self.reasoning_mode != "function_call" or self.mode != "chat":
@@ -112,12 +118,13 @@ class ParameterExtractorNode(Node):
         instruction = ctx.pool.render(self.instruction)
         schema = json_schema(self.parameters, [ctx.pool.render(p.description) for p in self.parameters])
         tools = [extraction_tool(schema)] if self._uses_tools(llm) else None
+        histories = await memory_text(ctx, self.memory, self.model.params(ctx.pool))
         if tools:
-            messages = function_calling_messages(query, instruction, "", schema)
+            messages = function_calling_messages(query, instruction, histories, schema)
         elif self.mode == "chat":
-            messages = prompt_mode_messages(query, instruction, "", schema)
+            messages = prompt_mode_messages(query, instruction, histories, schema)
         else:
-            messages = completion_messages(query, instruction, "", schema)
+            messages = completion_messages(query, instruction, histories, schema)
         inputs = {
             "query": query,
             "files": [],

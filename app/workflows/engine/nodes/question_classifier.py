@@ -19,8 +19,8 @@ Dify's behaviour (graphon ``QuestionClassifierNode``), which DSLs rely on:
 Deliberate differences: where Dify fails with "Extra data" because the model wrote two JSON objects (issue
 42006), the first complete object is used; a ``category_id`` the model wrote as a number (``1`` for class
 ``"1"``) matches that class instead of silently falling back to the first one. The text is put into the
-prompt after template rendering, so a user's text is never read as a template. ``memory`` is accepted, but
-workflow runs have no conversation history; ``vision`` is accepted and files are not sent yet.
+prompt after template rendering, so a user's text is never read as a template. ``memory`` gives the
+conversation's earlier turns in chat runs (``Human:``/``Assistant:`` lines in the Memory section); ``vision`` is accepted and files are not sent yet.
 ``error_strategy: default-value`` (which Dify's editor does not offer here) makes Dify's engine fail the run
 ("did not select any edge"); here the handled result leaves by ``source``, so every class branch is skipped.
 """
@@ -40,6 +40,8 @@ from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, Retry
 from app.workflows.engine.nodes.llm_common import (
     ModelCall,
     first_json_object,
+    memory_text,
+    parse_memory,
     parse_model,
     require_llm,
     saved_prompts,
@@ -146,6 +148,10 @@ class QuestionClassifierNode(Node):
         self.classes = config.classes
         self.instruction = config.instruction or ""
         self.mode = self.model.model.mode
+        try:
+            self.memory = parse_memory(config.memory)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
 
     def _choose(self, answer: Any) -> int:
         """The index of the chosen class: the one the answer names, else the first."""
@@ -169,7 +175,8 @@ class QuestionClassifierNode(Node):
         ]
         instruction = ctx.pool.render(self.instruction)
         build = chat_messages if self.mode == "chat" else completion_messages
-        messages = build(text, categories, instruction, "")
+        histories = await memory_text(ctx, self.memory, self.model.params(ctx.pool))
+        messages = build(text, categories, instruction, histories)
         started = time.perf_counter()
         reply = await llm.chat(self.model.model.name, messages, self.model.params(ctx.pool))
         usage = usage_dict(reply.usage, time.perf_counter() - started)

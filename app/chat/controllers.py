@@ -1,0 +1,261 @@
+"""Chat Service API (app key): chat messages (blocking and streaming), stop, and a turn's event stream.
+
+Everything is checked before a stream opens (chatflow spec 9): a request that cannot start a turn gets the 4xx
+JSON Dify's blocking mode would give. The turn's records and its run's job are committed before the response
+starts, so the stream reads what the worker writes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import Controller, Request, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.response import Response, Stream
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth import app_key_guard, provide_key
+from app.chat import end_users, turns
+from app.chat.schemas import ChatMessage, ChatRequest, PausedChatMessage, Result, UserBody
+from app.chat.stream import Envelope, answered, follow
+from app.clock import utcnow
+from app.errors import InvalidParam, NotFound, responses
+from app.files.remote import remote_files
+from app.files.run_inputs import FileContext
+from app.files.signing import FileSigner
+from app.human_input import forms as human_forms
+from app.schemas import NO_NUL, unix
+from app.settings import Settings
+from app.tenancy.modes import require_chat_app
+from app.tenancy.services import KeyContext
+from app.workflows.events import wait_for_run
+from app.workflows.runs import transitions
+from app.workflows.runs.pauses import Extensions
+from db.models import EndUser, HumanInputForm, Message
+
+#: A blocking call returns when the turn ends or pauses; past this it answers with what the turn has so far.
+BLOCKING_TIMEOUT_SECONDS = 600.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+STOPPED_BY_USER = "Stopped by user."
+
+
+def sessions_of(request: Request[Any, Any, Any]) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.alchemy.create_session_maker()  # type: ignore[no-any-return]
+
+
+def envelope(message: Message | turns.Turn, end_user: EndUser | None, user: str) -> Envelope:
+    if isinstance(message, turns.Turn):
+        return Envelope(
+            message_id=str(message.message_id),
+            conversation_id=str(message.conversation_id),
+            created_at=unix(message.created_at) or 0,
+            task_id=str(message.task_id),
+            end_user_id=str(message.end_user_id),
+            user=message.user,
+        )
+    return Envelope(
+        message_id=str(message.id),
+        conversation_id=str(message.conversation_id) if message.conversation_id else None,
+        created_at=unix(message.created_at) or 0,
+        task_id=str(message.workflow_run_id or message.id),
+        end_user_id=str(message.end_user_id),
+        user=end_user.session_id if end_user else user,
+        mode=message.mode,
+    )
+
+
+async def blocking_answer(
+    request: Request[Any, Any, Any], turn: turns.Turn
+) -> ChatMessage | PausedChatMessage:
+    """Wait for the turn's run to end (or pause) and answer as Dify's blocking mode does."""
+    env = envelope(turn, None, turn.user)
+    metadata = dict(turn.metadata)
+    answer = turn.answer or ""
+    if turn.run_id is not None:
+        sessions = sessions_of(request)
+        run = await wait_for_run(sessions, request.app.state.hub, turn.run_id, BLOCKING_TIMEOUT_SECONDS)
+        if run.status == "failed":
+            raise InvalidParam(f"Run failed: {run.error}")
+        async with sessions() as session:
+            message = await session.get_one(Message, turn.message_id)
+            answer, metadata = message.answer, dict(message.message_metadata or {})
+            if run.status == "paused":
+                return PausedChatMessage(
+                    event="workflow_paused",
+                    task_id=env.task_id,
+                    id=env.message_id,
+                    message_id=env.message_id,
+                    conversation_id=env.conversation_id,
+                    mode=env.mode,
+                    answer=answer,
+                    metadata=metadata,
+                    created_at=env.created_at,
+                    workflow_run_id=str(run.id),
+                    data={
+                        "id": env.message_id,
+                        "mode": env.mode,
+                        "conversation_id": env.conversation_id,
+                        "message_id": env.message_id,
+                        "workflow_run_id": str(run.id),
+                        "answer": answer,
+                        "metadata": metadata,
+                        "created_at": env.created_at,
+                        "paused_nodes": [
+                            n
+                            for n, s in ((run.state or {}).get("nodes") or {}).items()
+                            if s.get("status") == "paused"
+                        ],
+                        "reasons": await pause_reasons(session, request.app.state.settings, run.id),
+                        "status": "paused",
+                        "elapsed_time": round(run.elapsed_time, 6),
+                        "total_tokens": run.total_tokens,
+                        "total_steps": run.total_steps,
+                    },
+                )
+    else:
+        metadata.pop("annotation_reply", None)
+    return ChatMessage(
+        event="message",
+        task_id=env.task_id,
+        id=env.message_id,
+        message_id=env.message_id,
+        conversation_id=env.conversation_id,
+        mode=env.mode,
+        answer=answer,
+        metadata=metadata,
+        created_at=env.created_at,
+    )
+
+
+async def pause_reasons(session: AsyncSession, settings: Settings, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The waiting forms of a paused turn, as Dify 1.14's ``PauseReason`` objects."""
+    found = list(
+        (
+            await session.scalars(
+                select(HumanInputForm)
+                .where(HumanInputForm.run_id == run_id, HumanInputForm.status == "waiting")
+                .order_by(HumanInputForm.created_at, HumanInputForm.node_id)
+            )
+        ).all()
+    )
+    tokens = await human_forms.webapp_tokens(session, settings, [f.id for f in found])
+    return [
+        {
+            "TYPE": "human_input_required",
+            **human_forms.required_event(form),
+            "display_in_ui": True,
+            "form_token": tokens.get(form.id),
+        }
+        for form in found
+    ]
+
+
+class ChatController(Controller):
+    path = "/v1"
+    guards = [app_key_guard]
+    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
+    tags = ["service api: chat"]
+    security = [{"ApiKey": []}]
+
+    @post("/chat-messages", status_code=200, responses=responses(400, 401, 404, 409))
+    async def chat(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, data: ChatRequest
+    ) -> Response[Any]:
+        """Send a chat message. `response_mode: streaming` answers with Server-Sent Events; every check is made
+        before the stream opens."""
+        require_chat_app(key)
+        settings: Settings = request.app.state.settings
+        files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
+        turn = await turns.start_turn(db_session, key, data, files, request.app.state.retriever.embedders)
+        await (
+            db_session.commit()
+        )  # the run's job may start now; the response must not wait for the request's end
+        if data.response_mode != "streaming":
+            return Response(await blocking_answer(request, turn))
+        env = envelope(turn, None, turn.user)
+        stream: AsyncIterator[bytes]
+        if turn.run_id is None:
+            stream = answered(env, turn.answer or "", turn.metadata)
+        else:
+            stream = follow(
+                sessions_of(request),
+                request.app.state.hub,
+                request.app.state.extensions.kinds,
+                env,
+                turn.run_id,
+            )
+        return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @post("/chat-messages/{task_id:str}/stop", status_code=200, responses=responses(400, 401))
+    async def stop(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        key: KeyContext,
+        task_id: str,
+        data: UserBody,
+    ) -> Result:
+        """Stop a turn (its run, including a model call in flight, and a paused turn's forms). Always
+        `{"result": "success"}`; only the user who started the turn can stop it."""
+        require_chat_app(key)
+        assert key.app_id is not None
+        try:
+            run_id = uuid.UUID(task_id)
+        except ValueError:
+            return Result()
+        end_user = await end_users.find(db_session, key.app_id, data.user)
+        if end_user is None:
+            return Result()
+        owned = await db_session.scalar(
+            select(Message.id).where(
+                Message.workflow_run_id == run_id,
+                Message.app_id == key.app_id,
+                Message.end_user_id == end_user.id,
+            )
+        )
+        if owned is not None:
+            extensions: Extensions = request.app.state.extensions
+            await transitions.stop(db_session, extensions, [run_id], STOPPED_BY_USER, utcnow())
+        return Result()
+
+
+async def run_events(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    key: KeyContext,
+    run_id: uuid.UUID,
+    last_event_id: int | None,
+    user: str | None,
+) -> Stream:
+    """``GET /v1/workflow/{run_id}/events`` of an advanced-chat app: the turn's chat stream, followed across
+    pauses to its end. The run must be a turn of ``user`` (anyone else: 404)."""
+    assert key.app_id is not None
+    end_user = await end_users.find(db_session, key.app_id, user)
+    message = None
+    if end_user is not None:
+        message = await db_session.scalar(
+            select(Message).where(
+                Message.workflow_run_id == run_id,
+                Message.app_id == key.app_id,
+                Message.end_user_id == end_user.id,
+            )
+        )
+    if message is None:
+        raise NotFound("Workflow run not found.")
+    stream = follow(
+        sessions_of(request),
+        request.app.state.hub,
+        request.app.state.extensions.kinds,
+        envelope(message, end_user, user or ""),
+        run_id,
+        last_event_id or 0,
+        follow_pauses=True,
+    )
+    return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+UserQuery = Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)]

@@ -1,0 +1,357 @@
+"""One chat turn's start (chatflow spec 7.1): everything checkable is checked here, before any stream opens, and the
+turn's records and its run's first job commit in the caller's one transaction.
+
+In order: the query, the workflow version, the end user, the conversation (owned by this user; row-locked, so two
+turns of one conversation are decided one after the other), the inputs and files, the conversation variables,
+the annotation reply (a stored answer ends the turn without a run), then the message, its files and the run.
+
+One turn at a time per conversation (spec 7.8, Sluice's choice): a turn is refused with 409 while the previous
+turn's run is running or paused. Turns are therefore never interleaved, each sees the history committed before
+it, and a paused turn is resumed or stopped before the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from advanced_alchemy.mixins.uuid import uuid7
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.annotations import services as annotation_replies
+from app.chat import end_users, variables
+from app.chat.errors import (
+    BadRequest,
+    ConversationBusy,
+    ConversationNotExists,
+    QueryRequired,
+    WorkflowNotPublished,
+)
+from app.chat.schemas import ChatRequest
+from app.clock import utcnow
+from app.errors import InvalidParam, NotFound
+from app.files.run_inputs import FileContext, resolve_run_files
+from app.knowledge.providers import Embedders
+from app.tenancy.services import KeyContext
+from app.workflows import services as workflows
+from app.workflows.engine.core import initial_state
+from app.workflows.engine.errors import InputError
+from app.workflows.runs import transitions
+from db import queue
+from db.models import Conversation, EndUser, Message, MessageFile
+
+MODE = "advanced-chat"
+#: A new conversation is named after its first query, cut here (Dify), until the generated name arrives.
+NAME_LENGTH = 20
+#: The background naming starts this long after the first turn (Dify: about a second).
+NAMING_DELAY = datetime.timedelta(seconds=1)
+#: ``{{var}}`` in an opening statement (Dify's ``PromptTemplateParser``).
+_OPENING_VARIABLE = re.compile(r"\{\{([a-zA-Z_][a-zA-Z0-9_]{0,29})\}\}")
+
+
+class Turn(msgspec.Struct, kw_only=True):
+    """A started turn. ``run_id`` is None when an annotation answered (``answer`` holds it)."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    end_user_id: uuid.UUID
+    user: str
+    run_id: uuid.UUID | None
+    created_at: datetime.datetime
+    answer: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def task_id(self) -> uuid.UUID:
+        """What the stop endpoint takes: the run (Sluice's task), or the message when no run answers."""
+        return self.run_id or self.message_id
+
+
+def short_name(query: str) -> str:
+    return query[:NAME_LENGTH] + "…" if len(query) > NAME_LENGTH else query
+
+
+def introduction(features: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
+    """The opening statement with its ``{{var}}`` filled from the first turn's inputs (unknown ones kept)."""
+    opening = features.get("opening_statement")
+    if not isinstance(opening, str) or not opening:
+        return ""
+    return _OPENING_VARIABLE.sub(
+        lambda m: str(inputs[m.group(1)]) if m.group(1) in inputs else m.group(0), opening
+    )
+
+
+def features_of(dsl: Mapping[str, Any]) -> dict[str, Any]:
+    workflow = dsl.get("workflow") if isinstance(dsl, Mapping) else None
+    features = (workflow or {}).get("features") if isinstance(workflow, Mapping) else None
+    return dict(features) if isinstance(features, Mapping) else {}
+
+
+def parse_workflow_id(value: str | None) -> uuid.UUID | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise BadRequest(f"Invalid workflow_id format: '{value}'. ") from None
+
+
+def parse_conversation_id(value: str | None) -> uuid.UUID | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise InvalidParam("conversation_id must be a valid UUID") from None
+
+
+async def _locked_conversation(
+    session: AsyncSession, app_id: uuid.UUID, end_user: EndUser, conversation_id: uuid.UUID
+) -> tuple[Conversation, int]:
+    """The user's conversation, row-locked until the turn commits, and the number of its messages. Refused while
+    its last turn is running or paused: under the lock, that answer cannot change before this turn commits."""
+    conversation = await session.scalar(
+        select(Conversation)
+        .where(
+            Conversation.id == conversation_id,
+            Conversation.app_id == app_id,
+            Conversation.end_user_id == end_user.id,
+        )
+        .with_for_update()
+    )
+    if conversation is None:
+        raise ConversationNotExists
+    row = (
+        await session.execute(
+            text(
+                """
+                SELECT (SELECT count(*) FROM messages WHERE conversation_id = :id) AS messages,
+                       (SELECT r.status FROM messages m JOIN workflow_runs r ON r.id = m.workflow_run_id
+                        WHERE m.conversation_id = :id ORDER BY m.created_at DESC LIMIT 1) AS last_status
+                """
+            ),
+            {"id": conversation_id},
+        )
+    ).one()
+    if row.last_status in ("running", "paused"):
+        raise ConversationBusy
+    return conversation, int(row.messages)
+
+
+async def start_turn(
+    session: AsyncSession,
+    key: KeyContext,
+    request: ChatRequest,
+    files: FileContext,
+    embedders: Embedders | None,
+) -> Turn:
+    """Check a chat request and start its turn in the caller's transaction (services never commit)."""
+    assert key.app_id is not None
+    app_id = key.app_id
+    query = request.query.replace("\x00", "")
+    if not query:
+        raise QueryRequired
+    workflow_id = parse_workflow_id(request.workflow_id)
+    try:
+        version = await workflows.version_of(session, app_id, workflow_id)
+    except NotFound:
+        if workflow_id is None:
+            raise WorkflowNotPublished from None
+        raise NotFound(f"Workflow not found with id: {request.workflow_id}") from None
+    end_user = await end_users.ensure(session, app_id, key.workspace_id, request.user)
+    conversation: Conversation | None = None
+    count = 0
+    conversation_id = parse_conversation_id(request.conversation_id)
+    if conversation_id is not None:
+        conversation, count = await _locked_conversation(session, app_id, end_user, conversation_id)
+
+    try:
+        values = version.start_node.validate_inputs(request.inputs)
+    except InputError as exc:
+        raise InvalidParam(str(exc)) from None
+    features = features_of(version.dsl)
+    upload = features.get("file_upload")
+    sent_files = request.files if isinstance(upload, Mapping) and upload.get("enabled") else None
+    values, system_files = await resolve_run_files(
+        session,
+        files,
+        app_id=app_id,
+        user=request.user,
+        variables=version.start_node.config.variables,
+        dsl=version.dsl,
+        inputs=values,
+        files=sent_files,
+    )
+
+    now = utcnow()
+    new = conversation is None
+    if conversation is None:
+        conversation = Conversation(
+            app_id=app_id,
+            end_user_id=end_user.id,
+            mode=MODE,
+            name=short_name(query),
+            inputs=values,
+            introduction=introduction(features, values),
+        )
+        session.add(conversation)
+        await session.flush()
+    else:
+        conversation.updated_at = now
+
+    matched = (
+        await annotation_replies.match_annotation(session, app_id, query, embedders=embedders)
+        if embedders
+        else None
+    )
+    run_id = None if matched is not None else uuid.uuid4()
+    message = Message(
+        id=uuid7(),
+        app_id=app_id,
+        conversation_id=conversation.id,
+        end_user_id=end_user.id,
+        workflow_run_id=run_id,
+        mode=MODE,
+        inputs=values,
+        query=query,
+        created_at=now,
+        message_metadata={"annotation_reply": None, "retriever_resources": [], "usage": zero_usage()},
+    )
+    if matched is not None:
+        await annotation_replies.record_hit(session, matched)
+        message.answer = matched.answer
+        message.message_metadata = {
+            "annotation_reply": {
+                "id": str(matched.id),
+                "account": {"id": str(key.workspace_id), "name": "API"},
+            },
+            "retriever_resources": [],
+            "usage": zero_usage(),
+        }
+    turn = Turn(
+        message_id=message.id,
+        conversation_id=conversation.id,
+        end_user_id=end_user.id,
+        user=request.user,
+        run_id=run_id,
+        created_at=now,
+        answer=message.answer if matched is not None else None,
+        metadata=message.message_metadata,
+    )
+    if run_id is not None:
+        # The run first: the message references it.
+        await _start_run(session, version, turn, count, values, system_files, query, app_id)
+    session.add(message)
+    await session.flush()
+    session.add_all(
+        MessageFile(
+            message_id=message.id,
+            belongs_to="user",
+            type=str(f.get("type") or "custom"),
+            transfer_method=str(f.get("transfer_method") or "local_file"),
+            upload_file_id=_uuid(f.get("related_id")),
+            url=f.get("remote_url"),
+            file=f,
+        )
+        for f in system_files
+    )
+    if new and request.auto_generate_name:
+        await queue.defer_jobs(
+            session,
+            [
+                queue.JobSpec(
+                    task=queue.Task.GENERATE_CONVERSATION_NAME,
+                    args={"conversation_id": str(conversation.id)},
+                    schedule_at=now + NAMING_DELAY,
+                )
+            ],
+        )
+    return turn
+
+
+async def _start_run(
+    session: AsyncSession,
+    version: workflows.Version,
+    turn: Turn,
+    count: int,
+    values: dict[str, Any],
+    system_files: list[dict[str, Any]],
+    query: str,
+    app_id: uuid.UUID,
+) -> None:
+    """The turn's run: ``sys.*`` (spec 7.2), the conversation variables (seeded), and its first job."""
+    assert turn.run_id is not None
+    conversation_values = await variables.seed(
+        session, app_id, turn.conversation_id, variables.declared(version.dsl)
+    )
+    system = {
+        "query": query,
+        "files": system_files,
+        "conversation_id": str(turn.conversation_id),
+        "user_id": turn.user,
+        "dialogue_count": count + 1,
+        "app_id": str(app_id),
+        "workflow_id": str(version.id),
+        "workflow_run_id": str(turn.run_id),
+    }
+    pools = {
+        **version.environment,
+        "conversation": {**version.environment["conversation"], **conversation_values},
+    }
+    state = initial_state(values, system, version.start.id, **pools)
+    # Dify's chatflow runs show ``sys.*`` among their inputs (all but the conversation id).
+    run_inputs = {**values, **{f"sys.{k}": v for k, v in system.items() if k != "conversation_id"}}
+    await transitions.start(
+        session,
+        run_id=turn.run_id,
+        app_id=app_id,
+        workflow_id=version.id,
+        inputs=run_inputs,
+        user=turn.user,
+        state=msgspec.to_builtins(state),
+        created_at=turn.created_at,
+    )
+
+
+def zero_usage() -> dict[str, Any]:
+    """Usage of a turn that called no model (Dify's ``LLMUsage.empty_usage``)."""
+    return usage(0, 0, 0, 0.0)
+
+
+def usage(
+    prompt_tokens: int,
+    completion_tokens: int,
+    total_tokens: int,
+    latency: float,
+    time_to_first_token: float | None = None,
+    time_to_generate: float | None = None,
+) -> dict[str, Any]:
+    """Usage as ``message_end`` reports it; prices are unknown to Sluice, so zero (as Dify's decimal strings)."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "prompt_unit_price": "0",
+        "prompt_price_unit": "0",
+        "prompt_price": "0",
+        "completion_tokens": completion_tokens,
+        "completion_unit_price": "0",
+        "completion_price_unit": "0",
+        "completion_price": "0",
+        "total_tokens": total_tokens,
+        "total_price": "0",
+        "currency": "USD",
+        "latency": round(latency, 3),
+        "time_to_first_token": time_to_first_token,
+        "time_to_generate": time_to_generate,
+    }
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,131 @@
+"""A chat turn end to end: blocking and streaming, memory reaching the model, a conversation variable counting
+turns, the stored messages and conversations."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.chat.conftest import chat, events, import_app, names
+from tests.support.fake_openai import FakeOpenAI
+
+COUNTER = """
+version: 0.1.5
+kind: app
+app: {name: Counter, mode: advanced-chat}
+workflow:
+  conversation_variables:
+    - {id: 3f0a8a43-8b5d-4ad1-9f43-0e8f1d2c4b11, name: turns, value_type: number, value: 0, description: turns so far, selector: [conversation, turns]}
+    - {id: 9b2b6f31-1c0e-4bb8-a2a7-1d9c9e7f5c22, name: topics, value_type: "array[string]", value: [], description: '', selector: [conversation, topics]}
+  features:
+    opening_statement: "Hello {{name}}"
+    retriever_resource: {enabled: true}
+  graph:
+    nodes:
+      - id: start
+        data:
+          type: start
+          title: Start
+          variables:
+            - {variable: name, label: Name, type: text-input, required: true, max_length: 20}
+      - id: llm
+        data:
+          type: llm
+          title: LLM
+          model: {provider: openai, name: fake-chat, mode: chat, completion_params: {}}
+          prompt_template:
+            - {role: system, text: "You talk to {{#start.name#}}."}
+          memory:
+            window: {enabled: true, size: 10}
+            query_prompt_template: "{{#sys.query#}}"
+      - id: count
+        data:
+          type: assigner
+          title: Count
+          version: '2'
+          items:
+            - {variable_selector: [conversation, turns], input_type: constant, operation: +=, value: 1}
+            - {variable_selector: [conversation, topics], input_type: variable, operation: append, value: [sys, query]}
+      - id: answer
+        data:
+          type: answer
+          title: Answer
+          answer: "{{#llm.text#}} (turn {{#conversation.turns#}}, dialogue {{#sys.dialogue_count#}})"
+    edges:
+      - {id: e1, source: start, target: llm}
+      - {id: e2, source: llm, target: count}
+      - {id: e3, source: count, target: answer}
+"""
+
+
+async def test_three_turns_with_memory_and_a_counting_variable(
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI
+) -> None:
+    app = await import_app(client, COUNTER)
+    first = await chat(client, app, "What is a sluice?", inputs={"name": "Ada"})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["event"] == "message" and body["mode"] == "advanced-chat"
+    assert body["answer"] == "echo: What is a sluice? (turn 1, dialogue 1)"
+    assert body["metadata"]["usage"]["total_tokens"] > 0 and body["metadata"]["retriever_resources"] == []
+    conversation = body["conversation_id"]
+
+    second = await chat(client, app, "And a lock?", inputs={"name": "Ada"}, conversation_id=conversation)
+    assert second.json()["answer"] == "echo: And a lock? (turn 2, dialogue 2)", second.text
+    streamed = await chat(
+        client, app, "Which is older?", inputs={"name": "Ada"}, conversation_id=conversation, mode="streaming"
+    )
+    assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.text.startswith("event: ping")
+    got = events(streamed.text)
+    assert [e["event"] for e in got][:1] == ["workflow_started"]
+    assert [e["event"] for e in got][-2:] == ["message_end", "workflow_finished"]
+    answer = "".join(e["answer"] for e in got if e["event"] == "message")
+    assert answer == "echo: Which is older? (turn 3, dialogue 3)"
+    assert {e["conversation_id"] for e in got} == {conversation}
+    assert len({e["message_id"] for e in got}) == 1 and len({e["created_at"] for e in got}) == 1
+
+    # the model saw the earlier turns, each with the answer streamed back
+    messages = fake_llm.bodies()[-1]["messages"]
+    assert messages == [
+        {"role": "system", "content": "You talk to Ada."},
+        {"role": "user", "content": "What is a sluice?"},
+        {"role": "assistant", "content": "echo: What is a sluice? (turn 1, dialogue 1)"},
+        {"role": "user", "content": "And a lock?"},
+        {"role": "assistant", "content": "echo: And a lock? (turn 2, dialogue 2)"},
+        {"role": "user", "content": "Which is older?"},
+    ]
+
+    listed = await client.get(
+        "/v1/messages", params={"conversation_id": conversation, "user": "alice"}, headers=app.headers
+    )
+    assert listed.status_code == 200, listed.text
+    assert [m["query"] for m in listed.json()["data"]] == [
+        "What is a sluice?",
+        "And a lock?",
+        "Which is older?",
+    ]
+    assert all(m["status"] == "normal" for m in listed.json()["data"])
+
+    variables = await client.get(
+        f"/v1/conversations/{conversation}/variables", params={"user": "alice"}, headers=app.headers
+    )
+    assert variables.status_code == 200, variables.text
+    by_name = {v["name"]: v for v in variables.json()["data"]}
+    assert by_name["turns"]["value"] == "3" and by_name["turns"]["value_type"] == "number"
+    assert by_name["topics"]["value"] == "['What is a sluice?', 'And a lock?', 'Which is older?']"
+
+    conversations = await client.get("/v1/conversations", params={"user": "alice"}, headers=app.headers)
+    assert conversations.status_code == 200, conversations.text
+    (row,) = conversations.json()["data"]
+    assert (
+        row["id"] == conversation and row["inputs"] == {"name": "Ada"} and row["introduction"] == "Hello Ada"
+    )
+
+
+async def test_streaming_names_every_event_in_the_chat_envelope(client: AsyncTestClient[Litestar]) -> None:
+    app = await import_app(client, COUNTER)
+    streamed = await chat(client, app, "hi", inputs={"name": "Bo"}, mode="streaming")
+    got = names(streamed.text)
+    assert got[0] == "workflow_started" and "node_started" in got and "message" in got
+    assert "text_chunk" not in got
