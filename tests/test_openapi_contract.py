@@ -142,6 +142,8 @@ def test_api_scenarios_keep_their_state(live_service: LiveService, credentials: 
         schemathesis.openapi.from_dict(document)
         .include(path_regex="^/v1/datasets")
         .exclude(path_regex="/(create|update)_by_(text|file)$")
+        # Its 404 names the documents listed in the body (random ids here), not the dataset in the path.
+        .exclude(path_regex="/documents/download-zip$")
     )
     schema.config.update(
         base_url=live_service.base_url, headers={"Authorization": f"Bearer {credentials['dataset']}"}

@@ -5,7 +5,9 @@ doubled.
 Load, all at once, through both APIs in turn:
   * workflow runs (template -> LLM on the fake OpenAI server -> end), blocking and streaming;
   * human-input forms: runs that pause on a form; most forms are submitted, the rest time out (4 s);
-  * knowledge: documents indexed (create-by-text, static-64 embeddings) and ``/retrieve`` queries.
+  * knowledge: documents indexed (create-by-text, static-64 embeddings) and ``/retrieve`` queries;
+  * chat: conversations of an advanced-chat app (LLM with memory -> answer), turn after turn, blocking and
+    streaming.
 Faults, at fixed points of the run: a worker killed with ``kill -9`` (and started again 2 s later, as ``up``
 does), PostgreSQL stopped for 5 s and started again (a server of the bench's own), and hostile documents (60,000
 ``[`` with the ``remove_urls_emails`` rule; a 5 MB text).
@@ -87,6 +89,27 @@ workflow:
       - {{id: e1, source: start, target: ask}}
       - {{id: e2, source: ask, target: done, sourceHandle: approve}}
       - {{id: e3, source: ask, target: late, sourceHandle: __timeout}}
+"""
+
+CHAT_APP = """
+version: 0.5.0
+kind: app
+app: {name: Soak chat, mode: advanced-chat}
+workflow:
+  graph:
+    nodes:
+      - {id: start, data: {type: start, title: Start, variables: []}}
+      - id: llm
+        data:
+          type: llm
+          title: Model
+          model: {provider: openai, name: soak, mode: chat}
+          prompt_template: [{role: system, text: "Be brief."}]
+          memory: {window: {enabled: true, size: 6}, query_prompt_template: "{{#sys.query#}}"}
+      - {id: answer, data: {type: answer, title: Answer, answer: "{{#llm.text#}}"}}
+    edges:
+      - {id: e1, source: start, target: llm}
+      - {id: e2, source: llm, target: answer}
 """
 
 WORDS = "river lamp orbit cedar quartz harbor signal meadow ledger copper violet summit".split()
@@ -187,6 +210,65 @@ class Soak:
             self.stats.ok(kind, began)
         else:
             self.stats.failed(kind, "stream ended without success")
+
+    async def chat_client(self, n: int) -> None:
+        """One end user talking turn after turn; a new conversation every ten turns."""
+        rng = random.Random(2000 + n)
+        conversation: list[str] = []
+        while not self.stop.is_set():
+            streaming = rng.random() < 0.5
+            await self.guarded(
+                "chat_streaming" if streaming else "chat_blocking",
+                lambda streaming=streaming: self.one_turn(rng, n, conversation, streaming),  # type: ignore[misc]
+            )
+
+    async def one_turn(self, rng: random.Random, n: int, conversation: list[str], streaming: bool) -> None:
+        """``conversation``: the conversation's id, then one entry per turn it has had."""
+        kind = "chat_streaming" if streaming else "chat_blocking"
+        if len(conversation) > 10:
+            conversation.clear()
+        body = {
+            "query": some_text(rng, 6),
+            "inputs": {},
+            "response_mode": "streaming" if streaming else "blocking",
+            "user": f"soak-{n}",
+            "conversation_id": conversation[0] if conversation else "",
+        }
+        began = time.perf_counter()
+        url = f"{self.base()}/v1/chat-messages"
+        if not streaming:
+            answer = await self.http.post(url, json=body, headers=self.headers("chat"))
+            if answer.status_code != 200 or not answer.json().get("answer"):
+                self.stats.failed(kind, str(answer.status_code))
+                await asyncio.sleep(0.5)
+                return
+            data = answer.json()
+            if data.get("workflow_run_id"):
+                self.stats.run_ids.add(data["workflow_run_id"])
+            if not conversation:
+                conversation.append(data["conversation_id"])
+            conversation.append("turn")
+            self.stats.ok(kind, began)
+            return
+        ended = False
+        async with self.http.stream("POST", url, json=body, headers=self.headers("chat")) as stream:
+            if stream.status_code != 200:
+                self.stats.failed(kind, str(stream.status_code))
+                await asyncio.sleep(0.5)
+                return
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    event = msgspec.json.decode(line[6:])
+                    if event.get("workflow_run_id"):
+                        self.stats.run_ids.add(event["workflow_run_id"])
+                    if event.get("conversation_id") and not conversation:
+                        conversation.append(event["conversation_id"])
+                    ended = ended or event["event"] == "message_end"
+        if ended:
+            conversation.append("turn")
+            self.stats.ok(kind, began)
+        else:
+            self.stats.failed(kind, "stream ended without message_end")
 
     async def form_client(self, n: int) -> None:
         rng = random.Random(1000 + n)
@@ -369,7 +451,7 @@ async def setup(cluster: Cluster) -> tuple[dict[str, str], str]:
     base = cluster.urls[0]
     async with httpx.AsyncClient(base_url=base, headers=admin, timeout=60) as http:
         keys = {}
-        for name, dsl in (("runs", RUN_APP), ("forms", FORM_APP)):
+        for name, dsl in (("runs", RUN_APP), ("forms", FORM_APP), ("chat", CHAT_APP)):
             imported = (await http.post("/console/api/apps/imports", json={"yaml_content": dsl})).json()
             keys[name] = (await http.post(f"/console/api/apps/{imported['app_id']}/api-keys")).json()["token"]
         keys["dataset"] = (await http.post("/console/api/datasets/api-keys")).json()["token"]
@@ -383,7 +465,7 @@ async def setup(cluster: Cluster) -> tuple[dict[str, str], str]:
             },
             headers={"Authorization": f"Bearer {keys['dataset']}"},
         )
-        assert dataset.status_code == 201, dataset.text
+        assert dataset.status_code == 200, dataset.text  # Dify answers 200 here
     return keys, dataset.json()["id"]
 
 
@@ -454,7 +536,16 @@ async def soak(minutes: float, every: float) -> tuple[list[Row], dict[str, Any]]
         keys, dataset_id = await setup(cluster)
         stats = Stats()
         runner = Soak(cluster, keys, dataset_id, stats)
-        kinds = ["run_blocking", "run_streaming", "form_start", "form_submit", "index_document", "retrieve"]
+        kinds = [
+            "run_blocking",
+            "run_streaming",
+            "form_start",
+            "form_submit",
+            "index_document",
+            "retrieve",
+            "chat_blocking",
+            "chat_streaming",
+        ]
         samples: list[dict[str, Any]] = []
         fault_log: list[str] = []
         started = time.monotonic()
@@ -462,6 +553,7 @@ async def soak(minutes: float, every: float) -> tuple[list[Row], dict[str, Any]]
         tasks = [
             *(asyncio.create_task(runner.run_client(i)) for i in range(4)),
             *(asyncio.create_task(runner.form_client(i)) for i in range(2)),
+            *(asyncio.create_task(runner.chat_client(i)) for i in range(2)),
             asyncio.create_task(runner.indexing_client()),
             asyncio.create_task(runner.retrieval_client()),
             asyncio.create_task(sampler(runner, cluster, every, started, samples, kinds)),
