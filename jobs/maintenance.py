@@ -109,27 +109,32 @@ async def delete_old_jobs(context: procrastinate.JobContext, timestamp: int) -> 
     log.info("old_jobs_deleted", count=deleted)
 
 
-@app.periodic(cron="*/10 * * * *", periodic_id="purge_run_history")
-@task(Task.PURGE_RUN_HISTORY, pass_context=True)
-async def purge_run_history_task(context: procrastinate.JobContext, timestamp: int) -> None:
-    """Every 10 minutes: drop the events, node executions and values of runs finished more than
-    WORKFLOW_LOG_RETENTION_DAYS ago (the run rows stay, marked purged)."""
-    resources = _resources(context)
-    settings: Settings = resources.settings
-    days = settings.workflow_log_retention_days
+async def _retain(context: procrastinate.JobContext, days: int, purge: Any, event: str) -> None:
+    """Delete in batches with ``purge(session, older_than_days=days, limit=n)``; 0 days keeps forever."""
     if not days:
         return
+    resources = _resources(context)
+    settings: Settings = resources.settings
 
     async def batch(session: Any, limit: int) -> int:
-        return await purge_run_history(session, older_than_days=days, limit=limit)
+        return int(await purge(session, older_than_days=days, limit=limit))
 
-    purged = await in_batches(
+    deleted = await in_batches(
         resources.sessions,
         batch,
         limit=settings.retention_batch_size,
         budget_seconds=RETENTION_BUDGET_SECONDS,
     )
-    log.info("run_history_purged", runs=purged)
+    log.info(event, count=deleted)
+
+
+@app.periodic(cron="*/10 * * * *", periodic_id="purge_run_history")
+@task(Task.PURGE_RUN_HISTORY, pass_context=True)
+async def purge_run_history_task(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Every 10 minutes: drop the events, node executions and values of runs finished more than
+    WORKFLOW_LOG_RETENTION_DAYS ago (the run rows stay, marked purged)."""
+    settings: Settings = _resources(context).settings
+    await _retain(context, settings.workflow_log_retention_days, purge_run_history, "run_history_purged")
 
 
 @app.periodic(cron="23 * * * *", periodic_id="purge_resolved_forms")
@@ -137,22 +142,8 @@ async def purge_run_history_task(context: procrastinate.JobContext, timestamp: i
 async def purge_resolved_forms_task(context: procrastinate.JobContext, timestamp: int) -> None:
     """Hourly: delete forms resolved more than SLUICE_FORM_RETENTION_DAYS ago (with their deliveries and
     recipients) whose run has finished."""
-    resources = _resources(context)
-    settings: Settings = resources.settings
-    days = settings.form_retention_days
-    if not days:
-        return
-
-    async def batch(session: Any, limit: int) -> int:
-        return await purge_resolved_forms(session, older_than_days=days, limit=limit)
-
-    deleted = await in_batches(
-        resources.sessions,
-        batch,
-        limit=settings.retention_batch_size,
-        budget_seconds=RETENTION_BUDGET_SECONDS,
-    )
-    log.info("resolved_forms_purged", count=deleted)
+    settings: Settings = _resources(context).settings
+    await _retain(context, settings.form_retention_days, purge_resolved_forms, "resolved_forms_purged")
 
 
 @app.periodic(cron="29 * * * *", periodic_id="purge_app_files")
@@ -160,22 +151,8 @@ async def purge_resolved_forms_task(context: procrastinate.JobContext, timestamp
 async def purge_app_files_task(context: procrastinate.JobContext, timestamp: int) -> None:
     """Hourly: delete app files (uploads, node outputs) older than SLUICE_UPLOAD_FILE_RETENTION_DAYS that no
     document and no active run may still need."""
-    resources = _resources(context)
-    settings: Settings = resources.settings
-    days = settings.upload_file_retention_days
-    if not days:
-        return
-
-    async def batch(session: Any, limit: int) -> int:
-        return await purge_app_files(session, older_than_days=days, limit=limit)
-
-    deleted = await in_batches(
-        resources.sessions,
-        batch,
-        limit=settings.retention_batch_size,
-        budget_seconds=RETENTION_BUDGET_SECONDS,
-    )
-    log.info("app_files_purged", count=deleted)
+    settings: Settings = _resources(context).settings
+    await _retain(context, settings.upload_file_retention_days, purge_app_files, "app_files_purged")
 
 
 @app.periodic(cron="*/5 * * * *", periodic_id="purge_shared_state")

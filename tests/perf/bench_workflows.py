@@ -101,17 +101,29 @@ async def xact_commits(engine: Any) -> int:
         )
 
 
-async def commits_per(engine: Any, count: int, action: Any) -> float:
-    """Write transactions per ``action()``: the median over ``count`` actions of the transaction ids used while
-    each ran (each one alone, with a pause after it so that the queue's own finishing commit is counted too).
-    The median ignores the odd periodic job or heartbeat that lands inside one measure."""
-    used = []
+async def next_xid(engine: Any) -> int:
+    """The next transaction id PostgreSQL will assign (reading it assigns none). Only a transaction that writes
+    takes an id, so the difference over an action counts its write transactions, whichever process made them."""
+    async with engine.connect() as conn:
+        return int(
+            await conn.scalar(text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")) or 0
+        )
+
+
+async def commits_per(engine: Any, count: int, action: Any) -> tuple[float, float]:
+    """``(commits, write transactions)`` per ``action()``: medians over ``count`` actions, each one alone, with a
+    pause after it so that the queue's own finishing commit is counted too. ``commits`` is
+    ``pg_stat_database.xact_commit`` (it also counts every single-statement read outside a transaction block:
+    autocommit reads, pool pre-pings); ``write transactions`` counts the transaction ids assigned. The median
+    ignores the odd periodic job or heartbeat that lands inside one measure."""
+    commits, writes = [], []
     for _ in range(count):
-        before = await xact_commits(engine)
+        before, xid = await xact_commits(engine), await next_xid(engine)
         await action()
         await asyncio.sleep(0.2)
-        used.append(await xact_commits(engine) - before)
-    return float(median(used))
+        writes.append(await next_xid(engine) - xid)
+        commits.append(await xact_commits(engine) - before)
+    return float(median(commits)), float(median(writes))
 
 
 async def table_bytes(engine: Any) -> int:
@@ -179,15 +191,15 @@ async def measure(procs: Processes) -> list[Row]:
                         return
                     await asyncio.sleep(0.005)
 
-            per_run = await commits_per(engine, COMMIT_RUNS, blocking_run)
-            per_job = await commits_per(engine, COMMIT_RUNS, noop_job)
-            worker_commits = per_run - per_job
+            per_run, writes_run = await commits_per(engine, COMMIT_RUNS, blocking_run)
+            per_job, writes_job = await commits_per(engine, COMMIT_RUNS, noop_job)
+            worker_writes = writes_run - writes_job
             rows += [
                 Row(
                     "commits per blocking run (all processes)",
                     round(per_run, 2),
                     "commits",
-                    "write transactions",
+                    "pg_stat_database.xact_commit, reads outside a transaction block included",
                 ),
                 Row(
                     "commits per no-op job (defer, fetch, finish)",
@@ -196,11 +208,17 @@ async def measure(procs: Processes) -> list[Row]:
                     "the queue's own",
                 ),
                 Row(
-                    "worker commits per trivial run",
-                    round(worker_commits, 2),
-                    "commits",
+                    "write transactions per blocking run / per no-op job",
+                    f"{writes_run:g} / {writes_job:g}",
+                    "xids",
+                    "transaction ids assigned (all processes)",
+                ),
+                Row(
+                    "worker write transactions per trivial run",
+                    round(worker_writes, 2),
+                    "xids",
                     "run minus no-op job (the API's create takes the defer's place); target <= 2: "
-                    + ("MET" if worker_commits <= 2 else "MISSED"),
+                    + ("MET" if worker_writes <= 2 else "MISSED"),
                 ),
             ]
             for level in LEVELS:
