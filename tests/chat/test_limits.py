@@ -14,11 +14,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
 from app.settings import Settings
-from db import urls
 from tests.chat.conftest import AppUnderTest, chat, events, import_app, names
 
 PER_VARIABLE, TOTAL, STREAMS = 4000, 10_000, 2
@@ -53,13 +52,6 @@ async def limited(chat_settings: Settings, chat_worker: None) -> AsyncIterator[A
     )
     async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-async def db(chat_settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(urls.asyncpg(chat_settings.database_url or ""))
-    yield engine
-    await engine.dispose()
 
 
 async def count(db: AsyncEngine, sql: str, app: AppUnderTest) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.chat.conftest import chat, events, import_app, names
 from tests.support.fake_openai import FakeOpenAI
@@ -129,3 +131,54 @@ async def test_streaming_names_every_event_in_the_chat_envelope(client: AsyncTes
     got = names(streamed.text)
     assert got[0] == "workflow_started" and "node_started" in got and "message" in got
     assert "text_chunk" not in got
+
+
+STREAMER = """
+version: 0.1.5
+kind: app
+app: {name: Streamer, mode: advanced-chat}
+workflow:
+  graph:
+    nodes:
+      - {id: start, data: {type: start, title: Start, variables: []}}
+      - id: llm
+        data:
+          type: llm
+          title: LLM
+          model: {provider: openai, name: fake-chat, mode: chat, completion_params: {}}
+          prompt_template:
+            - {role: user, text: "{{#sys.query#}}"}
+      - {id: answer, data: {type: answer, title: Answer, answer: "{{#llm.text#}}"}}
+    edges:
+      - {id: e1, source: start, target: llm}
+      - {id: e2, source: llm, target: answer}
+"""
+
+
+async def test_the_first_token_is_written_at_once_not_held_for_the_next(
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI, db: AsyncEngine
+) -> None:
+    """Streamed text is committed in batches (CHUNK_FLUSH_SECONDS), but a node's first chunk goes out at once: a
+    model that sends its first token right away, then pauses, has that token reach the client before the pause
+    ends (a separate commit of the event log), not with the next one."""
+    app = await import_app(client, STREAMER)
+    fake_llm.first_token_delay = 0.001  # the first token at once; the next after chunk_delay
+    try:
+        fake_llm.queue_reply(chunks=["Sluices ", "hold water."], chunk_delay=1.0)
+        streamed = await chat(client, app, "hi", mode="streaming")
+    finally:
+        fake_llm.first_token_delay = 0.0
+    run_id = events(streamed.text)[0]["workflow_run_id"]
+    async with db.connect() as conn:
+        written = (
+            await conn.execute(
+                text(
+                    "SELECT data->>'text', created_at FROM workflow_run_events "
+                    "WHERE run_id = :run AND event = 'text_chunk' ORDER BY seq"
+                ),
+                {"run": run_id},
+            )
+        ).all()
+    assert [t for t, _ in written] == ["Sluices ", "hold water."]
+    # created_at is the writing transaction's start: the first chunk's commit came a pause before the second's
+    assert (written[1][1] - written[0][1]).total_seconds() >= 0.8

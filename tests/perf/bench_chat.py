@@ -55,7 +55,7 @@ class ChatProcesses(Processes):
     llm_base_url = ""
 
     def env(self, **extra: str) -> dict[str, str]:
-        return super().env(OPENAI_API_BASE=self.llm_base_url, SLUICE_WORKER_POLL_SECONDS="0.1", **extra)
+        return super().env(OPENAI_API_BASE=self.llm_base_url, **extra)
 
 
 class Options(argparse.Namespace):
