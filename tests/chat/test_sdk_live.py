@@ -5,6 +5,7 @@ it, and reads and sets its conversation variable."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -133,3 +134,43 @@ def test_dify_sdk_chat_client_holds_a_conversation(
     with pytest.raises(APIError) as gone:
         client.get_conversation_messages(USER, conversation)
     assert gone.value.status_code == 404
+
+
+def test_a_stop_mid_stream_ends_the_turn_with_its_partial_answer(
+    live_service: LiveService, chat_key: str, session_llm: FakeOpenAI
+) -> None:
+    """The SDK's ``stop_message`` while the model streams: the open stream ends at once with Dify's stop group
+    (``workflow_finished`` stopped, then ``message_end``), and the message keeps the answer streamed so far."""
+    client = ChatClient(chat_key, base_url=f"{live_service.base_url}/v1")
+    session_llm.queue_reply("one two three four five six seven eight", chunk_delay=1.0)
+    user = f"stopper-{TAG}"
+    body = {"inputs": {}, "query": f"Tell me slowly {TAG}", "user": user, "response_mode": "streaming"}
+    with (
+        httpx.Client(timeout=30) as http,
+        http.stream(
+            "POST",
+            f"{live_service.base_url}/v1/chat-messages",
+            json=body,
+            headers={"Authorization": f"Bearer {chat_key}"},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        seen: list[dict[str, Any]] = []
+        for line in lines:
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+                if seen[-1]["event"] == "message" and seen[-1]["answer"]:
+                    break  # the model is answering now
+        stop_sent = time.monotonic()
+        task_id = seen[-1]["task_id"]
+        assert client.stop_message(task_id, user).json() == {"result": "success"}
+        rest = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    assert time.monotonic() - stop_sent < 3  # not when the model is done (8 s)
+    assert [e["event"] for e in rest[-2:]] == ["workflow_finished", "message_end"]
+    finished = rest[-2]["data"]
+    assert finished["status"] == "stopped" and finished["error"] == "Stopped by user."
+    partial = "".join(e["answer"] for e in seen + rest if e["event"] == "message")
+    assert partial and "eight" not in partial
+    (message,) = client.get_conversation_messages(user, seen[0]["conversation_id"]).json()["data"]
+    assert message["answer"] == partial and message["status"] == "normal"

@@ -3,6 +3,8 @@ turns, the stored messages and conversations."""
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -182,3 +184,58 @@ async def test_the_first_token_is_written_at_once_not_held_for_the_next(
     assert [t for t, _ in written] == ["Sluices ", "hold water."]
     # created_at is the writing transaction's start: the first chunk's commit came a pause before the second's
     assert (written[1][1] - written[0][1]).total_seconds() >= 0.8
+
+
+LISTENER = """
+version: 0.1.5
+kind: app
+app: {name: Listener, mode: advanced-chat}
+workflow:
+  features:
+    file_upload: {enabled: true, allowed_file_types: [document], allowed_file_upload_methods: [local_file], number_limits: 2}
+  graph:
+    nodes:
+      - {id: start, data: {type: start, title: Start, variables: []}}
+      - id: count
+        data:
+          type: template-transform
+          title: Count
+          template: "{{ files | length }} file(s): {{ files[0].filename }}"
+          variables: [{variable: files, value_selector: [sys, files]}]
+      - {id: answer, data: {type: answer, title: Answer, answer: "{{#count.output#}}"}}
+    edges:
+      - {id: e1, source: start, target: count}
+      - {id: e2, source: count, target: answer}
+"""
+
+
+async def test_files_of_a_turn_become_sys_files_and_the_message_files(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """``files`` (uploads of ``POST /v1/files/upload``) reach the graph as ``sys.files`` and the message keeps them
+    (``belongs_to: user``); a file of another user, or one that does not exist, is a 400 before any stream."""
+    app = await import_app(client, LISTENER)
+    uploaded = await client.post(
+        "/v1/files/upload",
+        files={"file": ("notes.txt", b"tides and locks", "text/plain")},
+        data={"user": "alice"},
+        headers=app.headers,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    mapping = {"type": "document", "transfer_method": "local_file", "upload_file_id": uploaded.json()["id"]}
+
+    body = (await chat(client, app, "read this", files=[mapping])).json()
+    assert body["answer"] == "1 file(s): notes.txt", body
+    listed = await client.get(
+        "/v1/messages",
+        params={"conversation_id": body["conversation_id"], "user": "alice"},
+        headers=app.headers,
+    )
+    (message,) = listed.json()["data"]
+    (file,) = message["message_files"]
+    assert file["filename"] == "notes.txt" and file["belongs_to"] == "user" and file["url"]
+
+    for who, sent in (("bob", mapping), ("alice", {**mapping, "upload_file_id": str(uuid.uuid4())})):
+        refused = await chat(client, app, "read this", user=who, files=[sent], mode="streaming")
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid_param", refused.text
+        assert refused.json()["message"] == "Invalid upload file"
