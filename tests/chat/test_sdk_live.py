@@ -142,9 +142,27 @@ def test_a_stop_mid_stream_ends_the_turn_with_its_partial_answer(
     """The SDK's ``stop_message`` while the model streams: the open stream ends at once with Dify's stop group
     (``workflow_finished`` stopped, then ``message_end``), and the message keeps the answer streamed so far."""
     client = ChatClient(chat_key, base_url=f"{live_service.base_url}/v1")
-    session_llm.queue_reply("one two three four five six seven eight", chunk_delay=1.0)
+    # A slow model: a rule and the fake's pace, not a scripted call (a naming call may come in and take it).
+    query = f"Tell me slowly {TAG}"
+    session_llm.add_rule(query, "one two three four five six seven eight", times=1)
+    session_llm.first_token_delay, session_llm.token_interval = 0.001, 1.0
     user = f"stopper-{TAG}"
-    body = {"inputs": {}, "query": f"Tell me slowly {TAG}", "user": user, "response_mode": "streaming"}
+    body = {
+        "inputs": {},
+        "query": query,
+        "user": user,
+        "response_mode": "streaming",
+        "auto_generate_name": False,
+    }
+    try:
+        stream_and_stop(live_service, chat_key, client, body, user)
+    finally:
+        session_llm.first_token_delay, session_llm.token_interval = 0.0, 0.0
+
+
+def stream_and_stop(
+    live_service: LiveService, chat_key: str, client: ChatClient, body: dict[str, Any], user: str
+) -> None:
     with (
         httpx.Client(timeout=30) as http,
         http.stream(

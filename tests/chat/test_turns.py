@@ -164,12 +164,14 @@ async def test_the_first_token_is_written_at_once_not_held_for_the_next(
     model that sends its first token right away, then pauses, has that token reach the client before the pause
     ends (a separate commit of the event log), not with the next one."""
     app = await import_app(client, STREAMER)
-    fake_llm.first_token_delay = 0.001  # the first token at once; the next after chunk_delay
+    # the first token at once, the next a second later (a rule, not a scripted call: a naming call of an earlier
+    # test's conversation may come in meanwhile, and would take a scripted reply)
+    fake_llm.first_token_delay, fake_llm.token_interval = 0.001, 1.0
+    fake_llm.add_rule("pause after the first word", "Sluices hold water.")
     try:
-        fake_llm.queue_reply(chunks=["Sluices ", "hold water."], chunk_delay=1.0)
-        streamed = await chat(client, app, "hi", mode="streaming")
+        streamed = await chat(client, app, "pause after the first word", mode="streaming")
     finally:
-        fake_llm.first_token_delay = 0.0
+        fake_llm.first_token_delay, fake_llm.token_interval = 0.0, 0.0
     run_id = events(streamed.text)[0]["workflow_run_id"]
     async with db.connect() as conn:
         written = (
@@ -181,7 +183,7 @@ async def test_the_first_token_is_written_at_once_not_held_for_the_next(
                 {"run": run_id},
             )
         ).all()
-    assert [t for t, _ in written] == ["Sluices ", "hold water."]
+    assert [t for t, _ in written] == ["Sluices ", "hold ", "water."]
     # created_at is the writing transaction's start: the first chunk's commit came a pause before the second's
     assert (written[1][1] - written[0][1]).total_seconds() >= 0.8
 
