@@ -35,6 +35,8 @@ from app.tenancy.services import KeyContext
 from app.workflows.events import wait_for_run
 from app.workflows.runs import transitions
 from app.workflows.runs.pauses import Extensions
+from app.workflows.services import InputLimits
+from app.workflows.streams import StreamSlots
 from db.models import EndUser, HumanInputForm, Message
 
 #: A blocking call returns when the turn ends or pauses; past this it answers with what the turn has so far.
@@ -161,20 +163,36 @@ class ChatController(Controller):
     tags = ["service api: chat"]
     security = [{"ApiKey": []}]
 
-    @post("/chat-messages", status_code=200, responses=responses(400, 401, 404, 409))
+    @post("/chat-messages", status_code=200, responses=responses(400, 401, 404, 409, 413, 429))
     async def chat(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, data: ChatRequest
     ) -> Response[Any]:
         """Send a chat message. `response_mode: streaming` answers with Server-Sent Events; every check is made
-        before the stream opens."""
+        before the stream opens. Inputs and the query obey the run input caps (400 `input_too_large`); a
+        streaming turn holds one of its key's event streams (`SLUICE_MAX_EVENT_STREAMS_PER_KEY`, else 429
+        `too_many_streams` and no turn starts)."""
         require_chat_app(key)
         settings: Settings = request.app.state.settings
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
-        turn = await turns.start_turn(db_session, key, data, files, request.app.state.retriever.embedders)
-        await (
-            db_session.commit()
-        )  # the run's job may start now; the response must not wait for the request's end
-        if data.response_mode != "streaming":
+        slots: StreamSlots = request.app.state.stream_slots
+        # A streaming turn takes its stream's slot first: over the key's cap, no turn starts.
+        slot = await slots.acquire(key.key_id) if data.response_mode == "streaming" else None
+        try:
+            turn = await turns.start_turn(
+                db_session,
+                key,
+                data,
+                files,
+                request.app.state.retriever.embedders,
+                limits=InputLimits.of(settings),
+            )
+            # the run's job may start now; the response must not wait for the request's end
+            await db_session.commit()
+        except BaseException:
+            if slot is not None:
+                await slots.release(slot)
+            raise
+        if slot is None:
             return Response(await blocking_answer(request, turn))
         env = envelope(turn, None, turn.user)
         stream: AsyncIterator[bytes]
@@ -188,7 +206,7 @@ class ChatController(Controller):
                 env,
                 turn.run_id,
             )
-        return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+        return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @post("/chat-messages/{task_id:str}/stop", status_code=200, responses=responses(400, 401))
     async def stop(
@@ -246,6 +264,8 @@ async def run_events(
         )
     if message is None:
         raise NotFound("Workflow run not found.")
+    slots: StreamSlots = request.app.state.stream_slots
+    slot = await slots.acquire(key.key_id)
     stream = follow(
         sessions_of(request),
         request.app.state.hub,
@@ -255,7 +275,7 @@ async def run_events(
         last_event_id or 0,
         follow_pauses=True,
     )
-    return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 UserQuery = Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)]

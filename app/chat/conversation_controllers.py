@@ -42,6 +42,11 @@ from db.models import ConversationVariable, MessageFeedback
 UserQuery = Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)]
 RequiredUser = Annotated[str, Parameter(min_length=1, max_length=255, pattern=NO_NUL)]
 CursorId = Annotated[str | None, Parameter(max_length=64, pattern=NO_NUL)]
+#: A page size 1-100; empty means the default. Dify's SDK ``ChatClient.get_conversations`` sends every optional
+#: argument, so a call without a limit arrives as ``?limit=`` (httpx writes None as an empty value).
+OptionalLimit = Annotated[
+    str | None, Parameter(pattern=r"^\s*([0-9]{1,3})?\s*$", description="1-100 (empty: 20)")
+]
 #: Dify's ``variable_name`` filter: names only, and nothing that looks like SQL.
 _VARIABLE_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
 _SQL_FRAGMENTS = ("'", '"', ";", "--", "/*", "*/", "xp_", "sp_")
@@ -54,6 +59,15 @@ def _cursor(value: str | None, name: str) -> uuid.UUID | None:
         return uuid.UUID(value.strip())
     except ValueError:
         raise InvalidParam(f"{name} must be a valid UUID") from None
+
+
+def _limit(value: str | None, default: int = 20) -> int:
+    if value is None or not value.strip():
+        return default
+    limit = int(value)
+    if not 1 <= limit <= 100:
+        raise InvalidParam("limit must be between 1 and 100")
+    return limit
 
 
 def conversation_body(row: ConversationRow) -> Conversation:
@@ -110,22 +124,23 @@ class ConversationController(Controller):
         key: KeyContext,
         user: UserQuery = None,
         last_id: CursorId = None,
-        limit: Limit = 20,
+        limit: OptionalLimit = None,
         sort_by: Annotated[str, Parameter(pattern=r"^-?(created_at|updated_at)$")] = "-updated_at",
     ) -> ConversationPage:
         """The user's conversations, most recently active first by default (`last_id` pages on)."""
         require_chat_app(key)
         assert key.app_id is not None
+        size = _limit(limit)
         end_user = await end_users.find(db_session, key.app_id, user)
         rows, has_more = await conversations.page(
             db_session,
             key.app_id,
             end_user,
             last_id=_cursor(last_id, "last_id"),
-            limit=limit,
+            limit=size,
             sort_by=sort_by,
         )
-        return ConversationPage(limit=limit, has_more=has_more, data=[conversation_body(r) for r in rows])
+        return ConversationPage(limit=size, has_more=has_more, data=[conversation_body(r) for r in rows])
 
     @delete("/conversations/{conversation_id:uuid}", status_code=204, responses=responses(400, 401, 404))
     async def delete_conversation(

@@ -1,7 +1,7 @@
 """One chat turn's start (chatflow spec 7.1): everything checkable is checked here, before any stream opens, and the
 turn's records and its run's first job commit in the caller's one transaction.
 
-In order: the query, the workflow version, the end user, the conversation (owned by this user; row-locked, so two
+In order: the sizes of the query and inputs (the run input caps of workflow runs), the query, the workflow version, the end user, the conversation (owned by this user; row-locked, so two
 turns of one conversation are decided one after the other), the inputs and files, the conversation variables,
 the annotation reply (a stored answer ends the turn without a run), then the message, its files and the run.
 
@@ -149,11 +149,14 @@ async def start_turn(
     request: ChatRequest,
     files: FileContext,
     embedders: Embedders | None,
+    limits: workflows.InputLimits | None = None,
 ) -> Turn:
-    """Check a chat request and start its turn in the caller's transaction (services never commit)."""
+    """Check a chat request and start its turn in the caller's transaction (services never commit). Inputs or a
+    query larger than ``limits`` (the defaults when None) are refused with 400 ``input_too_large``."""
     assert key.app_id is not None
     app_id = key.app_id
     query = request.query.replace("\x00", "")
+    check_sizes(query, request.inputs, limits or workflows.InputLimits())
     if not query:
         raise QueryRequired
     workflow_id = parse_workflow_id(request.workflow_id)
@@ -272,6 +275,18 @@ async def start_turn(
             ],
         )
     return turn
+
+
+def check_sizes(query: str, inputs: Mapping[str, Any], limits: workflows.InputLimits) -> None:
+    """The run input caps, on a turn: each input and the query (stored with the run as ``sys.query``, and in
+    the message) at most ``MAX_VARIABLE_SIZE`` bytes of JSON, all of them together the run's total."""
+    size = len(msgspec.json.encode(query))
+    if size > limits.per_variable:
+        raise workflows.InputTooLarge(
+            f"The query is {size} bytes of JSON; a query may hold at most {limits.per_variable} bytes "
+            "(MAX_VARIABLE_SIZE)."
+        )
+    workflows.check_input_sizes({**inputs, "sys.query": query}, limits)
 
 
 async def _start_run(

@@ -92,15 +92,18 @@ def render(files: list[CorpusFile]) -> str:
     imported = [f for f in files if f.imports]
     running = [f for f in files if f.runs]
     workflows = [f for f in imported if f.mode == "workflow"]
+    chats = [f for f in imported if f.mode == "advanced-chat"]
     lines = [
         "# The DSL corpus",
         "",
         f"Each file of `../shared/dsl/` imported with `POST /console/api/apps/imports`: {len(imported)} of"
         f" {len(files)} import; the others are refused with 400 `invalid_dsl` and the reason below."
         f" {len(running)} run end to end in tests ({sum(f.runs for f in workflows)} of the {len(workflows)}"
-        " workflow-mode files that import): imported unchanged unless the note says otherwise, run through"
-        " `POST /v1/workflows/run` by a real worker against the fake OpenAI-compatible server, with the"
-        " outputs checked against what the graph makes of its canned answers.",
+        f" workflow-mode files that import, {sum(f.runs for f in chats)} of the {len(chats)} advanced-chat"
+        " ones): imported unchanged unless the note says otherwise, run by a real worker against the fake"
+        " OpenAI-compatible server (workflow-mode files through `POST /v1/workflows/run`, advanced-chat ones"
+        " answering chat messages through `POST /v1/chat-messages`; blocking and streaming), with the outputs"
+        " checked against what the graph makes of its canned answers.",
         "",
         "Regenerate with `python -m app dsl-report` (it reads `docs/dsl-corpus-runs.toml`, the list of which"
         " test runs which file); `tests/workflows/test_dsl_import.py` checks this file is current and"

@@ -13,7 +13,9 @@ assembled per index. Models listed in ``no_tool_models`` (``*`` = every model) a
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -135,11 +137,18 @@ def _decode(data: str) -> Any:
         raise NodeRunError(f"LLM endpoint sent malformed JSON: {data[:200]!r}", "InvokeError") from None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context of every model call: httpx's default (certifi, or ``SSL_CERT_FILE``), built once. A new
+    client builds its own otherwise, reading the CA bundle again: 20-40 ms before every call's first byte."""
+    return httpx.create_ssl_context()
+
+
 class OpenAIChat:
     """Chat completions against ``{base_url}/chat/completions``; ``base_url`` usually ends in ``/v1``.
 
-    Without an injected ``client`` each call opens its own connection pool, so one instance is safe to share
-    between event loops and needs no closing.
+    Without an injected ``client`` each call opens its own connection pool (sharing one TLS context), so one
+    instance is safe to share between event loops and needs no closing.
     """
 
     def __init__(
@@ -189,7 +198,7 @@ class OpenAIChat:
         try:
             if self._client is not None:
                 return await self._post(self._client, url, body, served, on_chunk)
-            async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout)) as client:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), verify=tls_context()) as client:
                 return await self._post(client, url, body, served, on_chunk)
         except httpx.TimeoutException:
             # The endpoint is the operator's: its address goes to the log, never into run errors.

@@ -44,7 +44,8 @@ from db import queue
 
 log = structlog.get_logger()
 
-#: Streamed text is written to the event log in small batches, not one transaction per token.
+#: Streamed text is written to the event log in small batches, not one transaction per token; but the first chunk
+#: a node streams is written at once (the client's time to first token: a batch would hold it back).
 CHUNK_FLUSH_SECONDS = 0.05
 #: Container start nodes: no events, no execution rows (Dify shows nothing of them).
 START_TYPES = ("iteration-start", "loop-start")
@@ -96,6 +97,7 @@ class Recorder:
         self.consumed: list[str] = []
         self.stopped = False
         self.last_flush = time.monotonic()
+        self.streaming: set[str] = set()  # nodes that streamed text already
         self.commits = 0
         self.state: RunState | None = None
         if resuming:
@@ -137,7 +139,10 @@ class Recorder:
 
     async def text_chunk(self, node_id: str, text: str, selector: list[str]) -> None:
         self.events.append(Event("text_chunk", {"text": text, "from_variable_selector": selector}))
-        if not self.batch and time.monotonic() - self.last_flush >= CHUNK_FLUSH_SECONDS and self.state:
+        first = node_id not in self.streaming
+        self.streaming.add(node_id)
+        due = first or time.monotonic() - self.last_flush >= CHUNK_FLUSH_SECONDS
+        if not self.batch and due and self.state:
             await self.checkpoint(self.state)
         if self.stopped:
             raise RunStopped("the run was stopped")

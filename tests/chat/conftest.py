@@ -9,9 +9,11 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.asgi import create_app
 from app.settings import Settings
+from db import urls
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.support.fake_openai import FakeOpenAI
 from tests.workflows.conftest import AppUnderTest, ThreadedWorker, import_app, sse_events
@@ -54,6 +56,14 @@ def chat_worker(chat_settings: Settings) -> Iterator[None]:
     threaded.start()
     yield
     threaded.stop()
+
+
+@pytest.fixture(scope="module")
+async def db(chat_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the module's database, for tests that look at rows directly."""
+    engine = create_async_engine(urls.asyncpg(chat_settings.database_url or ""))
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

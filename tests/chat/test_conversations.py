@@ -66,6 +66,14 @@ async def test_conversations_list_page_rename_and_delete(
     assert [c["id"] for c in oldest["data"]] == ids
     assert oldest["data"][0]["name"] == "question 0" and oldest["data"][0]["status"] == "normal"
     assert (await get(client, app, "/v1/conversations", user="alice", sort_by="name")).status_code == 400
+    # Dify's SDK sends its unset arguments as empty values (``?last_id=&limit=&pinned=``): the defaults
+    sdk_style = (
+        await get(client, app, "/v1/conversations", user="alice", last_id="", limit="", pinned="")
+    ).json()
+    assert sdk_style["limit"] == 20 and len(sdk_style["data"]) == 3
+    for bad in ("0", "101", "x"):
+        refused = await get(client, app, "/v1/conversations", user="alice", limit=bad)
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid_param", bad
     unknown = await get(client, app, "/v1/conversations", user="alice", last_id=str(uuid.uuid4()))
     assert unknown.status_code == 404 and unknown.json()["message"] == "Last Conversation Not Exists."
     assert (await get(client, app, "/v1/conversations", user="nobody")).json()["data"] == []

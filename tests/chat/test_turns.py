@@ -3,8 +3,12 @@ turns, the stored messages and conversations."""
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.chat.conftest import chat, events, import_app, names
 from tests.support.fake_openai import FakeOpenAI
@@ -129,3 +133,111 @@ async def test_streaming_names_every_event_in_the_chat_envelope(client: AsyncTes
     got = names(streamed.text)
     assert got[0] == "workflow_started" and "node_started" in got and "message" in got
     assert "text_chunk" not in got
+
+
+STREAMER = """
+version: 0.1.5
+kind: app
+app: {name: Streamer, mode: advanced-chat}
+workflow:
+  graph:
+    nodes:
+      - {id: start, data: {type: start, title: Start, variables: []}}
+      - id: llm
+        data:
+          type: llm
+          title: LLM
+          model: {provider: openai, name: fake-chat, mode: chat, completion_params: {}}
+          prompt_template:
+            - {role: user, text: "{{#sys.query#}}"}
+      - {id: answer, data: {type: answer, title: Answer, answer: "{{#llm.text#}}"}}
+    edges:
+      - {id: e1, source: start, target: llm}
+      - {id: e2, source: llm, target: answer}
+"""
+
+
+async def test_the_first_token_is_written_at_once_not_held_for_the_next(
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI, db: AsyncEngine
+) -> None:
+    """Streamed text is committed in batches (CHUNK_FLUSH_SECONDS), but a node's first chunk goes out at once: a
+    model that sends its first token right away, then pauses, has that token reach the client before the pause
+    ends (a separate commit of the event log), not with the next one."""
+    app = await import_app(client, STREAMER)
+    # the first token at once, the next a second later (a rule, not a scripted call: a naming call of an earlier
+    # test's conversation may come in meanwhile, and would take a scripted reply)
+    fake_llm.first_token_delay, fake_llm.token_interval = 0.001, 1.0
+    fake_llm.add_rule("pause after the first word", "Sluices hold water.")
+    try:
+        streamed = await chat(client, app, "pause after the first word", mode="streaming")
+    finally:
+        fake_llm.first_token_delay, fake_llm.token_interval = 0.0, 0.0
+    run_id = events(streamed.text)[0]["workflow_run_id"]
+    async with db.connect() as conn:
+        written = (
+            await conn.execute(
+                text(
+                    "SELECT data->>'text', created_at FROM workflow_run_events "
+                    "WHERE run_id = :run AND event = 'text_chunk' ORDER BY seq"
+                ),
+                {"run": run_id},
+            )
+        ).all()
+    assert [t for t, _ in written] == ["Sluices ", "hold ", "water."]
+    # created_at is the writing transaction's start: the first chunk's commit came a pause before the second's
+    assert (written[1][1] - written[0][1]).total_seconds() >= 0.8
+
+
+LISTENER = """
+version: 0.1.5
+kind: app
+app: {name: Listener, mode: advanced-chat}
+workflow:
+  features:
+    file_upload: {enabled: true, allowed_file_types: [document], allowed_file_upload_methods: [local_file], number_limits: 2}
+  graph:
+    nodes:
+      - {id: start, data: {type: start, title: Start, variables: []}}
+      - id: count
+        data:
+          type: template-transform
+          title: Count
+          template: "{{ files | length }} file(s): {{ files[0].filename }}"
+          variables: [{variable: files, value_selector: [sys, files]}]
+      - {id: answer, data: {type: answer, title: Answer, answer: "{{#count.output#}}"}}
+    edges:
+      - {id: e1, source: start, target: count}
+      - {id: e2, source: count, target: answer}
+"""
+
+
+async def test_files_of_a_turn_become_sys_files_and_the_message_files(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """``files`` (uploads of ``POST /v1/files/upload``) reach the graph as ``sys.files`` and the message keeps them
+    (``belongs_to: user``); a file of another user, or one that does not exist, is a 400 before any stream."""
+    app = await import_app(client, LISTENER)
+    uploaded = await client.post(
+        "/v1/files/upload",
+        files={"file": ("notes.txt", b"tides and locks", "text/plain")},
+        data={"user": "alice"},
+        headers=app.headers,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    mapping = {"type": "document", "transfer_method": "local_file", "upload_file_id": uploaded.json()["id"]}
+
+    body = (await chat(client, app, "read this", files=[mapping])).json()
+    assert body["answer"] == "1 file(s): notes.txt", body
+    listed = await client.get(
+        "/v1/messages",
+        params={"conversation_id": body["conversation_id"], "user": "alice"},
+        headers=app.headers,
+    )
+    (message,) = listed.json()["data"]
+    (file,) = message["message_files"]
+    assert file["filename"] == "notes.txt" and file["belongs_to"] == "user" and file["url"]
+
+    for who, sent in (("bob", mapping), ("alice", {**mapping, "upload_file_id": str(uuid.uuid4())})):
+        refused = await chat(client, app, "read this", user=who, files=[sent], mode="streaming")
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid_param", refused.text
+        assert refused.json()["message"] == "Invalid upload file"

@@ -20,8 +20,12 @@ answers ``{"text": "transcript of <file name> (<n> bytes)"}``) and ``POST /audio
 ``input``, ``voice``: answers ``audio/mpeg`` bytes that start with ``ID3`` and carry the input); ``queue_error``
 and ``queue_raw`` with ``path=`` script them like the others.
 
+A model's pace can be set for every streamed reply: ``first_token_delay`` (seconds before the first content chunk)
+and ``token_interval`` (between chunks), as ``just bench chat`` does.
+
 Run it on its own: ``python -m tests.support.fake_openai --port 8999 --rules rules.json`` (rules: a JSON list
-of ``{"contains": ..., "text": ..., "tool_calls": [...], "where": "last_user" | "any", "times": n}``).
+of ``{"contains": ..., "text": ..., "tool_calls": [...], "where": "last_user" | "any", "times": n}``;
+``--first-token-ms`` and ``--token-interval-ms`` set the pace).
 """
 
 from __future__ import annotations
@@ -183,8 +187,14 @@ def error_response(status: int, message: str) -> Response[Any]:
 class FakeOpenAI:
     """The server and its script. ``start()`` binds a free loopback port; ``stop()`` shuts it down."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", *, first_token_delay: float = 0.0, token_interval: float = 0.0
+    ) -> None:
         self.host = host
+        #: Streamed replies (unless a scripted call sets its own ``chunk_delay``): seconds between the role
+        #: chunk and the first content chunk, and between content chunks (a model's latency, for benchmarks).
+        self.first_token_delay = first_token_delay
+        self.token_interval = token_interval
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self._script: list[Scripted] = []
@@ -408,8 +418,9 @@ class FakeOpenAI:
             return f"data: {json.dumps(chunk)}\n\n".encode()
 
         yield event({"role": "assistant", "content": ""})
-        for piece in chunks:
-            await asyncio.sleep(step.chunk_delay)
+        interval = step.chunk_delay or self.token_interval
+        for i, piece in enumerate(chunks):
+            await asyncio.sleep(self.first_token_delay if i == 0 and self.first_token_delay else interval)
             yield event({"content": piece})
         for index, (call, parts) in enumerate(zip(calls, pieces, strict=True)):
             opening = {"index": index, "id": call["id"], "type": "function"}
@@ -575,8 +586,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8999)
     parser.add_argument("--rules", help="a JSON file with a list of rules")
+    parser.add_argument(
+        "--first-token-ms", type=float, default=0.0, help="delay before a stream's first token"
+    )
+    parser.add_argument("--token-interval-ms", type=float, default=0.0, help="delay between streamed tokens")
     args = parser.parse_args(argv)
-    fake = FakeOpenAI(args.host)
+    fake = FakeOpenAI(
+        args.host, first_token_delay=args.first_token_ms / 1000, token_interval=args.token_interval_ms / 1000
+    )
     if args.rules:
         fake.load_rules(args.rules)
     config = uvicorn.Config(fake.app(), host=args.host, port=args.port, lifespan="off", log_level="warning")

@@ -54,7 +54,9 @@ def test_the_report_says_per_file_whether_it_imports_and_runs(tmp_path: Path) ->
         "| d_tool.yml | workflow | no: unsupported node types: tool (1 node) | no: does not import |  |",
     ]
     assert "3 of 4 import; the others are refused" in output.read_text()
-    assert "1 run end to end in tests (1 of the 2 workflow-mode files that import)" in output.read_text()
+    assert (
+        "1 run end to end in tests (1 of the 2 workflow-mode files that import, 0 of the 1 advanced-chat ones)"
+    ) in output.read_text()
 
 
 def test_a_runs_list_entry_needs_exactly_one_of_runs_and_why_not(tmp_path: Path) -> None:

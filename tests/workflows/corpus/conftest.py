@@ -1,8 +1,8 @@
-"""The workflow-mode files of the shared DSL corpus, run end to end as a Dify user would run them.
+"""The files of the shared DSL corpus, run end to end as a Dify user would run them.
 
 Each file is imported unchanged through the console API (except where a comment says which URL or dataset id is
-rewritten, and why), run through the Service API (``POST /v1/workflows/run``, blocking and streaming) by a real
-worker, with code nodes in the real sandbox, http-request nodes sent to a loopback server through the SSRF
+rewritten, and why), run through the Service API (``POST /v1/workflows/run`` for workflow-mode files,
+``POST /v1/chat-messages`` for advanced-chat ones; blocking and streaming) by a real worker, with code nodes in the real sandbox, http-request nodes sent to a loopback server through the SSRF
 guard (these settings allow 127.0.0.0/8, as an operator would for an internal service), and LLM calls answered
 by the fake OpenAI-compatible server from rules keyed on each prompt's content. The assertions follow the values
 through the graph: what each LLM was asked, what code nodes, templates, branches and iterations made of the
@@ -126,6 +126,56 @@ async def run_streaming(
     events = [event for _, event in sse_events(response.text)]
     assert events[0]["event"] == "workflow_started" and events[-1]["event"] == "workflow_finished"
     return events
+
+
+async def chat_blocking(
+    client: AsyncTestClient[Litestar],
+    app: AppUnderTest,
+    query: str,
+    conversation_id: str | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One chat turn, blocking: the answer body (``event: message``)."""
+    body: dict[str, Any] = {"inputs": inputs or {}, "query": query, "response_mode": "blocking", "user": USER}
+    if conversation_id is not None:
+        body["conversation_id"] = conversation_id
+    response = await client.post("/v1/chat-messages", json=body, headers=app.headers)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    assert data["event"] == "message" and data["mode"] == "advanced-chat", data
+    return data
+
+
+async def chat_streaming(
+    client: AsyncTestClient[Litestar],
+    app: AppUnderTest,
+    query: str,
+    conversation_id: str | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One chat turn, streaming: its events, which end with ``message_end`` then ``workflow_finished``."""
+    body: dict[str, Any] = {
+        "inputs": inputs or {},
+        "query": query,
+        "response_mode": "streaming",
+        "user": USER,
+    }
+    if conversation_id is not None:
+        body["conversation_id"] = conversation_id
+    response = await client.post("/v1/chat-messages", json=body, headers=app.headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [event for _, event in sse_events(response.text)]
+    assert events[0]["event"] == "workflow_started", events[0]
+    assert [e["event"] for e in events[-2:]] == ["message_end", "workflow_finished"], events[-3:]
+    message_id = events[0]["message_id"]
+    assert all(e["message_id"] == message_id for e in events)
+    return events
+
+
+def streamed_answer(events: list[dict[str, Any]]) -> str:
+    """The answer as a chat client assembles it: the ``message`` chunks in order."""
+    return "".join(e["answer"] for e in events if e["event"] == "message")
 
 
 def finished_nodes(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

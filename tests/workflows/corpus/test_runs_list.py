@@ -8,17 +8,18 @@ from pathlib import Path
 
 from app.workflows import dsl, dsl_corpus
 from tests.support.corpus import CORPUS, ROOT
-from tests.workflows.corpus import test_document_chat, test_http_and_files, test_llm_and_code
+from tests.workflows.corpus import test_chatflows, test_document_chat, test_http_and_files, test_llm_and_code
 from tests.workflows.corpus.conftest import needs_corpus
 
 RUNS_LIST = ROOT / "docs" / "dsl-corpus-runs.toml"
 pytestmark = needs_corpus
-MODULES = (test_llm_and_code, test_http_and_files, test_document_chat)
+MODULES = (test_llm_and_code, test_http_and_files, test_document_chat, test_chatflows)
 
 
 def test_runs_list_names_the_tests_that_run_each_file() -> None:
     """Each `runs` names an existing test; the tests of this package marked ``@runs_corpus_file(name)`` are
-    exactly the ones the list names for ``name``; every workflow-mode corpus file that imports is listed."""
+    exactly the ones the list names for ``name``; every workflow-mode and advanced-chat corpus file that imports
+    is listed."""
     assert CORPUS is not None
     listed = dsl_corpus.read_runs_list(RUNS_LIST).files
     marked = {
@@ -44,5 +45,5 @@ def test_runs_list_names_the_tests_that_run_each_file() -> None:
             parsed = dsl.parse(path.read_text())
         except dsl.InvalidDsl:
             continue
-        if parsed.mode == "workflow":
+        if parsed.mode in ("workflow", "advanced-chat"):
             assert path.name in listed, f"{path.name} imports, but the runs list does not say whether it runs"
