@@ -4,14 +4,21 @@ answer the completion routes with 400 ``app_unavailable``."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
+from litestar.testing import AsyncTestClient, TestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.asgi import create_app
 from app.errors import SluiceError
+from app.settings import Settings
 from app.workflows import completion_dsl
+from db import urls
 from tests.chat.conftest import events, import_app
 from tests.support.fake_openai import FakeOpenAI
 
@@ -45,6 +52,13 @@ async def test_a_completion_app_answers_blocking_and_streaming(
     app = await import_app(client, TRANSLATOR)
     info = await client.get("/v1/info", headers=app.headers)
     assert info.json()["mode"] == "completion"
+    parameters = (await client.get("/v1/parameters", headers=app.headers)).json()
+    assert [
+        (kind, item["variable"]) for entry in parameters["user_input_form"] for kind, item in entry.items()
+    ] == [
+        ("text-input", "language"),
+        ("paragraph", "text"),
+    ]
 
     blocking = await complete(client, app.headers)
     assert blocking.status_code == 200, blocking.text
@@ -78,6 +92,55 @@ async def test_a_completion_app_answers_blocking_and_streaming(
         "/v1/chat-messages", json={"inputs": {}, "query": "hi", "user": "ann"}, headers=app.headers
     )
     assert chat.status_code == 400 and chat.json()["code"] == "not_chat_app"
+
+
+async def test_a_stop_ends_a_streaming_completion_mid_answer(
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI, chat_settings: Settings
+) -> None:
+    app = await import_app(client, TRANSLATOR)
+    fake_llm.queue_reply(chunks=[f"w{i} " for i in range(20)], chunk_delay=0.5)  # ten seconds of answer
+
+    def stream() -> Any:  # the in-process client blocks its loop: the stream runs in a thread of its own
+        with TestClient(app=create_app(chat_settings, configure_logs=False)) as other:
+            body = {
+                "inputs": {"language": "Latin", "text": "hi"},
+                "user": "ann",
+                "response_mode": "streaming",
+            }
+            return other.post("/v1/completion-messages", json=body, headers=app.headers)
+
+    started = time.monotonic()
+    streaming = asyncio.create_task(asyncio.to_thread(stream))
+    engine = create_async_engine(urls.asyncpg(chat_settings.database_url))
+    try:
+        run_id = None
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            async with engine.connect() as conn:
+                run_id = await conn.scalar(
+                    text("SELECT workflow_run_id FROM messages WHERE app_id = :app"), {"app": app.app_id}
+                )
+            if run_id is not None and fake_llm.bodies():
+                break
+        assert run_id is not None and not streaming.done()
+        other = await client.post(
+            f"/v1/completion-messages/{run_id}/stop", json={"user": "bob"}, headers=app.headers
+        )
+        assert other.json() == {"result": "success"}  # another user's stop: success, and nothing stops
+        await asyncio.sleep(1.0)
+        assert not streaming.done()
+        stop = await client.post(
+            f"/v1/completion-messages/{run_id}/stop", json={"user": "ann"}, headers=app.headers
+        )
+        assert stop.status_code == 200 and stop.json() == {"result": "success"}
+        streamed = await asyncio.wait_for(streaming, 30)
+    finally:
+        await engine.dispose()
+    assert time.monotonic() - started < 9  # well before the model's ten seconds
+    got = events(streamed.text)
+    assert got[-1]["event"] == "message_end" and got[-1]["task_id"] == str(run_id)
+    partial = "".join(e["answer"] for e in got if e["event"] == "message")
+    assert partial.startswith("w0 ") and "w19" not in partial
 
 
 async def test_stop_and_the_other_modes(client: AsyncTestClient[Litestar]) -> None:
