@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.asgi import create_app
 from app.errors import SluiceError
 from app.settings import Settings
-from app.workflows import completion_dsl
+from app.workflows import completion_dsl, dsl
 from db import urls
 from tests.chat.conftest import events, import_app
 from tests.support.fake_openai import FakeOpenAI
@@ -205,3 +205,14 @@ def test_the_pre_prompt_names_only_form_variables() -> None:
         {"role": "system", "text": "{{#start.a#}} and {{b}}"},
         {"role": "user", "text": "{{#sys.query#}}"},
     ]
+
+
+def test_a_completion_dsl_without_its_model_config_is_refused() -> None:
+    with pytest.raises(SluiceError, match="model_config"):
+        dsl.parse(TRANSLATOR.split("model_config:")[0])
+    parsed = dsl.parse(TRANSLATOR)
+    assert parsed.mode == "completion" and {n["id"] for n in parsed.graph["nodes"]} >= {
+        "start",
+        "llm",
+        "answer",
+    }
