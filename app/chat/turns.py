@@ -46,6 +46,7 @@ from db import queue
 from db.models import Conversation, EndUser, Message, MessageFile
 
 MODE = "advanced-chat"
+COMPLETION = "completion"
 #: A new conversation is named after its first query, cut here (Dify), until the generated name arrives.
 NAME_LENGTH = 20
 #: The background naming starts this long after the first turn (Dify: about a second).
@@ -155,9 +156,12 @@ async def start_turn(
     query larger than ``limits`` (the defaults when None) are refused with 400 ``input_too_large``."""
     assert key.app_id is not None
     app_id = key.app_id
+    # A completion app's turn (chatflow spec 6.1) is a chat turn of a one-message conversation; its query may be
+    # empty (newer completion apps take their text from the inputs).
+    mode = key.app_mode if key.app_mode == COMPLETION else MODE
     query = request.query.replace("\x00", "")
     check_sizes(query, request.inputs, limits or workflows.InputLimits())
-    if not query:
+    if not query and mode != COMPLETION:
         raise QueryRequired
     workflow_id = parse_workflow_id(request.workflow_id)
     try:
@@ -197,7 +201,7 @@ async def start_turn(
         conversation = Conversation(
             app_id=app_id,
             end_user_id=end_user.id,
-            mode=MODE,
+            mode=mode,
             name=short_name(query),
             inputs=values,
             introduction=introduction(features, values),
@@ -209,7 +213,7 @@ async def start_turn(
 
     matched = (
         await annotation_replies.match_annotation(session, app_id, query, embedders=embedders)
-        if embedders
+        if embedders and mode != COMPLETION  # annotation replies are a chat feature
         else None
     )
     run_id = None if matched is not None else uuid.uuid4()
@@ -219,7 +223,7 @@ async def start_turn(
         conversation_id=conversation.id,
         end_user_id=end_user.id,
         workflow_run_id=run_id,
-        mode=MODE,
+        mode=mode,
         inputs=values,
         query=query,
         created_at=now,

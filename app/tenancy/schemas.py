@@ -28,7 +28,7 @@ class WorkspaceOut(msgspec.Struct):
 
 class AppCreate(msgspec.Struct):
     name: Name
-    mode: Literal["workflow", "advanced-chat"] = "workflow"
+    mode: Literal["workflow", "advanced-chat", "completion"] = "workflow"
     description: Annotated[str, text_field(0, 4000)] = ""
     workspace_id: uuid.UUID | None = None
 

@@ -17,7 +17,7 @@ from db.models import ApiKey, App, Workspace
 
 DEFAULT_WORKSPACE_NAME = "Default"
 KEY_PREFIXES = {"app": "app-", "dataset": "dataset-"}
-APP_MODES = ("workflow", "advanced-chat")
+APP_MODES = ("workflow", "advanced-chat", "completion")
 #: ``last_used_at`` is written at most this often per key, so a busy key does not write on every request.
 LAST_USED_RESOLUTION = datetime.timedelta(seconds=60)
 

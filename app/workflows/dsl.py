@@ -16,13 +16,14 @@ import msgspec
 import yaml
 
 from app.errors import SluiceError
+from app.workflows import completion_dsl
 from app.workflows.engine.errors import GraphError
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes import NODE_TYPES, build_node
 
 MAX_DSL_BYTES = 10 * 1024 * 1024
 MAX_DSL_DEPTH = 64
-SUPPORTED_MODES = ("workflow", "advanced-chat")
+SUPPORTED_MODES = ("workflow", "advanced-chat", "completion")
 #: DSL versions 0.1.x .. 0.5.x (what Dify 0.6 .. 1.13 write).
 _VERSION = re.compile(r"^0\.([1-5])\.\d+$")
 
@@ -100,6 +101,8 @@ def parse(yaml_content: str) -> ParsedDsl:
         raise InvalidDsl(
             f"unsupported app mode {mode or '(missing)'!r}; supported: {', '.join(SUPPORTED_MODES)}"
         )
+    if mode == "completion":  # no workflow: the graph its model config amounts to
+        doc = completion_dsl.as_workflow(doc)
     workflow = doc.get("workflow")
     if not isinstance(workflow, Mapping) or not isinstance(workflow.get("graph"), Mapping):
         raise InvalidDsl("missing `workflow.graph` section")

@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import utcnow
-from app.workflows.engine.core import Engine, Limits, NodeRun, Outcome, RunState, build_nodes
+from app.workflows.engine.core import CHAT_MODE, Engine, Limits, NodeRun, Outcome, RunState, build_nodes
 from app.workflows.engine.errors import RunStopped
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import Node, NodeResult, Ports, RunInfo
@@ -352,7 +352,9 @@ async def _graph(session: AsyncSession, workflow_id: uuid.UUID) -> Built:
             )
         ).one()
         graph = Graph.from_dsl(row.graph)
-        built = _BUILT[workflow_id] = Built(graph=graph, nodes=build_nodes(graph), mode=row.mode)
+        # A completion app runs as a one-turn chat: its answer streams through its Answer node the same way.
+        mode = CHAT_MODE if row.mode == "completion" else row.mode
+        built = _BUILT[workflow_id] = Built(graph=graph, nodes=build_nodes(graph), mode=mode)
         while len(_BUILT) > _BUILT_MAX:
             _BUILT.popitem(last=False)
     _BUILT.move_to_end(workflow_id)
