@@ -97,6 +97,22 @@ async def test_blocking_run(wf_client: AsyncTestClient[Litestar]) -> None:
     assert fetched["status"] == "succeeded" and json.loads(fetched["inputs"]) == {"name": "Ada"}
 
 
+async def test_a_named_version_runs_blocking_and_streaming(wf_client: AsyncTestClient[Litestar]) -> None:
+    app = await import_app(wf_client, GREETER)
+    version = (await run_blocking(wf_client, app.headers, {"name": "Ada"}))["data"]["workflow_id"]
+    url = f"/v1/workflows/{version}/run"
+    body = {"inputs": {"name": "Bo"}, "user": "u1"}
+    blocking = await wf_client.post(url, json={**body, "response_mode": "blocking"}, headers=app.headers)
+    assert blocking.status_code == 200, blocking.text
+    assert blocking.json()["data"]["workflow_id"] == version and blocking.json()["data"]["outputs"] == {
+        "greeting": "Bo"
+    }
+    streamed = await wf_client.post(url, json={**body, "response_mode": "streaming"}, headers=app.headers)
+    assert [data["event"] for _, data in sse_events(streamed.text)][-1] == "workflow_finished"
+    unknown = await wf_client.post(f"/v1/workflows/{uuid.uuid4()}/run", json=body, headers=app.headers)
+    assert unknown.status_code == 404, unknown.text
+
+
 async def test_invalid_inputs_name_the_field(wf_client: AsyncTestClient[Litestar]) -> None:
     app = await import_app(wf_client, GREETER)
     missing = await wf_client.post(
