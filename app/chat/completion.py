@@ -9,7 +9,6 @@ of another mode answers these routes as Dify does: 400 ``app_unavailable``.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,21 +16,19 @@ import msgspec
 from litestar import Controller, Request, post
 from litestar.di import Provide
 from litestar.response import Response, Stream
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import app_key_guard, provide_key
-from app.chat import end_users, turns
+from app.chat import turns
 from app.chat.controllers import (
     SSE_HEADERS,
-    STOPPED_BY_USER,
     blocking_answer,
     envelope,
     sessions_of,
+    stop_own_turn,
 )
 from app.chat.schemas import ChatRequest, CompletionRequest, Result, UserBody
 from app.chat.stream import follow
-from app.clock import utcnow
 from app.errors import responses
 from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
@@ -39,9 +36,6 @@ from app.files.signing import FileSigner
 from app.settings import Settings
 from app.tenancy.modes import require_completion_app
 from app.tenancy.services import KeyContext
-from app.workflows.runs import transitions
-from app.workflows.runs.pauses import Extensions
-from db.models import Message
 
 #: The events of a completion stream (Dify's ``EasyUIBasedGenerateTaskPipeline``); the workflow's own events of
 #: the run behind it are not sent.
@@ -147,22 +141,5 @@ class CompletionController(Controller):
         """Stop a completion (completion apps only). Always `{"result": "success"}`; only the user who sent the
         message can stop it."""
         require_completion_app(key)
-        assert key.app_id is not None
-        try:
-            run_id = uuid.UUID(task_id)
-        except ValueError:
-            return Result()
-        end_user = await end_users.find(db_session, key.app_id, data.user)
-        if end_user is None:
-            return Result()
-        owned = await db_session.scalar(
-            select(Message.id).where(
-                Message.workflow_run_id == run_id,
-                Message.app_id == key.app_id,
-                Message.end_user_id == end_user.id,
-            )
-        )
-        if owned is not None:
-            extensions: Extensions = request.app.state.extensions
-            await transitions.stop(db_session, extensions, [run_id], STOPPED_BY_USER, utcnow())
+        await stop_own_turn(request, db_session, key, task_id, data.user)
         return Result()

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
-from app.chat import end_users, turns
+from app.chat import end_users, messages, turns
 from app.chat.schemas import ChatMessage, ChatRequest, PausedChatMessage, Result, UserBody
 from app.chat.stream import Envelope, answered, follow
 from app.clock import utcnow
@@ -220,25 +220,24 @@ class ChatController(Controller):
         """Stop a turn (its run, including a model call in flight, and a paused turn's forms). Always
         `{"result": "success"}`; only the user who started the turn can stop it."""
         require_chat_app(key)
-        assert key.app_id is not None
-        try:
-            run_id = uuid.UUID(task_id)
-        except ValueError:
-            return Result()
-        end_user = await end_users.find(db_session, key.app_id, data.user)
-        if end_user is None:
-            return Result()
-        owned = await db_session.scalar(
-            select(Message.id).where(
-                Message.workflow_run_id == run_id,
-                Message.app_id == key.app_id,
-                Message.end_user_id == end_user.id,
-            )
-        )
-        if owned is not None:
-            extensions: Extensions = request.app.state.extensions
-            await transitions.stop(db_session, extensions, [run_id], STOPPED_BY_USER, utcnow())
+        await stop_own_turn(request, db_session, key, task_id, data.user)
         return Result()
+
+
+async def stop_own_turn(
+    request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, task_id: str, user: str | None
+) -> None:
+    """Stop the run ``task_id`` when it is a turn of ``user`` (a chat or a completion message); anything else,
+    an id that is not one included, changes nothing (Dify answers success either way)."""
+    assert key.app_id is not None
+    try:
+        run_id = uuid.UUID(task_id)
+    except ValueError:
+        return
+    end_user = await end_users.find(db_session, key.app_id, user)
+    if await messages.of_run(db_session, key.app_id, end_user, run_id) is not None:
+        extensions: Extensions = request.app.state.extensions
+        await transitions.stop(db_session, extensions, [run_id], STOPPED_BY_USER, utcnow())
 
 
 async def run_events(
@@ -253,16 +252,8 @@ async def run_events(
     pauses to its end. The run must be a turn of ``user`` (anyone else: 404)."""
     assert key.app_id is not None
     end_user = await end_users.find(db_session, key.app_id, user)
-    message = None
-    if end_user is not None:
-        message = await db_session.scalar(
-            select(Message).where(
-                Message.workflow_run_id == run_id,
-                Message.app_id == key.app_id,
-                Message.end_user_id == end_user.id,
-            )
-        )
-    if message is None:
+    message = await messages.of_run(db_session, key.app_id, end_user, run_id)
+    if message is None or end_user is None:
         raise NotFound("Workflow run not found.")
     slots: StreamSlots = request.app.state.stream_slots
     slot = await slots.acquire(key.key_id)

@@ -85,6 +85,19 @@ async def owned(
     return message
 
 
+async def of_run(
+    session: AsyncSession, app_id: uuid.UUID, end_user: EndUser | None, run_id: uuid.UUID
+) -> Message | None:
+    """The message of this user whose turn is the run ``run_id`` (None: no such run, or another user's)."""
+    if end_user is None:
+        return None
+    return await session.scalar(  # type: ignore[no-any-return]
+        select(Message).where(
+            Message.workflow_run_id == run_id, Message.app_id == app_id, Message.end_user_id == end_user.id
+        )
+    )
+
+
 async def items(
     session: AsyncSession,
     settings: Settings,
