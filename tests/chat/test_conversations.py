@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from app.chat.naming import NAME_PROMPT
 from tests.chat.conftest import chat, import_app
 from tests.support.fake_openai import FakeOpenAI
 
@@ -220,7 +221,7 @@ async def test_messages_scroll_up_feedback_and_suggestions(
         "result": "success",
         "data": ["Why?", "How?", "When?"],
     }
-    prompt = fake_llm.bodies()[-1]["messages"][0]["content"]
+    prompt = fake_llm.bodies(unless=NAME_PROMPT)[-1]["messages"][0]["content"]
     assert "Human: m4" in prompt and "Human: m1" not in prompt  # the last three turns
     fake_llm.queue_reply("no list here")
     assert (await get(client, app, f"/v1/messages/{message_ids[-1]}/suggested", user="alice")).json()[
@@ -312,7 +313,9 @@ async def test_conversation_variables_list_filter_and_set(
     assert no_value.status_code == 400
     # the next turn sees the values set through the API
     await chat(client, app, "next", conversation_id=conversation)
-    assert fake_llm.bodies()[-1]["messages"][-1]["content"] == "next count=41.5 note=changed"
+    assert (
+        fake_llm.bodies(unless=NAME_PROMPT)[-1]["messages"][-1]["content"] == "next count=41.5 note=changed"
+    )
 
 
 async def test_another_user_finds_nothing(client: AsyncTestClient[Litestar]) -> None:

@@ -294,9 +294,15 @@ class FakeOpenAI:
             self.rules.clear()
             self.requests.clear()
 
-    def bodies(self, path: str = CHAT_PATH) -> list[dict[str, Any]]:
-        """The JSON bodies received on ``path``, oldest first."""
-        return [r.body for r in list(self.requests) if r.path == path]
+    def bodies(self, path: str = CHAT_PATH, *, unless: str | None = None) -> list[dict[str, Any]]:
+        """The JSON bodies received on ``path``, oldest first; ``unless``: leave out those whose first message
+        starts with it (a background call such as a conversation's naming may land between a test's calls)."""
+        bodies = [r.body for r in list(self.requests) if r.path == path]
+        if unless is None:
+            return bodies
+        return [
+            b for b in bodies if not str((b.get("messages") or [{}])[0].get("content", "")).startswith(unless)
+        ]
 
     def _queue(self, times: int, item: Scripted) -> None:
         with self._lock:
