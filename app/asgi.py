@@ -141,13 +141,14 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         configure_logging(settings)
     alchemy = SQLAlchemyAsyncConfig(
         connection_string=urls.asyncpg(settings.database_url),
-        engine_config=EngineConfig(pool_size=10, max_overflow=10, pool_pre_ping=True),
+        engine_config=EngineConfig(pool_size=10, max_overflow=10),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         before_send_handler="autocommit",
         create_all=False,
     )
 
     engines.apply_statement_timeout(alchemy.get_engine(), settings.db_statement_timeout)
+    engines.ping_idle_connections(alchemy.get_engine())
     hub = RunEventHub(settings.database_url)
     stream_slots = StreamSlots(alchemy.get_engine(), settings.max_event_streams_per_key)
 

@@ -13,7 +13,7 @@ from typing import Any
 import procrastinate
 import structlog
 
-from db import urls
+from db import engines, urls
 from db.queue import QUEUES, Task
 
 TASK_MODULES = [
@@ -61,7 +61,9 @@ async def bind_job_context(call_next: Any, context: procrastinate.JobContext, wo
 @contextlib.asynccontextmanager
 async def opened(database_url: str, **pool_kwargs: Any) -> AsyncIterator[procrastinate.App]:
     """The App connected to ``database_url`` for the duration of the block."""
-    connector = procrastinate.PsycopgConnector(conninfo=urls.libpq(database_url), **pool_kwargs)
+    connector = procrastinate.PsycopgConnector(
+        conninfo=urls.libpq(database_url), pool_factory=engines.idle_checked_pool(), **pool_kwargs
+    )
     with app.replace_connector(connector):
         async with app.open_async():
             yield app

@@ -51,9 +51,9 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
         urls.asyncpg(settings.database_url),
         pool_size=settings.worker_concurrency + 2,
         max_overflow=4,
-        pool_pre_ping=True,
     )
     engines.apply_statement_timeout(engine, settings.db_statement_timeout)
+    engines.ping_idle_connections(engine)
     # the sandbox's runner: a separate clean process (empty environment), so no secret of ours reaches it. Code
     # nodes, templates with logic, and document parsing (the extractor node, indexing) run in its children.
     sandbox = Sandbox.from_settings(settings)

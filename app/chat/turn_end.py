@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.chat.turns import usage
 from app.clock import utcnow
 from app.settings import Settings
+from app.workflows.engine.core import CHAT_MODE
 from app.workflows.runs import store
 from app.workflows.runs.pauses import RunEnd
 
@@ -145,7 +146,10 @@ class ChatTurnEnds:
         self.settings = settings
 
     async def ended(self, session: AsyncSession, ends: Sequence[RunEnd]) -> None:
-        by_run = {end.run.id: end for end in ends}
+        # a workflow app's run has no message: skip the lookup when the runner said which mode ran
+        by_run = {end.run.id: end for end in ends if end.mode in (None, CHAT_MODE)}
+        if not by_run:
+            return
         rows = (await session.execute(_TURNS, {"ids": list(by_run)})).all()
         if not rows:
             return

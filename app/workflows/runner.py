@@ -430,6 +430,7 @@ async def advance_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.U
             outputs=outcome.outputs,
             error=outcome.error,
             state=loaded.state,
+            mode=built.mode,
         )
         if not await recorder.commit(write, end=end):
             return "stopped"
@@ -490,6 +491,7 @@ async def resume_runs(
                         outputs=outcome.outputs,
                         error=outcome.error,
                         state=item.state,
+                        mode=built.mode,
                     )
                 )
                 if outcome.status == "failed":

@@ -126,6 +126,9 @@ class RunEnd(msgspec.Struct, kw_only=True):
     outputs: dict[str, Any]
     error: str | None
     state: RunState | None = None
+    #: The app's mode as the engine ran it (``advanced-chat`` for chat and completion apps), when the caller
+    #: knows it; None: hooks that care look it up.
+    mode: str | None = None
 
 
 class EndHook(Protocol):
