@@ -159,6 +159,15 @@ async def submit(
 # --- deadlines ------------------------------------------------------------------------------------
 
 
+#: The waiting forms whose deadline passed, earliest first. The clock is read once (an InitPlan): compared with
+#: ``clock_timestamp()`` itself, a volatile function, the deadline index could only filter, walking every waiting
+#: form (24 ms at 100,000) to find the few that are due.
+DUE_FORMS = text(
+    "SELECT run_id FROM human_input_forms WHERE status = 'waiting' AND deadline <= (SELECT clock_timestamp()) "
+    "ORDER BY deadline LIMIT :limit"
+)
+
+
 async def handle_deadlines(session: AsyncSession, extensions: Extensions, limit: int = BATCH) -> int:
     """Apply the passed deadlines of up to ``limit`` waiting forms (earliest first); the number handled.
 
@@ -166,13 +175,7 @@ async def handle_deadlines(session: AsyncSession, extensions: Extensions, limit:
     waiting on each other, and a run being submitted to or stopped right now is left to that transaction (the
     next pass sees what it decided). Then the forms of the locked runs are locked and checked again.
     """
-    candidates = await session.execute(
-        text(
-            "SELECT run_id FROM human_input_forms WHERE status = 'waiting' AND deadline <= clock_timestamp() "
-            "ORDER BY deadline LIMIT :limit"
-        ),
-        {"limit": limit},
-    )
+    candidates = await session.execute(DUE_FORMS, {"limit": limit})
     run_ids = sorted({row[0] for row in candidates})
     if not run_ids:
         return 0
