@@ -4,7 +4,10 @@ procrastinate starts a job deferred for later (``schedule_at``) at the worker's 
 job is inserted, not when it becomes due. With the default half-second poll a deadline was up to 0.5 s late at
 light load (p99 530 ms); polling faster costs queries all day. Instead, each time the worker runs out of jobs
 it asks one indexed question, "when is the next job of my queues due?" (``sluice_procrastinate_jobs_scheduled``),
-and sets a timer that wakes its fetch loop then. A job deferred meanwhile wakes the worker by NOTIFY as before
+and sets a timer that wakes its fetch loop then. "Next" means due after the worker began its last look for
+work, not after now: a job that fell due between that look and the question (the timer of a job due *now*
+fires, the fetch runs a hair early, the job is due by the time of the question) is still answered, with a time
+in the past, and the worker fetches again at once instead of waiting for the poll. A job deferred meanwhile wakes the worker by NOTIFY as before
 (which ends in this question again), and the poll stays as the fallback.
 
 This overrides a private method of ``procrastinate.worker.Worker`` (``_fetch_and_process_jobs``, called by the
@@ -25,22 +28,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.heartbeat import HeartbeatThread
 
-NextDue = Callable[[], Awaitable[datetime.datetime | None]]
+NextDue = Callable[[datetime.datetime], Awaitable[datetime.datetime | None]]
 
 
 def next_due_query(sessions: async_sessionmaker[AsyncSession], queues: Sequence[str] | None) -> NextDue:
-    """When the next job of ``queues`` (all when None) scheduled for later is due."""
+    """When the next job of ``queues`` (all when None) scheduled after ``after`` is due."""
 
-    async def next_due() -> datetime.datetime | None:
+    async def next_due(after: datetime.datetime) -> datetime.datetime | None:
         async with sessions() as session:
             # One statement, no transaction around it (asked whenever the worker runs out of work).
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return await session.scalar(  # type: ignore[no-any-return]
                 text(
                     "SELECT min(scheduled_at) FROM procrastinate_jobs WHERE status = 'todo' "
-                    "AND scheduled_at > now() AND (CAST(:queues AS text[]) IS NULL OR queue_name = ANY(:queues))"
+                    "AND scheduled_at > :after AND (CAST(:queues AS text[]) IS NULL OR queue_name = ANY(:queues))"
                 ),
-                {"queues": list(queues) if queues else None},
+                {"after": after, "queues": list(queues) if queues else None},
             )
 
     return next_due
@@ -84,6 +87,7 @@ class PunctualWorker(procrastinate_worker.Worker):
         self.side_task_failed = any(t.done() and not t.cancelled() and t.exception() for t in side_tasks)
 
     async def _fetch_and_process_jobs(self) -> None:
+        looked = datetime.datetime.now(datetime.UTC)
         await super()._fetch_and_process_jobs()
         # Nothing more to fetch now: wake up when the next scheduled job is due.
         if self._alarm is not None:
@@ -92,7 +96,7 @@ class PunctualWorker(procrastinate_worker.Worker):
         if self._stop_event.is_set():
             return
         try:
-            due = await self._next_due()
+            due = await self._next_due(looked)
         except Exception:  # the poll still wakes the worker; the next idle moment asks again
             self.logger.warning("could not read the next scheduled job", exc_info=True)
             return
