@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.knowledge import indexing, vectors
+from app.knowledge.embeddings import vectors
+from app.knowledge.indexing import lifecycle as indexing
 from app.settings import Settings
 from db import urls
 from db.models import Dataset, Document, UploadFile, Workspace

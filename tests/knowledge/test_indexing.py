@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge import indexing
+from app.knowledge.indexing import lifecycle as indexing
 from db.models import ChildChunk, Document, Segment
 from tests.knowledge.conftest import add_document, make_dataset, wait_for_status
 from tests.support.fake_openai import EMBEDDINGS_PATH, FakeOpenAI

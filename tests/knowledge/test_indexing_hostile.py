@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge import indexing
 from app.knowledge.documents import services as documents
+from app.knowledge.indexing import lifecycle as indexing
 from db.models import Document
 from tests.knowledge.conftest import add_document, make_dataset, wait_for_status
 from tests.knowledge.hostile_files import (

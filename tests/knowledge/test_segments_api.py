@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.asgi import create_app
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings.providers import Embedders
 from app.knowledge.segments import services
 from app.knowledge.segments.schemas import SegmentCreateItem
 from app.settings import Settings

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import dataset_key_guard, provide_key
 from app.errors import Forbidden, NotFound, SluiceError, responses
-from app.knowledge import services as datasets
+from app.knowledge.datasets import services as datasets
 from app.settings import Settings
 from app.tenancy.services import KeyContext
 from db.models import Document, UploadFile

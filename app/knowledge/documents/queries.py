@@ -15,9 +15,9 @@ from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
-from app.knowledge import services as datasets
 from app.knowledge.accounts import creator_id
-from app.knowledge.splitting import InvalidProcessRule, ProcessRule
+from app.knowledge.datasets import services as datasets
+from app.knowledge.indexing.splitting import InvalidProcessRule, ProcessRule
 from db.models import Dataset, DatasetMetadata, Document, Segment, UploadFile
 
 _IN_PROGRESS = ("parsing", "cleaning", "splitting", "indexing")

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
-from app.knowledge import indexing
-from app.knowledge import services as datasets
+from app.knowledge.datasets import services as datasets
 from app.knowledge.documents import queries
+from app.knowledge.embeddings.providers import check_embedding_choice
 from app.knowledge.errors import (
     ArchivedDocumentImmutable,
     DocumentAlreadyFinished,
@@ -34,9 +34,9 @@ from app.knowledge.errors import (
     InvalidAction,
     UnsupportedFileType,
 )
-from app.knowledge.extract import SUPPORTED_EXTENSIONS, extension_of
-from app.knowledge.providers import check_embedding_choice
-from app.knowledge.splitting import ProcessRule
+from app.knowledge.indexing import lifecycle as indexing
+from app.knowledge.indexing.extract import SUPPORTED_EXTENSIONS, extension_of
+from app.knowledge.indexing.splitting import ProcessRule
 from app.schemas import unix
 from app.settings import Settings
 from db.models import Dataset, Document, UploadFile

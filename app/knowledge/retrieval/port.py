@@ -10,8 +10,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge.retrieval.service import Hit, Ranked, Retriever, load
-from app.knowledge.retrieval.settings import MetadataFilter, RetrievalModel, parse_retrieval_model
+from app.knowledge.retrieval.model import MetadataFilter, RetrievalModel, parse_retrieval_model
+from app.knowledge.retrieval.services import Hit, Ranked, Retriever, load
 from db.models import App, Dataset
 
 

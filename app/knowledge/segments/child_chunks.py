@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound, SluiceError
-from app.knowledge.chunk_text import text_fields
+from app.knowledge.indexing.chunk_text import text_fields
 from app.knowledge.segments.services import _check_content, _embed, _mutable
 from db.models import ChildChunk, Dataset, Document, Segment
 
 if TYPE_CHECKING:
-    from app.knowledge.embeddings import Embedder
-    from app.knowledge.providers import Embedders
+    from app.knowledge.embeddings.embedders import Embedder
+    from app.knowledge.embeddings.providers import Embedders
 
 
 class ChildChunkIndexingError(SluiceError):

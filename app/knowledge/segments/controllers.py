@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.accounts import creator_id
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings.providers import Embedders
 from app.knowledge.segments import child_chunks, services
 from app.knowledge.segments.schemas import (
     ChildChunkDetail,

@@ -21,25 +21,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
-from app.knowledge import services as datasets
-from app.knowledge import vectors
-from app.knowledge.chunk_text import estimate_tokens, text_fields
-from app.knowledge.embeddings import EmbeddingError
+from app.knowledge.datasets import services as datasets
+from app.knowledge.embeddings import vectors
+from app.knowledge.embeddings.embedders import EmbeddingError
 from app.knowledge.errors import ArchivedDocumentImmutable
-from app.knowledge.keywords import extract_keywords
-from app.knowledge.segments.schemas import SegmentCreateItem, SegmentUpdateArgs
-from app.knowledge.splitting import (
+from app.knowledge.indexing.chunk_text import estimate_tokens, text_fields
+from app.knowledge.indexing.keywords import extract_keywords
+from app.knowledge.indexing.splitting import (
     SUBCHUNK_SEGMENTATION,
     InvalidProcessRule,
     ProcessRule,
     Segmentation,
     split_text,
 )
+from app.knowledge.segments.schemas import SegmentCreateItem, SegmentUpdateArgs
 from db.models import ChildChunk, Dataset, Document, Segment
 
 if TYPE_CHECKING:
-    from app.knowledge.embeddings import Embedder
-    from app.knowledge.providers import Embedders
+    from app.knowledge.embeddings.embedders import Embedder
+    from app.knowledge.embeddings.providers import Embedders
 
 log = structlog.get_logger()
 

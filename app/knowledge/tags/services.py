@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
-from app.knowledge import services as datasets
+from app.knowledge.datasets import services as datasets
 from db.models import Tag, tag_bindings
 
 KNOWLEDGE = "knowledge"

@@ -32,14 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
 from app.clock import utcnow
-from app.knowledge import vectors
-from app.knowledge.chunk_text import estimate_tokens, text_fields
-from app.knowledge.confined import ConfinedParsing
-from app.knowledge.embeddings import Embedder, EmbeddingError
-from app.knowledge.extract import ExtractError
-from app.knowledge.indexing import ACTIVE_STATUSES
-from app.knowledge.providers import Embedders
-from app.knowledge.splitting import Chunk, InvalidProcessRule, ProcessRule
+from app.knowledge.embeddings import vectors
+from app.knowledge.embeddings.embedders import Embedder, EmbeddingError
+from app.knowledge.embeddings.providers import Embedders
+from app.knowledge.indexing.chunk_text import estimate_tokens, text_fields
+from app.knowledge.indexing.confined import ConfinedParsing
+from app.knowledge.indexing.extract import ExtractError
+from app.knowledge.indexing.lifecycle import ACTIVE_STATUSES
+from app.knowledge.indexing.splitting import Chunk, InvalidProcessRule, ProcessRule
 from db.models import ChildChunk, Dataset, Document, Segment, UploadFile
 
 log = structlog.get_logger()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.knowledge.extract import MB, ExtractError, ParseLimits
-from app.knowledge.parsing import CLEAN, EXTRACT, SPLIT, resolve
-from app.knowledge.splitting import Chunk, ProcessRule
+from app.knowledge.indexing.extract import MB, ExtractError, ParseLimits
+from app.knowledge.indexing.parsing import CLEAN, EXTRACT, SPLIT, resolve
+from app.knowledge.indexing.splitting import Chunk, ProcessRule
 from app.sandbox.client import Sandbox
 from app.sandbox.errors import (
     FunctionFailed,

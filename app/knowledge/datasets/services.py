@@ -13,14 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
-from app.knowledge.embeddings import E5_MODEL
+from app.knowledge.embeddings.embedders import E5_MODEL
+from app.knowledge.embeddings.providers import check_embedding_choice
 from app.knowledge.errors import DatasetNameDuplicate, DatasetNameTaken
-from app.knowledge.providers import check_embedding_choice
 from app.settings import Settings
 from db.models import Dataset, DatasetMetadata, Document, Tag, UploadFile, Workspace, tag_bindings
 
 if TYPE_CHECKING:
-    from app.knowledge.schemas import DatasetUpdate
+    from app.knowledge.datasets.schemas import DatasetUpdate
 
 
 def default_embedding_model(settings: Settings | None) -> tuple[str, str | None]:

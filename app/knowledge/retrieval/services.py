@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.knowledge import vectors
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings import vectors
+from app.knowledge.embeddings.providers import Embedders
 from app.knowledge.retrieval import search
 from app.knowledge.retrieval.filters import filter_sql
-from app.knowledge.retrieval.settings import RetrievalModel
+from app.knowledge.retrieval.model import RetrievalModel
 from db.models import ChildChunk, Dataset, Document, Segment
 
 #: Hybrid search looks this many times deeper than ``top_k`` in each list before fusing.
