@@ -41,7 +41,7 @@ class DatasetView:
     available_document_count: int = 0
     tags: list[Tag] = field(default_factory=list)
     metadata_fields: list[DatasetMetadata] = field(default_factory=list)
-    #: Dify's ``author_name``: the name of the workspace (standing in for its owner account, see accounts.py).
+    #: Dify's ``author_name``: the name of the workspace (standing in for its owner account, see app.knowledge.accounts).
     author_name: str = ""
 
 

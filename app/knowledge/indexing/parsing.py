@@ -1,5 +1,5 @@
 """The parsing stages of indexing as sandbox functions: ``knowledge.extract``, ``knowledge.clean``,
-``knowledge.split``. Each runs in a fresh confined child (``app.knowledge.confined`` calls them), so a hostile
+``knowledge.split``. Each runs in a fresh confined child (``app.knowledge.indexing.confined`` calls them), so a hostile
 file can stall or bloat only that child, which the sandbox kills at its time or memory limit.
 
 Plain data in and out (msgpack across the process boundary): ``{"text": ...}`` or ``{"error": message}``.

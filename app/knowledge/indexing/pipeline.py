@@ -3,7 +3,7 @@
 Each stage commits its status (and timestamp) so ``indexing-status`` shows progress while it runs. Crash safety
 comes from where the work is committed:
 
-- parse, clean and split run in confined children (``app.knowledge.confined``: time and memory limits, file
+- parse, clean and split run in confined children (``app.knowledge.indexing.confined``: time and memory limits, file
   caps), never on the worker's event loop; their result is committed in ONE transaction that replaces the
   document's segments (unique ``(document_id, position)``) and moves it to ``indexing``. A job killed before
   that commit starts again from the source; one killed after it never splits again. While a child works, the

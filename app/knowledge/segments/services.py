@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
-from app.knowledge.datasets import services as datasets
+from app.knowledge.datasets.services import get_dataset
 from app.knowledge.embeddings import vectors
 from app.knowledge.embeddings.embedders import EmbeddingError
 from app.knowledge.errors import ArchivedDocumentImmutable
@@ -58,7 +58,7 @@ async def get_document(
     lock: bool = False,
 ) -> tuple[Dataset, Document]:
     """The dataset and document, both of this workspace; ``lock`` takes the document row for the transaction."""
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
+    dataset = await get_dataset(session, workspace_id, dataset_id)
     query = select(Document).where(Document.id == document_id, Document.dataset_id == dataset.id)
     document = await session.scalar(query.with_for_update() if lock else query)
     if document is None:
