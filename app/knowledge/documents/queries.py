@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
 from app.knowledge.accounts import creator_id
-from app.knowledge.datasets.services import get_dataset
+from app.knowledge.datasets.services import RowLock, get_dataset, locked
 from app.knowledge.indexing.splitting import InvalidProcessRule, ProcessRule
 from db.models import Dataset, DatasetMetadata, Document, Segment, UploadFile
 
@@ -75,12 +75,18 @@ def display_status_filter(status: str) -> ColumnElement[bool]:
 
 
 async def get_document(
-    session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID, document_id: uuid.UUID
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    dataset_id: uuid.UUID,
+    document_id: uuid.UUID,
+    *,
+    lock: RowLock | None = None,
 ) -> tuple[Dataset, Document]:
+    """The dataset and the document, both of this workspace (404 otherwise); ``lock`` locks the document row for
+    the transaction (the dataset row is read without a lock)."""
     dataset = await get_dataset(session, workspace_id, dataset_id)
-    document = await session.scalar(
-        select(Document).where(Document.id == document_id, Document.dataset_id == dataset.id)
-    )
+    query = select(Document).where(Document.id == document_id, Document.dataset_id == dataset.id)
+    document = await session.scalar(locked(query, lock))
     if document is None:
         raise NotFound("Document not found.")
     return dataset, document

@@ -83,10 +83,6 @@ class DocumentIds(msgspec.Struct):
     )
 
 
-class ResultOut(msgspec.Struct):
-    result: str = "success"
-
-
 class MetadataValue(msgspec.Struct):
     id: str
     name: str

@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
-from app.errors import InvalidParam, NotFound
+from app.errors import InvalidParam
 from app.knowledge.datasets.services import default_embedding_model, get_dataset
 from app.knowledge.documents import queries
 from app.knowledge.embeddings.providers import check_embedding_choice
@@ -156,19 +156,6 @@ def _doc_form(requested: str | None, current: str | None) -> str:
     return doc_form
 
 
-async def _locked_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> Dataset:
-    # FOR UPDATE serialises document creation per dataset: the next position, and the first document's choice
-    # of indexing technique, embedding model and doc_form, are read and written by one request at a time.
-    dataset = await session.scalar(
-        select(Dataset)
-        .where(Dataset.id == dataset_id, Dataset.workspace_id == workspace_id)
-        .with_for_update()
-    )
-    if dataset is None:
-        raise NotFound("Dataset not found.")
-    return dataset
-
-
 def _settle_dataset(dataset: Dataset, options: DocumentSettings, doc_form: str, config: Settings) -> None:
     """What a dataset's first document decides: indexing technique, embedding model, retrieval model, doc_form."""
     if not dataset.indexing_technique:
@@ -197,7 +184,9 @@ async def create_document(
     name: str | None = None,
 ) -> tuple[Dataset, Document, UploadFile]:
     """A new ``waiting`` document at the end of the dataset, its upload, and its indexing job."""
-    dataset = await _locked_dataset(session, workspace_id, dataset_id)
+    # FOR UPDATE serialises document creation per dataset: the next position, and the first document's choice
+    # of indexing technique, embedding model and doc_form, are read and written by one request at a time.
+    dataset = await get_dataset(session, workspace_id, dataset_id, lock="update")
     doc_form = _doc_form(options.doc_form, dataset.doc_form)
     if options.process_rule is not None:
         process_rule = _process_rule(options.process_rule, doc_form)
