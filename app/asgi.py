@@ -35,14 +35,14 @@ from app.health import HealthController
 from app.human_input.controllers import AppFormController, PublicFormController
 from app.human_input.pages import FormPageController
 from app.json_body import SluiceRequest
-from app.knowledge.controllers import DatasetController
+from app.knowledge.datasets.controllers import DatasetController
 from app.knowledge.documents.controllers import DocumentController
 from app.knowledge.documents.downloads import DocumentDownloadController, DocumentFileController
+from app.knowledge.embeddings.providers import Embedders
+from app.knowledge.indexing.rag_pipeline import KnowledgePipelineController
 from app.knowledge.metadata.controllers import MetadataController
-from app.knowledge.providers import Embedders
-from app.knowledge.rag_pipeline import KnowledgePipelineController
 from app.knowledge.retrieval.controllers import RetrieveController
-from app.knowledge.retrieval.service import Retriever
+from app.knowledge.retrieval.services import Retriever
 from app.knowledge.segments.controllers import SegmentController
 from app.knowledge.tags.controllers import DatasetTagController, TagController
 from app.logging import configure_logging

@@ -25,7 +25,7 @@ from litestar.di import Provide
 
 from app.auth import dataset_key_guard, provide_key
 from app.errors import InvalidParam, SluiceError, responses
-from app.knowledge.embeddings import E5_MODEL, STATIC_MODEL
+from app.knowledge.embeddings.embedders import E5_MODEL, STATIC_MODEL
 from app.settings import Settings
 from app.tenancy.services import KeyContext
 

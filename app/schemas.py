@@ -1,9 +1,10 @@
-"""Schema pieces shared by every feature: timestamps as Unix seconds (like Dify) and paginated lists."""
+"""Schema pieces shared by every feature: timestamps as Unix seconds (like Dify), paginated lists, and the
+``{"result": "success"}`` body."""
 
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 from litestar.params import Parameter
@@ -46,3 +47,9 @@ class Page(msgspec.Struct, Generic[T]):
 
 class Listing(msgspec.Struct, Generic[T]):
     data: list[T]
+
+
+class Success(msgspec.Struct):
+    """Dify's ``{"result": "success"}``: the body of an action that has nothing else to report."""
+
+    result: Literal["success"] = "success"

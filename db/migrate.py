@@ -27,7 +27,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "alembic_version"
 
 
-#: The per-embedding-space HNSW indexes are made at run time (app/knowledge/vectors.py), not by migrations.
+#: The per-embedding-space HNSW indexes are made at run time (app/knowledge/embeddings/vectors.py), not by migrations.
 _RUNTIME_INDEX = re.compile(r"^(segments|child_chunks)_embedding_space_\d+_hnsw$")
 
 

@@ -6,7 +6,7 @@ import uuid
 
 import procrastinate
 
-from app.knowledge.pipeline import DocumentIndexer
+from app.knowledge.indexing.pipeline import DocumentIndexer
 from db.queue import Task
 from jobs.app import task
 

@@ -12,8 +12,8 @@ import psycopg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from app.knowledge.confined import ConfinedParsing
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings.providers import Embedders
+from app.knowledge.indexing.confined import ConfinedParsing
 from app.sandbox.client import Sandbox
 from app.settings import Settings
 from app.wiring import extensions

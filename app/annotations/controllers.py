@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.annotations import services
 from app.auth import app_key_guard, provide_key
 from app.errors import responses
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings.providers import Embedders
 from app.schemas import NO_NUL, Page, PageNumber, text_field, unix
 from app.tenancy.services import KeyContext
 from db.models import Annotation, AnnotationReplyJob

@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings.providers import Embedders
 from db import queue
 from db.models import Annotation, AnnotationReplyJob, AnnotationSetting
 

@@ -27,12 +27,13 @@ from app.chat.controllers import (
     sessions_of,
     stop_own_turn,
 )
-from app.chat.schemas import ChatRequest, CompletionRequest, Result, UserBody
+from app.chat.schemas import ChatRequest, CompletionRequest, UserBody
 from app.chat.stream import follow
 from app.errors import responses
 from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
+from app.schemas import Success
 from app.settings import Settings
 from app.tenancy.modes import require_completion_app
 from app.tenancy.services import KeyContext
@@ -137,9 +138,9 @@ class CompletionController(Controller):
         key: KeyContext,
         task_id: str,
         data: UserBody,
-    ) -> Result:
+    ) -> Success:
         """Stop a completion (completion apps only). Always `{"result": "success"}`; only the user who sent the
         message can stop it."""
         require_completion_app(key)
         await stop_own_turn(request, db_session, key, task_id, data.user)
-        return Result()
+        return Success()

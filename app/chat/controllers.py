@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import app_key_guard, provide_key
 from app.chat import end_users, messages, turns
-from app.chat.schemas import ChatMessage, ChatRequest, PausedChatMessage, Result, UserBody
+from app.chat.schemas import ChatMessage, ChatRequest, PausedChatMessage, UserBody
 from app.chat.stream import Envelope, answered, follow
 from app.clock import utcnow
 from app.errors import InvalidParam, NotFound, responses
@@ -28,7 +28,7 @@ from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
 from app.human_input import forms as human_forms
-from app.schemas import NO_NUL, unix
+from app.schemas import NO_NUL, Success, unix
 from app.settings import Settings
 from app.tenancy.modes import require_chat_app
 from app.tenancy.services import KeyContext
@@ -216,12 +216,12 @@ class ChatController(Controller):
         key: KeyContext,
         task_id: str,
         data: UserBody,
-    ) -> Result:
+    ) -> Success:
         """Stop a turn (its run, including a model call in flight, and a paused turn's forms). Always
         `{"result": "success"}`; only the user who started the turn can stop it."""
         require_chat_app(key)
         await stop_own_turn(request, db_session, key, task_id, data.user)
-        return Result()
+        return Success()
 
 
 async def stop_own_turn(

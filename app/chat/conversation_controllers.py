@@ -25,7 +25,6 @@ from app.chat.schemas import (
     MessagePage,
     OptionalUserBody,
     RenameRequest,
-    Result,
     Suggestions,
     Variable,
     VariablePage,
@@ -33,7 +32,7 @@ from app.chat.schemas import (
 )
 from app.errors import InvalidParam, responses
 from app.files.signing import FileSigner
-from app.schemas import NO_NUL, Limit, unix
+from app.schemas import NO_NUL, Limit, Success, unix
 from app.tenancy.modes import require_chat_app
 from app.tenancy.services import KeyContext
 from db.models import Conversation as ConversationRow
@@ -265,13 +264,13 @@ class ConversationController(Controller):
     @post("/messages/{message_id:uuid}/feedbacks", status_code=200, responses=responses(400, 401, 404))
     async def feedback(
         self, db_session: AsyncSession, key: KeyContext, message_id: uuid.UUID, data: FeedbackRequest
-    ) -> Result:
+    ) -> Success:
         """Like or dislike a message (one feedback per user; `rating: null` withdraws it)."""
         require_chat_app(key)
         assert key.app_id is not None
         end_user = await end_users.find(db_session, key.app_id, data.user)
         await messages.give_feedback(db_session, key.app_id, end_user, message_id, data.rating, data.content)
-        return Result()
+        return Success()
 
     @get("/messages/{message_id:uuid}/suggested", responses=responses(400, 401, 404))
     async def suggested(

@@ -44,10 +44,6 @@ class OptionalUserBody(msgspec.Struct, kw_only=True):
     user: User | None = None
 
 
-class Result(msgspec.Struct):
-    result: str = "success"
-
-
 class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=False):
     """The blocking answer of a turn (``event: message``)."""
 

@@ -28,8 +28,7 @@ import msgspec
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.workflows.events import PING, PING_SECONDS, POLL_SECONDS, RunEventHub, reading
-from app.workflows.events import _wait as wait_for_notice
+from app.workflows.events import PING, PING_SECONDS, POLL_SECONDS, RunEventHub, reading, wait_for_notice
 from app.workflows.runs import store
 from app.workflows.runs.pauses import PauseKinds
 from app.workflows.runs.store import EventRow

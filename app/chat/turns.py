@@ -36,7 +36,7 @@ from app.chat.schemas import ChatRequest
 from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
 from app.files.run_inputs import FileContext, resolve_run_files
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings.providers import Embedders
 from app.tenancy.services import KeyContext
 from app.workflows import services as workflows
 from app.workflows.engine.core import initial_state

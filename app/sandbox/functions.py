@@ -22,7 +22,7 @@ MODULES: tuple[str, ...] = (
     "app.sandbox.functions",
     "app.files.text_extraction",
     "app.workflows.template_rendering",
-    "app.knowledge.parsing",
+    "app.knowledge.indexing.parsing",
 )
 
 REGISTRY: dict[str, Callable[..., Any]] = {}

@@ -18,7 +18,7 @@ from app.errors import InvalidParam, NotFound, responses
 from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
-from app.schemas import NO_NUL, Limit, Page, PageNumber, unix
+from app.schemas import NO_NUL, Limit, Page, PageNumber, Success, unix
 from app.settings import Settings
 from app.tenancy.modes import require_workflow_app
 from app.tenancy.services import KeyContext
@@ -39,7 +39,6 @@ from app.workflows.schemas import (
     RunDetail,
     RunRequest,
     StopRequest,
-    StopResult,
 )
 from app.workflows.streams import StreamSlots
 from db.models import WorkflowRun
@@ -192,12 +191,12 @@ class WorkflowRunController(Controller):
         key: KeyContext,
         task_id: uuid.UUID,
         data: StopRequest | None = None,
-    ) -> StopResult:
+    ) -> Success:
         """Stop a running or paused run (already ended: nothing happens)."""
         assert key.app_id is not None
         require_workflow_app(key, only_workflow=True)
         await services.stop_run(db_session, request.app.state.extensions, key.app_id, task_id)
-        return StopResult(result="success")
+        return Success()
 
     @get("/workflows/logs", responses=responses(400, 401))
     async def logs(

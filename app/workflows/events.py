@@ -110,7 +110,8 @@ class RunEventHub:
                 del self.waiters[key]
 
 
-async def _wait(waiter: asyncio.Event, timeout: float) -> None:
+async def wait_for_notice(waiter: asyncio.Event, timeout: float) -> None:
+    """Wait until ``waiter`` is set (a notice arrived) or ``timeout`` seconds pass, then clear it for the next one."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(waiter.wait(), timeout)
     waiter.clear()
@@ -144,7 +145,7 @@ async def wait_for_run(
             assert run is not None
             if run.status != "running" or time.monotonic() >= deadline:
                 return run
-            await _wait(waiter, min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            await wait_for_notice(waiter, min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 def sse_message(run_id: uuid.UUID, seq: int, event: str, data: dict[str, Any]) -> bytes:
@@ -200,4 +201,4 @@ async def follow(
             if time.monotonic() - last_sent >= PING_SECONDS:
                 yield PING
                 last_sent = time.monotonic()
-            await _wait(waiter, POLL_SECONDS)
+            await wait_for_notice(waiter, POLL_SECONDS)

@@ -11,9 +11,9 @@ from app.files.documents import MB, SandboxDocuments
 from app.files.ports import DatabaseFiles
 from app.files.remote import remote_files
 from app.files.signing import FileSigner
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings.providers import Embedders
 from app.knowledge.retrieval.port import KnowledgePort
-from app.knowledge.retrieval.service import Retriever
+from app.knowledge.retrieval.services import Retriever
 from app.sandbox.client import Sandbox
 from app.sandbox.errors import SandboxError
 from app.settings import Settings

@@ -28,10 +28,6 @@ class StopRequest(msgspec.Struct, kw_only=True):
     user: User | None = None
 
 
-class StopResult(msgspec.Struct):
-    result: str
-
-
 class RunData(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     workflow_id: uuid.UUID

@@ -2,7 +2,7 @@
 
 Vectors live in the rows they describe (``segments.embedding``, ``child_chunks.embedding``) as a dimensionless
 ``vector`` column tagged with an ``embedding_space_id``. Each embedding space (one model at one dimension) gets
-its own partial HNSW index over ``embedding::vector(dim)`` (created by ``app/knowledge/vector_index.py``), so
+its own partial HNSW index over ``embedding::vector(dim)`` (created by ``app/knowledge/embeddings/vectors.py``), so
 vectors of different models never mix in one index and one table serves every model.
 """
 

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.annotations import services
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings.providers import Embedders
 from app.settings import Settings
 from db import urls
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Tenant

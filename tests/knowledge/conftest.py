@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.knowledge import indexing, vectors
+from app.knowledge.embeddings import vectors
+from app.knowledge.indexing import lifecycle
 from app.settings import Settings
 from db import urls
 from db.models import Dataset, Document, UploadFile, Workspace
@@ -133,7 +134,7 @@ async def add_document(
         )
         session.add(document)
         await session.flush()
-        await indexing.start_indexing(session, document, new=True)
+        await lifecycle.start_indexing(session, document, new=True)
     return document
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.knowledge.cleaning import PreProcessing, clean
+from app.knowledge.indexing.cleaning import PreProcessing, clean
 
 NONE = PreProcessing(remove_extra_spaces=False, remove_urls_emails=False)
 SPACES = PreProcessing(remove_extra_spaces=True, remove_urls_emails=False)

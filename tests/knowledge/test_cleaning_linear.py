@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from app.knowledge.cleaning import PreProcessing, clean
+from app.knowledge.indexing.cleaning import PreProcessing, clean
 
 N = 60_000
 ALL_RULES = PreProcessing(remove_extra_spaces=True, remove_urls_emails=True)

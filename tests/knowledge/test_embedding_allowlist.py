@@ -15,8 +15,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.asgi import create_app
+from app.knowledge.embeddings.providers import allowed_models, check_embedding_choice
 from app.knowledge.errors import EmbeddingModelNotAllowed
-from app.knowledge.providers import allowed_models, check_embedding_choice
 from app.settings import Settings, SettingsError
 from tests.conftest import make_tenant
 from tests.knowledge.api_helpers import assert_error

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from app.knowledge.embeddings import (
+from app.knowledge.embeddings.embedders import (
     Embedder,
     EmbeddingError,
     LocalE5Embedder,

@@ -8,7 +8,7 @@ import docx
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from app.knowledge.extract import (
+from app.knowledge.indexing.extract import (
     SUPPORTED_EXTENSIONS,
     ExtractError,
     UnreadableFile,

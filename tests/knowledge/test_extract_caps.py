@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from app.knowledge.extract import MB, ExtractError, ParseLimits, TooLarge, extract_text
+from app.knowledge.indexing.extract import MB, ExtractError, ParseLimits, TooLarge, extract_text
 from tests.knowledge.hostile_files import (
     docx_of_empty_paragraphs,
     docx_text,

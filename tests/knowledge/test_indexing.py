@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge import indexing
+from app.knowledge.indexing import lifecycle
 from db.models import ChildChunk, Document, Segment
 from tests.knowledge.conftest import add_document, make_dataset, wait_for_status
 from tests.support.fake_openai import EMBEDDINGS_PATH, FakeOpenAI
@@ -143,7 +143,7 @@ async def test_pause_and_resume_do_not_embed_twice(kb_sessions, kb_embeddings: F
     async with kb_sessions() as session, session.begin():
         doc = await session.get(Document, document.id, with_for_update=True)
         assert doc is not None
-        await indexing.pause_indexing(session, doc)
+        await lifecycle.pause_indexing(session, doc)
     await asyncio.sleep(0.6)  # the batch in flight finishes, then the job stops
     total, embedded_at_pause = await segment_counts(kb_sessions, document.id)
     async with kb_sessions() as session:
@@ -155,7 +155,7 @@ async def test_pause_and_resume_do_not_embed_twice(kb_sessions, kb_embeddings: F
     async with kb_sessions() as session, session.begin():
         doc = await session.get(Document, document.id, with_for_update=True)
         assert doc is not None
-        await indexing.resume_indexing(session, doc)
+        await lifecycle.resume_indexing(session, doc)
     done = await wait_for_status(kb_sessions, document.id)
     assert done.indexing_status == "completed", done.error
     embedded_texts = [t for body in kb_embeddings.bodies(EMBEDDINGS_PATH) for t in body["input"]]
@@ -178,7 +178,7 @@ async def test_update_during_indexing_leaves_only_the_new_version(
             text("UPDATE upload_files SET content = :c WHERE id = :id"),
             {"c": b"New version, one short line.", "id": doc.upload_file_id},
         )
-        await indexing.start_indexing(session, doc)
+        await lifecycle.start_indexing(session, doc)
     done = await wait_for_status(kb_sessions, document.id)
     assert done.indexing_status == "completed" and done.indexing_generation == 2
     async with kb_sessions() as session:

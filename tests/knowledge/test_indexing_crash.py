@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from app.knowledge.cleaning import clean
-from app.knowledge.pipeline import EMBED_BATCH
-from app.knowledge.splitting import ProcessRule, split_document
+from app.knowledge.indexing.cleaning import clean
+from app.knowledge.indexing.pipeline import EMBED_BATCH
+from app.knowledge.indexing.splitting import ProcessRule, split_document
 from db import urls
 from db.models import Segment
 from tests.conftest import new_database

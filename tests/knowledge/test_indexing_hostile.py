@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge import indexing
 from app.knowledge.documents import services as documents
+from app.knowledge.indexing import lifecycle
 from db.models import Document
 from tests.knowledge.conftest import add_document, make_dataset, wait_for_status
 from tests.knowledge.hostile_files import (
@@ -137,7 +137,7 @@ async def test_pausing_a_document_kills_its_parse(kb_sessions) -> None:
     async with kb_sessions() as session, session.begin():
         row = await session.get(Document, document.id)
         assert row is not None
-        await indexing.pause_indexing(session, row)
+        await lifecycle.pause_indexing(session, row)
     began = time.monotonic()
     while await job_status(kb_sessions, document.id) != ["succeeded"]:
         assert time.monotonic() - began < 5, "the job did not stop"

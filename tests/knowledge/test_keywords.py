@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.knowledge.keywords import extract_keywords
+from app.knowledge.indexing.keywords import extract_keywords
 
 
 def test_ranked_by_frequency_then_first_occurrence() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge.providers import Embedders
-from app.knowledge.retrieval.service import Hit, Retriever
-from app.knowledge.retrieval.settings import parse_retrieval_model
+from app.knowledge.embeddings.providers import Embedders
+from app.knowledge.retrieval.model import parse_retrieval_model
+from app.knowledge.retrieval.services import Hit, Retriever
 from app.settings import Settings
 from db.models import Dataset
 from tests.knowledge.conftest import add_document, make_dataset, wait_for_status

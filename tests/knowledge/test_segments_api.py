@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.asgi import create_app
-from app.knowledge.providers import Embedders
+from app.knowledge.documents.queries import get_document
+from app.knowledge.embeddings.providers import Embedders
 from app.knowledge.segments import services
 from app.knowledge.segments.schemas import SegmentCreateItem
 from app.settings import Settings
@@ -362,8 +363,8 @@ async def test_concurrent_creates_get_distinct_positions(
 
     async def create() -> list[int]:
         async with sessions() as own, own.begin():
-            dataset, locked = await services.get_document(
-                own, uuid.UUID(tenant.workspace["id"]), document.dataset_id, document.id, lock=True
+            dataset, locked = await get_document(
+                own, uuid.UUID(tenant.workspace["id"]), document.dataset_id, document.id, lock="update"
             )
             created = await services.create_segments(own, embedders, dataset, locked, items)
             return [s.position for s in created]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.knowledge.cleaning import PreProcessing
-from app.knowledge.splitting import (
+from app.knowledge.indexing.cleaning import PreProcessing
+from app.knowledge.indexing.splitting import (
     Chunk,
     InvalidProcessRule,
     ProcessRule,

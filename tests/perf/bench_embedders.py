@@ -81,7 +81,7 @@ def peak_rss_mib() -> float:
 
 
 async def measure_async(model: str) -> dict[str, Any]:
-    from app.knowledge.embeddings import make_embedder
+    from app.knowledge.embeddings.embedders import make_embedder
 
     texts = sentences()
     baseline = peak_rss_mib()

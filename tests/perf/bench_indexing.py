@@ -26,12 +26,12 @@ import httpx
 import numpy as np
 import psycopg
 
-from app.knowledge.cleaning import clean
-from app.knowledge.embeddings import make_embedder
-from app.knowledge.pipeline import EMBED_BATCH
+from app.knowledge.embeddings.embedders import make_embedder
+from app.knowledge.embeddings.vectors import vector_literal
+from app.knowledge.indexing.cleaning import clean
+from app.knowledge.indexing.pipeline import EMBED_BATCH
+from app.knowledge.indexing.splitting import ProcessRule, split_document
 from app.knowledge.retrieval.search import EF_SEARCH
-from app.knowledge.splitting import ProcessRule, split_document
-from app.knowledge.vectors import vector_literal
 from db import urls
 from tests.perf.harness import Processes, Row, percentile, report, run_with_processes
 from tests.perf.retrieval_eval import load_documents

@@ -28,10 +28,9 @@ from app.knowledge.documents.schemas import (
     DocumentTextCreate,
     DocumentTextUpdate,
     IndexingStatusOut,
-    ResultOut,
 )
 from app.knowledge.documents.services import Source
-from app.schemas import NO_NUL, Limit, Listing, Page, PageNumber
+from app.schemas import NO_NUL, Limit, Listing, Page, PageNumber, Success
 from app.settings import Settings
 from app.tenancy.services import KeyContext
 from db.models import Dataset, Document, UploadFile
@@ -295,31 +294,31 @@ class DocumentController(Controller):
         dataset_id: uuid.UUID,
         action: Annotated[str, Parameter(description="enable, disable, archive or un_archive")],
         data: DocumentIds,
-    ) -> ResultOut:
+    ) -> Success:
         """Enable, disable, archive or un-archive documents (ids not in the dataset are skipped)."""
         await services.set_status(db_session, key.workspace_id, dataset_id, action, data.document_ids)
-        return ResultOut()
+        return Success()
 
     @patch(f"{_DOCUMENT}/processing/pause", responses=responses(400, 401, 404))
     async def pause(
         self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, document_id: uuid.UUID
-    ) -> ResultOut:
+    ) -> Success:
         """Pause indexing; finished segments stay finished."""
         await services.pause(db_session, key.workspace_id, dataset_id, document_id)
-        return ResultOut()
+        return Success()
 
     @patch(f"{_DOCUMENT}/processing/resume", responses=responses(400, 401, 404))
     async def resume(
         self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, document_id: uuid.UUID
-    ) -> ResultOut:
+    ) -> Success:
         """Resume a paused document where it stopped."""
         await services.resume(db_session, key.workspace_id, dataset_id, document_id)
-        return ResultOut()
+        return Success()
 
     @post("/retry", status_code=200, responses=responses(400, 401, 404))
     async def retry(
         self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, data: DocumentIds
-    ) -> ResultOut:
+    ) -> Success:
         """Index failed documents again from their source."""
         await services.retry(db_session, key.workspace_id, dataset_id, data.document_ids)
-        return ResultOut()
+        return Success()

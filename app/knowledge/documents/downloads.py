@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import dataset_key_guard, provide_key
 from app.errors import Forbidden, NotFound, SluiceError, responses
-from app.knowledge import services as datasets
+from app.knowledge.datasets.services import get_dataset
+from app.knowledge.documents.queries import get_document
 from app.settings import Settings
 from app.tenancy.services import KeyContext
 from db.models import Document, UploadFile
@@ -172,12 +173,7 @@ class DocumentDownloadController(Controller):
         document_id: uuid.UUID,
     ) -> DownloadUrl:
         """A signed link (five minutes) to the document's original file."""
-        await datasets.get_dataset(db_session, key.workspace_id, dataset_id)
-        document = await db_session.scalar(
-            select(Document).where(Document.id == document_id, Document.dataset_id == dataset_id)
-        )
-        if document is None:
-            raise NotFound("Document not found.")
+        _, document = await get_document(db_session, key.workspace_id, dataset_id, document_id)
         if document.upload_file_id is None:
             raise NoFileToDownload()
         return DownloadUrl(url=signed_url(request.app.state.settings, document.upload_file_id))
@@ -192,7 +188,7 @@ class DocumentDownloadController(Controller):
         data: DownloadZipRequest,
     ) -> Stream:
         """A ZIP of the documents' original files (1 to 100 documents), streamed as it is written."""
-        dataset = await datasets.get_dataset(db_session, key.workspace_id, dataset_id)
+        dataset = await get_dataset(db_session, key.workspace_id, dataset_id)
         wanted = list(dict.fromkeys(data.document_ids))
         documents = {
             d.id: d

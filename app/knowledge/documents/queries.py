@@ -15,9 +15,9 @@ from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
-from app.knowledge import services as datasets
 from app.knowledge.accounts import creator_id
-from app.knowledge.splitting import InvalidProcessRule, ProcessRule
+from app.knowledge.datasets.services import RowLock, get_dataset, locked
+from app.knowledge.indexing.splitting import InvalidProcessRule, ProcessRule
 from db.models import Dataset, DatasetMetadata, Document, Segment, UploadFile
 
 _IN_PROGRESS = ("parsing", "cleaning", "splitting", "indexing")
@@ -75,12 +75,18 @@ def display_status_filter(status: str) -> ColumnElement[bool]:
 
 
 async def get_document(
-    session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID, document_id: uuid.UUID
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    dataset_id: uuid.UUID,
+    document_id: uuid.UUID,
+    *,
+    lock: RowLock | None = None,
 ) -> tuple[Dataset, Document]:
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
-    document = await session.scalar(
-        select(Document).where(Document.id == document_id, Document.dataset_id == dataset.id)
-    )
+    """The dataset and the document, both of this workspace (404 otherwise); ``lock`` locks the document row for
+    the transaction (the dataset row is read without a lock)."""
+    dataset = await get_dataset(session, workspace_id, dataset_id)
+    query = select(Document).where(Document.id == document_id, Document.dataset_id == dataset.id)
+    document = await session.scalar(locked(query, lock))
     if document is None:
         raise NotFound("Document not found.")
     return dataset, document
@@ -139,7 +145,7 @@ async def list_documents(
     status: str | None = None,
 ) -> tuple[list[DocumentView], int]:
     """A page of the dataset's documents, newest first (as Dify: ``created_at`` then ``position``, descending)."""
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
+    dataset = await get_dataset(session, workspace_id, dataset_id)
     query = select(Document).where(Document.dataset_id == dataset.id)
     if keyword:
         query = query.where(Document.name.icontains(keyword, autoescape=True))
@@ -195,7 +201,7 @@ async def batch_status(
     session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID, batch: str
 ) -> list[tuple[Document, int, int]]:
     """The documents of one create call with ``(completed_segments, total_segments)``, in two queries."""
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
+    dataset = await get_dataset(session, workspace_id, dataset_id)
     documents = list(
         await session.scalars(
             select(Document)

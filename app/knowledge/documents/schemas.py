@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from app.knowledge.documents.queries import DocumentView, display_status
-from app.knowledge.retrieval.settings import RetrievalModel
+from app.knowledge.retrieval.model import RetrievalModel
 from app.schemas import text_field, unix
 from db.models import Document
 
@@ -81,10 +81,6 @@ class DocumentIds(msgspec.Struct):
     document_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = msgspec.field(
         default_factory=list
     )
-
-
-class ResultOut(msgspec.Struct):
-    result: str = "success"
 
 
 class MetadataValue(msgspec.Struct):

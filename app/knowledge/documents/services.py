@@ -1,7 +1,7 @@
 """Changing documents: create from a source, update, delete, enable/disable/archive, pause/resume/retry.
 
 Services never commit: the request's transaction holds the document, its uploaded file and the ``index_document``
-job together (``indexing.start_indexing`` defers the job in the same transaction), so a committed ``waiting``
+job together (``lifecycle.start_indexing`` defers the job in the same transaction), so a committed ``waiting``
 document always has its job and a failed request leaves nothing behind.
 """
 
@@ -21,10 +21,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
-from app.errors import InvalidParam, NotFound
-from app.knowledge import indexing
-from app.knowledge import services as datasets
+from app.errors import InvalidParam
+from app.knowledge.datasets.services import default_embedding_model, get_dataset
 from app.knowledge.documents import queries
+from app.knowledge.embeddings.providers import check_embedding_choice
 from app.knowledge.errors import (
     ArchivedDocumentImmutable,
     DocumentAlreadyFinished,
@@ -34,9 +34,9 @@ from app.knowledge.errors import (
     InvalidAction,
     UnsupportedFileType,
 )
-from app.knowledge.extract import SUPPORTED_EXTENSIONS, extension_of
-from app.knowledge.providers import check_embedding_choice
-from app.knowledge.splitting import ProcessRule
+from app.knowledge.indexing import lifecycle
+from app.knowledge.indexing.extract import SUPPORTED_EXTENSIONS, extension_of
+from app.knowledge.indexing.splitting import ProcessRule
 from app.schemas import unix
 from app.settings import Settings
 from db.models import Dataset, Document, UploadFile
@@ -156,19 +156,6 @@ def _doc_form(requested: str | None, current: str | None) -> str:
     return doc_form
 
 
-async def _locked_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> Dataset:
-    # FOR UPDATE serialises document creation per dataset: the next position, and the first document's choice
-    # of indexing technique, embedding model and doc_form, are read and written by one request at a time.
-    dataset = await session.scalar(
-        select(Dataset)
-        .where(Dataset.id == dataset_id, Dataset.workspace_id == workspace_id)
-        .with_for_update()
-    )
-    if dataset is None:
-        raise NotFound("Dataset not found.")
-    return dataset
-
-
 def _settle_dataset(dataset: Dataset, options: DocumentSettings, doc_form: str, config: Settings) -> None:
     """What a dataset's first document decides: indexing technique, embedding model, retrieval model, doc_form."""
     if not dataset.indexing_technique:
@@ -181,9 +168,7 @@ def _settle_dataset(dataset: Dataset, options: DocumentSettings, doc_form: str, 
             dataset.embedding_model_provider = options.embedding_model_provider
             dataset.embedding_model = options.embedding_model
         else:
-            dataset.embedding_model_provider, dataset.embedding_model = datasets.default_embedding_model(
-                config
-            )
+            dataset.embedding_model_provider, dataset.embedding_model = default_embedding_model(config)
     if dataset.retrieval_model is None and options.retrieval_model is not None:
         dataset.retrieval_model = _json_value(msgspec.to_builtins(options.retrieval_model), "retrieval_model")
     dataset.doc_form = doc_form
@@ -199,7 +184,9 @@ async def create_document(
     name: str | None = None,
 ) -> tuple[Dataset, Document, UploadFile]:
     """A new ``waiting`` document at the end of the dataset, its upload, and its indexing job."""
-    dataset = await _locked_dataset(session, workspace_id, dataset_id)
+    # FOR UPDATE serialises document creation per dataset: the next position, and the first document's choice
+    # of indexing technique, embedding model and doc_form, are read and written by one request at a time.
+    dataset = await get_dataset(session, workspace_id, dataset_id, lock="update")
     doc_form = _doc_form(options.doc_form, dataset.doc_form)
     if options.process_rule is not None:
         process_rule = _process_rule(options.process_rule, doc_form)
@@ -226,7 +213,7 @@ async def create_document(
     await session.flush()
     if dataset.built_in_field_enabled:
         document.doc_metadata = {**document.doc_metadata, **built_in_values(document)}
-    await indexing.start_indexing(session, document, new=True)
+    await lifecycle.start_indexing(session, document, new=True)
     return dataset, document, upload
 
 
@@ -248,7 +235,7 @@ async def update_document(
     dataset, document = await queries.get_document(session, workspace_id, dataset_id, document_id)
     if document.archived:
         raise ArchivedDocumentImmutable()
-    if document.is_paused or document.indexing_status in indexing.ACTIVE_STATUSES:
+    if document.is_paused or document.indexing_status in lifecycle.ACTIVE_STATUSES:
         raise DocumentIndexing()
     doc_form = _doc_form(options.doc_form, document.doc_form)
     reindex = False
@@ -271,7 +258,7 @@ async def update_document(
     if replaced is not None:
         await session.execute(delete(UploadFile).where(UploadFile.id == replaced))
     if reindex:
-        await indexing.start_indexing(session, document)
+        await lifecycle.start_indexing(session, document)
     await session.flush()
     return dataset, document
 
@@ -304,7 +291,7 @@ async def set_status(
     a document that is not completed cannot be disabled, and then nothing changes."""
     if action not in ACTIONS:
         raise InvalidAction(f"Invalid action {action!r}: use one of {', '.join(ACTIONS)}.")
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
+    dataset = await get_dataset(session, workspace_id, dataset_id)
     if not document_ids:
         return
     documents = await session.scalars(
@@ -331,14 +318,14 @@ async def pause(
     session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID, document_id: uuid.UUID
 ) -> None:
     _, document = await queries.get_document(session, workspace_id, dataset_id, document_id)
-    await indexing.pause_indexing(session, document)
+    await lifecycle.pause_indexing(session, document)
 
 
 async def resume(
     session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID, document_id: uuid.UUID
 ) -> None:
     _, document = await queries.get_document(session, workspace_id, dataset_id, document_id)
-    await indexing.resume_indexing(session, document)
+    await lifecycle.resume_indexing(session, document)
 
 
 async def retry(
@@ -346,7 +333,7 @@ async def retry(
 ) -> None:
     """Index failed (or stopped, or paused) documents again from their source. Unknown ids are skipped, as in
     Dify; a completed document is refused (``document_already_finished``), one still running too."""
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
+    dataset = await get_dataset(session, workspace_id, dataset_id)
     if not document_ids:
         return
     documents = await session.scalars(
@@ -357,4 +344,4 @@ async def retry(
     for document in documents:
         if document.indexing_status == "completed":
             raise DocumentAlreadyFinished()
-        await indexing.retry_indexing(session, document)
+        await lifecycle.retry_indexing(session, document)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
+from app.knowledge.datasets.services import get_dataset
 from app.knowledge.metadata import services
 from app.knowledge.metadata.schemas import (
     BuiltInField,
@@ -21,8 +22,8 @@ from app.knowledge.metadata.schemas import (
     MetadataList,
     MetadataOut,
     MetadataRename,
-    Result,
 )
+from app.schemas import Success
 from app.tenancy.services import KeyContext
 from db.models import DatasetMetadata
 
@@ -45,7 +46,7 @@ class MetadataController(Controller):
         self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, data: MetadataCreate
     ) -> MetadataOut:
         """Declare a metadata field (201, like Dify); its name must be new and not a built-in field's."""
-        dataset = await services.get_dataset(db_session, key.workspace_id, dataset_id, lock="fields")
+        dataset = await get_dataset(db_session, key.workspace_id, dataset_id, lock="no_key_update")
         return _out(await services.create_field(db_session, dataset, data.type, data.name))
 
     @get("/{dataset_id:uuid}/metadata", responses=responses(401, 404))
@@ -53,7 +54,7 @@ class MetadataController(Controller):
         self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID
     ) -> MetadataList:
         """The dataset's fields, each with how many documents hold a value for it."""
-        dataset = await services.get_dataset(db_session, key.workspace_id, dataset_id)
+        dataset = await get_dataset(db_session, key.workspace_id, dataset_id)
         fields = await services.list_fields(db_session, dataset)
         return MetadataList(
             doc_metadata=[MetadataFieldOut(id=f.id, name=f.name, type=f.type, count=n) for f, n in fields],
@@ -70,7 +71,7 @@ class MetadataController(Controller):
         data: MetadataRename,
     ) -> MetadataOut:
         """Rename a field; the documents' values move to the new name."""
-        dataset = await services.get_dataset(db_session, key.workspace_id, dataset_id, lock="fields")
+        dataset = await get_dataset(db_session, key.workspace_id, dataset_id, lock="no_key_update")
         return _out(await services.rename_field(db_session, dataset, metadata_id, data.name))
 
     @delete("/{dataset_id:uuid}/metadata/{metadata_id:uuid}", responses=responses(401, 404))
@@ -78,7 +79,7 @@ class MetadataController(Controller):
         self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, metadata_id: uuid.UUID
     ) -> None:
         """Delete a field and every document's value for it."""
-        dataset = await services.get_dataset(db_session, key.workspace_id, dataset_id, lock="fields")
+        dataset = await get_dataset(db_session, key.workspace_id, dataset_id, lock="no_key_update")
         await services.delete_field(db_session, dataset, metadata_id)
 
     @get("/{dataset_id:uuid}/metadata/built-in", responses=responses(401, 404))
@@ -86,7 +87,7 @@ class MetadataController(Controller):
         self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID
     ) -> BuiltInFields:
         """The built-in fields a dataset can enable."""
-        await services.get_dataset(db_session, key.workspace_id, dataset_id)
+        await get_dataset(db_session, key.workspace_id, dataset_id)
         return BUILT_IN
 
     @get("/metadata/built-in", responses=responses(401))
@@ -101,17 +102,17 @@ class MetadataController(Controller):
         key: KeyContext,
         dataset_id: uuid.UUID,
         action: Literal["enable", "disable"],
-    ) -> Result:
+    ) -> Success:
         """Enable (fill in every document) or disable (remove from every document) the built-in fields."""
-        dataset = await services.get_dataset(db_session, key.workspace_id, dataset_id, lock="fields")
+        dataset = await get_dataset(db_session, key.workspace_id, dataset_id, lock="no_key_update")
         await services.set_built_in_fields(db_session, dataset, action == "enable")
-        return Result()
+        return Success()
 
     @post("/{dataset_id:uuid}/documents/metadata", status_code=200, responses=responses(401, 404))
     async def update_documents_metadata(
         self, db_session: AsyncSession, key: KeyContext, dataset_id: uuid.UUID, data: DocumentsMetadataUpdate
-    ) -> Result:
+    ) -> Success:
         """Set documents' metadata values; each value is checked against its field's type."""
-        dataset = await services.get_dataset(db_session, key.workspace_id, dataset_id, lock="values")
+        dataset = await get_dataset(db_session, key.workspace_id, dataset_id, lock="share")
         await services.update_document_values(db_session, dataset, data.operation_data)
-        return Result()
+        return Success()

@@ -67,7 +67,3 @@ class DocumentMetadataOperation(msgspec.Struct, kw_only=True):
 
 class DocumentsMetadataUpdate(msgspec.Struct, kw_only=True):
     operation_data: Annotated[list[DocumentMetadataOperation], msgspec.Meta(max_length=1000)]
-
-
-class Result(msgspec.Struct):
-    result: Literal["success"] = "success"

@@ -47,21 +47,6 @@ _BUILT_IN_VALUES = """jsonb_build_object(
               WHEN 'notion_import' THEN 'notion' ELSE d.data_source_type END)"""
 
 
-async def get_dataset(
-    session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID, *, lock: str | None = None
-) -> Dataset:
-    """A dataset of this workspace; ``lock`` is ``"fields"`` (changing fields) or ``"values"`` (writing values)."""
-    query = select(Dataset).where(Dataset.id == dataset_id, Dataset.workspace_id == workspace_id)
-    if lock == "fields":
-        query = query.with_for_update(key_share=True)
-    elif lock == "values":
-        query = query.with_for_update(read=True)
-    dataset = await session.scalar(query)
-    if dataset is None:
-        raise NotFound("Dataset not found.")
-    return dataset
-
-
 async def _field(session: AsyncSession, dataset: Dataset, metadata_id: uuid.UUID) -> DatasetMetadata:
     field = await session.scalar(
         select(DatasetMetadata).where(

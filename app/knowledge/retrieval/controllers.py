@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
-from app.knowledge import services
+from app.knowledge.datasets import services
+from app.knowledge.retrieval.model import parse_retrieval_model
 from app.knowledge.retrieval.schemas import QueryOut, Record, RetrieveRequest, RetrieveResponse
-from app.knowledge.retrieval.service import Retriever
-from app.knowledge.retrieval.settings import parse_retrieval_model
+from app.knowledge.retrieval.services import Retriever
 from app.tenancy.services import KeyContext
 
 

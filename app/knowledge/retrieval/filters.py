@@ -13,7 +13,7 @@ from sqlalchemy import Numeric, and_, false, func, literal, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import InvalidParam
-from app.knowledge.retrieval.settings import Condition, MetadataFilter
+from app.knowledge.retrieval.model import Condition, MetadataFilter
 from db.models import Document
 
 _NUMERIC = {"=": "eq", "≠": "ne", "!=": "ne", ">": "gt", "after": "gt", "<": "lt", "before": "lt"}

@@ -10,8 +10,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge.retrieval.service import Hit, Ranked, Retriever, load
-from app.knowledge.retrieval.settings import MetadataFilter, RetrievalModel, parse_retrieval_model
+from app.knowledge.retrieval.model import MetadataFilter, RetrievalModel, parse_retrieval_model
+from app.knowledge.retrieval.services import Hit, Ranked, Retriever, load
 from db.models import App, Dataset
 
 
@@ -93,10 +93,10 @@ class KnowledgePort:
                 model = self._model(dataset, overrides, filters)
                 per_dataset.append(await self.retriever.rank(session, [dataset], query, model))
             if mode == "single":
-                chosen = max(per_dataset, key=lambda ranked: ranked[0][1][0] if ranked else -1.0, default=[])
+                chosen = max(per_dataset, key=lambda ranked: ranked[0].score if ranked else -1.0, default=[])
             else:
                 top_k = int(overrides.get("top_k") or 4)
-                merged = sorted((r for ranked in per_dataset for r in ranked), key=lambda r: -r[1][0])
+                merged = sorted((r for ranked in per_dataset for r in ranked), key=lambda r: -r.score)
                 chosen = merged[:top_k]
             # only what the node returns is loaded (and counted as a hit)
             return node_result(await load(session, chosen, datasets))

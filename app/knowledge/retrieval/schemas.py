@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import msgspec
 
 from app.knowledge.accounts import creator_id
-from app.knowledge.retrieval.service import Hit
-from app.knowledge.retrieval.settings import RetrievalModel
+from app.knowledge.retrieval.model import RetrievalModel
+from app.knowledge.retrieval.services import Hit
 from app.knowledge.segments.schemas import SegmentOut
 from app.schemas import text_field
 

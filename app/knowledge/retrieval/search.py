@@ -20,8 +20,8 @@ from pgvector.sqlalchemy import VECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.knowledge.keywords import extract_keywords
-from app.knowledge.vectors import vector_literal
+from app.knowledge.embeddings.vectors import vector_literal
+from app.knowledge.indexing.keywords import extract_keywords
 from db.models import ChildChunk, Document, Segment
 from db.models.knowledge import TEXT_SEARCH_CONFIG
 

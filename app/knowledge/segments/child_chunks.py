@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound, SluiceError
-from app.knowledge.chunk_text import text_fields
-from app.knowledge.segments.services import _check_content, _embed, _mutable
+from app.knowledge.indexing.chunk_text import text_fields
+from app.knowledge.segments.services import check_content, check_mutable, embed
 from db.models import ChildChunk, Dataset, Document, Segment
 
 if TYPE_CHECKING:
-    from app.knowledge.embeddings import Embedder
-    from app.knowledge.providers import Embedders
+    from app.knowledge.embeddings.embedders import Embedder
+    from app.knowledge.embeddings.providers import Embedders
 
 
 class ChildChunkIndexingError(SluiceError):
@@ -59,8 +59,8 @@ async def create_child_chunk(
     content: str,
 ) -> ChildChunk:
     """Append a child chunk (``customized``) to a segment; the segment row is locked by the caller."""
-    _mutable(document)
-    _check_content(content)
+    check_mutable(document)
+    check_content(content)
     embedder = embedders.for_dataset(dataset)
     position = await session.scalar(
         select(func.max(ChildChunk.position)).where(ChildChunk.segment_id == segment.id)
@@ -87,8 +87,8 @@ async def update_child_chunk(
     child: ChildChunk,
     content: str,
 ) -> ChildChunk:
-    _mutable(document)
-    _check_content(content)
+    check_mutable(document)
+    check_content(content)
     embedder = embedders.for_dataset(dataset)
     if content != child.content:
         for name, value in text_fields(content).items():
@@ -103,12 +103,12 @@ async def update_child_chunk(
 
 async def _embed_child(session: AsyncSession, embedder: Embedder | None, child: ChildChunk) -> None:
     # Dify refuses the whole change when a child chunk cannot be indexed (the request rolls back).
-    error = await _embed(session, embedder, "child_chunks", [(child.id, child.content)])
+    error = await embed(session, embedder, "child_chunks", [(child.id, child.content)])
     if error is not None:
         raise ChildChunkIndexingError(error)
 
 
 async def delete_child_chunk(session: AsyncSession, document: Document, child: ChildChunk) -> None:
-    _mutable(document)
+    check_mutable(document)
     await session.delete(child)
     await session.flush()

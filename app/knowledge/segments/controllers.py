@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.accounts import creator_id
-from app.knowledge.providers import Embedders
+from app.knowledge.documents.queries import get_document
+from app.knowledge.embeddings.providers import Embedders
 from app.knowledge.segments import child_chunks, services
 from app.knowledge.segments.schemas import (
     ChildChunkDetail,
@@ -62,7 +63,7 @@ class SegmentController(Controller):
         keyword: Keyword = None,
     ) -> SegmentPage:
         """Segments of the document in position order; ``status`` may repeat."""
-        _, document = await services.get_document(db_session, key.workspace_id, dataset_id, document_id)
+        _, document = await get_document(db_session, key.workspace_id, dataset_id, document_id)
         segments, total = await services.list_segments(
             db_session, document, page, limit, status or (), keyword
         )
@@ -87,8 +88,8 @@ class SegmentController(Controller):
         data: SegmentsCreate,
     ) -> SegmentsOut:
         """Append segments to a completed, enabled document; they are embedded before the answer."""
-        dataset, document = await services.get_document(
-            db_session, key.workspace_id, dataset_id, document_id, lock=True
+        dataset, document = await get_document(
+            db_session, key.workspace_id, dataset_id, document_id, lock="update"
         )
         segments = await services.create_segments(db_session, embedders, dataset, document, data.segments)
         children = await services.children_of(db_session, segments)
@@ -106,7 +107,7 @@ class SegmentController(Controller):
         document_id: uuid.UUID,
         segment_id: uuid.UUID,
     ) -> SegmentDetail:
-        _, document = await services.get_document(db_session, key.workspace_id, dataset_id, document_id)
+        _, document = await get_document(db_session, key.workspace_id, dataset_id, document_id)
         segment = await services.get_segment(db_session, document, segment_id)
         children = await services.children_of(db_session, [segment])
         return SegmentDetail(
@@ -126,10 +127,10 @@ class SegmentController(Controller):
         data: SegmentUpdate,
     ) -> SegmentDetail:
         """Edit, enable or disable a segment; changed content is embedded again (children re-split on request)."""
-        dataset, document = await services.get_document(
-            db_session, key.workspace_id, dataset_id, document_id, lock=True
+        dataset, document = await get_document(
+            db_session, key.workspace_id, dataset_id, document_id, lock="update"
         )
-        segment = await services.get_segment(db_session, document, segment_id, lock=True)
+        segment = await services.get_segment(db_session, document, segment_id, lock="update")
         segment = await services.update_segment(
             db_session, embedders, dataset, document, segment, data.segment
         )
@@ -148,9 +149,7 @@ class SegmentController(Controller):
         document_id: uuid.UUID,
         segment_id: uuid.UUID,
     ) -> None:
-        _, document = await services.get_document(
-            db_session, key.workspace_id, dataset_id, document_id, lock=True
-        )
+        _, document = await get_document(db_session, key.workspace_id, dataset_id, document_id, lock="update")
         await services.delete_segment(
             db_session, document, await services.get_segment(db_session, document, segment_id)
         )
@@ -167,7 +166,7 @@ class SegmentController(Controller):
         limit: Limit = 20,
         keyword: Keyword = None,
     ) -> ChildChunkPage:
-        _, document = await services.get_document(db_session, key.workspace_id, dataset_id, document_id)
+        _, document = await get_document(db_session, key.workspace_id, dataset_id, document_id)
         segment = await services.get_segment(db_session, document, segment_id)
         children, total, pages = await child_chunks.list_child_chunks(
             db_session, segment, page, limit, keyword
@@ -191,10 +190,10 @@ class SegmentController(Controller):
         segment_id: uuid.UUID,
         data: ChildChunkWrite,
     ) -> ChildChunkDetail:
-        dataset, document = await services.get_document(
-            db_session, key.workspace_id, dataset_id, document_id, lock=True
+        dataset, document = await get_document(
+            db_session, key.workspace_id, dataset_id, document_id, lock="update"
         )
-        segment = await services.get_segment(db_session, document, segment_id, lock=True)
+        segment = await services.get_segment(db_session, document, segment_id, lock="update")
         child = await child_chunks.create_child_chunk(
             db_session, embedders, dataset, document, segment, data.content
         )
@@ -212,8 +211,8 @@ class SegmentController(Controller):
         child_chunk_id: uuid.UUID,
         data: ChildChunkWrite,
     ) -> ChildChunkDetail:
-        dataset, document = await services.get_document(
-            db_session, key.workspace_id, dataset_id, document_id, lock=True
+        dataset, document = await get_document(
+            db_session, key.workspace_id, dataset_id, document_id, lock="update"
         )
         segment = await services.get_segment(db_session, document, segment_id)
         child = await child_chunks.get_child_chunk(db_session, segment, child_chunk_id)
@@ -232,9 +231,7 @@ class SegmentController(Controller):
         segment_id: uuid.UUID,
         child_chunk_id: uuid.UUID,
     ) -> None:
-        _, document = await services.get_document(
-            db_session, key.workspace_id, dataset_id, document_id, lock=True
-        )
+        _, document = await get_document(db_session, key.workspace_id, dataset_id, document_id, lock="update")
         segment = await services.get_segment(db_session, document, segment_id)
         await child_chunks.delete_child_chunk(
             db_session, document, await child_chunks.get_child_chunk(db_session, segment, child_chunk_id)

@@ -21,25 +21,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
-from app.knowledge import services as datasets
-from app.knowledge import vectors
-from app.knowledge.chunk_text import estimate_tokens, text_fields
-from app.knowledge.embeddings import EmbeddingError
+from app.knowledge.datasets.services import RowLock, locked
+from app.knowledge.embeddings import vectors
+from app.knowledge.embeddings.embedders import EmbeddingError
 from app.knowledge.errors import ArchivedDocumentImmutable
-from app.knowledge.keywords import extract_keywords
-from app.knowledge.segments.schemas import SegmentCreateItem, SegmentUpdateArgs
-from app.knowledge.splitting import (
+from app.knowledge.indexing.chunk_text import estimate_tokens, text_fields
+from app.knowledge.indexing.keywords import extract_keywords
+from app.knowledge.indexing.splitting import (
     SUBCHUNK_SEGMENTATION,
     InvalidProcessRule,
     ProcessRule,
     Segmentation,
     split_text,
 )
+from app.knowledge.segments.schemas import SegmentCreateItem, SegmentUpdateArgs
 from db.models import ChildChunk, Dataset, Document, Segment
 
 if TYPE_CHECKING:
-    from app.knowledge.embeddings import Embedder
-    from app.knowledge.providers import Embedders
+    from app.knowledge.embeddings.embedders import Embedder
+    from app.knowledge.embeddings.providers import Embedders
 
 log = structlog.get_logger()
 
@@ -49,28 +49,12 @@ HIERARCHICAL = "hierarchical_model"
 # -- lookups ---------------------------------------------------------------------------------------------------
 
 
-async def get_document(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    dataset_id: uuid.UUID,
-    document_id: uuid.UUID,
-    *,
-    lock: bool = False,
-) -> tuple[Dataset, Document]:
-    """The dataset and document, both of this workspace; ``lock`` takes the document row for the transaction."""
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
-    query = select(Document).where(Document.id == document_id, Document.dataset_id == dataset.id)
-    document = await session.scalar(query.with_for_update() if lock else query)
-    if document is None:
-        raise NotFound("Document not found.")
-    return dataset, document
-
-
 async def get_segment(
-    session: AsyncSession, document: Document, segment_id: uuid.UUID, *, lock: bool = False
+    session: AsyncSession, document: Document, segment_id: uuid.UUID, *, lock: RowLock | None = None
 ) -> Segment:
+    """A segment of ``document`` (404 otherwise); ``lock`` locks its row for the transaction."""
     query = select(Segment).where(Segment.id == segment_id, Segment.document_id == document.id)
-    segment = await session.scalar(query.with_for_update() if lock else query)
+    segment = await session.scalar(locked(query, lock))
     if segment is None:
         raise NotFound("Segment not found.")
     return segment
@@ -93,7 +77,8 @@ async def children_of(
     return by_segment
 
 
-def _mutable(document: Document) -> None:
+def check_mutable(document: Document) -> None:
+    """Refuse (403) any change to the segments or child chunks of an archived document, as Dify does."""
     if document.archived:
         raise ArchivedDocumentImmutable()
 
@@ -101,7 +86,7 @@ def _mutable(document: Document) -> None:
 # -- embedding -------------------------------------------------------------------------------------------------
 
 
-async def _embed(
+async def embed(
     session: AsyncSession,
     embedder: Embedder | None,
     table: vectors.VectorTable,
@@ -157,7 +142,7 @@ async def _regenerate_children(
     ]
     session.add_all(children)
     await session.flush()
-    error = await _embed(session, embedder, "child_chunks", [(c.id, c.content) for c in children])
+    error = await embed(session, embedder, "child_chunks", [(c.id, c.content) for c in children])
     if error is not None:
         for segment in segments:
             _mark_failed(segment, error)
@@ -174,7 +159,8 @@ def _adjust_counts(document: Document, word_delta: int) -> None:
     document.tokens = estimate_tokens(document.word_count)
 
 
-def _check_content(content: str) -> str:
+def check_content(content: str) -> str:
+    """``content`` itself, or 400 when it is only whitespace (Dify's check and message)."""
     if not content.strip():
         raise InvalidParam("Content is empty")
     return content
@@ -209,7 +195,7 @@ async def create_segments(
     items: Sequence[SegmentCreateItem],
 ) -> list[Segment]:
     """Append segments to a completed, enabled document (``document`` locked by the caller)."""
-    _mutable(document)
+    check_mutable(document)
     # Dify answers these two with 404 and these messages.
     if document.indexing_status != "completed":
         raise NotFound("Document is not completed.")
@@ -217,7 +203,7 @@ async def create_segments(
         raise NotFound("Document is disabled.")
     qa = document.doc_form == "qa_model"
     for item in items:
-        _check_content(item.content)
+        check_content(item.content)
         if qa and not (item.answer or "").strip():
             raise InvalidParam("Answer is required")
     embedder = embedders.for_dataset(dataset)  # before any write: a misconfigured model is a 400
@@ -252,7 +238,7 @@ async def create_segments(
     if document.doc_form == HIERARCHICAL:
         await _regenerate_children(session, embedder, document, segments)
     else:
-        error = await _embed(session, embedder, "segments", [(s.id, s.content) for s in segments])
+        error = await embed(session, embedder, "segments", [(s.id, s.content) for s in segments])
         if error is not None:
             for segment in segments:
                 _mark_failed(segment, error)
@@ -269,7 +255,7 @@ async def update_segment(
     args: SegmentUpdateArgs,
 ) -> Segment:
     """Dify's ``update_segment``: disable, or re-enable and/or edit (re-embedding changed content)."""
-    _mutable(document)
+    check_mutable(document)
     if args.enabled is False and segment.enabled:
         # Disabling is all this request does (Dify ignores the other fields then).
         segment.enabled, segment.disabled_at = False, utcnow()
@@ -277,7 +263,7 @@ async def update_segment(
         return segment
     if not segment.enabled and args.enabled is not True:
         raise InvalidParam("Can't update disabled segment")
-    content = _check_content(args.content) if args.content is not None else segment.content
+    content = check_content(args.content) if args.content is not None else segment.content
     embedder = embedders.for_dataset(dataset)
     changed = content != segment.content
     old_words = segment.word_count
@@ -304,7 +290,7 @@ async def update_segment(
             await _regenerate_children(session, embedder, document, [segment])
     elif changed or (embedder is not None and segment.embedding_space_id is None):
         # Also re-embeds a segment whose earlier embedding failed, when it is re-enabled or edited.
-        error = await _embed(session, embedder, "segments", [(segment.id, segment.content)])
+        error = await embed(session, embedder, "segments", [(segment.id, segment.content)])
         if error is not None:
             _mark_failed(segment, error)
         elif segment.status == "error":
@@ -315,7 +301,7 @@ async def update_segment(
 
 async def delete_segment(session: AsyncSession, document: Document, segment: Segment) -> None:
     """Delete the segment with its child chunks and vectors (they live in the rows)."""
-    _mutable(document)
+    check_mutable(document)
     _adjust_counts(document, -segment.word_count)
     await session.delete(segment)
     await session.flush()

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
-from app.knowledge import services as datasets
+from app.knowledge.datasets.services import get_dataset
 from db.models import Tag, tag_bindings
 
 KNOWLEDGE = "knowledge"
@@ -89,7 +89,7 @@ async def bind(
     session: AsyncSession, workspace_id: uuid.UUID, tag_ids: Sequence[uuid.UUID], dataset_id: uuid.UUID
 ) -> None:
     """Bind tags to a dataset; binding an already bound tag changes nothing."""
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
+    dataset = await get_dataset(session, workspace_id, dataset_id)
     wanted = set(tag_ids)
     if not wanted:
         return
@@ -111,14 +111,14 @@ async def unbind(
     session: AsyncSession, workspace_id: uuid.UUID, tag_id: uuid.UUID, dataset_id: uuid.UUID
 ) -> None:
     """Remove one binding; removing a binding that does not exist changes nothing (like Dify)."""
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
+    dataset = await get_dataset(session, workspace_id, dataset_id)
     await session.execute(
         delete(tag_bindings).where(tag_bindings.c.tag_id == tag_id, tag_bindings.c.dataset_id == dataset.id)
     )
 
 
 async def tags_of_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> list[Tag]:
-    dataset = await datasets.get_dataset(session, workspace_id, dataset_id)
+    dataset = await get_dataset(session, workspace_id, dataset_id)
     rows = await session.scalars(
         select(Tag)
         .join(tag_bindings, tag_bindings.c.tag_id == Tag.id)

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from app.knowledge.cleaning import PreProcessing
+from app.knowledge.indexing.cleaning import PreProcessing
 
 Mode = Literal["automatic", "custom", "hierarchical"]
 ParentMode = Literal["paragraph", "full-doc"]

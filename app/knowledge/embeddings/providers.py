@@ -11,7 +11,13 @@ recorded a model before the operator narrowed the list keep it.
 
 from __future__ import annotations
 
-from app.knowledge.embeddings import E5_MODEL, LOCAL_EMBEDDERS, LOCAL_MODEL_NAMES, Embedder, make_embedder
+from app.knowledge.embeddings.embedders import (
+    E5_MODEL,
+    LOCAL_EMBEDDERS,
+    LOCAL_MODEL_NAMES,
+    Embedder,
+    make_embedder,
+)
 from app.knowledge.errors import EmbeddingModelNotAllowed, ProviderNotInitialized
 from app.settings import Settings
 from db.models import Dataset

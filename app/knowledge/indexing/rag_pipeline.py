@@ -2,7 +2,7 @@
 name.
 
 Knowledge pipelines are Dify's plugin-driven ingestion graphs (datasource plugins, pipeline workflows); Sluice
-indexes documents with its own fixed pipeline (``app.knowledge.pipeline``) and has no plugins to run. Each route
+indexes documents with its own fixed pipeline (``app.knowledge.indexing.pipeline``) and has no plugins to run. Each route
 answers 400 ``pipeline_not_supported`` after the dataset key is checked, so a client learns at once, by a code it
 can test, that it must use the document endpoints instead.
 """

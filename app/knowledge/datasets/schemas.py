@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from app.knowledge.accounts import creator_id
-from app.knowledge.retrieval.settings import RetrievalModel, parse_retrieval_model
-from app.knowledge.services import DatasetView
+from app.knowledge.datasets.services import DatasetView
+from app.knowledge.retrieval.model import RetrievalModel, parse_retrieval_model
 from app.schemas import text_field, unix
 
 DatasetName = Annotated[

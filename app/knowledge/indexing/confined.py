@@ -1,10 +1,10 @@
 """The indexing pipeline's untrusted parsing (extract, clean, split) in confined children of the worker's sandbox.
 
-Each stage is one ``Sandbox.call`` (``app.knowledge.parsing``) with the indexing limits: a wall clock
+Each stage is one ``Sandbox.call`` (``app.knowledge.indexing.parsing``) with the indexing limits: a wall clock
 (``SLUICE_INDEXING_TIMEOUT_SECONDS``) and a memory cap (``SLUICE_INDEXING_MEMORY_MB``) per child, and the file caps
-of :class:`app.knowledge.extract.ParseLimits`. At most half of the sandbox's slots parse documents at once (one
+of :class:`app.knowledge.indexing.extract.ParseLimits`. At most half of the sandbox's slots parse documents at once (one
 at least), so a burst of uploads cannot hold every slot while code nodes and templates wait. Every failure is an
-:class:`~app.knowledge.extract.ExtractError` with a message for the document's ``error``.
+:class:`~app.knowledge.indexing.extract.ExtractError` with a message for the document's ``error``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.knowledge.extract import MB, ExtractError, ParseLimits
-from app.knowledge.parsing import CLEAN, EXTRACT, SPLIT, resolve
-from app.knowledge.splitting import Chunk, ProcessRule
+from app.knowledge.indexing.extract import MB, ExtractError, ParseLimits
+from app.knowledge.indexing.parsing import CLEAN, EXTRACT, SPLIT, resolve
+from app.knowledge.indexing.splitting import Chunk, ProcessRule
 from app.sandbox.client import Sandbox
 from app.sandbox.errors import (
     FunctionFailed,

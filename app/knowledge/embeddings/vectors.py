@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.knowledge.embeddings import Embedder
+from app.knowledge.embeddings.embedders import Embedder
 
 VectorTable = Literal["segments", "child_chunks"]
 VECTOR_TABLES: tuple[VectorTable, ...] = ("segments", "child_chunks")

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
-from app.knowledge import services
-from app.knowledge.schemas import DatasetCreate, DatasetOut, DatasetUpdate
+from app.knowledge.datasets import services
+from app.knowledge.datasets.schemas import DatasetCreate, DatasetOut, DatasetUpdate
 from app.schemas import NO_NUL, Limit, Page, PageNumber
 from app.tenancy.services import KeyContext
 from db.models import Dataset

@@ -5,22 +5,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import Select, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
-from app.knowledge.embeddings import E5_MODEL
+from app.knowledge.embeddings.embedders import E5_MODEL
+from app.knowledge.embeddings.providers import check_embedding_choice
 from app.knowledge.errors import DatasetNameDuplicate, DatasetNameTaken
-from app.knowledge.providers import check_embedding_choice
 from app.settings import Settings
 from db.models import Dataset, DatasetMetadata, Document, Tag, UploadFile, Workspace, tag_bindings
 
 if TYPE_CHECKING:
-    from app.knowledge.schemas import DatasetUpdate
+    from app.knowledge.datasets.schemas import DatasetUpdate
 
 
 def default_embedding_model(settings: Settings | None) -> tuple[str, str | None]:
@@ -41,7 +41,7 @@ class DatasetView:
     available_document_count: int = 0
     tags: list[Tag] = field(default_factory=list)
     metadata_fields: list[DatasetMetadata] = field(default_factory=list)
-    #: Dify's ``author_name``: the name of the workspace (standing in for its owner account, see accounts.py).
+    #: Dify's ``author_name``: the name of the workspace (standing in for its owner account, see app.knowledge.accounts).
     author_name: str = ""
 
 
@@ -98,11 +98,32 @@ async def list_datasets(
     return list(rows.scalars()), total
 
 
-async def get_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> Dataset:
-    """A dataset of this workspace. Another workspace's dataset is indistinguishable from a missing one."""
-    dataset = await session.scalar(
-        select(Dataset).where(Dataset.id == dataset_id, Dataset.workspace_id == workspace_id)
-    )
+#: A row lock taken with a read: ``"update"`` is ``FOR UPDATE``, ``"no_key_update"`` ``FOR NO KEY UPDATE`` (does
+#: not wait for, nor block, the ``FOR KEY SHARE`` of other transactions' foreign-key checks), ``"share"``
+#: ``FOR SHARE``. ``None`` reads without a lock.
+RowLock = Literal["update", "no_key_update", "share"]
+
+Row = TypeVar("Row")
+
+
+def locked(query: Select[Row], lock: RowLock | None) -> Select[Row]:
+    """``query`` with the row lock ``lock`` (unchanged for ``None``)."""
+    if lock == "update":
+        return query.with_for_update()
+    if lock == "no_key_update":
+        return query.with_for_update(key_share=True)
+    if lock == "share":
+        return query.with_for_update(read=True)
+    return query
+
+
+async def get_dataset(
+    session: AsyncSession, workspace_id: uuid.UUID, dataset_id: uuid.UUID, *, lock: RowLock | None = None
+) -> Dataset:
+    """A dataset of this workspace, its row locked with ``lock`` for the transaction (see :data:`RowLock`).
+    Another workspace's dataset is indistinguishable from a missing one."""
+    query = select(Dataset).where(Dataset.id == dataset_id, Dataset.workspace_id == workspace_id)
+    dataset = await session.scalar(locked(query, lock))
     if dataset is None:
         raise NotFound("Dataset not found.")
     return dataset
@@ -118,13 +139,7 @@ async def delete_dataset(session: AsyncSession, workspace_id: uuid.UUID, dataset
     dataset row, that such a transaction needs while it waits for the document row: a deadlock (a 500 here, or
     a failed indexing job). The indexing job's next transaction finds the document gone and stops.
     """
-    dataset = await session.scalar(
-        select(Dataset)
-        .where(Dataset.id == dataset_id, Dataset.workspace_id == workspace_id)
-        .with_for_update(key_share=True)
-    )
-    if dataset is None:
-        raise NotFound("Dataset not found.")
+    dataset = await get_dataset(session, workspace_id, dataset_id, lock="no_key_update")
     await session.execute(
         select(Document.id).where(Document.dataset_id == dataset.id).order_by(Document.id).with_for_update()
     )

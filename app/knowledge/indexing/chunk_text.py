@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.knowledge.keywords import extract_keywords
-from app.knowledge.vectors import content_hash
+from app.knowledge.embeddings.vectors import content_hash
+from app.knowledge.indexing.keywords import extract_keywords
 
 #: ``tokens`` is an estimate: characters / 4 (the usual rule of thumb); Dify asks the embedding model's
 #: tokenizer, which Sluice does not run for a count.

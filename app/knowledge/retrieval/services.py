@@ -10,15 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.knowledge import vectors
-from app.knowledge.providers import Embedders
+from app.knowledge.embeddings import vectors
+from app.knowledge.embeddings.providers import Embedders
 from app.knowledge.retrieval import search
 from app.knowledge.retrieval.filters import filter_sql
-from app.knowledge.retrieval.settings import RetrievalModel
+from app.knowledge.retrieval.model import RetrievalModel
 from db.models import ChildChunk, Dataset, Document, Segment
 
 #: Hybrid search looks this many times deeper than ``top_k`` in each list before fusing.
@@ -27,8 +28,13 @@ HYBRID_DEPTH = 4
 CHILDREN_PER_PARENT = 3
 
 
-#: A ranked segment: its id, with its score and the ``(child chunk id, score)`` pairs that matched.
-Ranked = tuple[uuid.UUID, tuple[float, list[tuple[uuid.UUID, float]]]]
+class Ranked(NamedTuple):
+    """A segment found by a search, before its rows are loaded."""
+
+    segment_id: uuid.UUID
+    score: float
+    #: ``(child chunk id, score)`` of the child chunks that matched (hierarchical datasets; empty otherwise).
+    children: list[tuple[uuid.UUID, float]]
 
 
 @dataclass
@@ -53,7 +59,7 @@ class Retriever:
     async def rank(
         self, session: AsyncSession, datasets: Sequence[Dataset], query: str, model: RetrievalModel
     ) -> list[Ranked]:
-        """``(segment id, (score, matched children))`` best first, thresholded and cut to ``top_k``."""
+        """The best segments first, thresholded and cut to ``top_k``."""
         groups: dict[tuple[bool, str | None, str | None], list[Dataset]] = {}
         for d in datasets:
             hierarchical = d.doc_form == "hierarchical_model"
@@ -63,25 +69,28 @@ class Retriever:
                 else (None, None)
             )
             groups.setdefault((hierarchical, *embedder_key), []).append(d)
-        by_segment: dict[uuid.UUID, tuple[float, list[tuple[uuid.UUID, float]]]] = {}
+        by_segment: dict[uuid.UUID, Ranked] = {}
         for (hierarchical, _, _), members in groups.items():
             unit: search.Unit = ChildChunk if hierarchical else Segment
             hits = await self._search_group(session, unit, members, query, model, hierarchical)
             if not hierarchical:
                 for row_id, score in hits:
-                    by_segment[row_id] = (max(score, by_segment.get(row_id, (0.0, []))[0]), [])
+                    best = by_segment[row_id].score if row_id in by_segment else 0.0
+                    by_segment[row_id] = Ranked(row_id, max(score, best), [])
                 continue
             parents = await _parents_of(session, [h[0] for h in hits])
             for child_id, score in hits:
                 parent = parents.get(child_id)
                 if parent is None:  # deleted since the search
                     continue
-                best, children = by_segment.get(parent, (0.0, []))
-                by_segment[parent] = (max(best, score), [*children, (child_id, score)])
-        ranked = sorted(by_segment.items(), key=lambda item: -item[1][0])
+                found = by_segment.get(parent, Ranked(parent, 0.0, []))
+                by_segment[parent] = Ranked(
+                    parent, max(found.score, score), [*found.children, (child_id, score)]
+                )
+        ranked = sorted(by_segment.values(), key=lambda r: -r.score)
         threshold = model.threshold
         if threshold is not None:
-            ranked = [r for r in ranked if r[1][0] >= threshold]
+            ranked = [r for r in ranked if r.score >= threshold]
         return ranked[: model.top_k]
 
     async def _search_group(
@@ -134,14 +143,14 @@ async def load(session: AsyncSession, ranked: list[Ranked], datasets: Sequence[D
     """The hits' segments, documents and matched children in two queries; bumps the segments' hit counts."""
     if not ranked:
         return []
-    segment_ids = [segment_id for segment_id, _ in ranked]
+    segment_ids = [r.segment_id for r in ranked]
     rows = await session.execute(
         sa.select(Segment, Document)
         .join(Document, Document.id == Segment.document_id)
         .where(Segment.id.in_(segment_ids))
     )
     found = {segment.id: (segment, document) for segment, document in rows}
-    child_ids = [child_id for _, (_, children) in ranked for child_id, _ in children]
+    child_ids = [child_id for r in ranked for child_id, _ in r.children]
     children = {}
     if child_ids:
         children = {
@@ -153,13 +162,13 @@ async def load(session: AsyncSession, ranked: list[Ranked], datasets: Sequence[D
     )
     by_id = {d.id: d for d in datasets}
     hits = []
-    for segment_id, (score, matched) in ranked:
-        if segment_id not in found:
+    for r in ranked:
+        if r.segment_id not in found:
             continue
-        segment, document = found[segment_id]
-        hit = Hit(segment, document, by_id[segment.dataset_id], score)
+        segment, document = found[r.segment_id]
+        hit = Hit(segment, document, by_id[segment.dataset_id], r.score)
         hit.child_chunks = sorted(
-            ((children[c], s) for c, s in matched if c in children), key=lambda item: -item[1]
+            ((children[c], s) for c, s in r.children if c in children), key=lambda item: -item[1]
         )
         hits.append(hit)
     return hits

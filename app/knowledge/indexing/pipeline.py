@@ -3,7 +3,7 @@
 Each stage commits its status (and timestamp) so ``indexing-status`` shows progress while it runs. Crash safety
 comes from where the work is committed:
 
-- parse, clean and split run in confined children (``app.knowledge.confined``: time and memory limits, file
+- parse, clean and split run in confined children (``app.knowledge.indexing.confined``: time and memory limits, file
   caps), never on the worker's event loop; their result is committed in ONE transaction that replaces the
   document's segments (unique ``(document_id, position)``) and moves it to ``indexing``. A job killed before
   that commit starts again from the source; one killed after it never splits again. While a child works, the
@@ -32,14 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
 from app.clock import utcnow
-from app.knowledge import vectors
-from app.knowledge.chunk_text import estimate_tokens, text_fields
-from app.knowledge.confined import ConfinedParsing
-from app.knowledge.embeddings import Embedder, EmbeddingError
-from app.knowledge.extract import ExtractError
-from app.knowledge.indexing import ACTIVE_STATUSES
-from app.knowledge.providers import Embedders
-from app.knowledge.splitting import Chunk, InvalidProcessRule, ProcessRule
+from app.knowledge.embeddings import vectors
+from app.knowledge.embeddings.embedders import Embedder, EmbeddingError
+from app.knowledge.embeddings.providers import Embedders
+from app.knowledge.indexing.chunk_text import estimate_tokens, text_fields
+from app.knowledge.indexing.confined import ConfinedParsing
+from app.knowledge.indexing.extract import ExtractError
+from app.knowledge.indexing.lifecycle import ACTIVE_STATUSES
+from app.knowledge.indexing.splitting import Chunk, InvalidProcessRule, ProcessRule
 from db.models import ChildChunk, Dataset, Document, Segment, UploadFile
 
 log = structlog.get_logger()

@@ -8,7 +8,7 @@ Hostile files are refused before the expensive part (:class:`ParseLimits`, from 
 settings): a DOCX whose parts unpack to too much or compress too well (zip bombs) or holds too many paragraphs
 (python-docx needs > 30 s and ~1.8 GB for 1.5 M empty paragraphs in 47 KB); a PDF with too many pages, or whose
 pages' content streams add up to too much (pages that share one big stream cost minutes in pypdf); any text
-longer than ``max_characters``. The indexing job runs this in a confined child (``app.knowledge.parsing``), whose
+longer than ``max_characters``. The indexing job runs this in a confined child (``app.knowledge.indexing.parsing``), whose
 time and memory limits stop whatever these checks miss.
 """
 

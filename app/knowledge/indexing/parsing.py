@@ -1,5 +1,5 @@
 """The parsing stages of indexing as sandbox functions: ``knowledge.extract``, ``knowledge.clean``,
-``knowledge.split``. Each runs in a fresh confined child (``app.knowledge.confined`` calls them), so a hostile
+``knowledge.split``. Each runs in a fresh confined child (``app.knowledge.indexing.confined`` calls them), so a hostile
 file can stall or bloat only that child, which the sandbox kills at its time or memory limit.
 
 Plain data in and out (msgpack across the process boundary): ``{"text": ...}`` or ``{"error": message}``.
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.knowledge.cleaning import PreProcessing, clean
-from app.knowledge.extract import ExtractError, ParseLimits, extract_text
-from app.knowledge.keywords import extract_keywords
-from app.knowledge.splitting import InvalidProcessRule, ProcessRule, split_document
+from app.knowledge.indexing.cleaning import PreProcessing, clean
+from app.knowledge.indexing.extract import ExtractError, ParseLimits, extract_text
+from app.knowledge.indexing.keywords import extract_keywords
+from app.knowledge.indexing.splitting import InvalidProcessRule, ProcessRule, split_document
 from app.sandbox.functions import sandboxed
 
 EXTRACT, CLEAN, SPLIT = "knowledge.extract", "knowledge.clean", "knowledge.split"
