@@ -56,6 +56,15 @@ def default_model(settings: Settings, graph: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: A new conversation's provisional name: its first query, cut at this many characters.
+NAME_LENGTH = 20
+
+
+def short_name(query: str) -> str:
+    """The name a conversation gets when it starts, until the naming job (or its owner) gives a better one."""
+    return query[:NAME_LENGTH] + "…" if len(query) > NAME_LENGTH else query
+
+
 def fallback_name(query: str) -> str:
     return query[:47] + "..." if len(query) > 50 else query
 
@@ -112,15 +121,17 @@ async def first_query(session: AsyncSession, conversation_id: uuid.UUID) -> str 
 async def name_conversation(
     session: AsyncSession, llm: Any, settings: Settings, conversation_id: uuid.UUID
 ) -> str | None:
-    """The background naming of a new conversation (idempotent: a deleted conversation is skipped)."""
+    """The background naming of a new conversation (idempotent: a deleted conversation is skipped). Only the
+    provisional name is replaced: a name its owner set meanwhile (``POST .../name``) stays."""
     query = await first_query(session, conversation_id)
     if query is None:
         return None
     name = await generate_name(llm, default_model(settings, await graph_of(session, conversation_id)), query)
-    await session.execute(
-        text("UPDATE conversations SET name = :name WHERE id = :id"), {"name": name, "id": conversation_id}
+    named = await session.execute(
+        text("UPDATE conversations SET name = :name WHERE id = :id AND name = :provisional RETURNING id"),
+        {"name": name, "id": conversation_id, "provisional": short_name(query)},
     )
-    return name
+    return name if named.first() is not None else None
 
 
 async def suggest_questions(

@@ -32,6 +32,7 @@ from app.chat.errors import (
     QueryRequired,
     WorkflowNotPublished,
 )
+from app.chat.naming import short_name
 from app.chat.schemas import ChatRequest
 from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
@@ -48,7 +49,6 @@ from db.models import Conversation, EndUser, Message, MessageFile
 MODE = "advanced-chat"
 COMPLETION = "completion"
 #: A new conversation is named after its first query, cut here (Dify), until the generated name arrives.
-NAME_LENGTH = 20
 #: The background naming starts this long after the first turn (Dify: about a second).
 NAMING_DELAY = datetime.timedelta(seconds=1)
 #: ``{{var}}`` in an opening statement (Dify's ``PromptTemplateParser``).
@@ -71,10 +71,6 @@ class Turn(msgspec.Struct, kw_only=True):
     def task_id(self) -> uuid.UUID:
         """What the stop endpoint takes: the run (Sluice's task), or the message when no run answers."""
         return self.run_id or self.message_id
-
-
-def short_name(query: str) -> str:
-    return query[:NAME_LENGTH] + "…" if len(query) > NAME_LENGTH else query
 
 
 def introduction(features: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:

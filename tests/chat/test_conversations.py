@@ -131,6 +131,25 @@ async def test_a_new_conversation_gets_a_generated_name(
     assert first["name"] == "🐟 Eel migration"
 
 
+async def test_a_name_its_owner_set_is_kept_from_the_naming_job(
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI
+) -> None:
+    app = await import_app(client, APP)
+    fake_llm.add_rule("User Input: Which fish climb", '{"Your Output": "🐟 Climbing fish"}')
+    conversation = (await chat(client, app, "Which fish climb waterfalls?")).json()["conversation_id"]
+    renamed = await client.post(
+        f"/v1/conversations/{conversation}/name", json={"name": "Mine", "user": "alice"}, headers=app.headers
+    )
+    assert renamed.status_code == 200
+    for _ in range(100):  # until the naming job has asked the model (it runs about a second after the turn)
+        if len(fake_llm.bodies()) > len(fake_llm.bodies(unless=NAME_PROMPT)):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # and committed what it would write
+    names = [c["name"] for c in (await get(client, app, "/v1/conversations", user="alice")).json()["data"]]
+    assert names == ["Mine"]
+
+
 async def test_messages_scroll_up_feedback_and_suggestions(
     client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI
 ) -> None:
