@@ -20,6 +20,7 @@ from app.files.signing import FileSigner
 from app.human_input import forms as human_forms
 from app.schemas import unix
 from app.settings import Settings
+from app.workflows.engine.nodes.base import LLMPort
 from db.models import Conversation, EndUser, HumanInputForm, Message, MessageFeedback, MessageFile, Workflow
 
 #: Retriever resource fields a message lists (chatflow spec 3.1).
@@ -295,7 +296,7 @@ async def suggestions(
     app_id: uuid.UUID,
     end_user: EndUser | None,
     message_id: uuid.UUID,
-    llm: Any,
+    llm: LLMPort | None,
     settings: Settings,
 ) -> list[str]:
     message = await owned(session, app_id, end_user, message_id)
