@@ -26,11 +26,13 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs import values as run_values
 
 CHANNEL = "sluice_run_events"
-ACTIVE = ("running", "paused")
-FINISHED = ("succeeded", "failed", "stopped", "partial-succeeded")
+#: a run that may still change (a worker may advance it), and one that ended
+ACTIVE = (RunStatus.RUNNING, RunStatus.PAUSED)
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.PARTIAL_SUCCEEDED)
 
 #: One stored event as read back: (seq, event name, data).
 EventRow = tuple[int, str, dict[str, Any]]
