@@ -98,7 +98,7 @@ class Recorder:
             session,
             batch,
         )
-        self.expected: tuple[str, ...] = (RunStatus.PAUSED,) if resuming else (RunStatus.RUNNING,)
+        self.expected: tuple[RunStatus, ...] = (RunStatus.PAUSED,) if resuming else (RunStatus.RUNNING,)
         self.resolved = resolved
         self.stash = Stash()
         self.events: list[Event] = []

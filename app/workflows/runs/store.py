@@ -75,7 +75,7 @@ class Write(msgspec.Struct, kw_only=True):
     """One run's part of a transition. ``changes`` are column values (only those given are set)."""
 
     run_id: uuid.UUID
-    expected: tuple[str, ...]
+    expected: tuple[RunStatus, ...]
     changes: dict[str, Any] = msgspec.field(default_factory=dict)
     events: list[Event] = msgspec.field(default_factory=list)
     #: Node executions to insert or update (by id): a started and finished node in one write is one row.

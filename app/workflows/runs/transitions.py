@@ -86,7 +86,7 @@ class _Run:
 # --- the runner's transitions (writes the runner applies) -------------------------------------------------
 
 
-def checkpoint(run_id: uuid.UUID, expected: tuple[str, ...], **changes: Any) -> Write:
+def checkpoint(run_id: uuid.UUID, expected: tuple[RunStatus, ...], **changes: Any) -> Write:
     """The run goes on: what the engine did since the last checkpoint (events, executions, state)."""
     return Write(
         run_id=run_id, expected=expected, changes={"status": RunStatus.RUNNING, "paused_at": None, **changes}
