@@ -19,6 +19,7 @@ from app.chat.errors import (
 from app.clock import utcnow
 from app.errors import InvalidParam
 from app.settings import Settings
+from app.workflows.engine.nodes.base import LLMPort
 from db.models import Conversation, ConversationVariable, EndUser
 
 SORTS = ("created_at", "-created_at", "updated_at", "-updated_at")
@@ -94,7 +95,7 @@ async def rename(
     *,
     name: str | None,
     auto_generate: bool,
-    llm: Any,
+    llm: LLMPort | None,
     settings: Settings,
 ) -> Conversation:
     conversation = await get(session, app_id, end_user, conversation_id, lock=True)

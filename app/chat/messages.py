@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -20,7 +21,19 @@ from app.files.signing import FileSigner
 from app.human_input import forms as human_forms
 from app.schemas import unix
 from app.settings import Settings
+from app.workflows.engine.nodes.base import LLMPort
 from db.models import Conversation, EndUser, HumanInputForm, Message, MessageFeedback, MessageFile, Workflow
+
+
+class MessageStatus(StrEnum):
+    """A message's status (``messages.status``, Dify's strings), set when its turn ends."""
+
+    NORMAL = "normal"
+    #: the turn's run failed
+    ERROR = "error"
+    #: the turn's run waits for a human-input form
+    PAUSED = "paused"
+
 
 #: Retriever resource fields a message lists (chatflow spec 3.1).
 LISTED_RESOURCE_FIELDS = (
@@ -190,11 +203,11 @@ async def _human_input_contents(
         ).all()
     )
     tokens = await human_forms.webapp_tokens(
-        session, settings, [f.id for f in found if f.status == "waiting"]
+        session, settings, [f.id for f in found if f.status == human_forms.FormStatus.WAITING]
     )
     out: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for form in found:
-        submitted = form.status == "submitted"
+        submitted = form.status == human_forms.FormStatus.SUBMITTED
         definition = None
         if not submitted:
             definition = {
@@ -295,7 +308,7 @@ async def suggestions(
     app_id: uuid.UUID,
     end_user: EndUser | None,
     message_id: uuid.UUID,
-    llm: Any,
+    llm: LLMPort | None,
     settings: Settings,
 ) -> list[str]:
     message = await owned(session, app_id, end_user, message_id)

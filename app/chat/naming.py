@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import Settings
+from app.workflows.engine.nodes.base import LLMPort
 from app.workflows.engine.nodes.llm_common import first_json_object
 from db.models import Conversation, Message, Workflow
 
@@ -76,7 +77,7 @@ def _prompt_query(query: str) -> str:
     return query
 
 
-async def generate_name(llm: Any, model: str | None, query: str) -> str:
+async def generate_name(llm: LLMPort | None, model: str | None, query: str) -> str:
     """A title for ``query``; the query itself (shortened) when the model fails or gives none."""
     if llm is None or not model:
         return fallback_name(query)
@@ -119,7 +120,7 @@ async def first_query(session: AsyncSession, conversation_id: uuid.UUID) -> str 
 
 
 async def name_conversation(
-    session: AsyncSession, llm: Any, settings: Settings, conversation_id: uuid.UUID
+    session: AsyncSession, llm: LLMPort | None, settings: Settings, conversation_id: uuid.UUID
 ) -> str | None:
     """The background naming of a new conversation (idempotent: a deleted conversation is skipped). Only the
     provisional name is replaced: a name its owner set meanwhile (``POST .../name``) stays."""
@@ -135,7 +136,7 @@ async def name_conversation(
 
 
 async def suggest_questions(
-    llm: Any, model: str | None, history: list[tuple[str, str]], instruction: str | None = None
+    llm: LLMPort | None, model: str | None, history: list[tuple[str, str]], instruction: str | None = None
 ) -> list[str]:
     """Three likely next questions after ``history`` ((query, answer) turns, oldest first); [] on any failure."""
     if llm is None or not model:

@@ -28,6 +28,7 @@ import msgspec
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.workflows.engine.statuses import RunStatus
 from app.workflows.events import PING, PING_SECONDS, POLL_SECONDS, RunEventHub, reading, wait_for_notice
 from app.workflows.runs import store
 from app.workflows.runs.pauses import PauseKinds
@@ -120,14 +121,14 @@ async def frames(
             }
             body = {**common, "workflow_run_id": run_id, "data": finished}
             status = data.get("status")
-            if status == "failed":
+            if status == RunStatus.FAILED:
                 error = error_event(env, "invalid_param", 400, RUN_FAILED.format(data.get("error")))
                 out += [(seq, Frame(sse(body))), (seq, Frame(sse(error, seq), terminal=True))]
             else:
                 end = message_end_event(
                     env, await message_metadata(session, env.message_id), finished["files"]
                 )
-                if status == "stopped":
+                if status == RunStatus.STOPPED:
                     out += [(seq, Frame(sse(body))), (seq, Frame(sse(end, seq), terminal=True))]
                 else:
                     out += [(seq, Frame(sse(end))), (seq, Frame(sse(body, seq), terminal=True))]

@@ -26,10 +26,12 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.chat.messages import MessageStatus
 from app.chat.turns import usage
 from app.clock import utcnow
 from app.settings import Settings
 from app.workflows.engine.core import CHAT_MODE
+from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs import store
 from app.workflows.runs.pauses import RunEnd
 
@@ -55,7 +57,9 @@ RESOURCE_FIELDS = (
     "files",
     "summary",
 )
-WRITES_VARIABLES = ("succeeded", "partial-succeeded", "stopped")
+WRITES_VARIABLES = (RunStatus.SUCCEEDED, RunStatus.PARTIAL_SUCCEEDED, RunStatus.STOPPED)
+#: the status of a turn's message when its run ended (or paused) so; any other: normal
+MESSAGE_STATUS = {RunStatus.FAILED: MessageStatus.ERROR, RunStatus.PAUSED: MessageStatus.PAUSED}
 
 #: Everything the end needs of each turn, in one round trip (the message row locked).
 _TURNS = text(
@@ -174,12 +178,12 @@ class ChatTurnEnds:
                 "retriever_resources": retriever_resources(row.resources or []) if row.cite else [],
                 "usage": spent_usage,
             }
-            failed = end.status == "failed"
+            failed = end.status == RunStatus.FAILED
             messages.append(
                 {
                     "id": str(row.id),
                     "answer": "" if failed else row.answer,
-                    "status": {"failed": "error", "paused": "paused"}.get(end.status, "normal"),
+                    "status": MESSAGE_STATUS.get(end.status, MessageStatus.NORMAL),
                     "error": end.error if failed else None,
                     "message_tokens": spent_usage["prompt_tokens"],
                     "answer_tokens": spent_usage["completion_tokens"],
@@ -196,7 +200,7 @@ class ChatTurnEnds:
                         for name in sorted(names)
                         if name in values
                     ]
-            if end.status != "paused" and not failed:
+            if end.status != RunStatus.PAUSED and not failed:
                 produced = (end.outputs or {}).get("files")
                 files += [
                     {"message_id": str(row.id), "file": f}

@@ -42,7 +42,7 @@ from app.tenancy.services import KeyContext
 from app.workflows import services as workflows
 from app.workflows.engine.core import initial_state
 from app.workflows.engine.errors import InputError
-from app.workflows.runs import transitions
+from app.workflows.runs import store, transitions
 from db import queue
 from db.models import Conversation, EndUser, Message, MessageFile
 
@@ -135,7 +135,7 @@ async def _locked_conversation(
             {"id": conversation_id},
         )
     ).one()
-    if row.last_status in ("running", "paused"):
+    if row.last_status in store.ACTIVE:
         raise ConversationBusy
     return conversation, int(row.messages)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +20,27 @@ from app.workflows.runs.pauses import PausedNode, PauseType
 from app.workflows.runs.store import Event
 from db import queue
 from db.models import HumanInputDelivery, HumanInputForm, HumanInputRecipient
+
+
+class FormStatus(StrEnum):
+    """A human-input form's status (``human_input_forms.status``, Dify's strings)."""
+
+    #: open: its page and the API accept a submission until a deadline passes
+    WAITING = "waiting"
+    SUBMITTED = "submitted"
+    #: the node's deadline passed: the run resumes along ``__timeout``
+    TIMEOUT = "timeout"
+    #: the global deadline passed, or the run was stopped
+    EXPIRED = "expired"
+
+
+class DeliveryMethod(StrEnum):
+    """How a form reaches people (``human_input_deliveries.method``), and the kind of its recipients."""
+
+    #: a token for the API and the web page (every form has one)
+    WEBAPP = "webapp"
+    #: a link by mail to each external address
+    EMAIL = "email"
 
 
 def _email_targets(config: Mapping[str, Any]) -> list[str]:
@@ -59,7 +81,7 @@ async def create_form(
         node_id=node_id,
         node_title=str(request.get("node_title") or node_id),
         execution_id=execution_id,
-        status="waiting",
+        status=FormStatus.WAITING,
         form_content=str(request.get("form_content") or ""),
         inputs=list(request.get("inputs") or []),
         resolved_default_values=dict(request.get("resolved_default_values") or {}),
@@ -70,8 +92,10 @@ async def create_form(
     session.add(form)
     await session.flush()  # no ORM relationships: flush parents before their children
     methods = list(request.get("delivery_methods") or [])
-    if not any(m.get("type") == "webapp" for m in methods):
-        methods.insert(0, {"type": "webapp", "config": {}})  # the API and the web page always have a token
+    if not any(m.get("type") == DeliveryMethod.WEBAPP for m in methods):
+        methods.insert(
+            0, {"type": DeliveryMethod.WEBAPP, "config": {}}
+        )  # the API and the web page always have a token
     mail_deliveries: list[uuid.UUID] = []
     for method in methods:
         delivery = HumanInputDelivery(
@@ -79,14 +103,14 @@ async def create_form(
         )
         session.add(delivery)
         await session.flush()
-        if method["type"] == "email":
+        if method["type"] == DeliveryMethod.EMAIL:
             addresses = _email_targets(delivery.config)
             for address in addresses:
-                session.add(_recipient(settings, form.id, delivery.id, "email", address))
+                session.add(_recipient(settings, form.id, delivery.id, DeliveryMethod.EMAIL, address))
             if addresses:
                 mail_deliveries.append(delivery.id)
         else:
-            session.add(_recipient(settings, form.id, delivery.id, "webapp", None))
+            session.add(_recipient(settings, form.id, delivery.id, DeliveryMethod.WEBAPP, None))
     await session.flush()
 
     await queue.defer_jobs(
@@ -101,7 +125,7 @@ async def create_form(
 
 
 def _recipient(
-    settings: Settings, form_id: uuid.UUID, delivery_id: uuid.UUID, kind: str, email: str | None
+    settings: Settings, form_id: uuid.UUID, delivery_id: uuid.UUID, kind: DeliveryMethod, email: str | None
 ) -> HumanInputRecipient:
     nonce = tokens.new_nonce()
     token = tokens.make_token(settings.secret_key, nonce)
@@ -142,7 +166,7 @@ async def webapp_tokens(
         return {}
     rows = await session.execute(
         select(HumanInputRecipient.form_id, HumanInputRecipient.nonce)
-        .where(HumanInputRecipient.form_id.in_(form_ids), HumanInputRecipient.kind == "webapp")
+        .where(HumanInputRecipient.form_id.in_(form_ids), HumanInputRecipient.kind == DeliveryMethod.WEBAPP)
         .order_by(HumanInputRecipient.form_id, HumanInputRecipient.created_at.desc())
     )
     # Ordered newest first per form: the dict keeps the oldest (the first webapp recipient) of each.
@@ -174,7 +198,7 @@ async def paused_forms(
         (
             await session.execute(
                 select(HumanInputForm)
-                .where(HumanInputForm.run_id.in_(list(run_ids)), HumanInputForm.status == "waiting")
+                .where(HumanInputForm.run_id.in_(list(run_ids)), HumanInputForm.status == FormStatus.WAITING)
                 .order_by(HumanInputForm.created_at, HumanInputForm.node_id)
             )
         ).scalars()

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import SluiceError
 from app.human_input import tokens
+from app.human_input.forms import DeliveryMethod, FormStatus
 from app.settings import Settings
 from db.models import HumanInputDelivery, HumanInputForm, HumanInputRecipient
 
@@ -56,7 +57,7 @@ async def send_delivery(
                 select(HumanInputRecipient.id)
                 .where(
                     HumanInputRecipient.delivery_id == delivery_id,
-                    HumanInputRecipient.kind == "email",
+                    HumanInputRecipient.kind == DeliveryMethod.EMAIL,
                     HumanInputRecipient.sent_at.is_(None),
                 )
                 .order_by(HumanInputRecipient.email)
@@ -65,7 +66,7 @@ async def send_delivery(
     if delivery is None or form is None:
         log.info("mail_delivery_gone", delivery_id=str(delivery_id))
         return 0
-    if form.status != "waiting":
+    if form.status != FormStatus.WAITING:
         log.info("mail_skipped_form_closed", delivery_id=str(delivery_id), form_status=form.status)
         return 0
     sent, failed = 0, 0

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clock import utcnow
 from app.errors import NotFound, SluiceError
 from app.human_input.alarm import ensure_alarm, next_deadline
-from app.human_input.forms import find_by_token
+from app.human_input.forms import FormStatus, find_by_token
 from app.workflows.engine.nodes.human_input import TIMEOUT_HANDLE, fill_outputs
 from app.workflows.runs import store, transitions
 from app.workflows.runs.pauses import Extensions
@@ -60,9 +60,9 @@ class InvalidFormData(SluiceError):
 
 
 def _check_status(form: HumanInputForm) -> None:
-    if form.status == "submitted":
+    if form.status == FormStatus.SUBMITTED:
         raise FormSubmitted()
-    if form.status in ("timeout", "expired"):
+    if form.status in (FormStatus.TIMEOUT, FormStatus.EXPIRED):
         raise FormExpired()
 
 
@@ -122,11 +122,11 @@ async def submit(
         update(HumanInputForm)
         .where(
             HumanInputForm.id == form.id,
-            HumanInputForm.status == "waiting",
+            HumanInputForm.status == FormStatus.WAITING,
             HumanInputForm.deadline > func.clock_timestamp(),
         )
         .values(
-            status="submitted",
+            status=FormStatus.SUBMITTED,
             submitted_values=values,
             action_id=action,
             submitted_by=user,
@@ -198,7 +198,7 @@ async def handle_deadlines(session: AsyncSession, extensions: Extensions, limit:
                 select(HumanInputForm)
                 .where(
                     HumanInputForm.run_id.in_(locked),
-                    HumanInputForm.status == "waiting",
+                    HumanInputForm.status == FormStatus.WAITING,
                     HumanInputForm.deadline <= now,
                 )
                 .order_by(HumanInputForm.deadline)
@@ -231,7 +231,7 @@ async def _time_out(session: AsyncSession, forms: list[HumanInputForm], now: dat
     await session.execute(
         update(HumanInputForm)
         .where(HumanInputForm.id.in_([f.id for f in forms]))
-        .values(status="timeout", resolved_at=now)
+        .values(status=FormStatus.TIMEOUT, resolved_at=now)
         .execution_options(synchronize_session=False)
     )
     per_run: dict[uuid.UUID, list[Event]] = {}
@@ -263,7 +263,7 @@ async def expire_forms(session: AsyncSession, run_ids: list[uuid.UUID], now: dat
     if run_ids:
         await session.execute(
             update(HumanInputForm)
-            .where(HumanInputForm.run_id.in_(run_ids), HumanInputForm.status == "waiting")
-            .values(status="expired", resolved_at=now)
+            .where(HumanInputForm.run_id.in_(run_ids), HumanInputForm.status == FormStatus.WAITING)
+            .values(status=FormStatus.EXPIRED, resolved_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import database_trouble
+from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs import store as run_store
 from app.workflows.runs.store import EventRow
 from db import urls
@@ -143,7 +144,7 @@ async def wait_for_run(
                 await asyncio.sleep(POLL_SECONDS)
                 continue
             assert run is not None
-            if run.status != "running" or time.monotonic() >= deadline:
+            if run.status != RunStatus.RUNNING or time.monotonic() >= deadline:
                 return run
             await wait_for_notice(waiter, min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 

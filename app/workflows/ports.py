@@ -18,7 +18,7 @@ from app.sandbox.client import Sandbox
 from app.sandbox.errors import SandboxError
 from app.settings import Settings
 from app.workflows.engine.errors import NodeRunError
-from app.workflows.engine.nodes.base import Ports
+from app.workflows.engine.nodes.base import LLMPort, Ports
 from app.workflows.engine.nodes.code import CodeLimits
 from app.workflows.templates import SandboxTemplates
 
@@ -49,7 +49,7 @@ class SandboxCodePort:
             raise NodeRunError(exc.message, exc.error_type) from None
 
 
-def make_llm(settings: Settings) -> Any:
+def make_llm(settings: Settings) -> LLMPort:
     """The OpenAI-compatible client (``LLMPort``) the settings name."""
     from app.workflows.llm import OpenAIChat
 

@@ -31,10 +31,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import utcnow
-from app.workflows.engine.core import CHAT_MODE, Engine, Limits, NodeRun, Outcome, RunState, build_nodes
+from app.workflows.engine.core import (
+    CHAT_MODE,
+    HANDOFF,
+    Engine,
+    Limits,
+    NodeRun,
+    Outcome,
+    RunState,
+    build_nodes,
+)
 from app.workflows.engine.errors import RunStopped
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import Node, NodeResult, Ports, RunInfo
+from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.runs import store, transitions
 from app.workflows.runs.pauses import Extensions, PauseKinds, RunEnd
 from app.workflows.runs.store import Event, Pause, RunRow, Write
@@ -88,7 +98,7 @@ class Recorder:
             session,
             batch,
         )
-        self.expected: tuple[str, ...] = ("paused",) if resuming else ("running",)
+        self.expected: tuple[RunStatus, ...] = (RunStatus.PAUSED,) if resuming else (RunStatus.RUNNING,)
         self.resolved = resolved
         self.stash = Stash()
         self.events: list[Event] = []
@@ -122,7 +132,7 @@ class Recorder:
         if not node_run.silent:
             self.events.append(Event("node_finished", self._data(node_finished_data(node_run))))
         self.executions[node_run.state.execution_id or ""] = self._execution(node_run)
-        if node_run.state.status == "paused":
+        if node_run.state.status == NodeStatus.PAUSED:
             request = node_run.state.pause or {}
             self.opened.append(
                 Pause(
@@ -209,7 +219,7 @@ class Recorder:
                 self.stopped = True
                 return False
             if end is not None:
-                if end.status in ("failed", "stopped"):
+                if end.status in (RunStatus.FAILED, RunStatus.STOPPED):
                     await store.stop_open_executions(session, [self.run.id], utcnow())
                 await self.runtime.extensions.ended(session, [end])
             await session.commit()
@@ -217,7 +227,7 @@ class Recorder:
             await session.close()
         self.commits += 1
         self.stash.mark_written(write.values)
-        self.expected = ("running",)
+        self.expected = (RunStatus.RUNNING,)
         self.last_flush = time.monotonic()
         return True
 
@@ -248,7 +258,9 @@ class Recorder:
                 "retries": state.retries,
                 **scope_metadata(node_run),
             },
-            "finished_at": _ts(node_run.finished_at) if state.status not in ("running", "paused") else None,
+            "finished_at": _ts(node_run.finished_at)
+            if state.status not in (NodeStatus.RUNNING, NodeStatus.PAUSED)
+            else None,
         }
 
 
@@ -266,7 +278,7 @@ async def open_pauses(
         events: list[Event] = []
         for event in write.events:
             events.append(event)
-            if event.event == "node_finished" and event.data.get("status") == "paused":
+            if event.event == "node_finished" and event.data.get("status") == NodeStatus.PAUSED:
                 events += added.get((write.run_id, str(event.data.get("node_id"))), [])
         write.events = events
 
@@ -284,11 +296,11 @@ def _totals(state: RunState, outcome: Outcome) -> dict[str, Any]:
 def final_write(recorder: Recorder, state: RunState, outcome: Outcome, now: datetime.datetime) -> Write:
     """The recorder's last write: pause, finish, or (handoff) a checkpoint before the I/O node."""
     write = recorder.write(state)
-    if outcome.status == "paused":
+    if outcome.status == RunStatus.PAUSED:
         transitions.pause(
             recorder.run, write, now=now, paused_nodes=outcome.paused_nodes, totals=_totals(state, outcome)
         )
-    elif outcome.status != "handoff":
+    elif outcome.status != HANDOFF:
         transitions.finish(
             recorder.run,
             write,
@@ -315,16 +327,18 @@ async def _load(session: AsyncSession, run_ids: list[uuid.UUID]) -> dict[uuid.UU
     resolved."""
     out = {}
     for run_id, (run, pauses) in (await store.lock_with_pauses(session, run_ids)).items():
-        if run.status == "paused":
+        if run.status == RunStatus.PAUSED:
             if any(p.resolution is None for p in pauses):
                 continue  # still waiting for someone
-        elif run.status != "running":
+        elif run.status != RunStatus.RUNNING:
             continue
         state = msgspec.convert(await store.hydrate(session, run_id, run.state or {}), RunState)
         resolutions = {
             p.node_id: msgspec.convert(p.resolution, NodeResult) for p in pauses if p.resolution is not None
         }
-        out[run_id] = Loaded(run=run, state=state, resolutions=resolutions, resuming=run.status == "paused")
+        out[run_id] = Loaded(
+            run=run, state=state, resolutions=resolutions, resuming=run.status == RunStatus.PAUSED
+        )
     return out
 
 
@@ -416,13 +430,16 @@ async def advance_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.U
         # with nobody working on it. What the recorder held is dropped; the failure is recorded on its own.
         log.exception("workflow_run_crashed", run_id=str(run_id))
         outcome = Outcome(
-            status="failed", outputs=loaded.state.outputs, error=f"Internal error: {type(exc).__name__}"
+            status=RunStatus.FAILED,
+            outputs=loaded.state.outputs,
+            error=f"Internal error: {type(exc).__name__}",
         )
         recorder.events, recorder.executions, recorder.opened, recorder.consumed = [], {}, [], []
     try:
-        if recorder.stopped or outcome.status == "stopped":
+        if recorder.stopped or outcome.status == RunStatus.STOPPED:
             log.info("workflow_run_stopped_while_running", run_id=str(run_id))
-            return "stopped"
+            return RunStatus.STOPPED
+        assert outcome.status != HANDOFF  # this engine does not stop before I/O
         write = final_write(recorder, loaded.state, outcome, utcnow())
         end = RunEnd(
             run=loaded.run,
@@ -433,7 +450,7 @@ async def advance_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.U
             mode=built.mode,
         )
         if not await recorder.commit(write, end=end):
-            return "stopped"
+            return RunStatus.STOPPED
         return outcome.status
     finally:
         if recorder.session is not None:  # never committed (stopped early): release the lock
@@ -476,12 +493,14 @@ async def resume_runs(
             except Exception as exc:
                 log.exception("workflow_run_crashed", run_id=str(run_id))
                 outcome = Outcome(
-                    status="failed", outputs=item.state.outputs, error=f"Internal error: {type(exc).__name__}"
+                    status=RunStatus.FAILED,
+                    outputs=item.state.outputs,
+                    error=f"Internal error: {type(exc).__name__}",
                 )
                 recorder.events, recorder.executions, recorder.opened, recorder.consumed = [], {}, [], []
             writes.append(final_write(recorder, item.state, outcome, now))
             results[run_id] = outcome.status
-            if outcome.status == "handoff":
+            if outcome.status == HANDOFF:
                 handed_off.append(run_id)
             else:
                 ends.append(
@@ -494,7 +513,7 @@ async def resume_runs(
                         mode=built.mode,
                     )
                 )
-                if outcome.status == "failed":
+                if outcome.status == RunStatus.FAILED:
                     failed.append(run_id)
         await open_pauses(
             session, runtime.extensions.kinds, writes, {i.run.id: i.run.app_id for i in loaded.values()}

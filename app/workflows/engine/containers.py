@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.workflows.engine.errors import NodeRunError, RunStopped
 from app.workflows.engine.nodes.base import NodeResult
+from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.engine.variables import CONVERSATION, VariablePool
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ async def _round(
     """Run one round to its end; returns the child engine's Outcome (stopped runs raise RunStopped)."""
     child = engine.child(engine.graph.subgraphs[node_id], state, pool, scope)
     outcome = await child.run(_Scoped(engine.listener, engine.root))
-    if outcome.status == "stopped":
+    if outcome.status == RunStatus.STOPPED:
         raise RunStopped("the run was stopped")
     return outcome
 
@@ -146,7 +147,7 @@ async def _iteration(engine: Engine, node: IterationNode, listener: Listener) ->
         )
         state.durations[index] = round(engine.clock() - began, 6)
         state.tokens += state.rounds[index].tokens
-        if outcome.status == "failed":
+        if outcome.status == RunStatus.FAILED:
             state.failed.append(index)
             state.outputs[index] = None
             if node.error_mode == "terminated":
@@ -167,10 +168,10 @@ async def _iteration(engine: Engine, node: IterationNode, listener: Listener) ->
             for index in todo:
                 await run_round(index)
     except _RoundFailed as failure:
-        await _iteration_completed(engine, node_id, state, "failed", None)
+        await _iteration_completed(engine, node_id, state, NodeStatus.FAILED, None)
         raise NodeRunError(str(failure), "IterationNodeError") from None
     output = _shape(node, state, len(items))
-    await _iteration_completed(engine, node_id, state, "succeeded", output)
+    await _iteration_completed(engine, node_id, state, NodeStatus.SUCCEEDED, output)
     return NodeResult(
         inputs={"iterator_selector": items},
         outputs={"output": output},
@@ -213,7 +214,7 @@ def _shape(node: IterationNode, state: ContainerState, count: int) -> list[Any]:
 
 
 async def _iteration_completed(
-    engine: Engine, node_id: str, state: ContainerState, status: str, output: list[Any] | None
+    engine: Engine, node_id: str, state: ContainerState, status: NodeStatus, output: list[Any] | None
 ) -> None:
     elapsed = engine.clock() - (state.started_at or engine.clock())
     await engine.listener.event(
@@ -292,15 +293,17 @@ async def _loop(engine: Engine, node: LoopNode, listener: Listener) -> NodeResul
         state.tokens += state.rounds[index].tokens
         ended = any(
             state.rounds[index].nodes.get(n) is not None
-            and state.rounds[index].nodes[n].status == "succeeded"
+            and state.rounds[index].nodes[n].status == NodeStatus.SUCCEEDED
             for n in loop_ends
         )
         del state.rounds[index]
         state.next_round = index + 1
         state.variables[index] = _variables(engine, node)
-        if outcome.status == "failed":
+        if outcome.status == RunStatus.FAILED:
             state.reason = "error"
-            await _loop_completed(engine, node_id, state, count, "failed", _loop_outputs(engine, node, state))
+            await _loop_completed(
+                engine, node_id, state, count, NodeStatus.FAILED, _loop_outputs(engine, node, state)
+            )
             raise NodeRunError(outcome.error or "loop round failed", "LoopNodeError")
         if ended:
             state.reason = "loop_completed"  # Dify reports a loop-end node this way
@@ -309,7 +312,9 @@ async def _loop(engine: Engine, node: LoopNode, listener: Listener) -> NodeResul
             broken = node.broken(engine.pool)
         except Exception as exc:  # after a round, an evaluation error fails the loop
             state.reason = "error"
-            await _loop_completed(engine, node_id, state, count, "failed", _loop_outputs(engine, node, state))
+            await _loop_completed(
+                engine, node_id, state, count, NodeStatus.FAILED, _loop_outputs(engine, node, state)
+            )
             raise NodeRunError(f"break condition: {exc}", "LoopNodeError") from None
         if broken:
             state.reason = "loop_break"
@@ -319,7 +324,7 @@ async def _loop(engine: Engine, node: LoopNode, listener: Listener) -> NodeResul
         )
     state.reason = state.reason or "loop_completed"
     outputs = _loop_outputs(engine, node, state)
-    await _loop_completed(engine, node_id, state, count, "succeeded", outputs)
+    await _loop_completed(engine, node_id, state, count, NodeStatus.SUCCEEDED, outputs)
     return NodeResult(
         inputs={"loop_count": count},
         outputs=outputs,
@@ -337,7 +342,12 @@ def _loop_outputs(engine: Engine, node: LoopNode, state: ContainerState) -> dict
 
 
 async def _loop_completed(
-    engine: Engine, node_id: str, state: ContainerState, count: int, status: str, outputs: dict[str, Any]
+    engine: Engine,
+    node_id: str,
+    state: ContainerState,
+    count: int,
+    status: NodeStatus,
+    outputs: dict[str, Any],
 ) -> None:
     elapsed = engine.clock() - (state.started_at or engine.clock())
     await engine.listener.event(

@@ -20,7 +20,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import msgspec
 
@@ -44,13 +44,15 @@ from app.workflows.engine.response import (
     ResponsePlan,
     ResponseState,
 )
+from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.engine.variables import VariablePool
 
 #: Runs of this app mode stream their reply through Answer nodes (``engine/response.py``).
 CHAT_MODE = "advanced-chat"
 
 TAKEN, SKIPPED = "taken", "skipped"
-FINAL_NODE_STATUSES = {"succeeded", "failed", "exception", "skipped", "stopped"}
+#: ``Outcome.status`` when only nodes that perform I/O are left and the engine was asked to stop before them
+HANDOFF: Final = "handoff"
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -87,7 +89,7 @@ class ContainerState(msgspec.Struct, kw_only=True):
 
 
 class NodeState(msgspec.Struct, kw_only=True):
-    status: str = "pending"
+    status: NodeStatus = NodeStatus.PENDING
     execution_id: str | None = None
     index: int = 0
     predecessor: str | None = None
@@ -144,9 +146,9 @@ class NodeRun(msgspec.Struct, kw_only=True):
 
 
 class Outcome(msgspec.Struct, kw_only=True):
-    #: succeeded | partial-succeeded | failed | paused | stopped, or ``handoff``: only nodes that perform I/O
-    #: are left to run and the engine was asked to stop before them (``stop_before_io``).
-    status: str
+    #: how the run ended or paused, or ``HANDOFF``: only nodes that perform I/O are left to run and the engine
+    #: was asked to stop before them (``stop_before_io``).
+    status: RunStatus | Literal["handoff"]
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
     error: str | None = None
     paused_nodes: list[str] = msgspec.field(default_factory=list)
@@ -221,8 +223,8 @@ class Engine:
             self.response = ResponseCoordinator(response_plan(graph, self.nodes), state.response, self.pool)
         self.restarted: set[str] = set()
         for node_id, node_state in state.nodes.items():
-            if node_state.status == "running":  # the previous attempt died mid-node: run it again
-                node_state.status = "pending"
+            if node_state.status == NodeStatus.RUNNING:  # the previous attempt died mid-node: run it again
+                node_state.status = NodeStatus.PENDING
                 self.restarted.add(node_id)
 
     # --- public ---------------------------------------------------------------------------------
@@ -240,7 +242,7 @@ class Engine:
                 await self._resolve_pause(node_id, result, listener)
             return await self._loop(listener, session_started)
         except _Stopped:
-            return Outcome(status="stopped", outputs=self.state.outputs, error="stopped")
+            return Outcome(status=RunStatus.STOPPED, outputs=self.state.outputs, error="stopped")
         finally:
             self.state.elapsed += self.clock() - session_started
 
@@ -261,7 +263,7 @@ class Engine:
                     running[asyncio.create_task(self._execute(node_id, listener))] = node_id
                 if waiting_on_io and self.stop_before_io:
                     if not running:
-                        return Outcome(status="handoff", outputs=self.state.outputs)
+                        return Outcome(status=HANDOFF, outputs=self.state.outputs)
                 elif waiting_on_io:
                     for node_id in waiting_on_io:
                         if self.root.state.steps >= self.limits.max_steps:
@@ -291,7 +293,7 @@ class Engine:
                     try:
                         _, result, error = task.result()
                     except RunStopped:
-                        self.state.nodes[node_id].status = "stopped"
+                        self.state.nodes[node_id].status = NodeStatus.STOPPED
                         raise _Stopped from None
                     failure = await self._finish(node_id, result, error, listener)
                     if failure is not None:
@@ -300,13 +302,13 @@ class Engine:
             for task in running:
                 task.cancel()
             for node_id in running.values():
-                self.state.nodes[node_id].status = "stopped"
-        paused = [n for n, s in self.state.nodes.items() if s.status == "paused"]
+                self.state.nodes[node_id].status = NodeStatus.STOPPED
+        paused = [n for n, s in self.state.nodes.items() if s.status == NodeStatus.PAUSED]
         if paused:
-            return Outcome(status="paused", outputs=self.state.outputs, paused_nodes=paused)
+            return Outcome(status=RunStatus.PAUSED, outputs=self.state.outputs, paused_nodes=paused)
         if self.response is not None:
             await self.response.advance(self._status_of, self._emitter(listener), final=True)
-        status = "partial-succeeded" if self.state.exceptions else "succeeded"
+        status = RunStatus.PARTIAL_SUCCEEDED if self.state.exceptions else RunStatus.SUCCEEDED
         return Outcome(status=status, outputs=self.state.outputs)
 
     def child(self, graph: Graph, state: RunState, pool: VariablePool, scope: Mapping[str, Any]) -> Engine:
@@ -326,13 +328,13 @@ class Engine:
         )
 
     def _fail(self, error: str) -> Outcome:
-        return Outcome(status="failed", outputs=self.state.outputs, error=error)
+        return Outcome(status=RunStatus.FAILED, outputs=self.state.outputs, error=error)
 
     def _ready(self) -> list[str]:
         """Nodes whose incoming edges are all known with one taken, in a stable order. Resolves skips."""
         ready: list[str] = []
         start = self.state.nodes.get(self.start_id)
-        if start is None or start.status == "pending":
+        if start is None or start.status == NodeStatus.PENDING:
             self.state.nodes[self.start_id] = start or NodeState()
             return [self.start_id]
         changed = True
@@ -340,7 +342,9 @@ class Engine:
             changed = False
             for node_id in self.graph.nodes:
                 node_state = self.state.nodes.get(node_id)
-                if node_id == self.start_id or (node_state is not None and node_state.status != "pending"):
+                if node_id == self.start_id or (
+                    node_state is not None and node_state.status != NodeStatus.PENDING
+                ):
                     continue
                 incoming = self.graph.incoming.get(node_id, [])
                 marks = [self.state.edges.get(e.id) for e in incoming]
@@ -352,7 +356,7 @@ class Engine:
                     if node_id not in ready:
                         ready.append(node_id)
                 else:
-                    self.state.nodes[node_id] = NodeState(status="skipped")
+                    self.state.nodes[node_id] = NodeState(status=NodeStatus.SKIPPED)
                     for edge in self.graph.outgoing.get(node_id, []):
                         self.state.edges[edge.id] = SKIPPED
                     changed = True
@@ -369,10 +373,10 @@ class Engine:
         if restarted:
             assert previous is not None
             # The same execution as the attempt that died: its start (and step) are already recorded.
-            node_state = msgspec.structs.replace(previous, status="running", started_at=self.clock())
+            node_state = msgspec.structs.replace(previous, status=NodeStatus.RUNNING, started_at=self.clock())
         else:
             node_state = NodeState(
-                status="running",
+                status=NodeStatus.RUNNING,
                 execution_id=(previous.execution_id if previous else None) or str(uuid.uuid4()),
                 index=self.root.state.next_index,
                 predecessor=taken[0] if taken else None,
@@ -444,7 +448,7 @@ class Engine:
         )
         outcome: Outcome | None = None
         if error is None and result is not None and result.pause is not None:
-            node_state.status = "paused"
+            node_state.status = NodeStatus.PAUSED
             node_state.pause = result.pause
             record.result = result
         elif error is None and result is not None:
@@ -458,7 +462,7 @@ class Engine:
             failed = getattr(error, "result", None)
             failed = failed if isinstance(failed, NodeResult) else None
             if node.error_strategy is None:
-                node_state.status = "failed"
+                node_state.status = NodeStatus.FAILED
                 record.result = failed
                 self.state.tokens += tokens
                 outcome = self._fail(f'Node "{spec.title}" run failed: {message}')
@@ -473,7 +477,7 @@ class Engine:
                 else:
                     handled.edge_source_handle = FAIL_BRANCH
                 self._succeed(node_id, handled)
-                node_state.status = "exception"
+                node_state.status = NodeStatus.EXCEPTION
                 self.state.exceptions += 1
                 if self.root is not self:
                     self.root.state.exceptions += 1
@@ -487,7 +491,7 @@ class Engine:
 
     # --- answer streaming (advanced-chat) -----------------------------------------------------------
 
-    def _status_of(self, node_id: str) -> str | None:
+    def _status_of(self, node_id: str) -> NodeStatus | None:
         node_state = self.state.nodes.get(node_id)
         return node_state.status if node_state is not None else None
 
@@ -513,7 +517,7 @@ class Engine:
 
     def _succeed(self, node_id: str, result: NodeResult) -> None:
         spec = self.graph.nodes[node_id]
-        self.state.nodes[node_id].status = "succeeded"
+        self.state.nodes[node_id].status = NodeStatus.SUCCEEDED
         self.state.nodes[node_id].pause = None
         self.pool.set_outputs(node_id, result.outputs)
         self.state.tokens += result.tokens
@@ -530,7 +534,7 @@ class Engine:
 
     async def _resolve_pause(self, node_id: str, result: NodeResult, listener: Listener) -> None:
         node_state = self.state.nodes.get(node_id)
-        if node_state is None or node_state.status != "paused":
+        if node_state is None or node_state.status != NodeStatus.PAUSED:
             return  # already resolved by an earlier resume: harmless
         await self._finish(node_id, msgspec.structs.replace(result, pause=None), None, listener)
 

@@ -27,17 +27,18 @@ import msgspec
 
 from app.workflows.engine import conditions
 from app.workflows.engine.graph import Graph
+from app.workflows.engine.statuses import NodeStatus
 from app.workflows.engine.variables import CONVERSATION, ENVIRONMENT, SYSTEM, TEMPLATE, VariablePool
 
 TAKEN, SKIPPED = "taken", "skipped"
-DONE_STATUSES = {"succeeded", "exception"}
-DROPPED_STATUSES = {"skipped", "failed", "stopped"}
+DONE_STATUSES = {NodeStatus.SUCCEEDED, NodeStatus.EXCEPTION}
+DROPPED_STATUSES = {NodeStatus.SKIPPED, NodeStatus.FAILED, NodeStatus.STOPPED}
 #: Nodes whose outgoing edges decide which way a run goes (besides ``branching`` node classes).
 CONTAINER_TYPES = {"iteration", "loop"}
 
 Emit = Callable[[str, list[str]], Awaitable[None]]
 #: A node's status in the run (None: not reached yet).
-StatusOf = Callable[[str], "str | None"]
+StatusOf = Callable[[str], "NodeStatus | None"]
 
 
 class Segment(msgspec.Struct, frozen=True):
@@ -190,7 +191,7 @@ class ResponseCoordinator:
 
     def activate_certain(self, edges: Mapping[str, str], status_of: StatusOf) -> None:
         for node_id, session in self.plan.sessions.items():
-            if node_id in self.state.activated or status_of(node_id) == "skipped":
+            if node_id in self.state.activated or status_of(node_id) == NodeStatus.SKIPPED:
                 continue
             if self.plan.certain(session, edges):
                 self.activate(node_id)
@@ -226,9 +227,9 @@ class ResponseCoordinator:
                 continue
             selector = list(segment.selector or ())
             source = selector[0]
-            status = status_of(source) if source in self.plan.graph.nodes else "succeeded"
+            status = status_of(source) if source in self.plan.graph.nodes else NodeStatus.SUCCEEDED
             if status is None and final:
-                status = "skipped"
+                status = NodeStatus.SKIPPED
             if status in DONE_STATUSES:
                 text = markdown(self.pool.get(selector))[state.sent :]
                 state.position, state.sent = state.position + 1, 0

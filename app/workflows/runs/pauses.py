@@ -29,6 +29,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.workflows.engine.core import RunState
+from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs.store import Event, EventRow, Pause, RunRow
 
 
@@ -122,7 +123,7 @@ class RunEnd(msgspec.Struct, kw_only=True):
     """A run that finished, failed, stopped or paused, as end hooks see it (``state`` is None after a stop)."""
 
     run: RunRow
-    status: str
+    status: RunStatus
     outputs: dict[str, Any]
     error: str | None
     state: RunState | None = None

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs import store, transitions
 from app.workflows.runs.pauses import Extensions, RunEnd
 from app.workflows.runs.store import ACTIVE, Write
@@ -102,9 +103,9 @@ async def fail_runs(
             "total_steps": run.total_steps,
             "exceptions_count": run.exceptions_count,
         }
-        transitions.finish(run, write, status="failed", error=error, now=now, totals=totals)
+        transitions.finish(run, write, status=RunStatus.FAILED, error=error, now=now, totals=totals)
         writes.append(write)
-        ends.append(RunEnd(run=run, status="failed", outputs=run.outputs or {}, error=error))
+        ends.append(RunEnd(run=run, status=RunStatus.FAILED, outputs=run.outputs or {}, error=error))
     failed = await store.apply(session, writes)
     if failed:
         ordered = sorted(failed)

@@ -26,11 +26,13 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs import values as run_values
 
 CHANNEL = "sluice_run_events"
-ACTIVE = ("running", "paused")
-FINISHED = ("succeeded", "failed", "stopped", "partial-succeeded")
+#: a run that may still change (a worker may advance it), and one that ended
+ACTIVE = (RunStatus.RUNNING, RunStatus.PAUSED)
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.PARTIAL_SUCCEEDED)
 
 #: One stored event as read back: (seq, event name, data).
 EventRow = tuple[int, str, dict[str, Any]]
@@ -73,7 +75,7 @@ class Write(msgspec.Struct, kw_only=True):
     """One run's part of a transition. ``changes`` are column values (only those given are set)."""
 
     run_id: uuid.UUID
-    expected: tuple[str, ...]
+    expected: tuple[RunStatus, ...]
     changes: dict[str, Any] = msgspec.field(default_factory=dict)
     events: list[Event] = msgspec.field(default_factory=list)
     #: Node executions to insert or update (by id): a started and finished node in one write is one row.

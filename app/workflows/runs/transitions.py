@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs import store
 from app.workflows.runs.pauses import Extensions, RunEnd
 from app.workflows.runs.store import ACTIVE, Event, RunRow, Write
@@ -85,10 +86,10 @@ class _Run:
 # --- the runner's transitions (writes the runner applies) -------------------------------------------------
 
 
-def checkpoint(run_id: uuid.UUID, expected: tuple[str, ...], **changes: Any) -> Write:
+def checkpoint(run_id: uuid.UUID, expected: tuple[RunStatus, ...], **changes: Any) -> Write:
     """The run goes on: what the engine did since the last checkpoint (events, executions, state)."""
     return Write(
-        run_id=run_id, expected=expected, changes={"status": "running", "paused_at": None, **changes}
+        run_id=run_id, expected=expected, changes={"status": RunStatus.RUNNING, "paused_at": None, **changes}
     )
 
 
@@ -98,7 +99,7 @@ def pause(
     """Make ``write`` pause the run: status ``paused`` and ``workflow_paused`` last."""
     data = run_finished_data(
         run,
-        status="paused",
+        status=RunStatus.PAUSED,
         outputs=totals["outputs"],
         error=None,
         elapsed=totals["elapsed_time"],
@@ -107,7 +108,7 @@ def pause(
         exceptions=totals["exceptions_count"],
         finished_at=None,
     )
-    write.changes.update(status="paused", paused_at=now)
+    write.changes.update(status=RunStatus.PAUSED, paused_at=now)
     write.events.append(Event("workflow_paused", {**data, "paused_nodes": paused_nodes}))
 
 
@@ -115,7 +116,7 @@ def finish(
     run: RunRow,
     write: Write,
     *,
-    status: str,
+    status: RunStatus,
     error: str | None,
     now: datetime.datetime,
     totals: dict[str, Any],
@@ -189,7 +190,9 @@ async def stop(
     for run in runs.values():
         if run.status not in ACTIVE:
             continue
-        elapsed = (now - run.created_at).total_seconds() if run.status == "running" else run.elapsed_time
+        elapsed = (
+            (now - run.created_at).total_seconds() if run.status == RunStatus.RUNNING else run.elapsed_time
+        )
         write = Write(run_id=run.id, expected=ACTIVE, changes={"elapsed_time": elapsed})
         totals = {
             "outputs": run.outputs or {},
@@ -198,9 +201,9 @@ async def stop(
             "total_steps": run.total_steps,
             "exceptions_count": run.exceptions_count,
         }
-        finish(run, write, status="stopped", error=error, now=now, totals=totals)
+        finish(run, write, status=RunStatus.STOPPED, error=error, now=now, totals=totals)
         writes.append(write)
-        ends.append(RunEnd(run=run, status="stopped", outputs=run.outputs or {}, error=error))
+        ends.append(RunEnd(run=run, status=RunStatus.STOPPED, outputs=run.outputs or {}, error=error))
     stopped = await store.apply(session, writes)
     if stopped:
         ordered = sorted(stopped)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
 from app.workflows.engine.errors import NodeConfigError
 from app.workflows.engine.graph import DEFAULT_HANDLE, NodeSpec
 from app.workflows.engine.variables import VariablePool
+
+if TYPE_CHECKING:  # the port Protocols of the node modules, which import this one
+    from app.workflows.engine.nodes.code import CodePort
+    from app.workflows.engine.nodes.document_extractor import DocumentsPort
+    from app.workflows.engine.nodes.http_request import HttpPort
+    from app.workflows.engine.nodes.knowledge_retrieval import RetrieverPort
+    from app.workflows.engine.nodes.llm_common import HistoryPort
+    from app.workflows.engine.nodes.template_transform import TemplatesPort
 
 FAIL_BRANCH = "fail-branch"
 
@@ -90,14 +98,19 @@ class Ports(msgspec.Struct, kw_only=True):
     """The engine's only ways out: everything that does I/O is given to it. Each port's Protocol lives with
     the node type that uses it (``LLMPort`` and ``FilePort`` here, the others in their node modules)."""
 
-    llm: Any = None  # LLMPort
-    retriever: Any = None  # RetrieverPort (knowledge_retrieval)
-    code: Any = None  # the code node's sandbox (code)
-    http: Any = None  # the guarded HTTP client for user-supplied URLs (http_request)
-    files: Any = None  # FilePort
-    documents: Any = None  # document parsing in a confined child (document_extractor)
-    history: Any = None  # HistoryPort (llm): the conversation's earlier turns
-    templates: Any = None  # TemplatesPort: Jinja2 rendering in a confined child (template_transform, llm)
+    llm: LLMPort | None = None
+    retriever: RetrieverPort | None = None  # knowledge_retrieval
+    #: the code node's sandbox
+    code: CodePort | None = None
+    #: the guarded HTTP client for user-supplied URLs (http_request)
+    http: HttpPort | None = None
+    files: FilePort | None = None
+    #: document parsing in a confined child (document_extractor)
+    documents: DocumentsPort | None = None
+    #: the conversation's earlier turns (llm_common)
+    history: HistoryPort | None = None
+    #: Jinja2 rendering in a confined child (template_transform, llm)
+    templates: TemplatesPort | None = None
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):

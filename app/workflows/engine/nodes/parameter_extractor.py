@@ -32,7 +32,15 @@ from typing import Any, ClassVar, Literal
 import msgspec
 import structlog
 
-from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, RetryConfig, convert, selector
+from app.workflows.engine.nodes.base import (
+    LLMPort,
+    Node,
+    NodeContext,
+    NodeResult,
+    RetryConfig,
+    convert,
+    selector,
+)
 from app.workflows.engine.nodes.llm_common import (
     ModelCall,
     first_json_object,
@@ -106,7 +114,7 @@ class ParameterExtractorNode(Node):
         except ValueError as exc:
             raise self.fail(str(exc)) from None
 
-    def _uses_tools(self, llm: Any) -> bool:
+    def _uses_tools(self, llm: LLMPort) -> bool:
         if self.reasoning_mode != "function_call" or self.mode != "chat":
             return False
         supports = getattr(llm, "supports_tool_calls", None)
