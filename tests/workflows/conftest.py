@@ -26,13 +26,13 @@ from app.workflows.engine import nodes as node_registry
 from db import urls
 from jobs.worker import run_worker
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
-from tests.support.test_nodes import BusyNode, ManualPauses, PauseNode, SlowNode
+from tests.support.nodes import BusyNode, ManualPauses, PauseNode, SlowNode
 
 
 @pytest.fixture(scope="module", autouse=True)
 def test_node_types() -> Iterator[None]:
     added = {PauseNode.type: PauseNode, SlowNode.type: SlowNode, BusyNode.type: BusyNode}
-    node_registry.NODE_TYPES.update(added)  # the same as tests.support.test_nodes.register(), undone after
+    node_registry.NODE_TYPES.update(added)  # the same as tests.support.nodes.register(), undone after
     wiring.KIND_FACTORIES.append(ManualPauses)
     yield
     for key in added:

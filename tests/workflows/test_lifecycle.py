@@ -125,7 +125,7 @@ async def test_an_io_node_adds_one_checkpoint(counted: CountedEngine) -> None:
     """start and `a` are recorded with `slow`'s start before it runs; `slow`'s end, `b`, `end` and the finish
     with the last commit: two commits for the whole run."""
     from app.workflows.engine import nodes as registry
-    from tests.support.test_nodes import SlowNode
+    from tests.support.nodes import SlowNode
 
     registry.NODE_TYPES[SlowNode.type] = SlowNode
     try:
