@@ -17,8 +17,8 @@ from app.sandbox.client import Sandbox, SandboxConfig
 from app.settings import Settings
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Ports, RunInfo
-from tests.engine.helpers import edge, graph, node, run_graph
 from tests.files import fixtures
+from tests.workflows.engine.helpers import edge, graph, node, run_graph
 
 
 def text_of(content: bytes, extension: str | None, mime: str | None = None) -> dict[str, Any]:

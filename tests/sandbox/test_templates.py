@@ -13,9 +13,9 @@ from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.llm import OpenAIChat
 from app.workflows.templates import SandboxTemplates
-from tests.engine.helpers import edge, graph, node, run_graph
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
+from tests.workflows.engine.helpers import edge, graph, node, run_graph
 
 
 def port(sandbox: Sandbox, **options: Any) -> SandboxTemplates:

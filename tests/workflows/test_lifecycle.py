@@ -28,9 +28,9 @@ from app.workflows.engine.nodes.base import Ports
 from app.workflows.runner import Runtime, advance_run
 from db import queue, urls
 from tests.conftest import SECRET_KEY
+from tests.human_input.test_human_input import approval_dsl
 from tests.support.processes import spawn, stop
 from tests.workflows.conftest import import_app
-from tests.workflows.test_human_input import approval_dsl
 
 ROOT = Path(__file__).resolve().parents[2]
 

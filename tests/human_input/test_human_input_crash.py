@@ -21,8 +21,8 @@ from app.workflows import services as workflows
 from db import embedded, urls
 from db.models import HumanInputForm, WorkflowRun
 from tests.conftest import SECRET_KEY, new_database
+from tests.human_input.test_human_input import approval_dsl
 from tests.support.processes import spawn, stop
-from tests.workflows.test_human_input import approval_dsl
 
 RUNS = 40
 #: Long enough for 40 runs to pause on a loaded 2-core machine before the first deadline passes.

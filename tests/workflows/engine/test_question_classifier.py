@@ -15,9 +15,9 @@ from app.workflows.engine.errors import NodeConfigError
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.engine.nodes.question_classifier import QuestionClassifierNode, Unreadable, read_answer
 from app.workflows.llm import OpenAIChat
-from tests.engine.helpers import Recorder, edge, graph, node, run_graph
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
+from tests.workflows.engine.helpers import Recorder, edge, graph, node, run_graph
 
 QC: dict[str, Any] = {
     "classes": [

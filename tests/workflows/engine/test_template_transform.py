@@ -13,8 +13,8 @@ from app.workflows.engine.nodes import NODE_TYPES, build_node
 from app.workflows.engine.nodes.base import NodeContext, NodeResult, Ports
 from app.workflows.engine.nodes.template_transform import MAX_OUTPUT
 from app.workflows.engine.variables import VariablePool
-from tests.engine.helpers import RUN, edge, graph, node, run_graph
 from tests.support.templates import InProcessTemplates
+from tests.workflows.engine.helpers import RUN, edge, graph, node, run_graph
 
 
 def transform(template: str, **variables: list[str]) -> Any:

@@ -15,9 +15,9 @@ from app.workflows.engine.nodes.base import NodeResult, Ports
 from app.workflows.engine.nodes.parameter_extractor import NOT_EXTRACTED, ParameterExtractorNode
 from app.workflows.engine.nodes.parameter_extractor_prompts import TOOL_NAME
 from app.workflows.llm import OpenAIChat
-from tests.engine.helpers import Recorder, edge, graph, node, run_graph
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
+from tests.workflows.engine.helpers import Recorder, edge, graph, node, run_graph
 
 # Text_to_Card_Iteration.yml, node 1721731782529 (query from an http-request node's body)
 CARD: dict[str, Any] = {

@@ -11,9 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from app.human_input import mail
 from app.settings import Settings
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
-from tests.support.smtp_server import SMTPServer
-from tests.workflows.conftest import import_app
-from tests.workflows.mail_helpers import (
+from tests.human_input.mail_helpers import (
     SEND_FROM,
     email_delivery_id,
     email_dsl,
@@ -22,6 +20,8 @@ from tests.workflows.mail_helpers import (
     unique_addresses,
     wait_for_job,
 )
+from tests.support.smtp_server import SMTPServer
+from tests.workflows.conftest import import_app
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ from app.workflows.engine.nodes import NODE_TYPES
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.engine.nodes.llm import LLMNode
 from app.workflows.llm import OpenAIChat
-from tests.engine.helpers import edge, graph, node, run_graph
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
 from tests.support.processes import free_port
 from tests.support.templates import InProcessTemplates
+from tests.workflows.engine.helpers import edge, graph, node, run_graph
 
 REGISTRY = {**NODE_TYPES, "llm": LLMNode}
 

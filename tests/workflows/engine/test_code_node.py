@@ -15,7 +15,7 @@ import pytest
 from app.workflows.engine.errors import GraphError, NodeConfigError, NodeRunError
 from app.workflows.engine.nodes.base import NodeResult, Ports
 from app.workflows.engine.nodes.code import CodeLimits, OutputValidator, convert_scientific_notation
-from tests.engine.helpers import edge, graph, node, run_graph
+from tests.workflows.engine.helpers import edge, graph, node, run_graph
 
 
 class CannedCode:

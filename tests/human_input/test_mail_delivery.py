@@ -15,9 +15,7 @@ from app.human_input import mail
 from app.settings import Settings
 from jobs.app import app as procrastinate_app
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
-from tests.support.smtp_server import SMTPServer
-from tests.workflows.conftest import AppUnderTest, import_app
-from tests.workflows.mail_helpers import (
+from tests.human_input.mail_helpers import (
     SEND_FROM,
     email_delivery_id,
     email_dsl,
@@ -26,6 +24,8 @@ from tests.workflows.mail_helpers import (
     unique_addresses,
     wait_for_job,
 )
+from tests.support.smtp_server import SMTPServer
+from tests.workflows.conftest import AppUnderTest, import_app
 
 
 @pytest.fixture(scope="module")

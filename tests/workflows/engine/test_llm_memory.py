@@ -8,9 +8,9 @@ from app.workflows.engine.nodes import NODE_TYPES
 from app.workflows.engine.nodes.base import Ports, RunInfo
 from app.workflows.engine.nodes.llm_common import HistoryMessage
 from app.workflows.llm import OpenAIChat
-from tests.engine.helpers import edge, graph, node, run_graph
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
+from tests.workflows.engine.helpers import edge, graph, node, run_graph
 
 TURNS = [HistoryMessage(query=f"q{i}", answer=f"a{i}") for i in range(1, 4)]
 

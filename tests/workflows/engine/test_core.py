@@ -12,7 +12,7 @@ from app.workflows.engine.core import Limits
 from app.workflows.engine.errors import GraphError, InputError
 from app.workflows.engine.nodes import NODE_TYPES
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult
-from tests.engine.helpers import Recorder, edge, graph, node, run_graph
+from tests.workflows.engine.helpers import Recorder, edge, graph, node, run_graph
 
 
 class Echo(Node):

@@ -14,7 +14,7 @@ from app.workflows.engine.core import Limits, RunState
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes import NODE_TYPES
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult
-from tests.engine.helpers import Recorder, edge, graph, node, run_graph
+from tests.workflows.engine.helpers import Recorder, edge, graph, node, run_graph
 
 
 class Work(Node):

@@ -12,8 +12,8 @@ from app.workflows.engine.graph import NodeSpec
 from app.workflows.engine.nodes import NODE_TYPES, build_node
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, Ports
 from app.workflows.engine.variables import VariablePool
-from tests.engine.helpers import RUN, edge, graph, node, run_graph
 from tests.support.templates import InProcessTemplates
+from tests.workflows.engine.helpers import RUN, edge, graph, node, run_graph
 
 
 def make(type_: str, **data: Any) -> Node:

@@ -20,10 +20,10 @@ from app.workflows.engine.errors import NodeConfigError
 from app.workflows.engine.graph import NodeSpec
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.engine.nodes.http_request import HttpLimits, HttpRequestNode
-from tests.engine.helpers import Recorder, edge, graph, node, run_graph
 from tests.support.http_target import HttpTarget, Reply, zeros
 from tests.support.memory_files import MemoryFiles
 from tests.support.net_fakes import LoopbackOnlyBackend
+from tests.workflows.engine.helpers import Recorder, edge, graph, node, run_graph
 
 MIB = 1024 * 1024
 
