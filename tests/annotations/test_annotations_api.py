@@ -11,41 +11,30 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.annotations import services
 from app.knowledge.providers import Embedders
 from app.settings import Settings
-from db import urls
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Tenant
-from tests.workflows.conftest import ThreadedWorker
+from tests.conftest import Tenant
+from tests.support.service import service_engine, service_settings, service_worker
 
 
 @pytest.fixture(scope="module")
 def settings(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(
-        database_url=module_database,
-        data_dir=tmp_path_factory.mktemp("annotations"),
-        admin_token=ADMIN_TOKEN,
-        secret_key=SECRET_KEY,
-        log_level="WARNING",
-        worker_poll_seconds=0.05,
-    )
+    return service_settings(module_database, tmp_path_factory.mktemp("annotations"), worker_poll_seconds=0.05)
 
 
 @pytest.fixture(scope="module")
 def worker(settings: Settings) -> Iterator[None]:
-    threaded = ThreadedWorker(settings)
-    threaded.start()
-    yield
-    threaded.stop()
+    with service_worker(settings):
+        yield
 
 
 @pytest.fixture(scope="module")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(urls.asyncpg(settings.database_url or ""))
-    yield engine
-    await engine.dispose()
+    async with service_engine(settings.database_url or "") as engine:
+        yield engine
 
 
 @pytest.fixture

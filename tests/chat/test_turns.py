@@ -159,7 +159,7 @@ workflow:
 
 
 async def test_the_first_token_is_written_at_once_not_held_for_the_next(
-    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI, db: AsyncEngine
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI, chat_engine: AsyncEngine
 ) -> None:
     """Streamed text is committed in batches (CHUNK_FLUSH_SECONDS), but a node's first chunk goes out at once: a
     model that sends its first token right away, then pauses, has that token reach the client before the pause
@@ -174,7 +174,7 @@ async def test_the_first_token_is_written_at_once_not_held_for_the_next(
     finally:
         fake_llm.first_token_delay, fake_llm.token_interval = 0.0, 0.0
     run_id = events(streamed.text)[0]["workflow_run_id"]
-    async with db.connect() as conn:
+    async with chat_engine.connect() as conn:
         written = (
             await conn.execute(
                 text(

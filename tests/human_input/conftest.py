@@ -3,6 +3,6 @@ and client (the fixtures of tests/workflows/conftest.py)."""
 
 from __future__ import annotations
 
-from tests.workflows.conftest import db, llm_base_url, wf_client, wf_database, wf_settings, worker
+from tests.workflows.conftest import llm_base_url, wf_client, wf_database, wf_engine, wf_settings, worker
 
-__all__ = ["db", "llm_base_url", "wf_client", "wf_database", "wf_settings", "worker"]
+__all__ = ["llm_base_url", "wf_client", "wf_database", "wf_engine", "wf_settings", "worker"]

@@ -110,7 +110,7 @@ async def wait_status(
 
 
 async def test_submit_resumes_along_the_chosen_action(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     app = await import_app(wf_client, approval_dsl())
     paused = await start_paused(wf_client, app.headers)
@@ -140,14 +140,14 @@ async def test_submit_resumes_along_the_chosen_action(
     )
     assert again.status_code == 412 and again.json()["code"] == "human_input_form_submitted"
 
-    run = await wait_status(db, paused["id"])
+    run = await wait_status(wf_engine, paused["id"])
     assert run.status == "succeeded"
     assert run.outputs == {
         "action": "approve",
         "comment": "ship it",
         "content": "Please review **the plan**. Comment: ship it",
     }
-    assert await pending_timers(db, paused["id"]) == 0  # one alarm for every deadline, no job per form
+    assert await pending_timers(wf_engine, paused["id"]) == 0  # one alarm for every deadline, no job per form
     names = [
         e["event"]
         for _, e in sse_events(
@@ -194,21 +194,21 @@ async def test_form_errors(wf_client: AsyncTestClient[Litestar]) -> None:
 
 
 async def test_node_timeout_resumes_along_timeout_edge(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     app = await import_app(wf_client, approval_dsl("timeout: 1\n          timeout_unit: second"))
     paused = await start_paused(wf_client, app.headers, "late doc")
     token = paused["paused_nodes"][0]["pause_type"]["form_token"]
-    run = await wait_status(db, paused["id"], timeout=10)
+    run = await wait_status(wf_engine, paused["id"], timeout=10)
     assert run.status == "succeeded" and run.outputs == {"action": "", "timed_out": "late doc"}
-    async with AsyncSession(db) as session:
+    async with AsyncSession(wf_engine) as session:
         form = await session.scalar(select(HumanInputForm).where(HumanInputForm.run_id == run.id))
     assert form is not None and form.status == "timeout"
     late = await wf_client.post(
         f"/api/form/human_input/{token}", json={"inputs": {"comment": "x"}, "action": "approve"}
     )
     assert late.status_code == 412 and late.json()["code"] == "human_input_form_expired"
-    assert await pending_timers(db, run.id) == 0  # the global-deadline timer went with the timeout
+    assert await pending_timers(wf_engine, run.id) == 0  # the global-deadline timer went with the timeout
     names = [
         e["event"]
         for _, e in sse_events(
@@ -243,21 +243,21 @@ async def sweep(engine: AsyncEngine) -> int:
 
 
 async def test_global_timeout_stops_the_run_and_wins_over_the_node_deadline(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     app = await import_app(wf_client, approval_dsl("timeout: 2\n          timeout_unit: hour", parallel=True))
     paused = await start_paused(wf_client, app.headers)
     assert len(paused["paused_nodes"]) == 2
-    await _backdate(db, paused["id"], node=True, global_=True)  # both deadlines passed: global wins
-    assert await sweep(db) >= 1
-    run = await wait_status(db, paused["id"], timeout=5)
+    await _backdate(wf_engine, paused["id"], node=True, global_=True)  # both deadlines passed: global wins
+    assert await sweep(wf_engine) >= 1
+    run = await wait_status(wf_engine, paused["id"], timeout=5)
     error = run.error or ""
     assert (
         run.status == "stopped"
         and ("Approve?" in error or "Second opinion" in error)
         and "global timeout" in error
     )
-    async with AsyncSession(db) as session:
+    async with AsyncSession(wf_engine) as session:
         statuses = sorted(
             (
                 await session.execute(select(HumanInputForm.status).where(HumanInputForm.run_id == run.id))
@@ -280,7 +280,7 @@ async def test_global_timeout_stops_the_run_and_wins_over_the_node_deadline(
 
 
 async def test_parallel_forms_both_outcomes_applied(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     app = await import_app(wf_client, approval_dsl(parallel=True))
     paused = await start_paused(wf_client, app.headers)
@@ -292,17 +292,17 @@ async def test_parallel_forms_both_outcomes_applied(
     assert r1.status_code == 200
     await asyncio.sleep(0.3)
     assert (
-        await wait_status(db, paused["id"], not_in=("running",))
+        await wait_status(wf_engine, paused["id"], not_in=("running",))
     ).status == "paused"  # one form still open
     r2 = await wf_client.post(
         f"/api/form/human_input/{tokens['ask']}", json={"inputs": {"comment": "c"}, "action": "reject"}
     )
     assert r2.status_code == 200
-    run = await wait_status(db, paused["id"])
+    run = await wait_status(wf_engine, paused["id"])
     assert run.status == "succeeded" and run.outputs is not None and run.outputs["action"] == "reject"
 
 
-async def test_stop_closes_the_forms(wf_client: AsyncTestClient[Litestar], db: AsyncEngine) -> None:
+async def test_stop_closes_the_forms(wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine) -> None:
     app = await import_app(wf_client, approval_dsl())
     paused = await start_paused(wf_client, app.headers)
     token = paused["paused_nodes"][0]["pause_type"]["form_token"]
@@ -315,8 +315,8 @@ async def test_stop_closes_the_forms(wf_client: AsyncTestClient[Litestar], db: A
         f"/api/form/human_input/{token}", json={"inputs": {"comment": "x"}, "action": "approve"}
     )
     assert response.status_code == 412 and response.json()["code"] == "human_input_form_expired"
-    assert (await wait_status(db, paused["id"])).status == "stopped"
-    assert await pending_timers(db, paused["id"]) == 0
+    assert (await wait_status(wf_engine, paused["id"])).status == "stopped"
+    assert await pending_timers(wf_engine, paused["id"]) == 0
 
 
 async def _start_many(engine: AsyncEngine, app_id: str, count: int) -> list[uuid.UUID]:
@@ -352,22 +352,22 @@ async def _submit(engine: AsyncEngine, token: str, action: str) -> str:
 
 
 async def test_double_submit_200_forms_exactly_one_wins_each(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine, wf_settings: Settings
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine, wf_settings: Settings
 ) -> None:
     app = await import_app(wf_client, approval_dsl())
-    runs = await _start_many(db, app.app_id, 200)
-    tokens = [await _token(db, wf_settings, r) for r in runs]
+    runs = await _start_many(wf_engine, app.app_id, 200)
+    tokens = [await _token(wf_engine, wf_settings, r) for r in runs]
     attempts = [(t, a) for t in tokens for a in ("approve", "reject")]
     random.shuffle(attempts)
-    results = await asyncio.gather(*(_submit(db, t, a) for t, a in attempts))
+    results = await asyncio.gather(*(_submit(wf_engine, t, a) for t, a in attempts))
     per_token: dict[str, list[str]] = {}
     for (token, _), result in zip(attempts, results, strict=True):
         per_token.setdefault(token, []).append(result)
     assert all(sorted(r) == ["human_input_form_submitted", "ok"] for r in per_token.values()), per_token
     for run_id in runs:
-        run = await wait_status(db, run_id, timeout=60)
+        run = await wait_status(wf_engine, run_id, timeout=60)
         assert run.status == "succeeded"
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         resumes = await conn.execute(
             text(
                 "SELECT args->>'run_id', count(*) FROM procrastinate_jobs WHERE task_name = 'advance_workflow_run' "
@@ -380,12 +380,12 @@ async def test_double_submit_200_forms_exactly_one_wins_each(
 
 
 async def test_submit_racing_the_node_deadline_has_one_outcome(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine, wf_settings: Settings
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine, wf_settings: Settings
 ) -> None:
     # 8 s: long enough for 40 runs to pause and hand out their tokens on a loaded machine before any deadline.
     app = await import_app(wf_client, approval_dsl("timeout: 8\n          timeout_unit: second"))
-    runs = await _start_many(db, app.app_id, 40)
-    async with AsyncSession(db) as session:
+    runs = await _start_many(wf_engine, app.app_id, 40)
+    async with AsyncSession(wf_engine) as session:
         rows = (
             await session.execute(
                 select(HumanInputForm.run_id, HumanInputForm.expiration_time).where(
@@ -394,18 +394,18 @@ async def test_submit_racing_the_node_deadline_has_one_outcome(
             )
         ).all()
     deadlines = {r.run_id: r.expiration_time for r in rows}
-    tokens = {r: await _token(db, wf_settings, r) for r in runs}
+    tokens = {r: await _token(wf_engine, wf_settings, r) for r in runs}
 
     async def submit_near_deadline(run_id: uuid.UUID) -> str:
         at = deadlines[run_id] + datetime.timedelta(milliseconds=random.uniform(-50, 50))
         delay = (at - datetime.datetime.now(datetime.UTC)).total_seconds()
         await asyncio.sleep(max(0.0, delay))
-        return await _submit(db, tokens[run_id], "approve")
+        return await _submit(wf_engine, tokens[run_id], "approve")
 
     results = dict(zip(runs, await asyncio.gather(*(submit_near_deadline(r) for r in runs)), strict=True))
     for run_id in runs:
-        run = await wait_status(db, run_id, timeout=30)
-        async with AsyncSession(db) as session:
+        run = await wait_status(wf_engine, run_id, timeout=30)
+        async with AsyncSession(wf_engine) as session:
             form_status = await session.scalar(
                 select(HumanInputForm.status).where(HumanInputForm.run_id == run_id)
             )
@@ -415,7 +415,7 @@ async def test_submit_racing_the_node_deadline_has_one_outcome(
         else:
             assert results[run_id] == "human_input_form_expired"
             assert form_status == "timeout" and run.outputs["action"] == "" and "timed_out" in run.outputs
-    async with AsyncSession(db) as session:
+    async with AsyncSession(wf_engine) as session:
         stuck = await session.scalar(
             select(func.count())
             .select_from(WorkflowRun)
@@ -425,32 +425,32 @@ async def test_submit_racing_the_node_deadline_has_one_outcome(
 
 
 async def test_one_sweep_batch_mixes_node_and_global_deadlines(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     app = await import_app(wf_client, approval_dsl("timeout: 2\n          timeout_unit: hour"))
     node_runs = [(await start_paused(wf_client, app.headers, f"n{i}"))["id"] for i in range(3)]
     global_run = (await start_paused(wf_client, app.headers, "g"))["id"]
     for run_id in node_runs:
-        await _backdate(db, run_id, node=True, global_=False)
-    await _backdate(db, global_run, node=False, global_=True)
-    handled = await sweep(db)
+        await _backdate(wf_engine, run_id, node=True, global_=False)
+    await _backdate(wf_engine, global_run, node=False, global_=True)
+    handled = await sweep(wf_engine)
     if handled != 4:  # the worker's own once-a-minute sweep got there first (it runs the same batch code)
-        async with db.connect() as conn:
+        async with wf_engine.connect() as conn:
             waiting = await conn.scalar(
                 text("SELECT count(*) FROM human_input_forms WHERE run_id = ANY(:r) AND status = 'waiting'"),
                 {"r": [uuid.UUID(r) for r in [*node_runs, global_run]]},
             )
         assert waiting == 0, f"the sweep handled {handled} of 4 and {waiting} forms still wait"
     for run_id in node_runs:
-        run = await wait_status(db, run_id)
+        run = await wait_status(wf_engine, run_id)
         assert run.status == "succeeded" and run.outputs == {"action": "", "timed_out": run.inputs["doc"]}
-        assert await pending_timers(db, run_id) == 0
-    assert (await wait_status(db, global_run)).status == "stopped"
-    assert await sweep(db) == 0  # nothing is handled twice
+        assert await pending_timers(wf_engine, run_id) == 0
+    assert (await wait_status(wf_engine, global_run)).status == "stopped"
+    assert await sweep(wf_engine) == 0  # nothing is handled twice
 
 
 async def test_tokens_never_reach_logs_or_the_events_table(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine, capsys: Any
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine, capsys: Any
 ) -> None:
     """Logs name routes by template; events keep the form id and get the token back only where they are sent."""
     app = await import_app(wf_client, approval_dsl())
@@ -469,7 +469,7 @@ async def test_tokens_never_reach_logs_or_the_events_table(
         headers=app.headers,
     )
     assert ok.status_code == 200
-    await wait_status(db, paused["id"])
+    await wait_status(wf_engine, paused["id"])
 
     # The stream a client reads still carries the token and the link, rebuilt from the form id.
     streamed = sse_events(
@@ -482,7 +482,7 @@ async def test_tokens_never_reach_logs_or_the_events_table(
     logs = logged.out + logged.err
     assert "request_finished" in logs and "/form/{form_token}" in logs
     assert token not in logs and token[::-1] not in logs
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         stored = await conn.scalar(
             text("SELECT count(*) FROM workflow_run_events WHERE run_id = :id AND data::text LIKE :t"),
             {"id": uuid.UUID(paused["id"]), "t": f"%{token}%"},
@@ -498,7 +498,7 @@ async def test_tokens_never_reach_logs_or_the_events_table(
 
 
 async def test_placeholders_from_run_inputs_stay_text(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     """A run input shaped like ``{{#$output.comment#}}`` is shown as text and never filled at submit: only the
     form definition's own placeholders are live."""
@@ -513,7 +513,7 @@ async def test_placeholders_from_run_inputs_stay_text(
         f"/api/form/human_input/{token}", json={"inputs": {"comment": "SECRET-VALUE"}, "action": "approve"}
     )
     assert ok.status_code == 200
-    run = await wait_status(db, paused["id"])
+    run = await wait_status(wf_engine, paused["id"])
     assert run.outputs is not None
     assert run.outputs["content"].count("SECRET-VALUE") == 1
     assert run.outputs["content"].startswith("Please review **{{#\u200b$output.comment#}}**")

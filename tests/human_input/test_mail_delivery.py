@@ -77,7 +77,7 @@ def form_link(message: EmailMessage, public_url: str) -> tuple[str, str]:
 
 
 async def test_each_recipient_gets_a_link_that_opens_the_form(
-    wf_client: AsyncTestClient[Litestar], wf_settings: Settings, smtp: SMTPServer, db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_settings: Settings, smtp: SMTPServer, wf_engine: AsyncEngine
 ) -> None:
     first, second = unique_addresses()
     app = await import_app(wf_client, email_dsl(first, second))
@@ -102,32 +102,32 @@ async def test_each_recipient_gets_a_link_that_opens_the_form(
     assert tokens[0] != tokens[1]
     assert smtp.inbox.to("nobody@x.test") == []  # the disabled email method sends nothing
 
-    delivery_id = await email_delivery_id(db, run_id)
-    assert await wait_for_job(db, delivery_id) == ("succeeded", 1)  # one attempt
-    recipients = await email_recipients(db, run_id)
+    delivery_id = await email_delivery_id(wf_engine, run_id)
+    assert await wait_for_job(wf_engine, delivery_id) == ("succeeded", 1)  # one attempt
+    recipients = await email_recipients(wf_engine, run_id)
     assert [r.email for r in recipients] == [first, second]
     assert all(r.sent_at is not None and r.last_error is None for r in recipients)
 
     # Running the job again (a retry, a duplicate) sends nothing: both are served.
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     assert await mail.send_delivery(sessions, wf_settings, delivery_id) == 0
     assert len(smtp.inbox.to(first)) == len(smtp.inbox.to(second)) == 1
 
 
 async def test_smtp_refusal_is_retried_without_resending_to_those_served(
-    wf_client: AsyncTestClient[Litestar], smtp: SMTPServer, db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], smtp: SMTPServer, wf_engine: AsyncEngine
 ) -> None:
     first, second = unique_addresses()
     smtp.inbox.refuse(first)  # the first attempt: 451 for the first, accepted for the second
     app = await import_app(wf_client, email_dsl(first, second))
     run_id = await start_paused(wf_client, app)
-    delivery_id = await email_delivery_id(db, run_id)
+    delivery_id = await email_delivery_id(wf_engine, run_id)
 
     await wait_for_mail(smtp, second)
     # The message reaches the server before its sent_at commits: wait for both records.
     deadline = asyncio.get_running_loop().time() + 10
     while True:
-        recipients = await email_recipients(db, run_id)
+        recipients = await email_recipients(wf_engine, run_id)
         if recipients[0].last_error and recipients[1].sent_at is not None:
             break
         assert asyncio.get_running_loop().time() < deadline, "the refusal or the delivery was not recorded"
@@ -136,35 +136,35 @@ async def test_smtp_refusal_is_retried_without_resending_to_those_served(
     assert recipients[1].sent_at is not None
 
     await wait_for_mail(smtp, first)  # the retry, a few seconds later
-    status, attempts = await wait_for_job(db, delivery_id)
+    status, attempts = await wait_for_job(wf_engine, delivery_id)
     assert status == "succeeded" and attempts == 2
     assert smtp.inbox.refused.count(first) == 1
     assert len(smtp.inbox.to(first)) == len(smtp.inbox.to(second)) == 1
-    recipients = await email_recipients(db, run_id)
+    recipients = await email_recipients(wf_engine, run_id)
     assert len(recipients) == 2
     assert all(r.sent_at is not None and r.last_error is None for r in recipients)
 
 
 async def test_direct_send_raises_on_failure_and_skips_the_served(
-    wf_client: AsyncTestClient[Litestar], wf_settings: Settings, smtp: SMTPServer, db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_settings: Settings, smtp: SMTPServer, wf_engine: AsyncEngine
 ) -> None:
     first, second = unique_addresses()
     app = await import_app(wf_client, email_dsl(first, second))
     run_id = await start_paused(wf_client, app)
-    delivery_id = await email_delivery_id(db, run_id)
-    await wait_for_job(db, delivery_id)
+    delivery_id = await email_delivery_id(wf_engine, run_id)
+    await wait_for_job(wf_engine, delivery_id)
     assert len(smtp.inbox.to(first)) == len(smtp.inbox.to(second)) == 1
 
     # Pretend the first was never served, and the server refuses it once: the call fails and records why.
-    async with db.begin() as conn:
+    async with wf_engine.begin() as conn:
         await conn.exec_driver_sql(
             "UPDATE human_input_recipients SET sent_at = NULL WHERE email = $1", (first,)
         )
     smtp.inbox.refuse(first)
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     with pytest.raises(mail.MailDeliveryFailed):
         await mail.send_delivery(sessions, wf_settings, delivery_id)
-    assert (await email_recipients(db, run_id))[0].last_error
+    assert (await email_recipients(wf_engine, run_id))[0].last_error
     assert await mail.send_delivery(sessions, wf_settings, delivery_id) == 1
     assert len(smtp.inbox.to(first)) == 2 and len(smtp.inbox.to(second)) == 1
 

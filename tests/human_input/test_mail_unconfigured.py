@@ -41,7 +41,7 @@ def wf_settings(wf_database: str, tmp_path_factory: pytest.TempPathFactory, smtp
 
 
 async def test_nothing_is_sent_and_nothing_fails(
-    wf_client: AsyncTestClient[Litestar], wf_settings: Settings, smtp: SMTPServer, db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_settings: Settings, smtp: SMTPServer, wf_engine: AsyncEngine
 ) -> None:
     first, second = unique_addresses()
     app = await import_app(wf_client, email_dsl(first, second))
@@ -52,14 +52,14 @@ async def test_nothing_is_sent_and_nothing_fails(
     )
     data = response.json()["data"]
     assert data["status"] == "paused", data
-    delivery_id = await email_delivery_id(db, data["id"])
+    delivery_id = await email_delivery_id(wf_engine, data["id"])
 
-    assert (await wait_for_job(db, delivery_id))[0] == "succeeded"
+    assert (await wait_for_job(wf_engine, delivery_id))[0] == "succeeded"
     assert smtp.inbox.to(first) == smtp.inbox.to(second) == []
-    recipients = await email_recipients(db, data["id"])
+    recipients = await email_recipients(wf_engine, data["id"])
     assert len(recipients) == 2 and all(r.sent_at is None and r.last_error is None for r in recipients)
 
     with structlog.testing.capture_logs() as logs:
-        sent = await mail.send_delivery(async_sessionmaker(db), wf_settings, delivery_id)
+        sent = await mail.send_delivery(async_sessionmaker(wf_engine), wf_settings, delivery_id)
     assert sent == 0
     assert [e["delivery_id"] for e in logs if e["event"] == "mail_not_configured"] == [str(delivery_id)]

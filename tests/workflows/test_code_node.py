@@ -126,7 +126,7 @@ async def run(client: AsyncTestClient[Litestar], headers: dict[str, str], inputs
     return response.json()["data"]  # type: ignore[no-any-return]
 
 
-async def test_python_then_javascript(wf_client: AsyncTestClient[Litestar], db: AsyncEngine) -> None:
+async def test_python_then_javascript(wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine) -> None:
     app = await import_app(wf_client, PIPELINE)
     data = await run(wf_client, app.headers, {"text": "{s: 'hello big world',"})
     assert data["status"] == "succeeded", data
@@ -135,7 +135,7 @@ async def test_python_then_javascript(wf_client: AsyncTestClient[Litestar], db: 
         "double": 30,
         "raw": '{"s": "hello big world"}',
     }
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         rows = (
             await conn.execute(
                 text(

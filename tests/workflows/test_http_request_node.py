@@ -119,7 +119,7 @@ async def run(client: AsyncTestClient[Litestar], headers: dict[str, str]) -> dic
 
 
 async def test_a_run_calls_the_server_and_records_the_request_masked(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine, target: HttpTarget
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine, target: HttpTarget
 ) -> None:
     app = await import_app(wf_client, dsl(target.url("/echo")))
     data = await run(wf_client, app.headers)
@@ -129,7 +129,7 @@ async def test_a_run_calls_the_server_and_records_the_request_masked(
     assert echoed["query"] == {"lang": ["en"]} and json.loads(echoed["body"]) == {"name": "Ada"}
     received = target.requests[-1]
     assert received.header("Authorization") == "Bearer sk-secret" and received.header("X-Name") == "Ada"
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         process_data = (
             await conn.execute(
                 text(

@@ -198,13 +198,13 @@ def test_the_workflows_package_never_names_human_input() -> None:
 
 
 async def test_many_resolutions_resume_in_batches(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     """Thirty deadlines passing together: the runs resume through batch jobs (not one job each); a batched run
     that reaches an I/O node is handed to its own job and still finishes once."""
     timeout = "timeout: 1\n          timeout_unit: second"
     app = await import_app(wf_client, approval_dsl(timeout))
-    async with AsyncSession(db) as session:
+    async with AsyncSession(wf_engine) as session:
         ids = [
             (await services.start_run(session, uuid.UUID(app.app_id), {"doc": f"d{i}"}, "u")).id
             for i in range(30)
@@ -212,7 +212,7 @@ async def test_many_resolutions_resume_in_batches(
         await session.commit()
     deadline = asyncio.get_running_loop().time() + 60
     while True:
-        async with db.connect() as conn:
+        async with wf_engine.connect() as conn:
             active = await conn.scalar(
                 text(
                     "SELECT count(*) FROM workflow_runs WHERE id = ANY(:ids) AND status IN ('running', 'paused')"
@@ -223,7 +223,7 @@ async def test_many_resolutions_resume_in_batches(
             break
         assert asyncio.get_running_loop().time() < deadline, f"{active} runs still active"
         await asyncio.sleep(0.1)
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         statuses = {
             r[0]
             for r in await conn.execute(

@@ -55,8 +55,8 @@ workflow:
 BIG = "x" * 40_000  # over the inline limit: stored once in workflow_run_values
 
 
-async def history(db: AsyncEngine, run_id: str) -> tuple[int, int, int]:
-    async with db.connect() as conn:
+async def history(engine: AsyncEngine, run_id: str) -> tuple[int, int, int]:
+    async with engine.connect() as conn:
         counts = []
         for table in ("workflow_run_events", "workflow_node_executions", "workflow_run_values"):
             counts.append(
@@ -66,7 +66,7 @@ async def history(db: AsyncEngine, run_id: str) -> tuple[int, int, int]:
 
 
 async def test_old_finished_runs_lose_their_history_in_batches(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     echo = await import_app(wf_client, ECHO)
     old = []
@@ -94,7 +94,7 @@ async def test_old_finished_runs_lose_their_history_in_batches(
         )
     ).json()
     assert paused["data"]["status"] == "paused"
-    async with db.begin() as conn:
+    async with wf_engine.begin() as conn:
         await conn.execute(
             text("UPDATE workflow_runs SET finished_at = now() - interval '40 days' WHERE id = ANY(:ids)"),
             {"ids": [uuid.UUID(r) for r in old]},
@@ -103,10 +103,10 @@ async def test_old_finished_runs_lose_their_history_in_batches(
             text("UPDATE workflow_runs SET created_at = now() - interval '40 days' WHERE id = :id"),
             {"id": uuid.UUID(paused["workflow_run_id"])},
         )
-    events, executions, values = await history(db, old[0])
+    events, executions, values = await history(wf_engine, old[0])
     assert events >= 6 and executions == 3 and values >= 1
 
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     batches: list[int] = []
 
     async def batch(session: AsyncSession, limit: int) -> int:
@@ -116,10 +116,10 @@ async def test_old_finished_runs_lose_their_history_in_batches(
     assert await in_batches(sessions, batch, limit=2) == 5
     assert batches == [2, 2, 1]  # bounded transactions: two runs each, then the rest
     for run_id in old:
-        assert await history(db, run_id) == (0, 0, 0)
-    assert (await history(db, recent))[0] > 0
-    assert (await history(db, paused["workflow_run_id"]))[0] > 0
-    async with db.connect() as conn:
+        assert await history(wf_engine, run_id) == (0, 0, 0)
+    assert (await history(wf_engine, recent))[0] > 0
+    assert (await history(wf_engine, paused["workflow_run_id"]))[0] > 0
+    async with wf_engine.connect() as conn:
         marked = await conn.scalar(
             text("SELECT count(*) FROM workflow_runs WHERE purged_at IS NOT NULL AND id = ANY(:ids)"),
             {"ids": [uuid.UUID(r) for r in [*old, recent, paused["workflow_run_id"]]]},
@@ -140,8 +140,8 @@ async def test_old_finished_runs_lose_their_history_in_batches(
     assert kept.status_code == 200 and "workflow_finished" in kept.text
 
 
-async def _run_of(db: AsyncEngine, status: str) -> tuple[uuid.UUID, uuid.UUID]:
-    async with db.connect() as conn:
+async def _run_of(engine: AsyncEngine, status: str) -> tuple[uuid.UUID, uuid.UUID]:
+    async with engine.connect() as conn:
         row = (
             await conn.execute(
                 text("SELECT id, app_id FROM workflow_runs WHERE status = :s ORDER BY created_at LIMIT 1"),
@@ -188,7 +188,7 @@ async def _form(
 
 
 async def test_resolved_forms_of_finished_runs_are_deleted(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     echo = await import_app(wf_client, ECHO)
     await wf_client.post(
@@ -202,8 +202,8 @@ async def test_resolved_forms_of_finished_runs_are_deleted(
         json={"inputs": {}, "response_mode": "blocking", "user": "u"},
         headers=pausing.headers,
     )
-    finished, active = await _run_of(db, "succeeded"), await _run_of(db, "paused")
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+    finished, active = await _run_of(wf_engine, "succeeded"), await _run_of(wf_engine, "paused")
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     async with sessions() as session, session.begin():
         old_done = await _form(session, finished, "submitted", 40)
         old_timeout = await _form(session, finished, "timeout", 40)
@@ -214,7 +214,7 @@ async def test_resolved_forms_of_finished_runs_are_deleted(
         await in_batches(sessions, lambda s, n: purge_resolved_forms(s, older_than_days=30, limit=n), limit=1)
         >= 2
     )
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         left = set(await conn.scalars(text("SELECT id FROM human_input_forms")))
         orphans = await conn.scalar(
             text(
@@ -255,15 +255,15 @@ async def _file(
 
 
 async def test_old_app_files_are_deleted_unless_still_needed(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     pausing = await import_app(wf_client, PAUSING)
     quiet = await import_app(wf_client, ECHO)
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         workspace_id = await conn.scalar(
             text("SELECT workspace_id FROM apps WHERE id = :a"), {"a": pausing.app_id}
         )
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     async with sessions() as session, session.begin():
         unused = await _file(session, uuid.UUID(quiet.app_id), workspace_id, source="upload", created_by="u")
         maybe_input = await _file(
@@ -289,7 +289,7 @@ async def test_old_app_files_are_deleted_unless_still_needed(
 
     async def purge() -> set[uuid.UUID]:
         await in_batches(sessions, lambda s, n: purge_app_files(s, older_than_days=30, limit=n), limit=10)
-        async with db.connect() as conn:
+        async with wf_engine.connect() as conn:
             return set(await conn.scalars(text("SELECT id FROM upload_files")))
 
     left = await purge()
@@ -297,7 +297,7 @@ async def test_old_app_files_are_deleted_unless_still_needed(
     assert {knowledge, maybe_input, of_active_run} <= left
     # Had the paused run started before the upload, the upload could not be among its inputs: it goes; the
     # run's own (node-produced) file stays while the run is active.
-    async with db.begin() as conn:
+    async with wf_engine.begin() as conn:
         await conn.execute(
             text("UPDATE workflow_runs SET created_at = now() - interval '50 days' WHERE id = :id"),
             {"id": uuid.UUID(paused["workflow_run_id"])},
@@ -306,8 +306,8 @@ async def test_old_app_files_are_deleted_unless_still_needed(
     assert maybe_input not in left and {knowledge, of_active_run} <= left
 
 
-async def test_finished_jobs_are_deleted_after_their_windows(db: AsyncEngine) -> None:
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+async def test_finished_jobs_are_deleted_after_their_windows(wf_engine: AsyncEngine) -> None:
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365)
     async with sessions() as session, session.begin():
         ids = await queue.defer_jobs(
@@ -337,7 +337,7 @@ async def test_finished_jobs_are_deleted_after_their_windows(db: AsyncEngine) ->
         return await queue.delete_finished_jobs(session, succeeded_hours=24, failed_days=7, limit=limit)
 
     await in_batches(sessions, batch, limit=2)
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         left = set(
             await conn.scalars(text("SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids)"), {"ids": ids})
         )

@@ -85,7 +85,7 @@ def settings(kb_database: str, tmp_path_factory: pytest.TempPathFactory) -> Sett
 
 
 @pytest.fixture
-async def db(kb_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+async def kb_session(kb_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     async with async_sessionmaker(kb_engine, expire_on_commit=False)() as session:
         yield session
 
@@ -129,8 +129,8 @@ async def upload(
     return await client.post(url, files=files, data=form, headers=tenant.dataset_headers)
 
 
-async def jobs_of(db: AsyncSession, document_id: str) -> list[dict[str, Any]]:
-    rows = await db.execute(
+async def jobs_of(session: AsyncSession, document_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
         text(
             "SELECT queue_name, args FROM procrastinate_jobs "
             "WHERE task_name = 'index_document' AND args->>'document_id' = :id ORDER BY id"
@@ -140,22 +140,22 @@ async def jobs_of(db: AsyncSession, document_id: str) -> list[dict[str, Any]]:
     return [{"queue": queue, **args} for queue, args in rows]
 
 
-async def file_content(db: AsyncSession, file_id: str) -> bytes | None:
-    content: bytes | None = await db.scalar(
+async def file_content(session: AsyncSession, file_id: str) -> bytes | None:
+    content: bytes | None = await session.scalar(
         select(UploadFile.content).where(UploadFile.id == uuid.UUID(file_id))
     )
     return content
 
 
-async def set_document(db: AsyncSession, document_id: str, **values: Any) -> None:
-    await db.execute(update(Document).where(Document.id == uuid.UUID(document_id)).values(**values))
-    await db.commit()
+async def set_document(session: AsyncSession, document_id: str, **values: Any) -> None:
+    await session.execute(update(Document).where(Document.id == uuid.UUID(document_id)).values(**values))
+    await session.commit()
 
 
 async def add_segments(
-    db: AsyncSession, document_id: str, statuses: list[str], hits: int = 0
+    session: AsyncSession, document_id: str, statuses: list[str], hits: int = 0
 ) -> list[Segment]:
-    document = await db.get_one(Document, uuid.UUID(document_id), populate_existing=True)
+    document = await session.get_one(Document, uuid.UUID(document_id), populate_existing=True)
     segments = [
         Segment(
             dataset_id=document.dataset_id,
@@ -171,8 +171,8 @@ async def add_segments(
         )
         for position, status in enumerate(statuses, start=1)
     ]
-    db.add_all(segments)
-    await db.commit()
+    session.add_all(segments)
+    await session.commit()
     return segments
 
 
@@ -180,7 +180,7 @@ async def add_segments(
 
 
 async def test_create_by_text_stores_a_txt_upload_and_defers_one_job(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
     assert dataset["indexing_technique"] is None and dataset["document_count"] == 0
@@ -196,12 +196,12 @@ async def test_create_by_text_stores_a_txt_upload_and_defers_one_job(
     file = document["data_source_detail_dict"]["upload_file"]
     assert document["data_source_info"] == {"upload_file_id": file["id"]}
     assert (file["name"], file["extension"], file["mime_type"]) == ("notes.txt", "txt", "text/plain")
-    assert await file_content(db, file["id"]) == b"Bikes need air.\nTrains need rails."
+    assert await file_content(kb_session, file["id"]) == b"Bikes need air.\nTrains need rails."
     assert file["size"] == len(b"Bikes need air.\nTrains need rails.")
 
-    jobs = await jobs_of(db, document["id"])
+    jobs = await jobs_of(kb_session, document["id"])
     assert jobs == [{"queue": "indexing", "document_id": document["id"], "generation": 1}]
-    row = await db.get_one(Document, uuid.UUID(document["id"]))
+    row = await kb_session.get_one(Document, uuid.UUID(document["id"]))
     assert row.process_rule == {
         "mode": "automatic",
         "rules": {
@@ -225,7 +225,7 @@ async def test_create_by_text_stores_a_txt_upload_and_defers_one_job(
 
 
 async def test_create_checks_technique_doc_form_and_process_rule(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
     url = f"/v1/datasets/{dataset['id']}/document/create_by_text"
@@ -255,13 +255,15 @@ async def test_create_checks_technique_doc_form_and_process_rule(
     await refused({"indexing_technique": "economy", "process_rule": nul_rule}, "NUL")
     bad_json = await client.post(url, content=b"{", headers={**headers, "content-type": "application/json"})
     assert_error(bad_json, 400, "invalid_param")
-    assert (await db.scalar(select(func.count()).where(Document.dataset_id == uuid.UUID(dataset["id"])))) == 0
+    assert (
+        await kb_session.scalar(select(func.count()).where(Document.dataset_id == uuid.UUID(dataset["id"])))
+    ) == 0
 
     # A custom rule is stored as given; a document without a rule takes the dataset's latest (Dify).
     first = await create_text(client, tenant, dataset["id"], process_rule=CUSTOM_RULE)
     second = await create_text(client, tenant, dataset["id"], name="second")
     for created in (first, second):
-        row = await db.get_one(Document, uuid.UUID(created["document"]["id"]), populate_existing=True)
+        row = await kb_session.get_one(Document, uuid.UUID(created["document"]["id"]), populate_existing=True)
         assert row.process_rule == CUSTOM_RULE
     # The dataset is text_model now: a hierarchical document does not fit it.
     await refused(
@@ -281,7 +283,7 @@ async def test_create_checks_technique_doc_form_and_process_rule(
 
 
 async def test_create_by_file_with_real_markdown_and_csv(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant, indexing_technique="economy")
     markdown = b"# Bikes\n\nBikes need **air** in their tyres.\n\n## Trains\n\nTrains need rails.\n"
@@ -300,8 +302,8 @@ async def test_create_by_file_with_real_markdown_and_csv(
     assert document["name"] == "bikes.md" and document["indexing_status"] == "waiting"
     file = document["data_source_detail_dict"]["upload_file"]
     assert (file["extension"], file["mime_type"], file["size"]) == ("md", "text/markdown", len(markdown))
-    assert await file_content(db, file["id"]) == markdown
-    assert len(await jobs_of(db, document["id"])) == 1
+    assert await file_content(kb_session, file["id"]) == markdown
+    assert len(await jobs_of(kb_session, document["id"])) == 1
 
     table = await upload(
         client, tenant, url.replace("_by_", "-by-"), files={"file": ("wheels.csv", csv, "text/csv")}
@@ -309,9 +311,9 @@ async def test_create_by_file_with_real_markdown_and_csv(
     assert table.status_code == 200, table.text
     table_document = table.json()["document"]
     assert table_document["name"] == "wheels.csv" and table_document["position"] == 2
-    row = await db.get_one(Document, uuid.UUID(table_document["id"]))
+    row = await kb_session.get_one(Document, uuid.UUID(table_document["id"]))
     assert row.process_rule == CUSTOM_RULE  # no rule given: the dataset's latest
-    assert len(await jobs_of(db, table_document["id"])) == 1
+    assert len(await jobs_of(kb_session, table_document["id"])) == 1
 
     named = await upload(
         client, tenant, url, files={"file": ("a.txt", b"x", "text/plain")}, data={"name": "Alpha"}
@@ -321,7 +323,9 @@ async def test_create_by_file_with_real_markdown_and_csv(
     assert path.status_code == 200 and path.json()["document"]["name"] == "plan.txt"
 
 
-async def test_file_rules(client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession) -> None:
+async def test_file_rules(
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
+) -> None:
     dataset = await new_dataset(client, tenant, indexing_technique="economy")
     url = f"/v1/datasets/{dataset['id']}/document/create-by-file"
 
@@ -384,7 +388,9 @@ async def test_file_rules(client: AsyncTestClient[Litestar], tenant: Tenant, db:
         headers=tenant.dataset_headers,
     )
     assert_error(too_long_text, 413, "file_too_large")
-    count = await db.scalar(select(func.count()).where(Document.dataset_id == uuid.UUID(dataset["id"])))
+    count = await kb_session.scalar(
+        select(func.count()).where(Document.dataset_id == uuid.UUID(dataset["id"]))
+    )
     assert count == 1  # only the upload at the limit
 
 
@@ -392,12 +398,12 @@ async def test_file_rules(client: AsyncTestClient[Litestar], tenant: Tenant, db:
 
 
 async def test_indexing_status_of_a_batch(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
     created = await create_text(client, tenant, dataset["id"])
     document_id = created["document"]["id"]
-    await add_segments(db, document_id, ["completed", "completed", "indexing"])
+    await add_segments(kb_session, document_id, ["completed", "completed", "indexing"])
     url = f"/v1/datasets/{dataset['id']}/documents/{created['batch']}/indexing-status"
 
     status = (await client.get(url, headers=tenant.dataset_headers)).json()
@@ -415,7 +421,7 @@ async def test_indexing_status_of_a_batch(
 
 
 async def test_list_paginates_and_filters(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
     ids = [
@@ -438,8 +444,8 @@ async def test_list_paginates_and_filters(
     assert {d["name"] for d in found["data"]} == {"Alpha notes", "Beta notes"}
     assert (await client.get(url, params={"keyword": "%"}, headers=headers)).json()["total"] == 0
 
-    await set_document(db, ids[0], indexing_status="completed")
-    await set_document(db, ids[1], indexing_status="error", error="boom")
+    await set_document(kb_session, ids[0], indexing_status="completed")
+    await set_document(kb_session, ids[1], indexing_status="error", error="boom")
 
     async def with_status(status: str) -> list[str]:
         response = await client.get(url, params={"status": status}, headers=headers)
@@ -454,16 +460,18 @@ async def test_list_paginates_and_filters(
     assert listed[ids[0]]["display_status"] == "available" and listed[ids[1]]["error"] == "boom"
 
 
-async def test_document_detail(client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession) -> None:
+async def test_document_detail(
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
+) -> None:
     dataset = await new_dataset(client, tenant)
     document_id = (await create_text(client, tenant, dataset["id"], process_rule=CUSTOM_RULE))["document"][
         "id"
     ]
-    await add_segments(db, document_id, ["completed", "completed"], hits=3)
+    await add_segments(kb_session, document_id, ["completed", "completed"], hits=3)
     field = DatasetMetadata(dataset_id=uuid.UUID(dataset["id"]), name="author", type="string")
-    db.add(field)
-    await db.commit()
-    await set_document(db, document_id, word_count=90, doc_metadata={"author": "Ada"})
+    kb_session.add(field)
+    await kb_session.commit()
+    await set_document(kb_session, document_id, word_count=90, doc_metadata={"author": "Ada"})
     url, headers = f"/v1/datasets/{dataset['id']}/documents/{document_id}", tenant.dataset_headers
 
     detail = (await client.get(url, headers=headers)).json()
@@ -492,13 +500,13 @@ async def test_document_detail(client: AsyncTestClient[Litestar], tenant: Tenant
 
 
 async def test_built_in_metadata_fields(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
-    await db.execute(
+    await kb_session.execute(
         update(Dataset).where(Dataset.id == uuid.UUID(dataset["id"])).values(built_in_field_enabled=True)
     )
-    await db.commit()
+    await kb_session.commit()
     document = (await create_text(client, tenant, dataset["id"], name="Guide"))["document"]
     shown = {m["name"]: m for m in document["doc_metadata"]}
     assert list(shown) == ["document_name", "uploader", "upload_date", "last_update_date", "source"]
@@ -512,22 +520,24 @@ async def test_built_in_metadata_fields(
     assert isinstance(shown["upload_date"]["value"], str)
     assert int(float(shown["upload_date"]["value"])) == document["created_at"]
     assert shown["source"]["value"] == "file_upload"
-    row = await db.get_one(Document, uuid.UUID(document["id"]))
+    row = await kb_session.get_one(Document, uuid.UUID(document["id"]))
     assert row.doc_metadata["document_name"] == "Guide" and row.doc_metadata["uploader"] is None
 
-    await set_document(db, document["id"], indexing_status="completed")
+    await set_document(kb_session, document["id"], indexing_status="completed")
     url = f"/v1/datasets/{dataset['id']}/documents/{document['id']}/update_by_text"
     assert (
         await client.post(url, json={"name": "Handbook"}, headers=tenant.dataset_headers)
     ).status_code == 200
-    row = await db.get_one(Document, uuid.UUID(document["id"]), populate_existing=True)
+    row = await kb_session.get_one(Document, uuid.UUID(document["id"]), populate_existing=True)
     assert row.doc_metadata["document_name"] == "Handbook"
 
 
 # -- changing --------------------------------------------------------------------------------------------------
 
 
-async def test_update_by_text(client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession) -> None:
+async def test_update_by_text(
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
+) -> None:
     dataset = await new_dataset(client, tenant)
     created = await create_text(client, tenant, dataset["id"])
     document_id, batch = created["document"]["id"], created["batch"]
@@ -537,13 +547,13 @@ async def test_update_by_text(client: AsyncTestClient[Litestar], tenant: Tenant,
     # Still waiting for its job: being indexed, it cannot change (Dify: only available documents).
     busy = await client.post(f"{base}/update_by_text", json={"name": "x"}, headers=headers)
     assert_error(busy, 400, "document_indexing")
-    await set_document(db, document_id, indexing_status="completed")
+    await set_document(kb_session, document_id, indexing_status="completed")
 
     renamed = await client.post(f"{base}/update_by_text", json={"name": "Renamed"}, headers=headers)
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["document"]["name"] == "Renamed" and renamed.json()["batch"] == batch
     assert renamed.json()["document"]["indexing_status"] == "completed"
-    assert len(await jobs_of(db, document_id)) == 1  # a new name alone does not index again
+    assert len(await jobs_of(kb_session, document_id)) == 1  # a new name alone does not index again
 
     no_name = await client.post(f"{base}/update-by-text", json={"text": "new"}, headers=headers)
     assert_error(no_name, 400, "invalid_param", "name is required when text is provided.")
@@ -555,25 +565,27 @@ async def test_update_by_text(client: AsyncTestClient[Litestar], tenant: Tenant,
     assert (document["name"], document["indexing_status"]) == ("v2", "waiting")
     assert replaced.json()["batch"] == batch
     new_file = document["data_source_info"]["upload_file_id"]
-    assert new_file != old_file and await file_content(db, old_file) is None
-    assert await file_content(db, new_file) == b"New text."
-    jobs = await jobs_of(db, document_id)
+    assert new_file != old_file and await file_content(kb_session, old_file) is None
+    assert await file_content(kb_session, new_file) == b"New text."
+    jobs = await jobs_of(kb_session, document_id)
     assert [job["generation"] for job in jobs] == [1, 2]
 
-    await set_document(db, document_id, indexing_status="completed")
+    await set_document(kb_session, document_id, indexing_status="completed")
     rule = await client.post(f"{base}/update_by_text", json={"process_rule": CUSTOM_RULE}, headers=headers)
     assert rule.status_code == 200 and rule.json()["document"]["indexing_status"] == "waiting"
-    assert [job["generation"] for job in await jobs_of(db, document_id)] == [1, 2, 3]
+    assert [job["generation"] for job in await jobs_of(kb_session, document_id)] == [1, 2, 3]
 
-    await set_document(db, document_id, indexing_status="completed", archived=True)
+    await set_document(kb_session, document_id, indexing_status="completed", archived=True)
     archived = await client.post(f"{base}/update_by_text", json={"name": "x"}, headers=headers)
     assert_error(archived, 403, "archived_document_immutable")
 
 
-async def test_update_by_file(client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession) -> None:
+async def test_update_by_file(
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
+) -> None:
     dataset = await new_dataset(client, tenant)
     document_id = (await create_text(client, tenant, dataset["id"]))["document"]["id"]
-    await set_document(db, document_id, indexing_status="error", error="boom")
+    await set_document(kb_session, document_id, indexing_status="error", error="boom")
     base = f"/v1/datasets/{dataset['id']}/documents/{document_id}"
 
     replaced = await upload(
@@ -583,15 +595,15 @@ async def test_update_by_file(client: AsyncTestClient[Litestar], tenant: Tenant,
     document = replaced.json()["document"]
     assert (document["name"], document["indexing_status"], document["error"]) == ("guide.md", "waiting", None)
     assert document["data_source_detail_dict"]["upload_file"]["extension"] == "md"
-    assert len(await jobs_of(db, document_id)) == 2
+    assert len(await jobs_of(kb_session, document_id)) == 2
 
-    await set_document(db, document_id, indexing_status="completed")
+    await set_document(kb_session, document_id, indexing_status="completed")
     settings_only = await upload(client, tenant, f"{base}/update-by-file", data={"process_rule": CUSTOM_RULE})
     assert (
         settings_only.status_code == 200 and settings_only.json()["document"]["indexing_status"] == "waiting"
     )
-    assert len(await jobs_of(db, document_id)) == 3
-    await set_document(db, document_id, indexing_status="completed")
+    assert len(await jobs_of(kb_session, document_id)) == 3
+    await set_document(kb_session, document_id, indexing_status="completed")
     nothing = await upload(client, tenant, f"{base}/update-by-file", data={})
     assert nothing.status_code == 200 and nothing.json()["document"]["indexing_status"] == "completed"
     bad = await upload(client, tenant, f"{base}/update-by-file", files={"file": ("x.exe", b"MZ")})
@@ -601,15 +613,15 @@ async def test_update_by_file(client: AsyncTestClient[Litestar], tenant: Tenant,
 
 
 async def test_delete_removes_segments_child_chunks_and_file(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
     keep = (await create_text(client, tenant, dataset["id"], name="keep"))["document"]["id"]
     created = (await create_text(client, tenant, dataset["id"], name="drop"))["document"]
     document_id, file_id = created["id"], created["data_source_info"]["upload_file_id"]
-    segments = await add_segments(db, document_id, ["completed", "completed"])
-    await add_segments(db, keep, ["completed"])
-    db.add_all(
+    segments = await add_segments(kb_session, document_id, ["completed", "completed"])
+    await add_segments(kb_session, keep, ["completed"])
+    kb_session.add_all(
         ChildChunk(
             dataset_id=segment.dataset_id,
             document_id=segment.document_id,
@@ -622,25 +634,27 @@ async def test_delete_removes_segments_child_chunks_and_file(
         )
         for segment in segments
     )
-    await db.commit()
+    await kb_session.commit()
     url, headers = f"/v1/datasets/{dataset['id']}/documents/{document_id}", tenant.dataset_headers
 
     deleted = await client.delete(url, headers=headers)
     assert deleted.status_code == 204, deleted.text
     doc_uuid = uuid.UUID(document_id)
-    assert await db.scalar(select(func.count()).where(Segment.document_id == doc_uuid)) == 0
-    assert await db.scalar(select(func.count()).where(ChildChunk.document_id == doc_uuid)) == 0
-    assert await db.scalar(select(func.count()).where(UploadFile.id == uuid.UUID(file_id))) == 0
-    assert await db.scalar(select(func.count()).where(Segment.document_id == uuid.UUID(keep))) == 1
+    assert await kb_session.scalar(select(func.count()).where(Segment.document_id == doc_uuid)) == 0
+    assert await kb_session.scalar(select(func.count()).where(ChildChunk.document_id == doc_uuid)) == 0
+    assert await kb_session.scalar(select(func.count()).where(UploadFile.id == uuid.UUID(file_id))) == 0
+    assert await kb_session.scalar(select(func.count()).where(Segment.document_id == uuid.UUID(keep))) == 1
     assert_error(await client.get(url, headers=headers), 404, "not_found")
     assert_error(await client.delete(url, headers=headers), 404, "not_found")
 
-    await set_document(db, keep, indexing_status="completed", archived=True)
+    await set_document(kb_session, keep, indexing_status="completed", archived=True)
     archived = await client.delete(url.replace(document_id, keep), headers=headers)
     assert_error(archived, 403, "archived_document_immutable")
 
 
-async def test_status_actions(client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession) -> None:
+async def test_status_actions(
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
+) -> None:
     dataset = await new_dataset(client, tenant)
     first = (await create_text(client, tenant, dataset["id"]))["document"]["id"]
     second = (await create_text(client, tenant, dataset["id"], name="b"))["document"]["id"]
@@ -651,8 +665,8 @@ async def test_status_actions(client: AsyncTestClient[Litestar], tenant: Tenant,
 
     assert_error(await act("delete", [first]), 400, "invalid_action")
     assert_error(await act("disable", [first]), 400, "document_indexing")  # still waiting
-    await set_document(db, first, indexing_status="completed")
-    await set_document(db, second, indexing_status="completed")
+    await set_document(kb_session, first, indexing_status="completed")
+    await set_document(kb_session, second, indexing_status="completed")
 
     async def shown(document_id: str) -> dict[str, Any]:
         return dict((await client.get(f"{base}/{document_id}", headers=headers)).json())
@@ -679,7 +693,7 @@ async def test_status_actions(client: AsyncTestClient[Litestar], tenant: Tenant,
 
 
 async def test_pause_resume_retry(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
     created = await create_text(client, tenant, dataset["id"])
@@ -697,7 +711,7 @@ async def test_pause_resume_retry(
 
     resumed = await client.patch(f"{base}/processing/resume", headers=headers)
     assert resumed.status_code == 200 and resumed.json() == {"result": "success"}
-    assert len(await jobs_of(db, document_id)) == 2
+    assert len(await jobs_of(kb_session, document_id)) == 2
     assert_error(await client.patch(f"{base}/processing/resume", headers=headers), 400, "invalid_action")
     assert_error(
         await client.post(retry_url, json={"document_ids": [document_id]}, headers=headers),
@@ -705,16 +719,16 @@ async def test_pause_resume_retry(
         "invalid_action",
     )
 
-    await set_document(db, document_id, indexing_status="error", error="boom")
+    await set_document(kb_session, document_id, indexing_status="error", error="boom")
     retried = await client.post(
         retry_url, json={"document_ids": [document_id, str(uuid.uuid4())]}, headers=headers
     )
     assert retried.status_code == 200 and retried.json() == {"result": "success"}
-    row = await db.get_one(Document, uuid.UUID(document_id), populate_existing=True)
+    row = await kb_session.get_one(Document, uuid.UUID(document_id), populate_existing=True)
     assert (row.indexing_status, row.error, row.indexing_generation) == ("waiting", None, 2)
-    assert [job["generation"] for job in await jobs_of(db, document_id)] == [1, 1, 2]
+    assert [job["generation"] for job in await jobs_of(kb_session, document_id)] == [1, 1, 2]
 
-    await set_document(db, document_id, indexing_status="completed")
+    await set_document(kb_session, document_id, indexing_status="completed")
     finished = await client.post(retry_url, json={"document_ids": [document_id]}, headers=headers)
     assert_error(finished, 400, "document_already_finished")
     assert_error(
@@ -725,7 +739,7 @@ async def test_pause_resume_retry(
 
 
 async def test_another_workspace_sees_nothing(
-    client: AsyncTestClient[Litestar], admin: dict[str, str], db: AsyncSession
+    client: AsyncTestClient[Litestar], admin: dict[str, str], kb_session: AsyncSession
 ) -> None:
     ours, theirs = await make_tenant(client, admin), await make_tenant(client, admin)
     dataset = await new_dataset(client, ours)
@@ -757,7 +771,7 @@ async def test_another_workspace_sees_nothing(
     ]
     for attempt in attempts:
         assert_error(await attempt, 404, "not_found")
-    row = await db.get_one(Document, uuid.UUID(document_id))
+    row = await kb_session.get_one(Document, uuid.UUID(document_id))
     assert (row.name, row.archived, row.is_paused) == ("notes", False, False)
 
     # A document of one dataset is not reachable through another dataset of the same workspace.
@@ -774,7 +788,7 @@ async def test_another_workspace_sees_nothing(
 
 
 async def test_dataset_fields_are_filled(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(
         client,
@@ -802,14 +816,14 @@ async def test_dataset_fields_are_filled(
     documents = [
         (await create_text(client, tenant, dataset["id"], name=name))["document"]["id"] for name in ("a", "b")
     ]
-    await set_document(db, documents[0], word_count=40, indexing_status="completed")
-    await set_document(db, documents[1], word_count=2)
+    await set_document(kb_session, documents[0], word_count=40, indexing_status="completed")
+    await set_document(kb_session, documents[1], word_count=2)
     tag = Tag(workspace_id=uuid.UUID(tenant.workspace["id"]), name="manuals")
     field = DatasetMetadata(dataset_id=uuid.UUID(dataset["id"]), name="author", type="string")
-    db.add_all([tag, field])
-    await db.flush()
-    await db.execute(tag_bindings.insert().values(tag_id=tag.id, dataset_id=uuid.UUID(dataset["id"])))
-    await db.commit()
+    kb_session.add_all([tag, field])
+    await kb_session.flush()
+    await kb_session.execute(tag_bindings.insert().values(tag_id=tag.id, dataset_id=uuid.UUID(dataset["id"])))
+    await kb_session.commit()
     empty = await new_dataset(client, tenant, indexing_technique="high_quality")
     assert (empty["embedding_model_provider"], empty["embedding_model"]) == ("local", "multilingual-e5-small")
 
@@ -881,7 +895,7 @@ async def test_dataset_patch(client: AsyncTestClient[Litestar], tenant: Tenant) 
 
 
 async def test_dataset_delete_removes_its_files(
-    client: AsyncTestClient[Litestar], tenant: Tenant, db: AsyncSession
+    client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
     created = await create_text(client, tenant, dataset["id"])
@@ -889,5 +903,5 @@ async def test_dataset_delete_removes_its_files(
     assert (
         await client.delete(f"/v1/datasets/{dataset['id']}", headers=tenant.dataset_headers)
     ).status_code == 204
-    assert await db.get(UploadFile, file_id) is None
-    assert await db.get(Dataset, uuid.UUID(dataset["id"])) is None
+    assert await kb_session.get(UploadFile, file_id) is None
+    assert await kb_session.get(Dataset, uuid.UUID(dataset["id"])) is None

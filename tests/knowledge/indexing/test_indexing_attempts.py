@@ -15,8 +15,9 @@ from db import embedded, urls
 from jobs.app import opened
 from jobs.maintenance import recover_stalled_jobs
 from tests.conftest import new_database
-from tests.knowledge.conftest import add_document, make_dataset, wait_for_status
+from tests.knowledge.conftest import add_document, wait_for_status
 from tests.knowledge.hostile_files import pdf_slow
+from tests.knowledge.rows import make_dataset, make_workspace
 from tests.support.processes import spawn, stop
 
 
@@ -41,7 +42,14 @@ async def test_a_document_that_kills_its_worker_three_times_ends_in_error(
         return row[0], row[1]
 
     try:
-        dataset = await make_dataset(sessions)
+        async with sessions() as session:
+            dataset = await make_dataset(
+                session,
+                await make_workspace(session),
+                technique="high_quality",
+                provider="local",
+                model="static-64",
+            )
         document = await add_document(sessions, dataset, pdf_slow(30, 1024), name="killer.pdf")
         for death in range(3):
             worker = spawn(["-m", "tests.support.worker"], env, tmp_path / f"worker-{death}.log")

@@ -17,7 +17,8 @@ from app.knowledge.splitting import ProcessRule, split_document
 from db import urls
 from db.models import Segment
 from tests.conftest import new_database
-from tests.knowledge.conftest import add_document, make_dataset, wait_for_status
+from tests.knowledge.conftest import add_document, wait_for_status
+from tests.knowledge.rows import make_dataset, make_workspace
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import spawn, stop
 
@@ -42,7 +43,14 @@ async def test_indexing_survives_a_killed_worker(server_url: str, tmp_path: Path
     doomed = spawn(["-m", "tests.support.worker"], env, tmp_path / "doomed.log")
     survivor = None
     try:
-        dataset = await make_dataset(sessions, provider="openai", model="fake-crash")
+        async with sessions() as session:
+            dataset = await make_dataset(
+                session,
+                await make_workspace(session),
+                technique="high_quality",
+                provider="openai",
+                model="fake-crash",
+            )
         text = "\n".join(LINES)
         document = await add_document(sessions, dataset, text, name="large.txt")
         rule = ProcessRule.from_api("automatic", None)

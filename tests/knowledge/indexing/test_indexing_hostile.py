@@ -15,13 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.knowledge import indexing
 from app.knowledge.documents import services as documents
 from db.models import Document
-from tests.knowledge.conftest import add_document, make_dataset, wait_for_status
+from tests.knowledge.conftest import add_document, wait_for_status
 from tests.knowledge.hostile_files import (
     docx_of_empty_paragraphs,
     docx_zip_bomb,
     pdf_sharing_one_stream,
     pdf_slow,
 )
+from tests.knowledge.rows import make_dataset, make_workspace
 
 pytestmark = pytest.mark.usefixtures("kb_worker")
 
@@ -82,7 +83,14 @@ async def job_status(sessions: async_sessionmaker[AsyncSession], document_id: ob
 
 
 async def test_a_docx_of_1_5_million_empty_paragraphs_ends_in_error(kb_sessions) -> None:
-    dataset = await make_dataset(kb_sessions)
+    async with kb_sessions() as session:
+        dataset = await make_dataset(
+            session,
+            await make_workspace(session),
+            technique="high_quality",
+            provider="local",
+            model="static-64",
+        )
     data = docx_of_empty_paragraphs()
     assert len(data) < 50_000
     began = time.monotonic()
@@ -94,7 +102,14 @@ async def test_a_docx_of_1_5_million_empty_paragraphs_ends_in_error(kb_sessions)
 
 
 async def test_a_pdf_whose_pages_share_one_big_stream_ends_in_error(kb_sessions) -> None:
-    dataset = await make_dataset(kb_sessions)
+    async with kb_sessions() as session:
+        dataset = await make_dataset(
+            session,
+            await make_workspace(session),
+            technique="high_quality",
+            provider="local",
+            model="static-64",
+        )
     began = time.monotonic()
     document = await add_document(kb_sessions, dataset, pdf_sharing_one_stream(200, 512), name="shared.pdf")
     done = await wait_for_status(kb_sessions, document.id, timeout=30)
@@ -104,7 +119,14 @@ async def test_a_pdf_whose_pages_share_one_big_stream_ends_in_error(kb_sessions)
 
 
 async def test_a_docx_zip_bomb_ends_in_error(kb_sessions) -> None:
-    dataset = await make_dataset(kb_sessions)
+    async with kb_sessions() as session:
+        dataset = await make_dataset(
+            session,
+            await make_workspace(session),
+            technique="high_quality",
+            provider="local",
+            model="static-64",
+        )
     document = await add_document(kb_sessions, dataset, docx_zip_bomb(120), name="bomb.docx")
     done = await wait_for_status(kb_sessions, document.id, timeout=30)
     assert done.indexing_status == "error"
@@ -112,7 +134,14 @@ async def test_a_docx_zip_bomb_ends_in_error(kb_sessions) -> None:
 
 
 async def test_60000_brackets_with_remove_urls_emails_complete_quickly(kb_sessions) -> None:
-    dataset = await make_dataset(kb_sessions)
+    async with kb_sessions() as session:
+        dataset = await make_dataset(
+            session,
+            await make_workspace(session),
+            technique="high_quality",
+            provider="local",
+            model="static-64",
+        )
     began = time.monotonic()
     document = await add_document(
         kb_sessions, dataset, "[" * 60_000, name="brackets.txt", process_rule=URLS_AND_EMAILS
@@ -123,7 +152,14 @@ async def test_60000_brackets_with_remove_urls_emails_complete_quickly(kb_sessio
 
 
 async def _start_slow_parse(sessions: async_sessionmaker[AsyncSession]) -> Document:
-    dataset = await make_dataset(sessions)
+    async with sessions() as session:
+        dataset = await make_dataset(
+            session,
+            await make_workspace(session),
+            technique="high_quality",
+            provider="local",
+            model="static-64",
+        )
     document = await add_document(sessions, dataset, pdf_slow(30, 1024), name="slow.pdf")
     await wait_for_status(sessions, document.id, ("parsing",), timeout=30)
     for _ in range(20):

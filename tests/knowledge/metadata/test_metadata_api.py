@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Document
 from tests.conftest import Tenant, make_tenant
-from tests.knowledge.api_helpers import assert_error, fresh, make_dataset, make_document
+from tests.knowledge.api_helpers import assert_error, fresh, make_document
+from tests.knowledge.rows import make_dataset
 
 
 def metadata_url(document_or_dataset: Any) -> str:
@@ -55,7 +56,7 @@ def op(document: Document, ids: dict[str, str], partial: bool = False, **values:
 async def test_fields_are_declared_listed_and_counted(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     first, second, third = [await make_document(session, dataset) for _ in range(3)]
     ids = await declare(client, tenant, dataset, author="string", year="number", published="time")
     headers = tenant.dataset_headers
@@ -91,7 +92,7 @@ async def test_fields_are_declared_listed_and_counted(
 async def test_values_are_checked_against_their_type(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     document = await make_document(session, dataset, doc_metadata={"author": "keep"})
     ids = await declare(client, tenant, dataset, author="string", year="number", published="time")
 
@@ -117,7 +118,7 @@ async def test_values_are_checked_against_their_type(
     assert (await fresh(session, Document, document.id)).doc_metadata["year"] == 1843.5  # nothing changed
 
     # A field of another dataset is unknown here.
-    other = await make_dataset(session, tenant)
+    other = await make_dataset(session, tenant.workspace_id, technique="economy")
     other_ids = await declare(client, tenant, other, mood="string")
     assert_error(
         await set_values(client, tenant, dataset, [op(document, other_ids, mood="x")]),
@@ -129,7 +130,7 @@ async def test_values_are_checked_against_their_type(
 async def test_partial_updates_merge_and_full_updates_replace(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     first, second = await make_document(session, dataset), await make_document(session, dataset)
     ids = await declare(client, tenant, dataset, author="string", year="number")
     await set_values(
@@ -148,10 +149,12 @@ async def test_partial_updates_merge_and_full_updates_replace(
 async def test_rename_and_delete_rewrite_every_document(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     documents = [await make_document(session, dataset) for _ in range(3)]
     untouched = await make_document(
-        session, await make_dataset(session, tenant), doc_metadata={"author": "other"}
+        session,
+        await make_dataset(session, tenant.workspace_id, technique="economy"),
+        doc_metadata={"author": "other"},
     )
     ids = await declare(client, tenant, dataset, author="string", year="number")
     await set_values(
@@ -196,7 +199,7 @@ async def test_rename_and_delete_rewrite_every_document(
 async def test_built_in_fields(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     document = await make_document(session, dataset, name="guide.md", doc_metadata={"author": "Ada"})
     ids = await declare(client, tenant, dataset, author="string")
     headers = tenant.dataset_headers
@@ -240,7 +243,7 @@ async def test_built_in_fields(
 async def test_other_workspaces_are_not_found(
     client: AsyncTestClient[Litestar], tenant: Tenant, admin: dict[str, str], session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     document = await make_document(session, dataset)
     ids = await declare(client, tenant, dataset, author="string")
     stranger = (await make_tenant(client, admin)).dataset_headers
@@ -262,7 +265,7 @@ async def test_other_workspaces_are_not_found(
         "not_found",
     )
     # A document of another dataset (same workspace) is not found through this one.
-    other = await make_dataset(session, tenant)
+    other = await make_dataset(session, tenant.workspace_id, technique="economy")
     assert_error(
         await set_values(client, tenant, other, [op(document, ids, author="x")]), 400, "invalid_metadata"
     )

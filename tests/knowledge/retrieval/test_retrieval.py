@@ -12,7 +12,8 @@ from app.knowledge.retrieval.service import Hit, Retriever
 from app.knowledge.retrieval.settings import parse_retrieval_model
 from app.settings import Settings
 from db.models import Dataset
-from tests.knowledge.conftest import add_document, make_dataset, wait_for_status
+from tests.knowledge.conftest import add_document, wait_for_status
+from tests.knowledge.rows import make_dataset, make_workspace
 
 pytestmark = pytest.mark.usefixtures("kb_worker")
 
@@ -37,8 +38,16 @@ async def corpus(kb_engine, kb_settings: Settings) -> dict[str, Any]:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     sessions = async_sessionmaker(kb_engine, expire_on_commit=False)
-    dataset = await make_dataset(sessions, provider="openai", model="fake-retrieval")
-    economy = await make_dataset(sessions, technique="economy")
+    async with sessions() as session:
+        dataset = await make_dataset(
+            session,
+            await make_workspace(session),
+            technique="high_quality",
+            provider="openai",
+            model="fake-retrieval",
+        )
+    async with sessions() as session:
+        economy = await make_dataset(session, await make_workspace(session), technique="economy")
     for name, text in FACTS.items():
         for ds in (dataset, economy):
             doc = await add_document(sessions, ds, text, name=name, metadata=META[name])
@@ -216,9 +225,15 @@ async def test_metadata_or(kb_sessions, kb_settings, corpus) -> None:
 
 
 async def test_hierarchical_hit_returns_parent_with_matching_children(kb_sessions, kb_settings) -> None:
-    dataset = await make_dataset(
-        kb_sessions, provider="openai", model="fake-parent", doc_form="hierarchical_model"
-    )
+    async with kb_sessions() as session:
+        dataset = await make_dataset(
+            session,
+            await make_workspace(session),
+            technique="high_quality",
+            provider="openai",
+            model="fake-parent",
+            doc_form="hierarchical_model",
+        )
     sections = [
         "Brakes section.\nRim brakes need pads aligned to the rim.\nDisc brakes need clean rotors.",
         "Gears section.\nIndex the derailleur with the barrel adjuster.\nLubricate the chain after rain.",

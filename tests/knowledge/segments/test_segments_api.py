@@ -26,11 +26,11 @@ from tests.conftest import Tenant, make_tenant
 from tests.knowledge.api_helpers import (
     assert_error,
     fresh,
-    make_dataset,
     make_document,
     make_segments,
     segments_url,
 )
+from tests.knowledge.rows import make_dataset
 from tests.support.fake_openai import EMBEDDINGS_PATH, FakeOpenAI
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
 
@@ -54,7 +54,9 @@ HIERARCHICAL_RULE = {
 async def test_list_paginates_filters_and_has_difys_shape(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    document = await make_document(session, await make_dataset(session, tenant))
+    document = await make_document(
+        session, await make_dataset(session, tenant.workspace_id, technique="economy")
+    )
     segments = await make_segments(session, document, [f"Segment {i} about bikes" for i in range(1, 24)])
     segments[4].status = "error"
     segments[6].content = "100% cotton"
@@ -89,7 +91,9 @@ async def test_list_paginates_filters_and_has_difys_shape(
 async def test_create_appends_segments_and_counts_words(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    document = await make_document(session, await make_dataset(session, tenant))
+    document = await make_document(
+        session, await make_dataset(session, tenant.workspace_id, technique="economy")
+    )
     await make_segments(session, document, ["one", "two"])
     body = {
         "segments": [
@@ -121,7 +125,7 @@ async def test_create_appends_segments_and_counts_words(
 async def test_create_refuses_documents_that_are_not_ready(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     body, headers = {"segments": [{"content": "text"}]}, tenant.dataset_headers
     indexing = await make_document(session, dataset, indexing_status="indexing")
     assert_error(
@@ -153,7 +157,9 @@ async def test_create_refuses_documents_that_are_not_ready(
 async def test_update_edits_disables_and_reenables(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    document = await make_document(session, await make_dataset(session, tenant))
+    document = await make_document(
+        session, await make_dataset(session, tenant.workspace_id, technique="economy")
+    )
     (segment,) = await make_segments(session, document, ["Old text about brakes"])
     url, headers = f"{segments_url(document)}/{segment.id}", tenant.dataset_headers
 
@@ -192,7 +198,9 @@ async def test_update_edits_disables_and_reenables(
 async def test_get_and_delete_segment(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    document = await make_document(session, await make_dataset(session, tenant))
+    document = await make_document(
+        session, await make_dataset(session, tenant.workspace_id, technique="economy")
+    )
     first, second = await make_segments(session, document, ["alpha", "bravo!"])
     url, headers = segments_url(document), tenant.dataset_headers
     got = (await client.get(f"{url}/{second.id}", headers=headers)).json()
@@ -219,7 +227,12 @@ async def test_get_and_delete_segment(
 async def test_high_quality_segments_are_embedded_and_re_embedded(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    document = await make_document(session, await make_dataset(session, tenant, technique="high_quality"))
+    document = await make_document(
+        session,
+        await make_dataset(
+            session, tenant.workspace_id, technique="high_quality", provider="local", model="static-64"
+        ),
+    )
     url, headers = segments_url(document), tenant.dataset_headers
     created = await client.post(url, json={"segments": [{"content": "Wheels are round."}]}, headers=headers)
     assert created.status_code == 200, created.text
@@ -246,7 +259,14 @@ async def test_high_quality_segments_are_embedded_and_re_embedded(
 async def test_hierarchical_segments_and_child_chunks(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant, technique="high_quality", doc_form="hierarchical_model")
+    dataset = await make_dataset(
+        session,
+        tenant.workspace_id,
+        technique="high_quality",
+        provider="local",
+        model="static-64",
+        doc_form="hierarchical_model",
+    )
     document = await make_document(session, dataset, process_rule=HIERARCHICAL_RULE)
     url, headers = segments_url(document), tenant.dataset_headers
     lines = [f"Line {i} of the parent text, short." for i in range(1, 6)]
@@ -317,7 +337,7 @@ async def test_hierarchical_segments_and_child_chunks(
 async def test_other_workspaces_and_documents_are_not_found(
     client: AsyncTestClient[Litestar], tenant: Tenant, admin: dict[str, str], session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     document = await make_document(session, dataset)
     (segment,) = await make_segments(session, document, ["mine"])
     other = await make_tenant(client, admin)
@@ -343,7 +363,7 @@ async def test_other_workspaces_and_documents_are_not_found(
         404,
         "not_found",
     )
-    other_dataset = await make_dataset(session, tenant)
+    other_dataset = await make_dataset(session, tenant.workspace_id, technique="economy")
     moved = f"/v1/datasets/{other_dataset.id}/documents/{document.id}/segments"
     assert_error(
         await client.get(moved, headers=tenant.dataset_headers), 404, "not_found", "Document not found."
@@ -355,7 +375,9 @@ async def test_concurrent_creates_get_distinct_positions(
     tenant: Tenant, session: AsyncSession, engine: AsyncEngine, settings: Settings
 ) -> None:
     """Eight transactions append at once: the document row lock gives each its own positions."""
-    document = await make_document(session, await make_dataset(session, tenant))
+    document = await make_document(
+        session, await make_dataset(session, tenant.workspace_id, technique="economy")
+    )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     items = [SegmentCreateItem(content="first half"), SegmentCreateItem(content="second half")]
     embedders = Embedders(settings)
@@ -379,7 +401,9 @@ async def test_embedding_failures_are_recorded_like_dify(
     app = create_app(
         msgspec.structs.replace(settings, embedding_api_base=fake_openai.base_url), configure_logs=False
     )
-    dataset = await make_dataset(session, tenant, technique="high_quality")
+    dataset = await make_dataset(
+        session, tenant.workspace_id, technique="high_quality", provider="local", model="static-64"
+    )
     dataset.embedding_model_provider, dataset.embedding_model = "openai", "fake-embedding"
     await session.commit()
     document = await make_document(session, dataset)

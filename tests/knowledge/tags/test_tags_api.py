@@ -10,7 +10,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import Tenant, make_tenant
-from tests.knowledge.api_helpers import assert_error, make_dataset
+from tests.knowledge.api_helpers import assert_error
+from tests.knowledge.rows import make_dataset
 
 TAGS = "/v1/datasets/tags"
 
@@ -68,7 +69,10 @@ async def test_create_list_rename_delete(client: AsyncTestClient[Litestar], tena
 async def test_bindings_and_counts(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    first, second = await make_dataset(session, tenant), await make_dataset(session, tenant)
+    first, second = (
+        await make_dataset(session, tenant.workspace_id, technique="economy"),
+        await make_dataset(session, tenant.workspace_id, technique="economy"),
+    )
     bikes, baking = await create_tag(client, tenant, "bikes"), await create_tag(client, tenant, "baking")
     headers = tenant.dataset_headers
 
@@ -118,7 +122,10 @@ async def test_tags_belong_to_one_workspace(
     client: AsyncTestClient[Litestar], tenant: Tenant, admin: dict[str, str], session: AsyncSession
 ) -> None:
     other = await make_tenant(client, admin)
-    mine_dataset, their_dataset = await make_dataset(session, tenant), await make_dataset(session, other)
+    mine_dataset, their_dataset = (
+        await make_dataset(session, tenant.workspace_id, technique="economy"),
+        await make_dataset(session, other.workspace_id, technique="economy"),
+    )
     mine = await create_tag(client, tenant, "shared-name")
     theirs = await create_tag(client, other, "shared-name")  # names are unique per workspace only
     assert list(await listed(client, other)) == ["shared-name"]
