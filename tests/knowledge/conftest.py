@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.knowledge import indexing, vectors
 from app.settings import Settings
 from db.models import Dataset, Document, UploadFile
+from tests.knowledge.rows import make_workspace
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.service import service_engine, service_settings, service_worker
 
@@ -60,6 +61,18 @@ async def kb_engine(kb_database: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def kb_sessions(kb_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(kb_engine, expire_on_commit=False)
+
+
+@pytest.fixture
+async def kb_session(kb_sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with kb_sessions() as session:
+        yield session
+
+
+@pytest.fixture
+async def kb_workspace(kb_session: AsyncSession) -> uuid.UUID:
+    """A workspace of the test's own, for the datasets it makes."""
+    return await make_workspace(kb_session)
 
 
 async def add_document(

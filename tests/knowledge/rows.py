@@ -1,7 +1,6 @@
 """Workspaces and datasets the knowledge tests insert as rows (one ``make_dataset`` for every knowledge test).
 
-Every argument that decides how a dataset indexes is given by the caller: no default technique, and a
-``high_quality`` dataset names its embedding provider and model.
+The caller always says which technique a dataset indexes with (no default), and which workspace it belongs to.
 """
 
 from __future__ import annotations
@@ -26,20 +25,19 @@ async def make_dataset(
     workspace_id: uuid.UUID,
     *,
     technique: str,
-    provider: str | None = None,
-    model: str | None = None,
+    embedding: tuple[str, str] = ("local", "static-64"),
     doc_form: str = "text_model",
 ) -> Dataset:
-    """A dataset of the workspace (committed). ``provider`` and ``model`` are its embedding model: required
-    for ``high_quality``, refused for ``economy``."""
-    if (technique == "high_quality") != (provider is not None and model is not None):
-        raise ValueError(f"{technique} dataset with embedding provider {provider!r} and model {model!r}")
+    """A dataset of the workspace (committed). ``embedding`` is the (provider, model) of a ``high_quality``
+    dataset; an ``economy`` dataset has none."""
+    high = technique == "high_quality"
+    provider, model = embedding
     dataset = Dataset(
         workspace_id=workspace_id,
         name=f"ds-{uuid.uuid4().hex[:8]}",
         indexing_technique=technique,
-        embedding_model_provider=provider,
-        embedding_model=model,
+        embedding_model_provider=provider if high else None,
+        embedding_model=model if high else None,
         doc_form=doc_form,
     )
     session.add(dataset)

@@ -11,14 +11,13 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import Settings
 from db.models import (
@@ -82,12 +81,6 @@ def settings(kb_database: str, tmp_path_factory: pytest.TempPathFactory) -> Sett
         log_level="WARNING",
         upload_file_size_limit=1,
     )
-
-
-@pytest.fixture
-async def kb_session(kb_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    async with async_sessionmaker(kb_engine, expire_on_commit=False)() as session:
-        yield session
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.knowledge import indexing
 from db.models import ChildChunk, Document, Segment
 from tests.knowledge.conftest import add_document, wait_for_status
-from tests.knowledge.rows import make_dataset, make_workspace
+from tests.knowledge.rows import make_dataset
 from tests.support.fake_openai import EMBEDDINGS_PATH, FakeOpenAI
 
 pytestmark = pytest.mark.usefixtures("kb_worker")
@@ -30,15 +30,10 @@ async def segment_counts(sessions: async_sessionmaker[AsyncSession], document_id
     return int(total or 0), int(embedded or 0)
 
 
-async def test_text_document_is_parsed_split_embedded_and_timestamped(kb_sessions) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="local",
-            model="static-64",
-        )
+async def test_text_document_is_parsed_split_embedded_and_timestamped(
+    kb_sessions, kb_session, kb_workspace
+) -> None:
+    dataset = await make_dataset(kb_session, kb_workspace, technique="high_quality")
     document = await add_document(kb_sessions, dataset, "\n".join(PARAGRAPHS))
     done = await wait_for_status(kb_sessions, document.id)
     assert done.indexing_status == "completed", done.error
@@ -63,16 +58,10 @@ async def test_text_document_is_parsed_split_embedded_and_timestamped(kb_session
     assert done.word_count == sum(len(c) for c in contents)
 
 
-async def test_hierarchical_document_embeds_children_only(kb_sessions) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="local",
-            model="static-64",
-            doc_form="hierarchical_model",
-        )
+async def test_hierarchical_document_embeds_children_only(kb_sessions, kb_session, kb_workspace) -> None:
+    dataset = await make_dataset(
+        kb_session, kb_workspace, technique="high_quality", doc_form="hierarchical_model"
+    )
     body = "\n\n".join("\n".join(PARAGRAPHS[i : i + 4]) for i in range(0, 40, 4))
     rule = {
         "mode": "hierarchical",
@@ -102,9 +91,8 @@ async def test_hierarchical_document_embeds_children_only(kb_sessions) -> None:
     assert unembedded == 0 and parent_vectors == 0
 
 
-async def test_economy_document_has_no_vectors(kb_sessions) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(session, await make_workspace(session), technique="economy")
+async def test_economy_document_has_no_vectors(kb_sessions, kb_session, kb_workspace) -> None:
+    dataset = await make_dataset(kb_session, kb_workspace, technique="economy")
     document = await add_document(kb_sessions, dataset, "\n".join(PARAGRAPHS))
     done = await wait_for_status(kb_sessions, document.id)
     assert done.indexing_status == "completed", done.error
@@ -126,16 +114,9 @@ async def test_economy_document_has_no_vectors(kb_sessions) -> None:
     ],
 )
 async def test_bad_files_end_in_error_with_a_message(
-    kb_sessions, name: str, content: bytes, message: str
+    kb_sessions, kb_session, kb_workspace, name: str, content: bytes, message: str
 ) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="local",
-            model="static-64",
-        )
+    dataset = await make_dataset(kb_session, kb_workspace, technique="high_quality")
     document = await add_document(kb_sessions, dataset, content, name=name)
     done = await wait_for_status(kb_sessions, document.id)
     assert done.indexing_status == "error"
@@ -143,15 +124,12 @@ async def test_bad_files_end_in_error_with_a_message(
     assert done.stopped_at is not None
 
 
-async def test_identical_text_is_embedded_once(kb_sessions, kb_embeddings: FakeOpenAI) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="openai",
-            model="fake-embed",
-        )
+async def test_identical_text_is_embedded_once(
+    kb_sessions, kb_session, kb_workspace, kb_embeddings: FakeOpenAI
+) -> None:
+    dataset = await make_dataset(
+        kb_session, kb_workspace, technique="high_quality", embedding=("openai", "fake-embed")
+    )
     body = "\n".join(f"Cached line {i} about caching embeddings by content hash." for i in range(30))
     first = await add_document(kb_sessions, dataset, body)
     assert (await wait_for_status(kb_sessions, first.id)).indexing_status == "completed"
@@ -163,15 +141,12 @@ async def test_identical_text_is_embedded_once(kb_sessions, kb_embeddings: FakeO
     assert total == embedded > 0
 
 
-async def test_pause_and_resume_do_not_embed_twice(kb_sessions, kb_embeddings: FakeOpenAI) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="openai",
-            model="fake-embed-slow",
-        )
+async def test_pause_and_resume_do_not_embed_twice(
+    kb_sessions, kb_session, kb_workspace, kb_embeddings: FakeOpenAI
+) -> None:
+    dataset = await make_dataset(
+        kb_session, kb_workspace, technique="high_quality", embedding=("openai", "fake-embed-slow")
+    )
     lines = [f"Slow line {i} with some words so that each segment is unique {i * 7}." for i in range(4000)]
     kb_embeddings.reset()
     kb_embeddings.queue_delay(0.15, times=200)  # every call takes a while: time to pause in the middle
@@ -201,16 +176,11 @@ async def test_pause_and_resume_do_not_embed_twice(kb_sessions, kb_embeddings: F
 
 
 async def test_update_during_indexing_leaves_only_the_new_version(
-    kb_sessions, kb_embeddings: FakeOpenAI
+    kb_sessions, kb_session, kb_workspace, kb_embeddings: FakeOpenAI
 ) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="openai",
-            model="fake-embed-update",
-        )
+    dataset = await make_dataset(
+        kb_session, kb_workspace, technique="high_quality", embedding=("openai", "fake-embed-update")
+    )
     kb_embeddings.reset()
     kb_embeddings.queue_delay(0.1, times=50)
     old = "\n".join(f"Old version line {i} with filler text to make it longer." for i in range(3000))

@@ -43,13 +43,7 @@ async def test_a_document_that_kills_its_worker_three_times_ends_in_error(
 
     try:
         async with sessions() as session:
-            dataset = await make_dataset(
-                session,
-                await make_workspace(session),
-                technique="high_quality",
-                provider="local",
-                model="static-64",
-            )
+            dataset = await make_dataset(session, await make_workspace(session), technique="high_quality")
         document = await add_document(sessions, dataset, pdf_slow(30, 1024), name="killer.pdf")
         for death in range(3):
             worker = spawn(["-m", "tests.support.worker"], env, tmp_path / f"worker-{death}.log")

@@ -48,8 +48,7 @@ async def test_indexing_survives_a_killed_worker(server_url: str, tmp_path: Path
                 session,
                 await make_workspace(session),
                 technique="high_quality",
-                provider="openai",
-                model="fake-crash",
+                embedding=("openai", "fake-crash"),
             )
         text = "\n".join(LINES)
         document = await add_document(sessions, dataset, text, name="large.txt")

@@ -82,15 +82,10 @@ async def job_status(sessions: async_sessionmaker[AsyncSession], document_id: ob
     return [row[0] for row in rows]
 
 
-async def test_a_docx_of_1_5_million_empty_paragraphs_ends_in_error(kb_sessions) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="local",
-            model="static-64",
-        )
+async def test_a_docx_of_1_5_million_empty_paragraphs_ends_in_error(
+    kb_sessions, kb_session, kb_workspace
+) -> None:
+    dataset = await make_dataset(kb_session, kb_workspace, technique="high_quality")
     data = docx_of_empty_paragraphs()
     assert len(data) < 50_000
     began = time.monotonic()
@@ -101,15 +96,10 @@ async def test_a_docx_of_1_5_million_empty_paragraphs_ends_in_error(kb_sessions)
     assert time.monotonic() - began < 10
 
 
-async def test_a_pdf_whose_pages_share_one_big_stream_ends_in_error(kb_sessions) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="local",
-            model="static-64",
-        )
+async def test_a_pdf_whose_pages_share_one_big_stream_ends_in_error(
+    kb_sessions, kb_session, kb_workspace
+) -> None:
+    dataset = await make_dataset(kb_session, kb_workspace, technique="high_quality")
     began = time.monotonic()
     document = await add_document(kb_sessions, dataset, pdf_sharing_one_stream(200, 512), name="shared.pdf")
     done = await wait_for_status(kb_sessions, document.id, timeout=30)
@@ -118,30 +108,18 @@ async def test_a_pdf_whose_pages_share_one_big_stream_ends_in_error(kb_sessions)
     assert time.monotonic() - began < 10
 
 
-async def test_a_docx_zip_bomb_ends_in_error(kb_sessions) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="local",
-            model="static-64",
-        )
+async def test_a_docx_zip_bomb_ends_in_error(kb_sessions, kb_session, kb_workspace) -> None:
+    dataset = await make_dataset(kb_session, kb_workspace, technique="high_quality")
     document = await add_document(kb_sessions, dataset, docx_zip_bomb(120), name="bomb.docx")
     done = await wait_for_status(kb_sessions, document.id, timeout=30)
     assert done.indexing_status == "error"
     assert done.error is not None and "more than 100 MB" in done.error
 
 
-async def test_60000_brackets_with_remove_urls_emails_complete_quickly(kb_sessions) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="local",
-            model="static-64",
-        )
+async def test_60000_brackets_with_remove_urls_emails_complete_quickly(
+    kb_sessions, kb_session, kb_workspace
+) -> None:
+    dataset = await make_dataset(kb_session, kb_workspace, technique="high_quality")
     began = time.monotonic()
     document = await add_document(
         kb_sessions, dataset, "[" * 60_000, name="brackets.txt", process_rule=URLS_AND_EMAILS
@@ -153,13 +131,7 @@ async def test_60000_brackets_with_remove_urls_emails_complete_quickly(kb_sessio
 
 async def _start_slow_parse(sessions: async_sessionmaker[AsyncSession]) -> Document:
     async with sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="local",
-            model="static-64",
-        )
+        dataset = await make_dataset(session, await make_workspace(session), technique="high_quality")
     document = await add_document(sessions, dataset, pdf_slow(30, 1024), name="slow.pdf")
     await wait_for_status(sessions, document.id, ("parsing",), timeout=30)
     for _ in range(20):

@@ -43,8 +43,7 @@ async def corpus(kb_engine, kb_settings: Settings) -> dict[str, Any]:
             session,
             await make_workspace(session),
             technique="high_quality",
-            provider="openai",
-            model="fake-retrieval",
+            embedding=("openai", "fake-retrieval"),
         )
     async with sessions() as session:
         economy = await make_dataset(session, await make_workspace(session), technique="economy")
@@ -224,16 +223,16 @@ async def test_metadata_or(kb_sessions, kb_settings, corpus) -> None:
     assert set(names(hits)) == {"bread.txt", "error.txt"}
 
 
-async def test_hierarchical_hit_returns_parent_with_matching_children(kb_sessions, kb_settings) -> None:
-    async with kb_sessions() as session:
-        dataset = await make_dataset(
-            session,
-            await make_workspace(session),
-            technique="high_quality",
-            provider="openai",
-            model="fake-parent",
-            doc_form="hierarchical_model",
-        )
+async def test_hierarchical_hit_returns_parent_with_matching_children(
+    kb_sessions, kb_session, kb_workspace, kb_settings
+) -> None:
+    dataset = await make_dataset(
+        kb_session,
+        kb_workspace,
+        technique="high_quality",
+        embedding=("openai", "fake-parent"),
+        doc_form="hierarchical_model",
+    )
     sections = [
         "Brakes section.\nRim brakes need pads aligned to the rim.\nDisc brakes need clean rotors.",
         "Gears section.\nIndex the derailleur with the barrel adjuster.\nLubricate the chain after rain.",

@@ -229,9 +229,7 @@ async def test_high_quality_segments_are_embedded_and_re_embedded(
 ) -> None:
     document = await make_document(
         session,
-        await make_dataset(
-            session, tenant.workspace_id, technique="high_quality", provider="local", model="static-64"
-        ),
+        await make_dataset(session, tenant.workspace_id, technique="high_quality"),
     )
     url, headers = segments_url(document), tenant.dataset_headers
     created = await client.post(url, json={"segments": [{"content": "Wheels are round."}]}, headers=headers)
@@ -263,8 +261,6 @@ async def test_hierarchical_segments_and_child_chunks(
         session,
         tenant.workspace_id,
         technique="high_quality",
-        provider="local",
-        model="static-64",
         doc_form="hierarchical_model",
     )
     document = await make_document(session, dataset, process_rule=HIERARCHICAL_RULE)
@@ -401,9 +397,7 @@ async def test_embedding_failures_are_recorded_like_dify(
     app = create_app(
         msgspec.structs.replace(settings, embedding_api_base=fake_openai.base_url), configure_logs=False
     )
-    dataset = await make_dataset(
-        session, tenant.workspace_id, technique="high_quality", provider="local", model="static-64"
-    )
+    dataset = await make_dataset(session, tenant.workspace_id, technique="high_quality")
     dataset.embedding_model_provider, dataset.embedding_model = "openai", "fake-embedding"
     await session.commit()
     document = await make_document(session, dataset)
