@@ -79,15 +79,20 @@ async def test_a_query_or_input_over_max_variable_size_is_refused(
         big_query = await chat(limited, app, "q" * PER_VARIABLE, mode=mode)
         assert big_query.status_code == 400, big_query.text
         error = big_query.json()
-        assert error["code"] == "input_too_large" and error["status"] == 400
-        assert error["message"].startswith("The query is") and "MAX_VARIABLE_SIZE" in error["message"]
+        assert error["code"] == "input_too_large"
+        assert error["status"] == 400
+        assert error["message"].startswith("The query is")
+        assert "MAX_VARIABLE_SIZE" in error["message"]
         big_input = await chat(limited, app, "hi", inputs={"a": "x" * PER_VARIABLE}, mode=mode)
-        assert big_input.status_code == 400 and big_input.json()["code"] == "input_too_large"
+        assert big_input.status_code == 400
+        assert big_input.json()["code"] == "input_too_large"
         assert "inputs.a" in big_input.json()["message"]
-    assert await turns_of(chat_engine, app) == 0 and await streams_of(chat_engine, app) == 0
+    assert await turns_of(chat_engine, app) == 0
+    assert await streams_of(chat_engine, app) == 0
 
     fits = await chat(limited, app, "q" * (PER_VARIABLE - 100), inputs={"a": "x" * (PER_VARIABLE - 100)})
-    assert fits.status_code == 200 and fits.json()["answer"] == "q" * (PER_VARIABLE - 100), fits.text
+    assert fits.status_code == 200, fits.text
+    assert fits.json()["answer"] == "q" * (PER_VARIABLE - 100), fits.text
 
 
 async def test_the_query_counts_in_the_inputs_total(
@@ -98,7 +103,8 @@ async def test_the_query_counts_in_the_inputs_total(
     inputs = {"a": each, "b": each}
     assert (await chat(limited, app, "short", inputs=inputs)).status_code == 200
     refused = await chat(limited, app, each, inputs=inputs, mode="streaming")
-    assert refused.status_code == 400 and refused.json()["code"] == "input_too_large", refused.text
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "input_too_large", refused.text
     assert "SLUICE_MAX_RUN_INPUTS_SIZE" in refused.json()["message"]
     assert await turns_of(chat_engine, app) == 1
 
@@ -108,7 +114,8 @@ async def test_streaming_turns_and_turn_event_streams_hold_the_key_stream_cap(
 ) -> None:
     app = await import_app(limited, ECHO)
     first = await chat(limited, app, "first", mode="streaming")
-    assert first.status_code == 200 and names(first.text)[-1] == "workflow_finished"
+    assert first.status_code == 200
+    assert names(first.text)[-1] == "workflow_finished"
     assert await streams_of(chat_engine, app) == 0  # the finished stream gave its slot back
     run_id = events(first.text)[0]["workflow_run_id"]
 
@@ -122,10 +129,12 @@ async def test_streaming_turns_and_turn_event_streams_hold_the_key_stream_cap(
                 {"id": uuid.uuid4(), "app": app.app_id},
             )
     refused = await chat(limited, app, "second", mode="streaming")
-    assert refused.status_code == 429 and refused.json()["code"] == "too_many_streams", refused.text
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["code"] == "too_many_streams", refused.text
     assert await turns_of(chat_engine, app) == 1  # no turn started
     follow = await limited.get(f"/v1/workflow/{run_id}/events", params={"user": "alice"}, headers=app.headers)
-    assert follow.status_code == 429 and follow.json()["code"] == "too_many_streams", follow.text
+    assert follow.status_code == 429, follow.text
+    assert follow.json()["code"] == "too_many_streams", follow.text
     blocking = await chat(limited, app, "blocking turns hold no stream")
     assert blocking.status_code == 200, blocking.text
 
@@ -135,7 +144,9 @@ async def test_streaming_turns_and_turn_event_streams_hold_the_key_stream_cap(
             {"app": app.app_id},
         )
     again = await chat(limited, app, "third", mode="streaming")
-    assert again.status_code == 200 and names(again.text)[-2:] == ["message_end", "workflow_finished"]
+    assert again.status_code == 200
+    assert names(again.text)[-2:] == ["message_end", "workflow_finished"]
     replay = await limited.get(f"/v1/workflow/{run_id}/events", params={"user": "alice"}, headers=app.headers)
-    assert replay.status_code == 200 and names(replay.text)[-1] == "workflow_finished"
+    assert replay.status_code == 200
+    assert names(replay.text)[-1] == "workflow_finished"
     assert await streams_of(chat_engine, app) == 0

@@ -115,30 +115,34 @@ async def test_submit_resumes_along_the_chosen_action(
     app = await import_app(wf_client, approval_dsl())
     paused = await start_paused(wf_client, app.headers)
     node = paused["paused_nodes"][0]
-    assert node["node_id"] == "ask" and node["pause_type"]["type"] == "human_input"
+    assert node["node_id"] == "ask"
+    assert node["pause_type"]["type"] == "human_input"
     token = node["pause_type"]["form_token"]
-    assert len(token) >= 43 and node["pause_type"]["form_url"].endswith(f"/form/{token}")
+    assert len(token) >= 43
+    assert node["pause_type"]["form_url"].endswith(f"/form/{token}")
 
     form = (await wf_client.get(f"/v1/form/human_input/{token}", headers=app.headers)).json()
     assert form["form_content"] == "Please review **the plan**. Comment: {{#$output.comment#}}"
-    assert form["resolved_default_values"] == {"comment": "fine"} and [
-        a["id"] for a in form["user_actions"]
-    ] == ["approve", "reject"]
+    assert form["resolved_default_values"] == {"comment": "fine"}
+    assert [a["id"] for a in form["user_actions"]] == ["approve", "reject"]
     details = (
         await wf_client.get(f"/v1/workflows/run/{paused['id']}/pause-details", headers=app.headers)
     ).json()
-    assert details["paused_nodes"][0]["pause_type"]["form_token"] == token and details["paused_at"]
+    assert details["paused_nodes"][0]["pause_type"]["form_token"] == token
+    assert details["paused_at"]
 
     ok = await wf_client.post(
         f"/v1/form/human_input/{token}",
         json={"inputs": {"comment": "ship it"}, "action": "approve", "user": "ann"},
         headers=app.headers,
     )
-    assert ok.status_code == 200 and ok.json() == {}
+    assert ok.status_code == 200
+    assert ok.json() == {}
     again = await wf_client.post(
         f"/api/form/human_input/{token}", json={"inputs": {"comment": "x"}, "action": "reject"}
     )
-    assert again.status_code == 412 and again.json()["code"] == "human_input_form_submitted"
+    assert again.status_code == 412
+    assert again.json()["code"] == "human_input_form_submitted"
 
     run = await wait_status(wf_engine, paused["id"])
     assert run.status == "succeeded"
@@ -178,13 +182,15 @@ async def test_form_errors(wf_client: AsyncTestClient[Litestar]) -> None:
     app, other = await import_app(wf_client, approval_dsl()), await import_app(wf_client, approval_dsl())
     token = (await start_paused(wf_client, app.headers))["paused_nodes"][0]["pause_type"]["form_token"]
     unknown = await wf_client.get("/api/form/human_input/notarealtoken")
-    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "not_found"
     assert (await wf_client.get(f"/v1/form/human_input/{token}", headers=other.headers)).status_code == 404
     assert (await wf_client.get(f"/api/form/human_input/{token}")).status_code == 200
 
     async def bad(body: dict[str, Any], field: str) -> None:
         response = await wf_client.post(f"/api/form/human_input/{token}", json=body)
-        assert response.status_code == 400 and response.json()["code"] == "invalid_form_data", response.text
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "invalid_form_data", response.text
         assert field in response.json()["message"]
 
     await bad({"inputs": {"comment": "x"}, "action": "maybe"}, "action")
@@ -200,14 +206,17 @@ async def test_node_timeout_resumes_along_timeout_edge(
     paused = await start_paused(wf_client, app.headers, "late doc")
     token = paused["paused_nodes"][0]["pause_type"]["form_token"]
     run = await wait_status(wf_engine, paused["id"], timeout=10)
-    assert run.status == "succeeded" and run.outputs == {"action": "", "timed_out": "late doc"}
+    assert run.status == "succeeded"
+    assert run.outputs == {"action": "", "timed_out": "late doc"}
     async with AsyncSession(wf_engine) as session:
         form = await session.scalar(select(HumanInputForm).where(HumanInputForm.run_id == run.id))
-    assert form is not None and form.status == "timeout"
+    assert form is not None
+    assert form.status == "timeout"
     late = await wf_client.post(
         f"/api/form/human_input/{token}", json={"inputs": {"comment": "x"}, "action": "approve"}
     )
-    assert late.status_code == 412 and late.json()["code"] == "human_input_form_expired"
+    assert late.status_code == 412
+    assert late.json()["code"] == "human_input_form_expired"
     assert await pending_timers(wf_engine, run.id) == 0  # the global-deadline timer went with the timeout
     names = [
         e["event"]
@@ -252,11 +261,9 @@ async def test_global_timeout_stops_the_run_and_wins_over_the_node_deadline(
     assert await sweep(wf_engine) >= 1
     run = await wait_status(wf_engine, paused["id"], timeout=5)
     error = run.error or ""
-    assert (
-        run.status == "stopped"
-        and ("Approve?" in error or "Second opinion" in error)
-        and "global timeout" in error
-    )
+    assert run.status == "stopped"
+    assert "Approve?" in error or "Second opinion" in error
+    assert "global timeout" in error
     async with AsyncSession(wf_engine) as session:
         statuses = sorted(
             (
@@ -273,9 +280,11 @@ async def test_global_timeout_stops_the_run_and_wins_over_the_node_deadline(
                 )
             ).scalars()
         )
-    assert statuses == ["expired", "expired"] and node_statuses == {"stopped"}
+    assert statuses == ["expired", "expired"]
+    assert node_statuses == {"stopped"}
     events = sse_events((await wf_client.get(f"/v1/workflow/{run.id}/events", headers=app.headers)).text)
-    assert events[-1][1]["event"] == "workflow_finished" and events[-1][1]["data"]["status"] == "stopped"
+    assert events[-1][1]["event"] == "workflow_finished"
+    assert events[-1][1]["data"]["status"] == "stopped"
     assert [e["event"] for _, e in events].count("workflow_finished") == 1
 
 
@@ -299,7 +308,9 @@ async def test_parallel_forms_both_outcomes_applied(
     )
     assert r2.status_code == 200
     run = await wait_status(wf_engine, paused["id"])
-    assert run.status == "succeeded" and run.outputs is not None and run.outputs["action"] == "reject"
+    assert run.status == "succeeded"
+    assert run.outputs is not None
+    assert run.outputs["action"] == "reject"
 
 
 async def test_stop_closes_the_forms(wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine) -> None:
@@ -314,7 +325,8 @@ async def test_stop_closes_the_forms(wf_client: AsyncTestClient[Litestar], wf_en
     response = await wf_client.post(
         f"/api/form/human_input/{token}", json={"inputs": {"comment": "x"}, "action": "approve"}
     )
-    assert response.status_code == 412 and response.json()["code"] == "human_input_form_expired"
+    assert response.status_code == 412
+    assert response.json()["code"] == "human_input_form_expired"
     assert (await wait_status(wf_engine, paused["id"])).status == "stopped"
     assert await pending_timers(wf_engine, paused["id"]) == 0
 
@@ -336,7 +348,9 @@ async def _token(engine: AsyncEngine, settings: Settings, run_id: uuid.UUID) -> 
 
     async with AsyncSession(engine) as session:
         nodes = await paused_nodes(session, settings, run_id)
-    assert nodes and nodes[0].pause_type is not None and nodes[0].pause_type.form_token
+    assert nodes
+    assert nodes[0].pause_type is not None
+    assert nodes[0].pause_type.form_token
     return nodes[0].pause_type.form_token
 
 
@@ -376,7 +390,8 @@ async def test_double_submit_200_forms_exactly_one_wins_each(
             {"ids": [str(r) for r in runs]},
         )
         counts = dict(resumes.all())
-    assert len(counts) == 200 and set(counts.values()) == {2}  # the first run, and exactly one resume
+    assert len(counts) == 200
+    assert set(counts.values()) == {2}  # the first run, and exactly one resume
 
 
 async def test_submit_racing_the_node_deadline_has_one_outcome(
@@ -409,12 +424,16 @@ async def test_submit_racing_the_node_deadline_has_one_outcome(
             form_status = await session.scalar(
                 select(HumanInputForm.status).where(HumanInputForm.run_id == run_id)
             )
-        assert run.status == "succeeded" and run.outputs is not None
+        assert run.status == "succeeded"
+        assert run.outputs is not None
         if results[run_id] == "ok":
-            assert form_status == "submitted" and run.outputs["action"] == "approve"
+            assert form_status == "submitted"
+            assert run.outputs["action"] == "approve"
         else:
             assert results[run_id] == "human_input_form_expired"
-            assert form_status == "timeout" and run.outputs["action"] == "" and "timed_out" in run.outputs
+            assert form_status == "timeout"
+            assert run.outputs["action"] == ""
+            assert "timed_out" in run.outputs
     async with AsyncSession(wf_engine) as session:
         stuck = await session.scalar(
             select(func.count())
@@ -443,7 +462,8 @@ async def test_one_sweep_batch_mixes_node_and_global_deadlines(
         assert waiting == 0, f"the sweep handled {handled} of 4 and {waiting} forms still wait"
     for run_id in node_runs:
         run = await wait_status(wf_engine, run_id)
-        assert run.status == "succeeded" and run.outputs == {"action": "", "timed_out": run.inputs["doc"]}
+        assert run.status == "succeeded"
+        assert run.outputs == {"action": "", "timed_out": run.inputs["doc"]}
         assert await pending_timers(wf_engine, run_id) == 0
     assert (await wait_status(wf_engine, global_run)).status == "stopped"
     assert await sweep(wf_engine) == 0  # nothing is handled twice
@@ -476,12 +496,15 @@ async def test_tokens_never_reach_logs_or_the_events_table(
         (await wf_client.get(f"/v1/workflow/{paused['id']}/events", headers=app.headers)).text
     )
     required = next(e["data"] for _, e in streamed if e["event"] == "human_input_required")
-    assert required["form_token"] == token and required["form_url"].endswith(f"/form/{token}")
+    assert required["form_token"] == token
+    assert required["form_url"].endswith(f"/form/{token}")
 
     logged = capsys.readouterr()
     logs = logged.out + logged.err
-    assert "request_finished" in logs and "/form/{form_token}" in logs
-    assert token not in logs and token[::-1] not in logs
+    assert "request_finished" in logs
+    assert "/form/{form_token}" in logs
+    assert token not in logs
+    assert token[::-1] not in logs
     async with wf_engine.connect() as conn:
         stored = await conn.scalar(
             text("SELECT count(*) FROM workflow_run_events WHERE run_id = :id AND data::text LIKE :t"),
@@ -494,7 +517,9 @@ async def test_tokens_never_reach_logs_or_the_events_table(
             {"id": uuid.UUID(paused["id"])},
         )
     assert stored == 0
-    assert kept["form_id"] and "form_token" not in kept and "form_url" not in kept
+    assert kept["form_id"]
+    assert "form_token" not in kept
+    assert "form_url" not in kept
 
 
 async def test_placeholders_from_run_inputs_stay_text(

@@ -150,10 +150,15 @@ async def test_kill_9_while_resuming_and_timing_out(server_url: str, tmp_path: P
         for run_id, status, outputs in rows:
             assert status == "succeeded", (run_id, status)
             if run_id in submitted:
-                assert form_status[run_id] == "submitted" and outputs["action"] == "approve"
+                assert form_status[run_id] == "submitted"
+                assert outputs["action"] == "approve"
             else:
-                assert form_status[run_id] == "timeout" and outputs["action"] == "" and "timed_out" in outputs
-            assert asks[run_id] == 1 and finished[run_id] == 1 and forms_per_run[run_id] == 1
+                assert form_status[run_id] == "timeout"
+                assert outputs["action"] == ""
+                assert "timed_out" in outputs
+            assert asks[run_id] == 1
+            assert finished[run_id] == 1
+            assert forms_per_run[run_id] == 1
     finally:
         if doomed.poll() is None:
             doomed.kill()

@@ -86,7 +86,8 @@ async def test_each_recipient_gets_a_link_that_opens_the_form(
     tokens = []
     for address in (first, second):
         [message] = await wait_for_mail(smtp, address)
-        assert message["Subject"] == "Budget approval" and message["From"] == SEND_FROM
+        assert message["Subject"] == "Budget approval"
+        assert message["From"] == SEND_FROM
         link, token = form_link(message, wf_settings.public_url)
         plain = message.get_body(preferencelist=("plain",))
         assert plain is not None
@@ -94,7 +95,8 @@ async def test_each_recipient_gets_a_link_that_opens_the_form(
             plain.get_content().replace("\r\n", "\n") == f"Hello,\n\nplease decide here: {link}\n\nThanks\n"
         )
         rich = message.get_body(preferencelist=("html",))
-        assert rich is not None and f'<a href="{link}">' in rich.get_content()
+        assert rich is not None
+        assert f'<a href="{link}">' in rich.get_content()
         opened = await wf_client.get(f"/api/form/human_input/{token}")
         assert opened.status_code == 200, opened.text
         assert opened.json()["form_content"] == "Approve?"
@@ -132,12 +134,14 @@ async def test_smtp_refusal_is_retried_without_resending_to_those_served(
             break
         assert asyncio.get_running_loop().time() < deadline, "the refusal or the delivery was not recorded"
         await asyncio.sleep(0.05)
-    assert "451" in (recipients[0].last_error or "") and recipients[0].sent_at is None
+    assert "451" in (recipients[0].last_error or "")
+    assert recipients[0].sent_at is None
     assert recipients[1].sent_at is not None
 
     await wait_for_mail(smtp, first)  # the retry, a few seconds later
     status, attempts = await wait_for_job(wf_engine, delivery_id)
-    assert status == "succeeded" and attempts == 2
+    assert status == "succeeded"
+    assert attempts == 2
     assert smtp.inbox.refused.count(first) == 1
     assert len(smtp.inbox.to(first)) == len(smtp.inbox.to(second)) == 1
     recipients = await email_recipients(wf_engine, run_id)
@@ -166,10 +170,12 @@ async def test_direct_send_raises_on_failure_and_skips_the_served(
         await mail.send_delivery(sessions, wf_settings, delivery_id)
     assert (await email_recipients(wf_engine, run_id))[0].last_error
     assert await mail.send_delivery(sessions, wf_settings, delivery_id) == 1
-    assert len(smtp.inbox.to(first)) == 2 and len(smtp.inbox.to(second)) == 1
+    assert len(smtp.inbox.to(first)) == 2
+    assert len(smtp.inbox.to(second)) == 1
 
 
 def test_the_mail_task_is_registered_with_a_retry_strategy() -> None:
     task = procrastinate_app.tasks["send_human_input_email"]
     assert task.queue == "mail"
-    assert task.retry_strategy is not None and (task.retry_strategy.max_attempts or 0) >= 3
+    assert task.retry_strategy is not None
+    assert (task.retry_strategy.max_attempts or 0) >= 3

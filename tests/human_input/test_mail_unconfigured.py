@@ -57,7 +57,8 @@ async def test_nothing_is_sent_and_nothing_fails(
     assert (await wait_for_job(wf_engine, delivery_id))[0] == "succeeded"
     assert smtp.inbox.to(first) == smtp.inbox.to(second) == []
     recipients = await email_recipients(wf_engine, data["id"])
-    assert len(recipients) == 2 and all(r.sent_at is None and r.last_error is None for r in recipients)
+    assert len(recipients) == 2
+    assert all(r.sent_at is None and r.last_error is None for r in recipients)
 
     with structlog.testing.capture_logs() as logs:
         sent = await mail.send_delivery(async_sessionmaker(wf_engine), wf_settings, delivery_id)

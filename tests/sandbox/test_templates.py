@@ -86,6 +86,7 @@ async def test_an_llm_jinja_prompt_bomb_fails_the_node_without_calling_the_model
     ports = Ports(llm=OpenAIChat(fake_openai.base_url), templates=port(sandbox))
     outcome, _, _ = await run_graph(g, {}, ports=ports)
     assert outcome.status == "failed"
-    assert outcome.error is not None and "Jinja2 rendering failed" in outcome.error
+    assert outcome.error is not None
+    assert "Jinja2 rendering failed" in outcome.error
     assert "concatenation" in outcome.error
     assert fake_openai.bodies("/v1/chat/completions") == []

@@ -16,25 +16,30 @@ def test_chat_echoes_then_follows_the_script(fake_openai: FakeOpenAI) -> None:
     url = f"{fake_openai.base_url}/chat/completions"
     body = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
     reply = httpx.post(url, json=body).json()
-    assert reply["choices"][0]["message"]["content"] == "echo: hi" and reply["usage"]["total_tokens"] == 3
+    assert reply["choices"][0]["message"]["content"] == "echo: hi"
+    assert reply["usage"]["total_tokens"] == 3
     fake_openai.queue_reply("scripted", times=2)
     fake_openai.queue_error(503, "down")
     assert [httpx.post(url, json=body).status_code for _ in range(4)] == [200, 200, 503, 200]
     assert httpx.post(url, json={"model": "m"}).status_code == 400
-    assert len(fake_openai.bodies()) == 6 and fake_openai.bodies()[0] == body
+    assert len(fake_openai.bodies()) == 6
+    assert fake_openai.bodies()[0] == body
 
 
 def test_embeddings_are_deterministic_unit_vectors(fake_openai: FakeOpenAI) -> None:
     url = f"{fake_openai.base_url}/embeddings"
     one = httpx.post(url, json={"model": "e", "input": "alpha"}).json()
-    assert one["data"][0]["embedding"] == embed("alpha") and len(embed("alpha")) == 16
+    assert one["data"][0]["embedding"] == embed("alpha")
+    assert len(embed("alpha")) == 16
     two = httpx.post(url, json={"model": "e", "input": ["alpha", "beta"], "dimensions": 40}).json()
     vectors = [d["embedding"] for d in two["data"]]
-    assert vectors == [embed("alpha", 40), embed("beta", 40)] and vectors[0] != vectors[1]
+    assert vectors == [embed("alpha", 40), embed("beta", 40)]
+    assert vectors[0] != vectors[1]
     assert abs(sum(v * v for v in vectors[0]) - 1) < 1e-9
     fake_openai.queue_error(429, path="/v1/embeddings")
     response = httpx.post(url, json={"model": "e", "input": "x"})
-    assert response.status_code == 429 and response.json()["error"]["message"] == "fake error 429"
+    assert response.status_code == 429
+    assert response.json()["error"]["message"] == "fake error 429"
 
 
 def _chat(fake: FakeOpenAI, **body: Any) -> httpx.Response:
@@ -49,8 +54,10 @@ def test_tool_calls_whole_and_streamed(fake_openai: FakeOpenAI) -> None:
     fake_openai.queue_reply(tool_calls=[{"arguments": {"city": "Paris"}}], times=2)
     whole = _chat(fake_openai, tools=TOOLS).json()["choices"][0]
     call = whole["message"]["tool_calls"][0]
-    assert whole["finish_reason"] == "tool_calls" and whole["message"]["content"] is None
-    assert call["type"] == "function" and call["function"] == {
+    assert whole["finish_reason"] == "tool_calls"
+    assert whole["message"]["content"] is None
+    assert call["type"] == "function"
+    assert call["function"] == {
         "name": "extract_parameters",
         "arguments": '{"city": "Paris"}',
     }
@@ -61,8 +68,10 @@ def test_tool_calls_whole_and_streamed(fake_openai: FakeOpenAI) -> None:
         if line.startswith("data: {")
     ]
     calls = [d["delta"]["tool_calls"][0] for d in deltas if "tool_calls" in d["delta"]]
-    assert calls[0]["function"]["name"] == "extract_parameters" and calls[0]["id"].startswith("call_")
-    assert len(calls) > 2 and all("name" not in c["function"] and "id" not in c for c in calls[1:])
+    assert calls[0]["function"]["name"] == "extract_parameters"
+    assert calls[0]["id"].startswith("call_")
+    assert len(calls) > 2
+    assert all("name" not in c["function"] and "id" not in c for c in calls[1:])
     assert "".join(c["function"]["arguments"] for c in calls) == '{"city": "Paris"}'
     assert deltas[-1]["finish_reason"] == "tool_calls"
 
@@ -94,7 +103,8 @@ def test_rules_answer_by_last_user_message(fake_openai: FakeOpenAI, tmp_path: Pa
     reply = _chat(fake_openai, messages=[{"role": "user", "content": "from file"}]).json()
     assert reply["choices"][0]["message"]["content"] == "loaded"
     fake_openai.reset()
-    assert fake_openai.rules == [] and fake_openai.requests == []
+    assert fake_openai.rules == []
+    assert fake_openai.requests == []
 
 
 def test_tool_messages_and_tools_are_checked_like_openai(fake_openai: FakeOpenAI) -> None:

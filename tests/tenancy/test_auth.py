@@ -16,7 +16,9 @@ from tests.conftest import Tenant, make_tenant
 def assert_unauthorized(response) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 401, response.text
     body = response.json()
-    assert body["code"] == "unauthorized" and body["status"] == 401 and body["message"]
+    assert body["code"] == "unauthorized"
+    assert body["status"] == 401
+    assert body["message"]
 
 
 async def test_missing_and_malformed_credentials(client: AsyncTestClient[Litestar], tenant: Tenant) -> None:
@@ -47,7 +49,8 @@ async def test_valid_keys_work_and_record_last_use(
 ) -> None:
     info = await client.get("/v1/info", headers=tenant.app_headers)
     assert info.status_code == 200
-    assert info.json()["name"] == tenant.app["name"] and info.json()["mode"] == "workflow"
+    assert info.json()["name"] == tenant.app["name"]
+    assert info.json()["mode"] == "workflow"
     assert (await client.get("/v1/datasets", headers=tenant.dataset_headers)).status_code == 200
     last_used = (
         await session.execute(select(ApiKey.last_used_at).where(ApiKey.app_id == uuid.UUID(tenant.app["id"])))
@@ -60,7 +63,8 @@ async def test_revoked_keys_stop_working(
 ) -> None:
     app_id = tenant.app["id"]
     keys = (await client.get(f"/console/api/apps/{app_id}/api-keys", headers=admin)).json()["data"]
-    assert len(keys) == 1 and tenant.app_key not in keys[0]["token"]  # listed without the secret
+    assert len(keys) == 1
+    assert tenant.app_key not in keys[0]["token"]  # listed without the secret
     revoked = await client.delete(f"/console/api/apps/{app_id}/api-keys/{keys[0]['id']}", headers=admin)
     assert revoked.status_code == 204
     assert_unauthorized(await client.get("/v1/info", headers=tenant.app_headers))
@@ -87,12 +91,14 @@ async def test_other_workspace_sees_nothing(client: AsyncTestClient[Litestar], a
 
     assert (await client.get(f"/v1/datasets/{dataset_id}", headers=theirs.dataset_headers)).status_code == 200
     hidden = await client.get(f"/v1/datasets/{dataset_id}", headers=ours.dataset_headers)
-    assert hidden.status_code == 404 and hidden.json()["code"] == "not_found"
+    assert hidden.status_code == 404
+    assert hidden.json()["code"] == "not_found"
     assert (
         await client.delete(f"/v1/datasets/{dataset_id}", headers=ours.dataset_headers)
     ).status_code == 404
     listed = (await client.get("/v1/datasets", headers=ours.dataset_headers)).json()
-    assert listed["total"] == 0 and listed["data"] == []
+    assert listed["total"] == 0
+    assert listed["data"] == []
     # Names are per workspace: the same name is free in ours.
     assert (
         await client.post("/v1/datasets", json={"name": "private"}, headers=ours.dataset_headers)

@@ -146,7 +146,8 @@ async def test_python_then_javascript(wf_client: AsyncTestClient[Litestar], wf_e
             )
         ).all()
     assert [(r.node_id, r.status) for r in rows] == [("py", "succeeded"), ("js", "succeeded")]
-    assert rows[0].inputs == {"text": "{s: 'hello big world',"} and "forged" not in rows[0].outputs
+    assert rows[0].inputs == {"text": "{s: 'hello big world',"}
+    assert "forged" not in rows[0].outputs
     assert rows[1].inputs == {"words": ["hello", "big", "world"], "count": 15}
 
 
@@ -164,9 +165,11 @@ async def test_failures_take_the_fail_branch(
     app = await import_app(wf_client, FAILING)
     data = await run(wf_client, app.headers, {"how": how})
     assert data["status"] == "partial-succeeded", data
-    assert data["outputs"]["type"] == error_type and message in data["outputs"]["error"]
+    assert data["outputs"]["type"] == error_type
+    assert message in data["outputs"]["error"]
     ok = await run(wf_client, app.headers, {"how": "fine"})
-    assert ok["status"] == "succeeded" and ok["outputs"] == {"out": "fine"}
+    assert ok["status"] == "succeeded"
+    assert ok["outputs"] == {"out": "fine"}
 
 
 @pytest.mark.skipif(CORPUS is None, reason="the shared DSL corpus is not present")

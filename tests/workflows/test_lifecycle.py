@@ -177,7 +177,8 @@ async def test_a_large_input_is_stored_about_once(counted: CountedEngine) -> Non
     start_finished = next(
         data for _, name, data in rows if name == "node_finished" and data["node_id"] == "start"
     )
-    assert started["inputs"]["name"] == big and start_finished["outputs"]["name"] == big
+    assert started["inputs"]["name"] == big
+    assert start_finished["outputs"]["name"] == big
 
 
 def test_the_workflows_package_never_names_human_input() -> None:
@@ -243,8 +244,10 @@ async def test_many_resolutions_resume_in_batches(
             ),
             {"ids": ids},
         )
-    assert statuses == {"succeeded"} and finished == 30
-    assert batches and batches < 30  # the timeouts of one alarm pass were resumed together
+    assert statuses == {"succeeded"}
+    assert finished == 30
+    assert batches
+    assert batches < 30  # the timeouts of one alarm pass were resumed together
 
 
 async def test_a_worker_wakes_when_its_next_scheduled_job_is_due(

@@ -75,7 +75,8 @@ async def test_a_run_whose_job_failed_gets_a_new_one(wf_engine: AsyncEngine) -> 
     assert run_id not in (await sweep(wf_engine))[0]  # its job is waiting: not orphaned
     await lose_jobs(wf_engine, run_id)
     retried, failed = await sweep(wf_engine)
-    assert run_id in retried and not failed
+    assert run_id in retried
+    assert not failed
     assert await jobs_of(wf_engine, run_id) == ["failed", "todo"]
     assert run_id not in (await sweep(wf_engine))[0]  # handed a job once, not again while it waits
 
@@ -95,10 +96,12 @@ async def test_a_run_whose_jobs_keep_failing_fails(wf_engine: AsyncEngine) -> No
     for _ in range(2):  # its first job and the sweep's first retry fail: retried each time
         await lose_jobs(wf_engine, run_id)
         retried, failed = await sweep(wf_engine)
-        assert run_id in retried and not failed
+        assert run_id in retried
+        assert not failed
     await lose_jobs(wf_engine, run_id)  # the third failure
     retried, failed = await sweep(wf_engine)
-    assert failed == [run_id] and run_id not in retried
+    assert failed == [run_id]
+    assert run_id not in retried
     async with wf_engine.connect() as conn:
         status, error = (
             await conn.execute(text("SELECT status, error FROM workflow_runs WHERE id = :r"), {"r": run_id})
@@ -111,8 +114,10 @@ async def test_a_run_whose_jobs_keep_failing_fails(wf_engine: AsyncEngine) -> No
                 {"r": run_id},
             )
         ).one()
-    assert status == "failed" and "failed 3 times" in error
-    assert last.event == "workflow_finished" and last.data["status"] == "failed"
+    assert status == "failed"
+    assert "failed 3 times" in error
+    assert last.event == "workflow_finished"
+    assert last.data["status"] == "failed"
 
 
 async def test_paused_runs_are_recovered_only_once_every_pause_is_resolved(wf_engine: AsyncEngine) -> None:

@@ -104,7 +104,9 @@ async def test_old_finished_runs_lose_their_history_in_batches(
             {"id": uuid.UUID(paused["workflow_run_id"])},
         )
     events, executions, values = await history(wf_engine, old[0])
-    assert events >= 6 and executions == 3 and values >= 1
+    assert events >= 6
+    assert executions == 3
+    assert values >= 1
 
     sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     batches: list[int] = []
@@ -129,15 +131,18 @@ async def test_old_finished_runs_lose_their_history_in_batches(
     # What the API answers for a purged run: the run itself as before, its event stream 410.
     shown = await wf_client.get(f"/v1/workflows/run/{old[0]}", headers=echo.headers)
     assert shown.status_code == 200, shown.text
-    assert shown.json()["status"] == "succeeded" and shown.json()["outputs"] == {"out": BIG + "!"}
+    assert shown.json()["status"] == "succeeded"
+    assert shown.json()["outputs"] == {"out": BIG + "!"}
     assert json.loads(shown.json()["inputs"]) == {"text": BIG}  # Dify: the inputs as a JSON string
     gone = await wf_client.get(f"/v1/workflow/{old[0]}/events", headers=echo.headers)
     assert gone.status_code == 410, gone.text
-    assert gone.json()["code"] == "run_events_purged" and gone.json()["status"] == 410
+    assert gone.json()["code"] == "run_events_purged"
+    assert gone.json()["status"] == 410
     logs = await wf_client.get("/v1/workflows/logs", headers=echo.headers)
     assert old[0] in {entry["workflow_run"]["id"] for entry in logs.json()["data"]}
     kept = await wf_client.get(f"/v1/workflow/{recent}/events", headers=echo.headers)
-    assert kept.status_code == 200 and "workflow_finished" in kept.text
+    assert kept.status_code == 200
+    assert "workflow_finished" in kept.text
 
 
 async def _run_of(engine: AsyncEngine, status: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -226,9 +231,11 @@ async def test_resolved_forms_of_finished_runs_are_deleted(
             text("SELECT count(*) FROM human_input_deliveries WHERE form_id = ANY(:ids)"),
             {"ids": [old_done, old_timeout]},
         )
-    assert old_done not in left and old_timeout not in left
+    assert old_done not in left
+    assert old_timeout not in left
     assert {recent_done, waiting, of_active_run} <= left
-    assert orphans == 0 and deliveries == 0
+    assert orphans == 0
+    assert deliveries == 0
 
 
 async def _file(
@@ -303,7 +310,8 @@ async def test_old_app_files_are_deleted_unless_still_needed(
             {"id": uuid.UUID(paused["workflow_run_id"])},
         )
     left = await purge()
-    assert maybe_input not in left and {knowledge, of_active_run} <= left
+    assert maybe_input not in left
+    assert {knowledge, of_active_run} <= left
 
 
 async def test_finished_jobs_are_deleted_after_their_windows(wf_engine: AsyncEngine) -> None:

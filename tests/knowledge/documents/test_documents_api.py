@@ -176,16 +176,21 @@ async def test_create_by_text_stores_a_txt_upload_and_defers_one_job(
     client: AsyncTestClient[Litestar], tenant: Tenant, kb_session: AsyncSession
 ) -> None:
     dataset = await new_dataset(client, tenant)
-    assert dataset["indexing_technique"] is None and dataset["document_count"] == 0
+    assert dataset["indexing_technique"] is None
+    assert dataset["document_count"] == 0
 
     created = await create_text(client, tenant, dataset["id"], indexing_technique="high_quality")
-    assert set(created) == {"document", "batch"} and re.fullmatch(r"\d{20}", created["batch"])
+    assert set(created) == {"document", "batch"}
+    assert re.fullmatch(r"\d{20}", created["batch"])
     document = created["document"]
     assert set(document) == DOCUMENT_FIELDS
-    assert document["indexing_status"] == "waiting" and document["display_status"] == "queuing"
+    assert document["indexing_status"] == "waiting"
+    assert document["display_status"] == "queuing"
     assert (document["name"], document["position"], document["doc_form"]) == ("notes", 1, "text_model")
-    assert document["data_source_type"] == "upload_file" and document["created_from"] == "api"
-    assert isinstance(document["created_at"], int) and document["doc_metadata"] == []
+    assert document["data_source_type"] == "upload_file"
+    assert document["created_from"] == "api"
+    assert isinstance(document["created_at"], int)
+    assert document["doc_metadata"] == []
     file = document["data_source_detail_dict"]["upload_file"]
     assert document["data_source_info"] == {"upload_file_id": file["id"]}
     assert (file["name"], file["extension"], file["mime_type"]) == ("notes.txt", "txt", "text/plain")
@@ -208,13 +213,16 @@ async def test_create_by_text_stores_a_txt_upload_and_defers_one_job(
 
     # The first document settled the dataset: technique, the default embedding model, doc_form.
     shown = (await client.get(f"/v1/datasets/{dataset['id']}", headers=tenant.dataset_headers)).json()
-    assert shown["indexing_technique"] == "high_quality" and shown["doc_form"] == "text_model"
+    assert shown["indexing_technique"] == "high_quality"
+    assert shown["doc_form"] == "text_model"
     assert (shown["embedding_model_provider"], shown["embedding_model"]) == ("local", "multilingual-e5-small")
-    assert shown["document_count"] == 1 and shown["data_source_type"] == "upload_file"
+    assert shown["document_count"] == 1
+    assert shown["data_source_type"] == "upload_file"
 
     # The hyphenated path is the same endpoint; positions follow; each call has its own batch.
     second = await create_text(client, tenant, dataset["id"], name="more", path="create-by-text")
-    assert second["document"]["position"] == 2 and second["batch"] != created["batch"]
+    assert second["document"]["position"] == 2
+    assert second["batch"] != created["batch"]
 
 
 async def test_create_checks_technique_doc_form_and_process_rule(
@@ -292,7 +300,8 @@ async def test_create_by_file_with_real_markdown_and_csv(
     )
     assert created.status_code == 200, created.text
     document = created.json()["document"]
-    assert document["name"] == "bikes.md" and document["indexing_status"] == "waiting"
+    assert document["name"] == "bikes.md"
+    assert document["indexing_status"] == "waiting"
     file = document["data_source_detail_dict"]["upload_file"]
     assert (file["extension"], file["mime_type"], file["size"]) == ("md", "text/markdown", len(markdown))
     assert await file_content(kb_session, file["id"]) == markdown
@@ -303,7 +312,8 @@ async def test_create_by_file_with_real_markdown_and_csv(
     )
     assert table.status_code == 200, table.text
     table_document = table.json()["document"]
-    assert table_document["name"] == "wheels.csv" and table_document["position"] == 2
+    assert table_document["name"] == "wheels.csv"
+    assert table_document["position"] == 2
     row = await kb_session.get_one(Document, uuid.UUID(table_document["id"]))
     assert row.process_rule == CUSTOM_RULE  # no rule given: the dataset's latest
     assert len(await jobs_of(kb_session, table_document["id"])) == 1
@@ -311,9 +321,11 @@ async def test_create_by_file_with_real_markdown_and_csv(
     named = await upload(
         client, tenant, url, files={"file": ("a.txt", b"x", "text/plain")}, data={"name": "Alpha"}
     )
-    assert named.status_code == 200 and named.json()["document"]["name"] == "Alpha"
+    assert named.status_code == 200
+    assert named.json()["document"]["name"] == "Alpha"
     path = await upload(client, tenant, url, files={"file": ("C:\\docs\\..\\plan.txt", b"x", "text/plain")})
-    assert path.status_code == 200 and path.json()["document"]["name"] == "plan.txt"
+    assert path.status_code == 200
+    assert path.json()["document"]["name"] == "plan.txt"
 
 
 async def test_file_rules(
@@ -404,7 +416,8 @@ async def test_indexing_status_of_a_batch(
     item = status["data"][0]
     assert (item["id"], item["indexing_status"]) == (document_id, "waiting")
     assert (item["completed_segments"], item["total_segments"]) == (2, 3)
-    assert item["processing_started_at"] is None and item["error"] is None
+    assert item["processing_started_at"] is None
+    assert item["error"] is None
 
     missing = await client.get(
         f"/v1/datasets/{dataset['id']}/documents/20990101000000123456/indexing-status",
@@ -429,7 +442,8 @@ async def test_list_paginates_and_filters(
     assert [d["id"] for d in first["data"]] == [ids[2], ids[1]]  # newest first
     assert set(first["data"][0]) == DOCUMENT_FIELDS
     second = (await client.get(url, params={"limit": 2, "page": 2}, headers=headers)).json()
-    assert [d["id"] for d in second["data"]] == [ids[0]] and second["has_more"] is False
+    assert [d["id"] for d in second["data"]] == [ids[0]]
+    assert second["has_more"] is False
     assert_error(await client.get(url, params={"limit": 101}, headers=headers), 400, "invalid_param")
     assert_error(await client.get(url, params={"page": 0}, headers=headers), 400, "invalid_param")
 
@@ -446,11 +460,14 @@ async def test_list_paginates_and_filters(
         return [d["id"] for d in response.json()["data"]]
 
     assert await with_status("available") == [ids[0]] == await with_status("enabled")
-    assert await with_status("error") == [ids[1]] and await with_status("queuing") == [ids[2]]
-    assert await with_status("disabled") == [] and await with_status("indexing") == []
+    assert await with_status("error") == [ids[1]]
+    assert await with_status("queuing") == [ids[2]]
+    assert await with_status("disabled") == []
+    assert await with_status("indexing") == []
     assert_error(await client.get(url, params={"status": "lost"}, headers=headers), 400, "invalid_param")
     listed = {d["id"]: d for d in (await client.get(url, headers=headers)).json()["data"]}
-    assert listed[ids[0]]["display_status"] == "available" and listed[ids[1]]["error"] == "boom"
+    assert listed[ids[0]]["display_status"] == "available"
+    assert listed[ids[1]]["error"] == "boom"
 
 
 async def test_document_detail(
@@ -476,10 +493,12 @@ async def test_document_detail(
     assert detail["document_process_rule"]["mode"] == "custom"
     assert detail["document_process_rule"]["rules"]["segmentation"]["max_tokens"] == 300
     assert detail["dataset_process_rule"]["limits"] == {"indexing_max_segmentation_tokens_length": 4000}
-    assert detail["display_status"] == "queuing" and detail["doc_language"] == "English"
+    assert detail["display_status"] == "queuing"
+    assert detail["doc_language"] == "English"
 
     only = (await client.get(url, params={"metadata": "only"}, headers=headers)).json()
-    assert set(only) == {"id", "doc_type", "doc_metadata"} and only["doc_metadata"] == detail["doc_metadata"]
+    assert set(only) == {"id", "doc_type", "doc_metadata"}
+    assert only["doc_metadata"] == detail["doc_metadata"]
     without = (await client.get(url, params={"metadata": "without"}, headers=headers)).json()
     assert set(without) == DETAIL_FIELDS - {"doc_type", "doc_metadata"}
     assert_error(await client.get(url, params={"metadata": "some"}, headers=headers), 400, "invalid_param")
@@ -489,7 +508,8 @@ async def test_document_detail(
 
     # The list shows hits and metadata values too.
     listed = (await client.get(f"/v1/datasets/{dataset['id']}/documents", headers=headers)).json()["data"][0]
-    assert listed["hit_count"] == 6 and listed["doc_metadata"][0]["value"] == "Ada"
+    assert listed["hit_count"] == 6
+    assert listed["doc_metadata"][0]["value"] == "Ada"
 
 
 async def test_built_in_metadata_fields(
@@ -514,7 +534,8 @@ async def test_built_in_metadata_fields(
     assert int(float(shown["upload_date"]["value"])) == document["created_at"]
     assert shown["source"]["value"] == "file_upload"
     row = await kb_session.get_one(Document, uuid.UUID(document["id"]))
-    assert row.doc_metadata["document_name"] == "Guide" and row.doc_metadata["uploader"] is None
+    assert row.doc_metadata["document_name"] == "Guide"
+    assert row.doc_metadata["uploader"] is None
 
     await set_document(kb_session, document["id"], indexing_status="completed")
     url = f"/v1/datasets/{dataset['id']}/documents/{document['id']}/update_by_text"
@@ -544,7 +565,8 @@ async def test_update_by_text(
 
     renamed = await client.post(f"{base}/update_by_text", json={"name": "Renamed"}, headers=headers)
     assert renamed.status_code == 200, renamed.text
-    assert renamed.json()["document"]["name"] == "Renamed" and renamed.json()["batch"] == batch
+    assert renamed.json()["document"]["name"] == "Renamed"
+    assert renamed.json()["batch"] == batch
     assert renamed.json()["document"]["indexing_status"] == "completed"
     assert len(await jobs_of(kb_session, document_id)) == 1  # a new name alone does not index again
 
@@ -558,14 +580,16 @@ async def test_update_by_text(
     assert (document["name"], document["indexing_status"]) == ("v2", "waiting")
     assert replaced.json()["batch"] == batch
     new_file = document["data_source_info"]["upload_file_id"]
-    assert new_file != old_file and await file_content(kb_session, old_file) is None
+    assert new_file != old_file
+    assert await file_content(kb_session, old_file) is None
     assert await file_content(kb_session, new_file) == b"New text."
     jobs = await jobs_of(kb_session, document_id)
     assert [job["generation"] for job in jobs] == [1, 2]
 
     await set_document(kb_session, document_id, indexing_status="completed")
     rule = await client.post(f"{base}/update_by_text", json={"process_rule": CUSTOM_RULE}, headers=headers)
-    assert rule.status_code == 200 and rule.json()["document"]["indexing_status"] == "waiting"
+    assert rule.status_code == 200
+    assert rule.json()["document"]["indexing_status"] == "waiting"
     assert [job["generation"] for job in await jobs_of(kb_session, document_id)] == [1, 2, 3]
 
     await set_document(kb_session, document_id, indexing_status="completed", archived=True)
@@ -592,13 +616,13 @@ async def test_update_by_file(
 
     await set_document(kb_session, document_id, indexing_status="completed")
     settings_only = await upload(client, tenant, f"{base}/update-by-file", data={"process_rule": CUSTOM_RULE})
-    assert (
-        settings_only.status_code == 200 and settings_only.json()["document"]["indexing_status"] == "waiting"
-    )
+    assert settings_only.status_code == 200
+    assert settings_only.json()["document"]["indexing_status"] == "waiting"
     assert len(await jobs_of(kb_session, document_id)) == 3
     await set_document(kb_session, document_id, indexing_status="completed")
     nothing = await upload(client, tenant, f"{base}/update-by-file", data={})
-    assert nothing.status_code == 200 and nothing.json()["document"]["indexing_status"] == "completed"
+    assert nothing.status_code == 200
+    assert nothing.json()["document"]["indexing_status"] == "completed"
     bad = await upload(client, tenant, f"{base}/update-by-file", files={"file": ("x.exe", b"MZ")})
     assert_error(bad, 400, "unsupported_file_type")
     big = await upload(client, tenant, f"{base}/update-by-file", files={"file": ("big.txt", b"a" * (MB + 1))})
@@ -665,7 +689,8 @@ async def test_status_actions(
         return dict((await client.get(f"{base}/{document_id}", headers=headers)).json())
 
     disabled = await act("disable", [first, second, str(uuid.uuid4())])  # unknown ids are skipped
-    assert disabled.status_code == 200 and disabled.json() == {"result": "success"}
+    assert disabled.status_code == 200
+    assert disabled.json() == {"result": "success"}
     state = await shown(first)
     assert (state["enabled"], state["display_status"]) == (False, "disabled")
     assert isinstance(state["disabled_at"], int)
@@ -674,7 +699,8 @@ async def test_status_actions(
     assert (await shown(first))["display_status"] == "available"
     assert (await shown(second))["display_status"] == "disabled"
     assert (await act("archive", [first])).status_code == 200
-    assert (await shown(first))["archived"] is True and (await shown(first))["display_status"] == "archived"
+    assert (await shown(first))["archived"] is True
+    assert (await shown(first))["display_status"] == "archived"
     assert (await act("un_archive", [first])).status_code == 200
     assert (await shown(first))["display_status"] == "available"
     assert (await act("enable", [])).status_code == 200
@@ -696,14 +722,17 @@ async def test_pause_resume_retry(
     status_url = f"/v1/datasets/{dataset['id']}/documents/{created['batch']}/indexing-status"
 
     paused = await client.patch(f"{base}/processing/pause", headers=headers)
-    assert paused.status_code == 200 and paused.json() == {"result": "success"}
+    assert paused.status_code == 200
+    assert paused.json() == {"result": "success"}
     status = (await client.get(status_url, headers=headers)).json()["data"][0]
-    assert status["indexing_status"] == "paused" and isinstance(status["paused_at"], int)
+    assert status["indexing_status"] == "paused"
+    assert isinstance(status["paused_at"], int)
     assert (await client.get(base, headers=headers)).json()["display_status"] == "paused"
     assert (await client.patch(f"{base}/processing/pause", headers=headers)).status_code == 200
 
     resumed = await client.patch(f"{base}/processing/resume", headers=headers)
-    assert resumed.status_code == 200 and resumed.json() == {"result": "success"}
+    assert resumed.status_code == 200
+    assert resumed.json() == {"result": "success"}
     assert len(await jobs_of(kb_session, document_id)) == 2
     assert_error(await client.patch(f"{base}/processing/resume", headers=headers), 400, "invalid_action")
     assert_error(
@@ -716,7 +745,8 @@ async def test_pause_resume_retry(
     retried = await client.post(
         retry_url, json={"document_ids": [document_id, str(uuid.uuid4())]}, headers=headers
     )
-    assert retried.status_code == 200 and retried.json() == {"result": "success"}
+    assert retried.status_code == 200
+    assert retried.json() == {"result": "success"}
     row = await kb_session.get_one(Document, uuid.UUID(document_id), populate_existing=True)
     assert (row.indexing_status, row.error, row.indexing_generation) == ("waiting", None, 2)
     assert [job["generation"] for job in await jobs_of(kb_session, document_id)] == [1, 1, 2]
@@ -795,7 +825,8 @@ async def test_dataset_fields_are_filled(
     )
     assert set(dataset) == DATASET_FIELDS
     assert (dataset["embedding_model_provider"], dataset["embedding_model"]) == ("local", "static-64")
-    assert dataset["embedding_available"] is True and dataset["tags"] == []
+    assert dataset["embedding_available"] is True
+    assert dataset["tags"] == []
     assert dataset["retrieval_model_dict"] == {
         "search_method": "hybrid_search",
         "reranking_enable": False,
@@ -827,11 +858,13 @@ async def test_dataset_fields_are_filled(
     assert (shown["document_count"], shown["word_count"], shown["total_available_documents"]) == (2, 42, 1)
     assert shown["tags"] == [{"id": str(tag.id), "name": "manuals", "type": "knowledge"}]
     assert shown["doc_metadata"] == [{"id": str(field.id), "name": "author", "type": "string"}]
-    assert listed[empty["id"]]["document_count"] == 0 and listed[empty["id"]]["tags"] == []
+    assert listed[empty["id"]]["document_count"] == 0
+    assert listed[empty["id"]]["tags"] == []
 
     economy = await new_dataset(client, tenant, indexing_technique="economy")
     assert economy["retrieval_model_dict"]["search_method"] == "keyword_search"
-    assert economy["embedding_model"] is None and economy["embedding_available"] is True
+    assert economy["embedding_model"] is None
+    assert economy["embedding_available"] is True
 
 
 async def test_dataset_patch(client: AsyncTestClient[Litestar], tenant: Tenant) -> None:
@@ -864,7 +897,8 @@ async def test_dataset_patch(client: AsyncTestClient[Litestar], tenant: Tenant) 
     assert body["retrieval_model_dict"]["search_method"] == "full_text_search"
     assert body["retrieval_model_dict"]["top_k"] == 2
     unchanged = await client.patch(url, json={}, headers=headers)
-    assert unchanged.status_code == 200 and unchanged.json()["name"] == "Manuals"
+    assert unchanged.status_code == 200
+    assert unchanged.json()["name"] == "Manuals"
 
     duplicate = await client.patch(url, json={"name": taken["name"]}, headers=headers)
     assert_error(duplicate, 400, "invalid_param")  # Dify: a ValueError on update (409 only on create)

@@ -78,7 +78,8 @@ async def test_fields_are_declared_listed_and_counted(
         client, tenant, dataset,
         [op(first, ids, author="Ada", year=1843), op(second, ids, author="Alan", year=None), op(third, ids)],
     )  # fmt: skip
-    assert ok.status_code == 200 and ok.json() == {"result": "success"}
+    assert ok.status_code == 200
+    assert ok.json() == {"result": "success"}
     listed = (await client.get(metadata_url(dataset), headers=headers)).json()
     assert listed["built_in_field_enabled"] is False
     assert [(f["name"], f["type"], f["count"]) for f in listed["doc_metadata"]] == [
@@ -163,7 +164,8 @@ async def test_rename_and_delete_rewrite_every_document(
     url, headers = metadata_url(dataset), tenant.dataset_headers
 
     renamed = await client.patch(f"{url}/{ids['author']}", json={"name": "writer"}, headers=headers)
-    assert renamed.status_code == 200 and renamed.json() == {
+    assert renamed.status_code == 200
+    assert renamed.json() == {
         "id": ids["author"],
         "type": "string",
         "name": "writer",
@@ -216,19 +218,20 @@ async def test_built_in_fields(
     assert (await client.get("/v1/datasets/metadata/built-in", headers=headers)).json() == expected
 
     enabled = await client.post(f"{metadata_url(dataset)}/built-in/enable", headers=headers)
-    assert enabled.status_code == 200 and enabled.json() == {"result": "success"}
+    assert enabled.status_code == 200
+    assert enabled.json() == {"result": "success"}
     values = (await fresh(session, Document, document.id)).doc_metadata
-    assert (
-        values["author"] == "Ada"
-        and values["document_name"] == "guide.md"
-        and values["source"] == "file_upload"
-    )
-    assert values["uploader"] is None and values["upload_date"] == int(document.created_at.timestamp())
+    assert values["author"] == "Ada"
+    assert values["document_name"] == "guide.md"
+    assert values["source"] == "file_upload"
+    assert values["uploader"] is None
+    assert values["upload_date"] == int(document.created_at.timestamp())
     assert (await client.get(metadata_url(dataset), headers=headers)).json()["built_in_field_enabled"] is True
     # With built-ins on, a full update keeps them (Dify re-adds them).
     await set_values(client, tenant, dataset, [op(document, ids, author="Bo")])
     values = (await fresh(session, Document, document.id)).doc_metadata
-    assert values["author"] == "Bo" and values["document_name"] == "guide.md"
+    assert values["author"] == "Bo"
+    assert values["document_name"] == "guide.md"
 
     disabled = await client.post(f"{metadata_url(dataset)}/built-in/disable", headers=headers)
     assert disabled.status_code == 200

@@ -66,18 +66,23 @@ async def test_list_paginates_filters_and_has_difys_shape(
     first = (await client.get(url, params={"limit": 10}, headers=headers)).json()
     assert set(first) == {"data", "doc_form", "has_more", "limit", "total", "page"}
     assert (first["total"], first["page"], first["limit"], first["has_more"]) == (23, 1, 10, True)
-    assert [s["position"] for s in first["data"]] == list(range(1, 11)) and first["doc_form"] == "text_model"
+    assert [s["position"] for s in first["data"]] == list(range(1, 11))
+    assert first["doc_form"] == "text_model"
     item = first["data"][0]
     assert set(item) == SEGMENT_FIELDS
     assert item["index_node_id"] == item["id"] == str(segments[0].id)
     assert item["index_node_hash"] == hashlib.sha256(b"Segment 1 about bikes").hexdigest()
-    assert item["sign_content"] == item["content"] and item["child_chunks"] == []
-    assert isinstance(item["created_at"], int) and item["tokens"] == len(item["content"]) // 4
+    assert item["sign_content"] == item["content"]
+    assert item["child_chunks"] == []
+    assert isinstance(item["created_at"], int)
+    assert item["tokens"] == len(item["content"]) // 4
     last = (await client.get(url, params={"page": 3, "limit": 10}, headers=headers)).json()
-    assert len(last["data"]) == 3 and last["has_more"] is False
+    assert len(last["data"]) == 3
+    assert last["has_more"] is False
 
     errors = (await client.get(url, params={"status": ["error"]}, headers=headers)).json()
-    assert [s["position"] for s in errors["data"]] == [5] and errors["total"] == 1
+    assert [s["position"] for s in errors["data"]] == [5]
+    assert errors["total"] == 1
     both = await client.get(url, params={"status": ["error", "completed"], "limit": 100}, headers=headers)
     assert both.json()["total"] == 23
     percent = (await client.get(url, params={"keyword": "100%"}, headers=headers)).json()
@@ -104,11 +109,14 @@ async def test_create_appends_segments_and_counts_words(
     response = await client.post(segments_url(document), json=body, headers=tenant.dataset_headers)
     assert response.status_code == 200, response.text
     created = response.json()
-    assert set(created) == {"data", "doc_form"} and created["doc_form"] == "text_model"
+    assert set(created) == {"data", "doc_form"}
+    assert created["doc_form"] == "text_model"
     first, second = created["data"]
     assert (first["position"], second["position"]) == (3, 4)
-    assert first["status"] == "completed" and first["enabled"] is True
-    assert "tubeless" in first["keywords"] and "sealant" in first["keywords"]
+    assert first["status"] == "completed"
+    assert first["enabled"] is True
+    assert "tubeless" in first["keywords"]
+    assert "sealant" in first["keywords"]
     assert second["keywords"] == ["chain", "wax"]
     assert first["word_count"] == len(body["segments"][0]["content"])
     assert first["tokens"] == first["word_count"] // 4
@@ -119,7 +127,8 @@ async def test_create_appends_segments_and_counts_words(
     assert row.embedding_space_id is None  # economy: never embedded
 
     empty = await client.post(segments_url(document), json={"segments": []}, headers=tenant.dataset_headers)
-    assert empty.status_code == 200 and empty.json()["data"] == []
+    assert empty.status_code == 200
+    assert empty.json()["data"] == []
 
 
 async def test_create_refuses_documents_that_are_not_ready(
@@ -168,9 +177,11 @@ async def test_update_edits_disables_and_reenables(
     )
     assert edited.status_code == 200, edited.text
     data = edited.json()["data"]
-    assert data["content"] == "Disc brakes need bleeding yearly." and data["position"] == 1
+    assert data["content"] == "Disc brakes need bleeding yearly."
+    assert data["position"] == 1
     assert data["index_node_hash"] == hashlib.sha256(b"Disc brakes need bleeding yearly.").hexdigest()
-    assert "brakes" in data["keywords"] and "bleeding" in data["keywords"]
+    assert "brakes" in data["keywords"]
+    assert "bleeding" in data["keywords"]
     assert (await fresh(session, Document, document.id)).word_count == len(
         "Disc brakes need bleeding yearly."
     )
@@ -180,13 +191,15 @@ async def test_update_edits_disables_and_reenables(
     assert keywords.json()["data"]["content"] == "Disc brakes need bleeding yearly."
 
     disabled = (await client.post(url, json={"segment": {"enabled": False}}, headers=headers)).json()["data"]
-    assert disabled["enabled"] is False and isinstance(disabled["disabled_at"], int)
+    assert disabled["enabled"] is False
+    assert isinstance(disabled["disabled_at"], int)
     refused = await client.post(url, json={"segment": {"content": "new"}}, headers=headers)
     assert_error(refused, 400, "invalid_param", "Can't update disabled segment")
     enabled = await client.post(
         url, json={"segment": {"enabled": True, "content": "Back again."}}, headers=headers
     )
-    assert enabled.json()["data"]["enabled"] is True and enabled.json()["data"]["disabled_at"] is None
+    assert enabled.json()["data"]["enabled"] is True
+    assert enabled.json()["data"]["disabled_at"] is None
     assert enabled.json()["data"]["content"] == "Back again."
 
     assert_error(
@@ -204,10 +217,12 @@ async def test_get_and_delete_segment(
     first, second = await make_segments(session, document, ["alpha", "bravo!"])
     url, headers = segments_url(document), tenant.dataset_headers
     got = (await client.get(f"{url}/{second.id}", headers=headers)).json()
-    assert set(got) == {"data", "doc_form"} and got["data"]["content"] == "bravo!"
+    assert set(got) == {"data", "doc_form"}
+    assert got["data"]["content"] == "bravo!"
 
     deleted = await client.delete(f"{url}/{second.id}", headers=headers)
-    assert deleted.status_code == 204 and deleted.content == b""
+    assert deleted.status_code == 204
+    assert deleted.content == b""
     assert_error(
         await client.get(f"{url}/{second.id}", headers=headers), 404, "not_found", "Segment not found."
     )
@@ -251,7 +266,8 @@ async def test_high_quality_segments_are_embedded_and_re_embedded(
         f"{url}/{segment_id}", json={"segment": {"content": "Spokes hold the rim."}}, headers=headers
     )
     after = await vector()
-    assert after is not None and after != before
+    assert after is not None
+    assert after != before
 
 
 async def test_hierarchical_segments_and_child_chunks(
@@ -271,9 +287,8 @@ async def test_hierarchical_segments_and_child_chunks(
     segment = created.json()["data"][0]
     assert created.json()["doc_form"] == "hierarchical_model"
     assert [c["content"] for c in segment["child_chunks"]] == lines
-    assert (
-        set(segment["child_chunks"][0]) == CHILD_FIELDS and segment["child_chunks"][0]["type"] == "automatic"
-    )
+    assert set(segment["child_chunks"][0]) == CHILD_FIELDS
+    assert segment["child_chunks"][0]["type"] == "automatic"
     children_url = f"{url}/{segment['id']}/child_chunks"
     unembedded = await session.scalar(
         select(func.count()).where(
@@ -294,15 +309,17 @@ async def test_hierarchical_segments_and_child_chunks(
     added = await client.post(children_url, json={"content": "A hand-written child."}, headers=headers)
     assert added.status_code == 200, added.text
     child = added.json()["data"]
-    assert set(added.json()) == {"data"} and child["position"] == 6 and child["type"] == "customized"
+    assert set(added.json()) == {"data"}
+    assert child["position"] == 6
+    assert child["type"] == "customized"
     patched = await client.patch(
         f"{children_url}/{child['id']}", json={"content": "Edited child."}, headers=headers
     )
-    assert patched.status_code == 200 and patched.json()["data"]["content"] == "Edited child."
+    assert patched.status_code == 200
+    assert patched.json()["data"]["content"] == "Edited child."
     row = await fresh(session, ChildChunk, uuid.UUID(child["id"]))
-    assert (
-        row.content_hash == hashlib.sha256(b"Edited child.").digest() and row.embedding_space_id is not None
-    )
+    assert row.content_hash == hashlib.sha256(b"Edited child.").digest()
+    assert row.embedding_space_id is not None
     removed = await client.delete(f"{children_url}/{child['id']}", headers=headers)
     assert removed.status_code == 204
     assert_error(await client.delete(f"{children_url}/{child['id']}", headers=headers), 404, "not_found")
@@ -410,7 +427,8 @@ async def test_embedding_failures_are_recorded_like_dify(
         assert failed.status_code == 200, failed.text
         segment = failed.json()["data"][0]
         assert (segment["status"], segment["enabled"]) == ("error", False)
-        assert "model is asleep" in segment["error"] and isinstance(segment["disabled_at"], int)
+        assert "model is asleep" in segment["error"]
+        assert isinstance(segment["disabled_at"], int)
 
         # Re-enabling embeds it again (the provider is back).
         healed = await client.post(

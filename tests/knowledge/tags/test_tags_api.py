@@ -59,7 +59,8 @@ async def test_create_list_rename_delete(client: AsyncTestClient[Litestar], tena
     assert_error(unknown, 404, "not_found", "Tag not found")
 
     deleted = await client.request("DELETE", TAGS, json={"tag_id": first["id"]}, headers=headers)
-    assert deleted.status_code == 204 and deleted.content == b""
+    assert deleted.status_code == 204
+    assert deleted.content == b""
     assert "cycling" not in await listed(client, tenant)
     again = await client.request("DELETE", TAGS, json={"tag_id": first["id"]}, headers=headers)
     assert_error(again, 404, "not_found")
@@ -77,7 +78,8 @@ async def test_bindings_and_counts(
     headers = tenant.dataset_headers
 
     bound = await bind(client, tenant, [bikes["id"], baking["id"]], first.id)
-    assert bound.status_code == 204 and bound.content == b""
+    assert bound.status_code == 204
+    assert bound.content == b""
     assert (
         await bind(client, tenant, [bikes["id"]], first.id)
     ).status_code == 204  # already bound: no change
@@ -86,7 +88,8 @@ async def test_bindings_and_counts(
     assert (tags["bikes"]["binding_count"], tags["baking"]["binding_count"]) == ("2", "1")
 
     of_first = (await client.get(f"/v1/datasets/{first.id}/tags", headers=headers)).json()
-    assert of_first["total"] == 2 and {t["name"] for t in of_first["data"]} == {"bikes", "baking"}
+    assert of_first["total"] == 2
+    assert {t["name"] for t in of_first["data"]} == {"bikes", "baking"}
     assert set(of_first["data"][0]) == {"id", "name"}
 
     unbound = await client.post(
