@@ -1,7 +1,9 @@
-"""Workflow tests: a database of their own, the app in-process, and a real worker in the same event loop.
+"""Workflow tests: the ``wf_*`` service of each module (tests/support/service.py): a database of its own, the app
+in-process, and a real worker on an event loop of its own.
 
 The database is private because these tests register test-only node types (``test-pause``) in this process;
-the session's live service worker, in another process, must never pick up their runs.
+the session's live service worker, in another process, must never pick up their runs. The engine tests in
+engine/ are pure and opt out of those node types (engine/conftest.py).
 """
 
 from __future__ import annotations
