@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.asgi import create_app
 from app.settings import Settings
@@ -30,8 +30,11 @@ from tests.support.contract_plugin import (  # the Dify contract check: hooks an
 )
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import LiveService
+from tests.support.service import ADMIN_TOKEN, SECRET_KEY, service_engine, service_settings
 
 __all__ = [
+    "ADMIN_TOKEN",
+    "SECRET_KEY",
     "dify_contract_check",
     "pytest_report_header",
     "pytest_runtest_call",
@@ -39,9 +42,6 @@ __all__ = [
     "pytest_runtest_teardown",
     "pytest_terminal_summary",
 ]
-
-ADMIN_TOKEN = "test-admin-token"
-SECRET_KEY = "test-secret-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -94,14 +94,7 @@ def module_database(server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path_factory.mktemp("data"),
-        admin_token=ADMIN_TOKEN,
-        secret_key=SECRET_KEY,
-        log_level="WARNING",
-        worker_poll_seconds=0.1,
-    )
+    return service_settings(database_url, tmp_path_factory.mktemp("data"), worker_poll_seconds=0.1)
 
 
 @pytest.fixture
@@ -122,9 +115,8 @@ def admin() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(urls.asyncpg(database_url))
-    yield engine
-    await engine.dispose()
+    async with service_engine(database_url) as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -168,6 +160,10 @@ class Tenant:
 
     def __init__(self, workspace: dict[str, Any], app: dict[str, Any], app_key: str, dataset_key: str):
         self.workspace, self.app, self.app_key, self.dataset_key = workspace, app, app_key, dataset_key
+
+    @property
+    def workspace_id(self) -> uuid.UUID:
+        return uuid.UUID(self.workspace["id"])
 
     @property
     def app_headers(self) -> dict[str, str]:

@@ -30,7 +30,8 @@ async def test_readyz_reports_each_check(client: AsyncTestClient[Litestar]) -> N
     assert body["checks"]["migrations"]["ok"] is True
     # the sandbox entry informs (layers, or why code nodes are refused); it never makes the service unready
     sandbox = body["checks"]["sandbox"]
-    assert sandbox["ok"] is True and sandbox["detail"].startswith(("strict: ", "code nodes refused: "))
+    assert sandbox["ok"] is True
+    assert sandbox["detail"].startswith(("strict: ", "code nodes refused: "))
     # Readiness follows the worker check: 200 only when a worker beat recently.
     assert response.status_code == (200 if body["checks"]["worker"]["ok"] else 503)
     assert body["ready"] is (response.status_code == 200)
@@ -57,9 +58,11 @@ async def test_unknown_route_and_method_use_error_shape(client: AsyncTestClient[
 async def test_openapi_is_served_and_browsable(client: AsyncTestClient[Litestar]) -> None:
     spec = (await client.get("/openapi/openapi.json")).json()
     assert spec["openapi"].startswith("3.")
-    assert "/v1/datasets" in spec["paths"] and "/console/api/apps" in spec["paths"]
+    assert "/v1/datasets" in spec["paths"]
+    assert "/console/api/apps" in spec["paths"]
     page = await client.get("/openapi/")
-    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert page.status_code == 200
+    assert "swagger" in page.text.lower()
 
 
 async def test_readyz_is_not_ready_without_a_secret_key(settings: Settings) -> None:
@@ -68,7 +71,8 @@ async def test_readyz_is_not_ready_without_a_secret_key(settings: Settings) -> N
     async with AsyncTestClient(app=app) as client:
         response = await client.get("/readyz")
     body = response.json()
-    assert response.status_code == 503 and body["ready"] is False
+    assert response.status_code == 503
+    assert body["ready"] is False
     assert body["checks"]["human_input"] == {
         "ok": False,
         "detail": "SLUICE_SECRET_KEY is not set: human-input forms cannot be created",
@@ -88,7 +92,9 @@ async def test_readyz_tells_callers_what_failed_and_the_log_why(
     assert report.ready is False
     assert report.checks["database"].detail == "unreachable"
     shown = msgspec.json.encode(report).decode()
-    assert "127.0.0.1" not in shown and "Error" not in shown and "refused" not in shown.lower()
+    assert "127.0.0.1" not in shown
+    assert "Error" not in shown
+    assert "refused" not in shown.lower()
     logged = capsys.readouterr()
     assert "readiness_check_failed" in logged.out + logged.err
 
@@ -117,7 +123,8 @@ async def test_deep_json_is_a_400(
     # Brackets inside strings do not count, and 64 levels are fine.
     fine = '{"inputs": {"doc": "' + "[" * 5000 + '", "x": ' + "[" * 62 + "]" * 62 + "}}"
     response = await client.post(path, content=fine, headers={**headers, "content-type": "application/json"})
-    assert response.status_code != 500 and "nested" not in response.text
+    assert response.status_code != 500
+    assert "nested" not in response.text
 
 
 def test_nesting_depth_counts_only_structure() -> None:

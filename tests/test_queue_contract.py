@@ -76,7 +76,8 @@ async def test_batch_defer_keeps_order_and_schedule(session: AsyncSession, engin
         for n in range(5)
     ]
     ids = await queue.defer_jobs(session, specs)
-    assert ids == sorted(ids) and len(set(ids)) == 5
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 5
     rows = (
         await session.execute(
             text(
@@ -94,7 +95,8 @@ async def test_queueing_lock_conflict_does_not_abort_the_transaction(session: As
     lock = f"lock-{uuid.uuid4()}"
     first = await queue.defer(session, queue.Task.NOOP, queueing_lock=lock)
     second = await queue.defer(session, queue.Task.NOOP, queueing_lock=lock)
-    assert first is not None and second is None
+    assert first is not None
+    assert second is None
     assert await session.scalar(text("SELECT 1")) == 1  # the transaction is still usable
     await session.rollback()
 

@@ -60,10 +60,13 @@ async def speaker(api: AsyncTestClient[Litestar]) -> AppUnderTest:
 async def test_meta_and_site(api: AsyncTestClient[Litestar], speaker: AppUnderTest) -> None:
     assert (await api.get("/v1/meta", headers=speaker.headers)).json() == {"tool_icons": {}}
     site = (await api.get("/v1/site", headers=speaker.headers)).json()
-    assert site["title"] == "Speaker" and site["description"] == "Talks"
+    assert site["title"] == "Speaker"
+    assert site["description"] == "Talks"
     assert (site["icon_type"], site["icon"], site["icon_background"]) == ("emoji", "🦜", "#E4FBCC")
-    assert site["default_language"] == "en-US" and site["show_workflow_steps"] is True
-    assert site["chat_color_theme"] is None and site["icon_url"] is None
+    assert site["default_language"] == "en-US"
+    assert site["show_workflow_steps"] is True
+    assert site["chat_color_theme"] is None
+    assert site["icon_url"] is None
     assert (await api.get("/v1/site")).status_code == 401
 
 
@@ -103,15 +106,18 @@ async def test_model_lists(api: AsyncTestClient[Litestar], fake: FakeOpenAI, adm
     assert (await api.get(f"{url}/rerank", headers=tenant.dataset_headers)).json() == {"data": []}
 
     bad = await api.get(f"{url}/chat", headers=tenant.dataset_headers)
-    assert bad.status_code == 400 and bad.json()["code"] == "invalid_param"
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_param"
     assert (
         await api.get(f"{url}/llm", headers=tenant.app_headers)
     ).status_code == 401  # a dataset key's route
 
     fake.queue_error(500, "boom", path="/v1/models")
     down = await api.get(f"{url}/llm", headers=tenant.dataset_headers)
-    assert down.status_code == 503 and down.json()["code"] == "model_provider_unavailable"
-    assert "OPENAI_API_BASE" in down.json()["message"] and "127.0.0.1" not in down.text
+    assert down.status_code == 503
+    assert down.json()["code"] == "model_provider_unavailable"
+    assert "OPENAI_API_BASE" in down.json()["message"]
+    assert "127.0.0.1" not in down.text
 
 
 async def test_model_list_with_the_endpoint_down(settings: Settings, admin: dict[str, str]) -> None:
@@ -121,7 +127,9 @@ async def test_model_list_with_the_endpoint_down(settings: Settings, admin: dict
         down = await client.get(
             "/v1/workspaces/current/models/model-types/llm", headers=tenant.dataset_headers
         )
-    assert down.status_code == 503 and "127.0.0.1" not in down.text and ":9" not in down.text
+    assert down.status_code == 503
+    assert "127.0.0.1" not in down.text
+    assert ":9" not in down.text
 
 
 async def test_audio_to_text(api: AsyncTestClient[Litestar], fake: FakeOpenAI, speaker: AppUnderTest) -> None:
@@ -137,30 +145,36 @@ async def test_audio_to_text(api: AsyncTestClient[Litestar], fake: FakeOpenAI, s
     assert sent.body == {"model": "whisper-1", "file": "hello.wav"}
 
     none = await api.post("/v1/audio-to-text", data={"user": "u"}, headers=speaker.headers)
-    assert none.status_code == 400 and none.json()["code"] == "no_audio_uploaded"
+    assert none.status_code == 400
+    assert none.json()["code"] == "no_audio_uploaded"
     text_file = await api.post(
         "/v1/audio-to-text", files={"file": ("a.txt", b"hi", "text/plain")}, headers=speaker.headers
     )
-    assert text_file.status_code == 415 and text_file.json()["code"] == "unsupported_audio_type"
+    assert text_file.status_code == 415
+    assert text_file.json()["code"] == "unsupported_audio_type"
     huge = await api.post(
         "/v1/audio-to-text",
         files={"file": ("big.wav", bytes(31 * 1024 * 1024), "audio/wav")},
         headers=speaker.headers,
     )
-    assert huge.status_code == 413 and huge.json()["code"] == "audio_too_large"
+    assert huge.status_code == 413
+    assert huge.json()["code"] == "audio_too_large"
 
     fake.queue_error(500, "model crashed", path=TRANSCRIPTIONS_PATH)
     failed = await api.post(
         "/v1/audio-to-text", files={"file": ("a.wav", WAV, "audio/wav")}, headers=speaker.headers
     )
-    assert failed.status_code == 400 and failed.json()["code"] == "completion_request_error"
-    assert "model crashed" in failed.json()["message"] and "127.0.0.1" not in failed.text
+    assert failed.status_code == 400
+    assert failed.json()["code"] == "completion_request_error"
+    assert "model crashed" in failed.json()["message"]
+    assert "127.0.0.1" not in failed.text
 
     silent = await import_app(api, SILENT_APP)
     off = await api.post(
         "/v1/audio-to-text", files={"file": ("a.wav", WAV, "audio/wav")}, headers=silent.headers
     )
-    assert off.status_code == 400 and off.json()["message"] == "Speech to text is not enabled"
+    assert off.status_code == 400
+    assert off.json()["message"] == "Speech to text is not enabled"
 
 
 async def test_text_to_audio(api: AsyncTestClient[Litestar], fake: FakeOpenAI, speaker: AppUnderTest) -> None:
@@ -177,10 +191,12 @@ async def test_text_to_audio(api: AsyncTestClient[Litestar], fake: FakeOpenAI, s
     assert [r.body["model"] for r in fake.requests if r.path == SPEECH_PATH][-1] == "tts-1"
 
     empty = await api.post("/v1/text-to-audio", json={"text": "  "}, headers=speaker.headers)
-    assert empty.status_code == 400 and empty.json()["message"] == "Text is required"
+    assert empty.status_code == 400
+    assert empty.json()["message"] == "Text is required"
     fake.queue_error(429, "slow down", path=SPEECH_PATH)
     limited = await api.post("/v1/text-to-audio", json={"text": "Hi"}, headers=speaker.headers)
-    assert limited.status_code == 400 and limited.json()["code"] == "completion_request_error"
+    assert limited.status_code == 400
+    assert limited.json()["code"] == "completion_request_error"
 
 
 async def test_audio_without_a_speech_endpoint(settings: Settings, admin: dict[str, str]) -> None:
@@ -189,7 +205,8 @@ async def test_audio_without_a_speech_endpoint(settings: Settings, admin: dict[s
     async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
         speaker = await import_app(client, SPEAKING_APP)
         response = await client.post("/v1/text-to-audio", json={"text": "Hi"}, headers=speaker.headers)
-    assert response.status_code == 400 and response.json()["code"] == "provider_not_initialize"
+    assert response.status_code == 400
+    assert response.json()["code"] == "provider_not_initialize"
     assert "AUDIO_API_BASE" in response.json()["message"]
 
 

@@ -13,7 +13,7 @@ from db import urls
 from jobs.app import opened
 from jobs.maintenance import recover_stalled_jobs
 from tests.support.processes import spawn, stop
-from tests.support.test_tasks import hang_on_first_attempt
+from tests.support.tasks import hang_on_first_attempt
 
 
 async def wait_for_status(engine: AsyncEngine, job_id: int, status: str, timeout: float) -> None:

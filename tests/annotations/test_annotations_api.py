@@ -11,41 +11,30 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.annotations import services
 from app.knowledge.embeddings.providers import Embedders
 from app.settings import Settings
-from db import urls
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Tenant
-from tests.workflows.conftest import ThreadedWorker
+from tests.conftest import Tenant
+from tests.support.service import service_engine, service_settings, service_worker
 
 
 @pytest.fixture(scope="module")
 def settings(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(
-        database_url=module_database,
-        data_dir=tmp_path_factory.mktemp("annotations"),
-        admin_token=ADMIN_TOKEN,
-        secret_key=SECRET_KEY,
-        log_level="WARNING",
-        worker_poll_seconds=0.05,
-    )
+    return service_settings(module_database, tmp_path_factory.mktemp("annotations"), worker_poll_seconds=0.05)
 
 
 @pytest.fixture(scope="module")
 def worker(settings: Settings) -> Iterator[None]:
-    threaded = ThreadedWorker(settings)
-    threaded.start()
-    yield
-    threaded.stop()
+    with service_worker(settings):
+        yield
 
 
 @pytest.fixture(scope="module")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(urls.asyncpg(settings.database_url or ""))
-    yield engine
-    await engine.dispose()
+    async with service_engine(settings.database_url or "") as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -66,13 +55,15 @@ async def add(
 
 async def test_crud(client: AsyncTestClient[Litestar], tenant: Tenant) -> None:
     first = await add(client, tenant, "What is Sluice?", "A Dify-compatible backend.")
-    assert first["hit_count"] == 0 and isinstance(first["created_at"], int)
+    assert first["hit_count"] == 0
+    assert isinstance(first["created_at"], int)
     second = await add(client, tenant, "How do I pause?", "With a human-input node.")
     listed = (await client.get("/v1/apps/annotations", headers=tenant.app_headers)).json()
     assert [a["id"] for a in listed["data"]] == [second["id"], first["id"]]  # newest first
     assert (listed["total"], listed["page"], listed["limit"], listed["has_more"]) == (2, 1, 20, False)
     page = (await client.get("/v1/apps/annotations?limit=1&page=2", headers=tenant.app_headers)).json()
-    assert [a["id"] for a in page["data"]] == [first["id"]] and page["has_more"] is False
+    assert [a["id"] for a in page["data"]] == [first["id"]]
+    assert page["has_more"] is False
     capped = (await client.get("/v1/apps/annotations?limit=500", headers=tenant.app_headers)).json()
     assert capped["limit"] == 100
     found = (await client.get("/v1/apps/annotations?keyword=human-input", headers=tenant.app_headers)).json()
@@ -85,12 +76,14 @@ async def test_crud(client: AsyncTestClient[Litestar], tenant: Tenant) -> None:
         json={"question": "What is it?", "answer": "A backend."},
         headers=tenant.app_headers,
     )
-    assert updated.status_code == 200 and updated.json()["question"] == "What is it?"
+    assert updated.status_code == 200
+    assert updated.json()["question"] == "What is it?"
     assert (
         await client.delete(f"/v1/apps/annotations/{first['id']}", headers=tenant.app_headers)
     ).status_code == 204
     gone = await client.delete(f"/v1/apps/annotations/{first['id']}", headers=tenant.app_headers)
-    assert gone.status_code == 404 and gone.json()["message"] == "Annotation not found."
+    assert gone.status_code == 404
+    assert gone.json()["message"] == "Annotation not found."
     missing = await client.put(
         f"/v1/apps/annotations/{uuid.uuid4()}",
         json={"question": "q", "answer": "a"},
@@ -150,7 +143,8 @@ async def test_reply_job_and_matching(
 
     await session.rollback()  # a fresh snapshot
     hit = await services.match_annotation(session, app_id, "How do I reset my password?", embedders=embedders)
-    assert hit is not None and str(hit.id) == wanted["id"]
+    assert hit is not None
+    assert str(hit.id) == wanted["id"]
     assert await services.match_annotation(session, app_id, "Trains need rails.", embedders=embedders) is None
     await services.record_hit(session, hit)
     await session.commit()
@@ -161,12 +155,14 @@ async def test_reply_job_and_matching(
     later = await add(client, tenant, "Can I export my data?", "Yes, as JSON.")
     await session.rollback()
     hit = await services.match_annotation(session, app_id, "Can I export my data?", embedders=embedders)
-    assert hit is not None and str(hit.id) == later["id"]
+    assert hit is not None
+    assert str(hit.id) == later["id"]
 
     wrong_action = await client.get(
         f"/v1/apps/annotation-reply/disable/status/{started.json()['job_id']}", headers=tenant.app_headers
     )
-    assert wrong_action.status_code == 400 and wrong_action.json()["message"] == "The job does not exist."
+    assert wrong_action.status_code == 400
+    assert wrong_action.json()["message"] == "The job does not exist."
     unknown = await client.get(
         f"/v1/apps/annotation-reply/enable/status/{uuid.uuid4()}", headers=tenant.app_headers
     )
@@ -191,6 +187,8 @@ async def test_reply_job_reports_errors(
     }
     started = await client.post("/v1/apps/annotation-reply/enable", json=body, headers=tenant.app_headers)
     done = await wait_job(client, tenant, "enable", started.json()["job_id"])
-    assert done["job_status"] == "error" and done["error_msg"]
+    assert done["job_status"] == "error"
+    assert done["error_msg"]
     bad = await client.post("/v1/apps/annotation-reply/switch", json=body, headers=tenant.app_headers)
-    assert bad.status_code == 400 and bad.json()["message"] == "Unsupported annotation reply action"
+    assert bad.status_code == 400
+    assert bad.json()["message"] == "Unsupported annotation reply action"

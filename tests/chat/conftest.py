@@ -9,14 +9,12 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.asgi import create_app
 from app.settings import Settings
-from db import urls
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.support.fake_openai import FakeOpenAI
-from tests.workflows.conftest import AppUnderTest, ThreadedWorker, import_app, sse_events
+from tests.support.service import service_client, service_engine, service_settings, service_worker
+from tests.workflows.conftest import AppUnderTest, import_app, sse_events
 
 __all__ = ["AppUnderTest", "import_app", "sse_events"]
 
@@ -38,12 +36,9 @@ def fresh_llm(fake_llm: FakeOpenAI) -> Iterator[None]:
 def chat_settings(
     module_database: str, tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeOpenAI
 ) -> Settings:
-    return Settings(
-        database_url=module_database,
-        data_dir=tmp_path_factory.mktemp("chat"),
-        admin_token=ADMIN_TOKEN,
-        secret_key=SECRET_KEY,
-        log_level="WARNING",
+    return service_settings(
+        module_database,
+        tmp_path_factory.mktemp("chat"),
         worker_poll_seconds=0.05,
         openai_api_base=fake_llm.base_url,
         public_url="http://chat.test",
@@ -52,23 +47,20 @@ def chat_settings(
 
 @pytest.fixture(scope="module")
 def chat_worker(chat_settings: Settings) -> Iterator[None]:
-    threaded = ThreadedWorker(chat_settings)
-    threaded.start()
-    yield
-    threaded.stop()
+    with service_worker(chat_settings):
+        yield
 
 
 @pytest.fixture(scope="module")
-async def db(chat_settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def chat_engine(chat_settings: Settings) -> AsyncIterator[AsyncEngine]:
     """An engine on the module's database, for tests that look at rows directly."""
-    engine = create_async_engine(urls.asyncpg(chat_settings.database_url or ""))
-    yield engine
-    await engine.dispose()
+    async with service_engine(chat_settings.database_url or "") as engine:
+        yield engine
 
 
 @pytest.fixture
 async def client(chat_settings: Settings, chat_worker: None) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=create_app(chat_settings, configure_logs=False)) as client:
+    async with service_client(chat_settings) as client:
         yield client
 
 

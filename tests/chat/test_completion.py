@@ -63,7 +63,8 @@ async def test_a_completion_app_answers_blocking_and_streaming(
     blocking = await complete(client, app.headers)
     assert blocking.status_code == 200, blocking.text
     body = blocking.json()
-    assert body["event"] == "message" and body["mode"] == "completion"
+    assert body["event"] == "message"
+    assert body["mode"] == "completion"
     assert "conversation_id" not in body
     assert body["answer"] == "echo: Translate into French: good morning"
     assert body["metadata"]["usage"]["total_tokens"] > 0
@@ -73,9 +74,11 @@ async def test_a_completion_app_answers_blocking_and_streaming(
     assert sent["temperature"] == 0.2
 
     streamed = await complete(client, app.headers, "streaming", query="please")
-    assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
     got = events(streamed.text)
-    assert {e["event"] for e in got} <= {"message", "message_end"} and got[-1]["event"] == "message_end"
+    assert {e["event"] for e in got} <= {"message", "message_end"}
+    assert got[-1]["event"] == "message_end"
     assert all("conversation_id" not in e for e in got)
     assert "".join(e["answer"] for e in got if e["event"] == "message") == "echo: please"
     assert fake_llm.bodies()[-1]["messages"] == [
@@ -85,13 +88,15 @@ async def test_a_completion_app_answers_blocking_and_streaming(
 
     # the inputs are checked before anything runs
     missing = await complete(client, app.headers, inputs={"language": "French"})
-    assert missing.status_code == 400 and missing.json()["code"] == "invalid_param", missing.text
+    assert missing.status_code == 400, missing.text
+    assert missing.json()["code"] == "invalid_param", missing.text
 
     # a completion app is not a chat app, and its messages make no listed conversations
     chat = await client.post(
         "/v1/chat-messages", json={"inputs": {}, "query": "hi", "user": "ann"}, headers=app.headers
     )
-    assert chat.status_code == 400 and chat.json()["code"] == "not_chat_app"
+    assert chat.status_code == 400
+    assert chat.json()["code"] == "not_chat_app"
 
 
 async def test_a_stop_ends_a_streaming_completion_mid_answer(
@@ -122,7 +127,8 @@ async def test_a_stop_ends_a_streaming_completion_mid_answer(
                 )
             if run_id is not None and fake_llm.bodies():
                 break
-        assert run_id is not None and not streaming.done()
+        assert run_id is not None
+        assert not streaming.done()
         other = await client.post(
             f"/v1/completion-messages/{run_id}/stop", json={"user": "bob"}, headers=app.headers
         )
@@ -132,15 +138,18 @@ async def test_a_stop_ends_a_streaming_completion_mid_answer(
         stop = await client.post(
             f"/v1/completion-messages/{run_id}/stop", json={"user": "ann"}, headers=app.headers
         )
-        assert stop.status_code == 200 and stop.json() == {"result": "success"}
+        assert stop.status_code == 200
+        assert stop.json() == {"result": "success"}
         streamed = await asyncio.wait_for(streaming, 30)
     finally:
         await engine.dispose()
     assert time.monotonic() - started < 9  # well before the model's ten seconds
     got = events(streamed.text)
-    assert got[-1]["event"] == "message_end" and got[-1]["task_id"] == str(run_id)
+    assert got[-1]["event"] == "message_end"
+    assert got[-1]["task_id"] == str(run_id)
     partial = "".join(e["answer"] for e in got if e["event"] == "message")
-    assert partial.startswith("w0 ") and "w19" not in partial
+    assert partial.startswith("w0 ")
+    assert "w19" not in partial
 
 
 async def test_stop_and_the_other_modes(client: AsyncTestClient[Litestar]) -> None:
@@ -152,7 +161,8 @@ async def test_stop_and_the_other_modes(client: AsyncTestClient[Litestar]) -> No
         stop = await client.post(
             f"/v1/completion-messages/{task_id}/stop", json={"user": user}, headers=app.headers
         )
-        assert stop.status_code == 200 and stop.json() == {"result": "success"}, stop.text
+        assert stop.status_code == 200, stop.text
+        assert stop.json() == {"result": "success"}, stop.text
     missing_user = await client.post(f"/v1/completion-messages/{task}/stop", json={}, headers=app.headers)
     assert missing_user.status_code == 400
 
@@ -172,7 +182,8 @@ workflow:
     )
     for path in ("/v1/completion-messages", "/v1/completion-messages/x/stop"):
         refused = await client.post(path, json={"inputs": {}, "user": "ann"}, headers=workflow.headers)
-        assert refused.status_code == 400 and refused.json()["code"] == "app_unavailable", refused.text
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["code"] == "app_unavailable", refused.text
 
 
 @pytest.mark.parametrize(
@@ -211,7 +222,8 @@ def test_a_completion_dsl_without_its_model_config_is_refused() -> None:
     with pytest.raises(SluiceError, match="model_config"):
         dsl.parse(TRANSLATOR.split("model_config:")[0])
     parsed = dsl.parse(TRANSLATOR)
-    assert parsed.mode == "completion" and {n["id"] for n in parsed.graph["nodes"]} >= {
+    assert parsed.mode == "completion"
+    assert {n["id"] for n in parsed.graph["nodes"]} >= {
         "start",
         "llm",
         "answer",

@@ -60,56 +60,66 @@ async def test_conversations_list_page_rename_and_delete(
     await chat(client, app, "again", conversation_id=ids[0])  # the first becomes the most recently active
 
     listed = (await get(client, app, "/v1/conversations", user="alice", limit=2)).json()
-    assert [c["id"] for c in listed["data"]] == [ids[0], ids[2]] and listed["has_more"] is True
+    assert [c["id"] for c in listed["data"]] == [ids[0], ids[2]]
+    assert listed["has_more"] is True
     rest = (await get(client, app, "/v1/conversations", user="alice", limit=2, last_id=ids[2])).json()
-    assert [c["id"] for c in rest["data"]] == [ids[1]] and rest["has_more"] is False
+    assert [c["id"] for c in rest["data"]] == [ids[1]]
+    assert rest["has_more"] is False
     oldest = (await get(client, app, "/v1/conversations", user="alice", sort_by="created_at")).json()
     assert [c["id"] for c in oldest["data"]] == ids
-    assert oldest["data"][0]["name"] == "question 0" and oldest["data"][0]["status"] == "normal"
+    assert oldest["data"][0]["name"] == "question 0"
+    assert oldest["data"][0]["status"] == "normal"
     assert (await get(client, app, "/v1/conversations", user="alice", sort_by="name")).status_code == 400
     # Dify's SDK sends its unset arguments as empty values (``?last_id=&limit=&pinned=``): the defaults
     sdk_style = (
         await get(client, app, "/v1/conversations", user="alice", last_id="", limit="", pinned="")
     ).json()
-    assert sdk_style["limit"] == 20 and len(sdk_style["data"]) == 3
+    assert sdk_style["limit"] == 20
+    assert len(sdk_style["data"]) == 3
     for bad in ("0", "101", "x"):
         refused = await get(client, app, "/v1/conversations", user="alice", limit=bad)
-        assert refused.status_code == 400 and refused.json()["code"] == "invalid_param", bad
+        assert refused.status_code == 400, bad
+        assert refused.json()["code"] == "invalid_param", bad
     unknown = await get(client, app, "/v1/conversations", user="alice", last_id=str(uuid.uuid4()))
-    assert unknown.status_code == 404 and unknown.json()["message"] == "Last Conversation Not Exists."
+    assert unknown.status_code == 404
+    assert unknown.json()["message"] == "Last Conversation Not Exists."
     assert (await get(client, app, "/v1/conversations", user="nobody")).json()["data"] == []
 
     renamed = await client.post(
         f"/v1/conversations/{ids[1]}/name", json={"name": "  Tides  ", "user": "alice"}, headers=app.headers
     )
-    assert renamed.status_code == 200 and renamed.json()["name"] == "Tides"
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "Tides"
     blank = await client.post(
         f"/v1/conversations/{ids[1]}/name", json={"name": " ", "user": "alice"}, headers=app.headers
     )
-    assert (
-        blank.status_code == 400 and blank.json()["message"] == "name is required when auto_generate is false"
-    )
+    assert blank.status_code == 400
+    assert blank.json()["message"] == "name is required when auto_generate is false"
     fake_llm.add_rule(
         "question 1", '{"Language Type": "English", "Your Reasoning": "r", "Your Output": "Asking one"}'
     )
     generated = await client.post(
         f"/v1/conversations/{ids[1]}/name", json={"auto_generate": True, "user": "alice"}, headers=app.headers
     )
-    assert generated.status_code == 200 and generated.json()["name"] == "Asking one", generated.text
+    assert generated.status_code == 200, generated.text
+    assert generated.json()["name"] == "Asking one", generated.text
     fake_llm.queue_error(500, "no")
     fallback = await client.post(
         f"/v1/conversations/{ids[1]}/name", json={"auto_generate": True, "user": "alice"}, headers=app.headers
     )
-    assert fallback.status_code == 200 and fallback.json()["name"] == "question 1"
+    assert fallback.status_code == 200
+    assert fallback.json()["name"] == "question 1"
 
     deleted = await client.request(
         "DELETE", f"/v1/conversations/{ids[1]}", json={"user": "alice"}, headers=app.headers
     )
-    assert deleted.status_code == 204 and deleted.content == b""
+    assert deleted.status_code == 204
+    assert deleted.content == b""
     again = await client.request(
         "DELETE", f"/v1/conversations/{ids[1]}", json={"user": "alice"}, headers=app.headers
     )
-    assert again.status_code == 404 and again.json()["message"] == "Conversation Not Exists."
+    assert again.status_code == 404
+    assert again.json()["message"] == "Conversation Not Exists."
     gone = await get(client, app, "/v1/messages", conversation_id=ids[1], user="alice")
     assert gone.status_code == 404
 
@@ -165,7 +175,8 @@ async def test_messages_scroll_up_feedback_and_suggestions(
     newest = (
         await get(client, app, "/v1/messages", conversation_id=conversation, user="alice", limit=2)
     ).json()
-    assert [m["query"] for m in newest["data"]] == ["m3", "m4"] and newest["has_more"] is True
+    assert [m["query"] for m in newest["data"]] == ["m3", "m4"]
+    assert newest["has_more"] is True
     older = (
         await get(
             client,
@@ -177,7 +188,8 @@ async def test_messages_scroll_up_feedback_and_suggestions(
             first_id=newest["data"][0]["id"],
         )
     ).json()
-    assert [m["query"] for m in older["data"]] == ["m1", "m2"] and older["has_more"] is True
+    assert [m["query"] for m in older["data"]] == ["m1", "m2"]
+    assert older["has_more"] is True
     oldest = (
         await get(
             client,
@@ -189,18 +201,21 @@ async def test_messages_scroll_up_feedback_and_suggestions(
             first_id=older["data"][0]["id"],
         )
     ).json()
-    assert [m["query"] for m in oldest["data"]] == ["m0"] and oldest["has_more"] is False
+    assert [m["query"] for m in oldest["data"]] == ["m0"]
+    assert oldest["has_more"] is False
     item = oldest["data"][0]
-    assert (
-        item["parent_message_id"] == "00000000-0000-0000-0000-000000000000" and item["agent_thoughts"] == []
-    )
-    assert item["feedback"] is None and item["status"] == "normal" and item["answer"].startswith("echo: m0")
+    assert item["parent_message_id"] == "00000000-0000-0000-0000-000000000000"
+    assert item["agent_thoughts"] == []
+    assert item["feedback"] is None
+    assert item["status"] == "normal"
+    assert item["answer"].startswith("echo: m0")
     empty = (await get(client, app, "/v1/messages", conversation_id="", user="alice")).json()
     assert empty == {"limit": 20, "has_more": False, "data": []}
     bad_first = await get(
         client, app, "/v1/messages", conversation_id=conversation, user="alice", first_id=str(uuid.uuid4())
     )
-    assert bad_first.status_code == 404 and bad_first.json()["message"] == "First Message Not Exists."
+    assert bad_first.status_code == 404
+    assert bad_first.json()["message"] == "First Message Not Exists."
 
     target = message_ids[0]
     withdraw_none = await client.post(
@@ -213,7 +228,8 @@ async def test_messages_scroll_up_feedback_and_suggestions(
         json={"rating": "like", "content": "good", "user": "alice"},
         headers=app.headers,
     )
-    assert liked.status_code == 200 and liked.json() == {"result": "success"}
+    assert liked.status_code == 200
+    assert liked.json() == {"result": "success"}
     disliked = await client.post(
         f"/v1/messages/{target}/feedbacks", json={"rating": "dislike", "user": "alice"}, headers=app.headers
     )
@@ -223,25 +239,28 @@ async def test_messages_scroll_up_feedback_and_suggestions(
     ).json()
     assert listed["data"][0]["feedback"] == {"rating": "dislike"}
     feedbacks = (await get(client, app, "/v1/app/feedbacks")).json()["data"]
-    assert (
-        len(feedbacks) == 1 and feedbacks[0]["rating"] == "dislike" and feedbacks[0]["from_source"] == "user"
-    )
+    assert len(feedbacks) == 1
+    assert feedbacks[0]["rating"] == "dislike"
+    assert feedbacks[0]["from_source"] == "user"
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$", feedbacks[0]["created_at"])
     assert (await get(client, app, "/v1/app/feedbacks", limit=102)).status_code == 400
     assert (await get(client, app, "/v1/app/feedbacks", limit=101)).status_code == 200
     withdrawn = await client.post(
         f"/v1/messages/{target}/feedbacks", json={"rating": None, "user": "alice"}, headers=app.headers
     )
-    assert withdrawn.status_code == 200 and (await get(client, app, "/v1/app/feedbacks")).json()["data"] == []
+    assert withdrawn.status_code == 200
+    assert (await get(client, app, "/v1/app/feedbacks")).json()["data"] == []
 
     fake_llm.add_rule("Predict the three questions", 'Sure: ["Why?", "How?", "When?"]', where="any")
     suggested = await get(client, app, f"/v1/messages/{message_ids[-1]}/suggested", user="alice")
-    assert suggested.status_code == 200 and suggested.json() == {
+    assert suggested.status_code == 200
+    assert suggested.json() == {
         "result": "success",
         "data": ["Why?", "How?", "When?"],
     }
     prompt = fake_llm.bodies(unless=NAME_PROMPT)[-1]["messages"][0]["content"]
-    assert "Human: m4" in prompt and "Human: m1" not in prompt  # the last three turns
+    assert "Human: m4" in prompt
+    assert "Human: m1" not in prompt  # the last three turns
     fake_llm.queue_reply("no list here")
     assert (await get(client, app, f"/v1/messages/{message_ids[-1]}/suggested", user="alice")).json()[
         "data"
@@ -251,7 +270,8 @@ async def test_messages_scroll_up_feedback_and_suggestions(
     )
     off_message = (await chat(client, off, "q")).json()["message_id"]
     disabled = await get(client, off, f"/v1/messages/{off_message}/suggested", user="alice")
-    assert disabled.status_code == 400 and disabled.json() == {
+    assert disabled.status_code == 400
+    assert disabled.json() == {
         "code": "bad_request",
         "message": "Suggested Questions Is Disabled.",
         "status": 400,
@@ -278,7 +298,8 @@ async def test_conversation_variables_list_filter_and_set(
     page = (
         await get(client, app, f"/v1/conversations/{conversation}/variables", user="alice", limit=2)
     ).json()
-    assert [v["name"] for v in page["data"]] == ["count", "flag"] and page["has_more"] is True
+    assert [v["name"] for v in page["data"]] == ["count", "flag"]
+    assert page["has_more"] is True
     after = (
         await get(
             client,
@@ -309,7 +330,9 @@ async def test_conversation_variables_list_filter_and_set(
         )
 
     ok = await put("11111111-8b5d-4ad1-9f43-0e8f1d2c4b11", 41.5)
-    assert ok.status_code == 200 and ok.json()["value"] == "41.5" and ok.json()["name"] == "count"
+    assert ok.status_code == 200
+    assert ok.json()["value"] == "41.5"
+    assert ok.json()["name"] == "count"
     for variable, value, message in [
         ("11111111-8b5d-4ad1-9f43-0e8f1d2c4b11", True, "expects number, but got boolean type"),
         ("11111111-8b5d-4ad1-9f43-0e8f1d2c4b11", "7", "expects number, but got string type"),
@@ -318,12 +341,14 @@ async def test_conversation_variables_list_filter_and_set(
         ("44444444-8b5d-4ad1-9f43-0e8f1d2c4b11", ["a", 2], "expects array[string], but got array[any] type"),
     ]:
         refused = await put(variable, value)
-        assert refused.status_code == 400 and refused.json()["code"] == "bad_request", refused.text
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["code"] == "bad_request", refused.text
         assert message in refused.json()["message"]
     assert (await put("44444444-8b5d-4ad1-9f43-0e8f1d2c4b11", ["a", "b"])).json()["value"] == "['a', 'b']"
     assert (await put("55555555-8b5d-4ad1-9f43-0e8f1d2c4b11", "changed")).status_code == 200
     missing = await put(str(uuid.uuid4()), 1)
-    assert missing.status_code == 404 and missing.json()["message"] == "Conversation Variable Not Exists."
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "Conversation Variable Not Exists."
     no_value = await client.put(
         f"/v1/conversations/{conversation}/variables/11111111-8b5d-4ad1-9f43-0e8f1d2c4b11",
         json={"user": "alice"},
@@ -399,14 +424,14 @@ async def test_end_users(client: AsyncTestClient[Litestar]) -> None:
     found = await client.get(f"/v1/end-users/{end_user_id.group(1)}", headers=app.headers)
     assert found.status_code == 200, found.text
     detail = found.json()
-    assert (
-        detail["session_id"] == "zoe"
-        and detail["external_user_id"] == "zoe"
-        and detail["is_anonymous"] is False
-    )
-    assert detail["app_id"] == app.app_id and detail["type"] == "service_api"
+    assert detail["session_id"] == "zoe"
+    assert detail["external_user_id"] == "zoe"
+    assert detail["is_anonymous"] is False
+    assert detail["app_id"] == app.app_id
+    assert detail["type"] == "service_api"
     missing = await client.get(f"/v1/end-users/{uuid.uuid4()}", headers=app.headers)
-    assert missing.status_code == 404 and missing.json()["code"] == "end_user_not_found"
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "end_user_not_found"
     other = await import_app(client, APP)
     assert (
         await client.get(f"/v1/end-users/{end_user_id.group(1)}", headers=other.headers)

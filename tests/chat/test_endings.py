@@ -118,16 +118,22 @@ async def test_a_failing_node_ends_with_error_and_writes_no_variable(
     assert [e["event"] for e in got][-2:] == ["workflow_finished", "error"]
     assert got[-2]["data"]["status"] == "failed"
     error = got[-1]
-    assert error["code"] == "invalid_param" and error["status"] == 400 and "task_id" not in error
-    assert error["message"].startswith("Run failed: ") and "fell over" in error["message"]
+    assert error["code"] == "invalid_param"
+    assert error["status"] == 400
+    assert "task_id" not in error
+    assert error["message"].startswith("Run failed: ")
+    assert "fell over" in error["message"]
     assert "message_end" not in [e["event"] for e in got]
     message = await message_row(chat_settings, got[0]["message_id"])
-    assert message.status == "error" and message.answer == "" and "fell over" in (message.error or "")
+    assert message.status == "error"
+    assert message.answer == ""
+    assert "fell over" in (message.error or "")
     assert (await variables_of(client, app, conversation)) == {"turns": "1"}  # the failed turn wrote nothing
 
     fake_llm.queue_error(500, "down again")
     blocking = await chat(client, app, "third", conversation_id=conversation)
-    assert blocking.status_code == 400 and blocking.json()["code"] == "invalid_param"
+    assert blocking.status_code == 400
+    assert blocking.json()["code"] == "invalid_param"
     assert blocking.json()["message"].startswith("Run failed: ")
 
 
@@ -157,33 +163,44 @@ async def test_requests_that_cannot_start_a_turn_are_4xx_before_any_stream(
         body = {"inputs": {}, "query": "q", "user": "alice", "response_mode": "streaming", **change}
         response = await client.post("/v1/chat-messages", json=body, headers=app.headers)
         if change.get("files"):  # file upload is off in this app: files are ignored, the turn runs
-            assert response.status_code == 200 and "message_end" in names(response.text)
+            assert response.status_code == 200
+            assert "message_end" in names(response.text)
             continue
         assert response.status_code == status, (change, response.text)
         assert response.headers["content-type"].startswith("application/json")
-        assert response.json()["code"] == code and text in response.json()["message"], (
+        assert response.json()["code"] == code, (
+            change,
+            response.json(),
+        )
+        assert text in response.json()["message"], (
             change,
             response.json(),
         )
     missing = await client.post("/v1/chat-messages", json={"inputs": {}, "user": "a"}, headers=app.headers)
-    assert missing.status_code == 400 and "query" in missing.json()["message"]
+    assert missing.status_code == 400
+    assert "query" in missing.json()["message"]
     no_user = await client.post("/v1/chat-messages", json={"inputs": {}, "query": "q"}, headers=app.headers)
-    assert no_user.status_code == 400 and "user" in no_user.json()["message"]
+    assert no_user.status_code == 400
+    assert "user" in no_user.json()["message"]
 
 
 async def test_a_workflow_app_is_not_a_chat_app_and_back(client: AsyncTestClient[Litestar]) -> None:
     workflow = await import_app(client, SIMPLE.replace("mode: advanced-chat", "mode: workflow"))
     refused = await chat(client, workflow, "q")
-    assert refused.status_code == 400 and refused.json()["code"] == "not_chat_app"
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "not_chat_app"
     listed = await client.get("/v1/conversations", headers=workflow.headers)
-    assert listed.status_code == 400 and listed.json()["code"] == "not_chat_app"
+    assert listed.status_code == 400
+    assert listed.json()["code"] == "not_chat_app"
     chat_app = await import_app(client, SIMPLE)
     run = await client.post("/v1/workflows/run", json={"inputs": {}, "user": "u"}, headers=chat_app.headers)
-    assert run.status_code == 400 and run.json()["code"] == "not_workflow_app"
+    assert run.status_code == 400
+    assert run.json()["code"] == "not_workflow_app"
     completion = await client.post(
         "/v1/completion-messages", json={"inputs": {}, "user": "u"}, headers=chat_app.headers
     )
-    assert completion.status_code == 400 and completion.json()["code"] == "app_unavailable"
+    assert completion.status_code == 400
+    assert completion.json()["code"] == "app_unavailable"
 
 
 async def test_a_second_turn_while_one_runs_is_refused(
@@ -218,7 +235,8 @@ async def test_a_second_turn_while_one_runs_is_refused(
             turn = await turns.start_turn(session, key, request, FileContext(FileSigner(None, "")), None)
             await session.commit()
         busy = await chat(client, app, "meanwhile", conversation_id=conversation, mode="streaming")
-        assert busy.status_code == 409 and busy.json()["code"] == "conversation_busy", busy.text
+        assert busy.status_code == 409, busy.text
+        assert busy.json()["code"] == "conversation_busy", busy.text
         other = await chat(client, app, "another conversation is fine")
         assert other.status_code == 200
         for _ in range(200):
@@ -228,7 +246,8 @@ async def test_a_second_turn_while_one_runs_is_refused(
                 break
             await asyncio.sleep(0.05)
         after = await chat(client, app, "now", conversation_id=conversation)
-        assert after.status_code == 200 and after.json()["answer"].endswith("echo: now")
+        assert after.status_code == 200
+        assert after.json()["answer"].endswith("echo: now")
     finally:
         await engine.dispose()
 
@@ -243,9 +262,11 @@ async def test_a_turn_pauses_for_a_person_and_resumes_in_the_same_message(
     message_id, run_id = got[0]["message_id"], got[0]["workflow_run_id"]
     assert "".join(e["answer"] for e in got if e["event"] == "message") == "Let me check. "
     paused = await message_row(chat_settings, message_id)
-    assert paused.status == "paused" and paused.answer == "Let me check. "
+    assert paused.status == "paused"
+    assert paused.answer == "Let me check. "
     token = got[-2]["data"]["form_token"]
-    assert token and got[-2]["conversation_id"] == got[0]["conversation_id"]
+    assert token
+    assert got[-2]["conversation_id"] == got[0]["conversation_id"]
 
     history = await client.get(
         "/v1/messages",
@@ -253,7 +274,8 @@ async def test_a_turn_pauses_for_a_person_and_resumes_in_the_same_message(
         headers=app.headers,
     )
     (item,) = history.json()["data"]
-    assert item["status"] == "paused" and item["extra_contents"][0]["type"] == "human_input"
+    assert item["status"] == "paused"
+    assert item["extra_contents"][0]["type"] == "human_input"
     assert item["extra_contents"][0]["submitted"] is False
     assert item["extra_contents"][0]["form_definition"]["form_token"] == token
 
@@ -276,7 +298,8 @@ async def test_a_turn_pauses_for_a_person_and_resumes_in_the_same_message(
     assert followed.status_code == 200
     all_events = events(followed.text)
     kinds = [e["event"] for e in all_events]
-    assert kinds[-2:] == ["message_end", "workflow_finished"] and "human_input_form_filled" in kinds
+    assert kinds[-2:] == ["message_end", "workflow_finished"]
+    assert "human_input_form_filled" in kinds
     assert [e["data"]["reason"] for e in all_events if e["event"] == "workflow_started"] == [
         "initial",
         "resumption",
@@ -285,14 +308,16 @@ async def test_a_turn_pauses_for_a_person_and_resumes_in_the_same_message(
     assert {e.get("task_id") for e in all_events} == {run_id}
     assert "".join(e["answer"] for e in all_events if e["event"] == "message") == "Let me check. Approved: go"
     done = await message_row(chat_settings, message_id)
-    assert done.status == "normal" and done.answer == "Let me check. Approved: go"
+    assert done.status == "normal"
+    assert done.answer == "Let me check. Approved: go"
     history = await client.get(
         "/v1/messages",
         params={"conversation_id": got[0]["conversation_id"], "user": "alice"},
         headers=app.headers,
     )
     content = history.json()["data"][0]["extra_contents"][0]
-    assert content["submitted"] is True and content["form_submission_data"]["action_id"] == "approve"
+    assert content["submitted"] is True
+    assert content["form_submission_data"]["action_id"] == "approve"
 
 
 async def test_a_paused_turn_in_blocking_mode_and_its_stop(client: AsyncTestClient[Litestar]) -> None:
@@ -300,39 +325,48 @@ async def test_a_paused_turn_in_blocking_mode_and_its_stop(client: AsyncTestClie
     paused = await chat(client, app, "plan B")
     assert paused.status_code == 200, paused.text
     body = paused.json()
-    assert body["event"] == "workflow_paused" and body["answer"] == "Let me check. "
-    assert body["data"]["status"] == "paused" and body["data"]["paused_nodes"] == ["ask"]
+    assert body["event"] == "workflow_paused"
+    assert body["answer"] == "Let me check. "
+    assert body["data"]["status"] == "paused"
+    assert body["data"]["paused_nodes"] == ["ask"]
     (reason,) = body["data"]["reasons"]
-    assert reason["TYPE"] == "human_input_required" and reason["node_id"] == "ask" and reason["form_token"]
+    assert reason["TYPE"] == "human_input_required"
+    assert reason["node_id"] == "ask"
+    assert reason["form_token"]
     run_id = body["workflow_run_id"]
     assert body["task_id"] == run_id
 
     ignored = await client.post(
         f"/v1/chat-messages/{run_id}/stop", json={"user": "mallory"}, headers=app.headers
     )
-    assert ignored.status_code == 200 and ignored.json() == {"result": "success"}
+    assert ignored.status_code == 200
+    assert ignored.json() == {"result": "success"}
     # Another user's stop did nothing: the turn is still paused (its event stream would wait for the person).
     still = await client.get(f"/v1/workflows/run/{run_id}", headers=app.headers)
-    assert still.status_code == 200 and still.json()["status"] == "paused", still.text
+    assert still.status_code == 200, still.text
+    assert still.json()["status"] == "paused", still.text
 
     stopped = await client.post(
         f"/v1/chat-messages/{run_id}/stop", json={"user": "alice"}, headers=app.headers
     )
-    assert stopped.status_code == 200 and stopped.json() == {"result": "success"}
+    assert stopped.status_code == 200
+    assert stopped.json() == {"result": "success"}
     replay = events(
         (
             await client.get(f"/v1/workflow/{run_id}/events", params={"user": "alice"}, headers=app.headers)
         ).text
     )
     assert [e["event"] for e in replay][-2:] == ["workflow_finished", "message_end"]
-    assert replay[-2]["data"]["status"] == "stopped" and replay[-2]["data"]["error"] == "Stopped by user."
+    assert replay[-2]["data"]["status"] == "stopped"
+    assert replay[-2]["data"]["error"] == "Stopped by user."
     form = await client.get(f"/v1/form/human_input/{reason['form_token']}", headers=app.headers)
     assert form.status_code in (404, 412)  # the stopped turn's form is closed
     for odd in ("not-a-task", str(uuid.uuid4())):
         answer = await client.post(
             f"/v1/chat-messages/{odd}/stop", json={"user": "alice"}, headers=app.headers
         )
-        assert answer.status_code == 200 and answer.json() == {"result": "success"}
+        assert answer.status_code == 200
+        assert answer.json() == {"result": "success"}
 
 
 async def test_an_annotation_answers_without_running_the_flow(
@@ -365,13 +399,15 @@ async def test_an_annotation_answers_without_running_the_flow(
             if setting is not None and setting.enabled:
                 break
             await asyncio.sleep(0.05)
-        assert setting is not None and setting.enabled
+        assert setting is not None
+        assert setting.enabled
         calls = len(fake_llm.bodies(unless=NAME_PROMPT))
         streamed = await chat(client, app, "What are your hours?", mode="streaming")
         assert names(streamed.text) == ["message", "message_end"], streamed.text
         assert events(streamed.text)[0]["answer"] == "Nine to five."
         blocking = (await chat(client, app, "What are your hours?")).json()
-        assert blocking["answer"] == "Nine to five." and "annotation_reply" not in blocking["metadata"]
+        assert blocking["answer"] == "Nine to five."
+        assert "annotation_reply" not in blocking["metadata"]
         assert len(fake_llm.bodies(unless=NAME_PROMPT)) == calls  # no model was asked
         conversation = blocking["conversation_id"]
         assert (await variables_of(client, app, conversation)) == {}  # the graph never ran

@@ -87,15 +87,18 @@ def test_dify_sdk_chat_client_holds_a_conversation(
     client = ChatClient(chat_key, base_url=f"{live_service.base_url}/v1")
 
     first = client.create_chat_message({}, FIRST, USER).json()
-    assert first["event"] == "message" and first["answer"] == ANSWERS[FIRST]
+    assert first["event"] == "message"
+    assert first["answer"] == ANSWERS[FIRST]
     assert first["metadata"]["usage"]["total_tokens"] > 0
     conversation = first["conversation_id"]
 
     streamed = client.create_chat_message({}, SECOND, USER, "streaming", conversation)
     assert streamed.headers["content-type"].startswith("text/event-stream")
     events = data_events(streamed)
-    assert events[0]["event"] == "workflow_started" and events[-1]["event"] == "workflow_finished"
-    assert events[-2]["event"] == "message_end" and events[-2]["metadata"]["usage"]["total_tokens"] > 0
+    assert events[0]["event"] == "workflow_started"
+    assert events[-1]["event"] == "workflow_finished"
+    assert events[-2]["event"] == "message_end"
+    assert events[-2]["metadata"]["usage"]["total_tokens"] > 0
     assert "".join(e["answer"] for e in events if e["event"] == "message") == ANSWERS[SECOND]
     assert {e["conversation_id"] for e in events} == {conversation}
     second_id = events[-2]["id"]
@@ -104,7 +107,8 @@ def test_dify_sdk_chat_client_holds_a_conversation(
     assert [m["content"] for m in turns[-1]["messages"][1:]] == [FIRST, ANSWERS[FIRST], SECOND]
 
     listed = client.get_conversations(USER).json()
-    assert [c["id"] for c in listed["data"]] == [conversation] and listed["has_more"] is False
+    assert [c["id"] for c in listed["data"]] == [conversation]
+    assert listed["has_more"] is False
     messages = client.get_conversation_messages(USER, conversation).json()
     assert [(m["query"], m["answer"]) for m in messages["data"]] == list(ANSWERS.items())
     assert messages["data"][1]["id"] == second_id
@@ -120,7 +124,8 @@ def test_dify_sdk_chat_client_holds_a_conversation(
     assert updated["value"] == "10"
 
     renamed = client.rename_conversation(conversation, "Waterways", False, USER).json()
-    assert renamed["id"] == conversation and renamed["name"] == "Waterways"
+    assert renamed["id"] == conversation
+    assert renamed["name"] == "Waterways"
     assert client.get_conversations(USER).json()["data"][0]["name"] == "Waterways"
 
     # another end user of the app sees none of it
@@ -187,8 +192,11 @@ def stream_and_stop(
     assert time.monotonic() - stop_sent < 3  # not when the model is done (8 s)
     assert [e["event"] for e in rest[-2:]] == ["workflow_finished", "message_end"]
     finished = rest[-2]["data"]
-    assert finished["status"] == "stopped" and finished["error"] == "Stopped by user."
+    assert finished["status"] == "stopped"
+    assert finished["error"] == "Stopped by user."
     partial = "".join(e["answer"] for e in seen + rest if e["event"] == "message")
-    assert partial and "eight" not in partial
+    assert partial
+    assert "eight" not in partial
     (message,) = client.get_conversation_messages(user, seen[0]["conversation_id"]).json()["data"]
-    assert message["answer"] == partial and message["status"] == "normal"
+    assert message["answer"] == partial
+    assert message["status"] == "normal"

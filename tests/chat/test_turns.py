@@ -70,9 +70,11 @@ async def test_three_turns_with_memory_and_a_counting_variable(
     first = await chat(client, app, "What is a sluice?", inputs={"name": "Ada"})
     assert first.status_code == 200, first.text
     body = first.json()
-    assert body["event"] == "message" and body["mode"] == "advanced-chat"
+    assert body["event"] == "message"
+    assert body["mode"] == "advanced-chat"
     assert body["answer"] == "echo: What is a sluice? (turn 1, dialogue 1)"
-    assert body["metadata"]["usage"]["total_tokens"] > 0 and body["metadata"]["retriever_resources"] == []
+    assert body["metadata"]["usage"]["total_tokens"] > 0
+    assert body["metadata"]["retriever_resources"] == []
     conversation = body["conversation_id"]
 
     second = await chat(client, app, "And a lock?", inputs={"name": "Ada"}, conversation_id=conversation)
@@ -80,7 +82,8 @@ async def test_three_turns_with_memory_and_a_counting_variable(
     streamed = await chat(
         client, app, "Which is older?", inputs={"name": "Ada"}, conversation_id=conversation, mode="streaming"
     )
-    assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
     assert streamed.text.startswith("event: ping")
     got = events(streamed.text)
     assert [e["event"] for e in got][:1] == ["workflow_started"]
@@ -88,7 +91,8 @@ async def test_three_turns_with_memory_and_a_counting_variable(
     answer = "".join(e["answer"] for e in got if e["event"] == "message")
     assert answer == "echo: Which is older? (turn 3, dialogue 3)"
     assert {e["conversation_id"] for e in got} == {conversation}
-    assert len({e["message_id"] for e in got}) == 1 and len({e["created_at"] for e in got}) == 1
+    assert len({e["message_id"] for e in got}) == 1
+    assert len({e["created_at"] for e in got}) == 1
 
     # the model saw the earlier turns, each with the answer streamed back
     messages = fake_llm.bodies(unless=NAME_PROMPT)[-1]["messages"]
@@ -117,22 +121,25 @@ async def test_three_turns_with_memory_and_a_counting_variable(
     )
     assert variables.status_code == 200, variables.text
     by_name = {v["name"]: v for v in variables.json()["data"]}
-    assert by_name["turns"]["value"] == "3" and by_name["turns"]["value_type"] == "number"
+    assert by_name["turns"]["value"] == "3"
+    assert by_name["turns"]["value_type"] == "number"
     assert by_name["topics"]["value"] == "['What is a sluice?', 'And a lock?', 'Which is older?']"
 
     conversations = await client.get("/v1/conversations", params={"user": "alice"}, headers=app.headers)
     assert conversations.status_code == 200, conversations.text
     (row,) = conversations.json()["data"]
-    assert (
-        row["id"] == conversation and row["inputs"] == {"name": "Ada"} and row["introduction"] == "Hello Ada"
-    )
+    assert row["id"] == conversation
+    assert row["inputs"] == {"name": "Ada"}
+    assert row["introduction"] == "Hello Ada"
 
 
 async def test_streaming_names_every_event_in_the_chat_envelope(client: AsyncTestClient[Litestar]) -> None:
     app = await import_app(client, COUNTER)
     streamed = await chat(client, app, "hi", inputs={"name": "Bo"}, mode="streaming")
     got = names(streamed.text)
-    assert got[0] == "workflow_started" and "node_started" in got and "message" in got
+    assert got[0] == "workflow_started"
+    assert "node_started" in got
+    assert "message" in got
     assert "text_chunk" not in got
 
 
@@ -159,7 +166,7 @@ workflow:
 
 
 async def test_the_first_token_is_written_at_once_not_held_for_the_next(
-    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI, db: AsyncEngine
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI, chat_engine: AsyncEngine
 ) -> None:
     """Streamed text is committed in batches (CHUNK_FLUSH_SECONDS), but a node's first chunk goes out at once: a
     model that sends its first token right away, then pauses, has that token reach the client before the pause
@@ -174,7 +181,7 @@ async def test_the_first_token_is_written_at_once_not_held_for_the_next(
     finally:
         fake_llm.first_token_delay, fake_llm.token_interval = 0.0, 0.0
     run_id = events(streamed.text)[0]["workflow_run_id"]
-    async with db.connect() as conn:
+    async with chat_engine.connect() as conn:
         written = (
             await conn.execute(
                 text(
@@ -236,9 +243,12 @@ async def test_files_of_a_turn_become_sys_files_and_the_message_files(
     )
     (message,) = listed.json()["data"]
     (file,) = message["message_files"]
-    assert file["filename"] == "notes.txt" and file["belongs_to"] == "user" and file["url"]
+    assert file["filename"] == "notes.txt"
+    assert file["belongs_to"] == "user"
+    assert file["url"]
 
     for who, sent in (("bob", mapping), ("alice", {**mapping, "upload_file_id": str(uuid.uuid4())})):
         refused = await chat(client, app, "read this", user=who, files=[sent], mode="streaming")
-        assert refused.status_code == 400 and refused.json()["code"] == "invalid_param", refused.text
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["code"] == "invalid_param", refused.text
         assert refused.json()["message"] == "Invalid upload file"

@@ -22,7 +22,7 @@ from app.tenancy import services as tenancy
 from app.workflows import services
 from app.workflows.engine import nodes as node_registry
 from db import urls
-from tests.support.test_nodes import HogNode, ManualPauses, PauseNode, SlowNode
+from tests.support.nodes import HogNode, ManualPauses, PauseNode, SlowNode
 
 SLOW_APP = """
 version: 0.5.0

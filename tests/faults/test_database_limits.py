@@ -33,7 +33,7 @@ from db import embedded, urls
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.faults.conftest import make_app
 from tests.support.processes import ROOT
-from tests.workflows.conftest import ThreadedWorker
+from tests.support.service import ThreadedWorker
 
 ECHO = """
 version: 0.5.0

@@ -11,20 +11,17 @@ from litestar.testing import AsyncTestClient
 
 from app.asgi import create_app
 from app.settings import Settings
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY
-from tests.workflows.conftest import AppUnderTest, ThreadedWorker, import_app
+from tests.support.service import service_settings, service_worker
+from tests.workflows.conftest import AppUnderTest, import_app
 
 MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def files_settings(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(
-        database_url=module_database,
-        data_dir=tmp_path_factory.mktemp("files"),
-        admin_token=ADMIN_TOKEN,
-        secret_key=SECRET_KEY,
-        log_level="WARNING",
+    return service_settings(
+        module_database,
+        tmp_path_factory.mktemp("files"),
         worker_poll_seconds=0.1,
         public_url="http://files.test",
         upload_file_size_limit=1,
@@ -39,10 +36,8 @@ def files_settings(module_database: str, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def files_worker(files_settings: Settings) -> Iterator[None]:
-    threaded = ThreadedWorker(files_settings)
-    threaded.start()
-    yield
-    threaded.stop()
+    with service_worker(files_settings):
+        yield
 
 
 @pytest.fixture

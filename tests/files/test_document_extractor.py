@@ -89,18 +89,21 @@ async def test_every_supported_type(client: AsyncTestClient[Litestar]) -> None:
     data = await run(client, app, {"docs": mappings, "doc": mappings[0]})
     assert data["status"] == "succeeded", data
     texts = data["outputs"]["texts"]
-    assert isinstance(texts, list) and len(texts) == len(documents)
+    assert isinstance(texts, list)
+    assert len(texts) == len(documents)
     for (name, _, expected), text in zip(documents, texts, strict=True):
         if expected is not None:
             assert text == expected, name
-    assert "Hello PDF" in texts[2] and "Second page" in texts[2]
+    assert "Hello PDF" in texts[2]
+    assert "Second page" in texts[2]
     assert data["outputs"]["text"] == "plain text, café"  # a single file gives a string
 
 
 async def test_unset_file_gives_an_empty_list(client: AsyncTestClient[Litestar]) -> None:
     app = await new_app(client, EXTRACTOR_APP)
     data = await run(client, app, {})
-    assert data["status"] == "succeeded" and data["outputs"] == {"text": [], "texts": []}
+    assert data["status"] == "succeeded"
+    assert data["outputs"] == {"text": [], "texts": []}
 
 
 async def node_error(client: AsyncTestClient[Litestar], app: AppUnderTest, run_id: str) -> dict[str, Any]:
@@ -135,7 +138,8 @@ async def test_bad_files_fail_the_node_readably(
     assert data["status"] == "failed"
     assert data["error"].startswith('Node "One" run failed: ' + message), data["error"]
     node = await node_error(client, app, data["id"])
-    assert node["node_id"] == "one" and node["error"].startswith(message)
+    assert node["node_id"] == "one"
+    assert node["error"].startswith(message)
 
 
 async def test_a_docx_bomb_is_refused_quickly(client: AsyncTestClient[Litestar]) -> None:
@@ -159,7 +163,8 @@ async def test_a_docx_bomb_is_refused_quickly(client: AsyncTestClient[Litestar])
     started = time.monotonic()
     data = await run(client, app, {"doc": mapping})
     assert time.monotonic() - started < 10
-    assert data["status"] == "failed" and "more than 200000 paragraphs" in data["error"]
+    assert data["status"] == "failed"
+    assert "more than 200000 paragraphs" in data["error"]
 
 
 FORGED_APP = """
@@ -191,10 +196,12 @@ async def test_a_forged_file_dict_cannot_reach_another_users_file(client: AsyncT
     }  # fmt: skip
     body = {"inputs": {"blob": forged}, "user": "alice", "response_mode": "blocking"}
     data = (await client.post("/v1/workflows/run", json=body, headers=app.headers)).json()["data"]
-    assert data["status"] == "failed" and "Error downloading file: Upload file" in data["error"], data
+    assert data["status"] == "failed", data
+    assert "Error downloading file: Upload file" in data["error"], data
     body["user"] = "bob"
     data = (await client.post("/v1/workflows/run", json=body, headers=app.headers)).json()["data"]
-    assert data["status"] == "succeeded" and data["outputs"] == {"text": "bob's secret"}
+    assert data["status"] == "succeeded"
+    assert data["outputs"] == {"text": "bob's secret"}
 
 
 async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], files_settings: Any) -> None:
@@ -221,8 +228,10 @@ async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], f
         saved = await port.save(
             run_info, filename="../out/report.txt", mime_type="text/plain", content=b"made"
         )
-        assert saved["transfer_method"] == "tool_file" and saved["filename"] == ".._out_report.txt"
-        assert saved["url"].startswith("http://files.test/files/") and saved["type"] == "document"
+        assert saved["transfer_method"] == "tool_file"
+        assert saved["filename"] == ".._out_report.txt"
+        assert saved["url"].startswith("http://files.test/files/")
+        assert saved["type"] == "document"
         assert await port.read(run_info, saved, max_bytes=100) == b"made"
         with pytest.raises(Exception, match="larger than"):
             await port.read(run_info, saved, max_bytes=3)
@@ -236,12 +245,14 @@ async def test_node_files_belong_to_the_run(client: AsyncTestClient[Litestar], f
     finally:
         await engine.dispose()
     preview = await client.get(f"/v1/files/{saved['related_id']}/preview", headers=app.headers)
-    assert preview.status_code == 200 and preview.content == b"made"
+    assert preview.status_code == 200
+    assert preview.content == b"made"
     # a run of its user may reference it as a tool file
     mapping = {"transfer_method": "tool_file", "tool_file_id": saved["related_id"], "type": "document"}
     body = {"inputs": {"doc": mapping}, "user": "alice", "response_mode": "blocking"}
     data = (await client.post("/v1/workflows/run", json=body, headers=app.headers)).json()["data"]
-    assert data["status"] == "succeeded" and data["outputs"]["text"] == "made", data
+    assert data["status"] == "succeeded", data
+    assert data["outputs"]["text"] == "made", data
 
 
 async def test_a_remote_file_is_fetched_through_the_guard_and_extracted(

@@ -17,8 +17,8 @@ from app.sandbox.client import Sandbox, SandboxConfig
 from app.settings import Settings
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Ports, RunInfo
-from tests.engine.helpers import edge, graph, node, run_graph
 from tests.files import fixtures
+from tests.workflows.engine.helpers import edge, graph, node, run_graph
 
 
 def text_of(content: bytes, extension: str | None, mime: str | None = None) -> dict[str, Any]:
@@ -87,12 +87,15 @@ def test_pdf_pages_are_concatenated() -> None:
 
 def test_policy() -> None:
     s = Settings()
-    assert policy.size_limit(s, "PNG") == 10 * policy.MB and policy.size_limit(s, "mov") == 100 * policy.MB
-    assert policy.size_limit(s, "wav") == 50 * policy.MB and policy.size_limit(s, "pdf") == 15 * policy.MB
+    assert policy.size_limit(s, "PNG") == 10 * policy.MB
+    assert policy.size_limit(s, "mov") == 100 * policy.MB
+    assert policy.size_limit(s, "wav") == 50 * policy.MB
+    assert policy.size_limit(s, "pdf") == 15 * policy.MB
     assert policy.shorten("a" * 300 + ".b.TXT") == "a" * 200 + ".txt"
     assert policy.shorten("a" * 300) == "a" * 200
     assert policy.detect_type(extension=".pdf") == "document"
-    assert policy.detect_type(extension="JPG") == "image" and policy.detect_type(extension=".Jpg") == "custom"
+    assert policy.detect_type(extension="JPG") == "image"
+    assert policy.detect_type(extension=".Jpg") == "custom"
     assert policy.detect_type(extension=".xyz", mime_type="audio/ogg") == "audio"
     assert policy.detect_type(mime_type="text/x-anything") == "document"
     assert policy.detect_type(extension=".zip", mime_type="application/zip") == "custom"
@@ -117,9 +120,11 @@ def test_settings_are_read() -> None:
         s.upload_audio_file_size_limit,
     ) == (3, 7, 5)
     assert s.upload_file_extension_blacklist == {"exe", "bat", "sh"}
-    assert s.files_access_timeout == 60 and s.files_url == "https://files.example"
+    assert s.files_access_timeout == 60
+    assert s.files_url == "https://files.example"
     defaults = Settings.from_env({})
-    assert defaults.upload_file_extension_blacklist == frozenset() and defaults.files_access_timeout == 300
+    assert defaults.upload_file_extension_blacklist == frozenset()
+    assert defaults.files_access_timeout == 300
     from app.settings import SettingsError
 
     with pytest.raises(SettingsError, match="UPLOAD_VIDEO_FILE_SIZE_LIMIT"):
@@ -130,9 +135,8 @@ def test_signing_round_trip() -> None:
     now = [1_000_000.0]
     signer = FileSigner("k", "http://h/", 300, clock=lambda: now[0])
     url = signer.url("f1", as_attachment=True)
-    assert url.startswith("http://h/files/f1/file-preview?timestamp=1000000&") and url.endswith(
-        "as_attachment=true"
-    )
+    assert url.startswith("http://h/files/f1/file-preview?timestamp=1000000&")
+    assert url.endswith("as_attachment=true")
     from urllib.parse import parse_qs, urlparse
 
     q = {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
@@ -197,13 +201,15 @@ async def run_extractor(
 
 async def test_node_outputs_and_errors(sandbox: Sandbox) -> None:
     outcome, _ = await run_extractor(sandbox, file("a"), {"a": b"alpha"})
-    assert outcome.status == "succeeded" and outcome.outputs == {"text": "alpha"}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"text": "alpha"}
     outcome, recorder = await run_extractor(
         sandbox, [file("a"), None, file("b")], {"a": b"alpha", "b": b"beta"}
     )
     assert outcome.outputs == {"text": ["alpha", "beta"]}
     result = recorder.finished[1].result
-    assert result is not None and [d["related_id"] for d in result.process_data["documents"]] == ["a", "b"]
+    assert result is not None
+    assert [d["related_id"] for d in result.process_data["documents"]] == ["a", "b"]
     assert result.inputs == {"variable_selector": ["src", "v"]}
     outcome, _ = await run_extractor(sandbox, [])
     assert outcome.outputs == {"text": []}
@@ -214,7 +220,8 @@ async def test_node_outputs_and_errors(sandbox: Sandbox) -> None:
     outcome, _ = await run_extractor(sandbox, file("gone"))
     assert outcome.error == 'Node "x" run failed: Error downloading file: Upload file gone not found'
     outcome, _ = await run_extractor(sandbox, file("big"), {"big": b"x" * 1001})
-    assert outcome.error is not None and "larger than" in outcome.error
+    assert outcome.error is not None
+    assert "larger than" in outcome.error
     outcome, _ = await run_extractor(sandbox, file("a", ".exe"), {"a": b"MZ"})
     assert outcome.error == 'Node "x" run failed: Unsupported Extension Type: .exe'
 

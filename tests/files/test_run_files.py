@@ -82,7 +82,8 @@ async def test_a_local_file_becomes_a_file_dict_everywhere(client: AsyncTestClie
         "dify_model_identity", "id", "tenant_id", "type", "transfer_method", "remote_url", "related_id",
         "filename", "extension", "mime_type", "size", "url",
     }  # fmt: skip
-    assert doc["dify_model_identity"] == "__dify__file__" and doc["related_id"] == uploaded["id"]
+    assert doc["dify_model_identity"] == "__dify__file__"
+    assert doc["related_id"] == uploaded["id"]
     assert (doc["type"], doc["transfer_method"], doc["filename"], doc["extension"], doc["size"]) == (
         "document",
         "local_file",
@@ -90,7 +91,8 @@ async def test_a_local_file_becomes_a_file_dict_everywhere(client: AsyncTestClie
         ".txt",
         5,
     )
-    assert doc["tenant_id"] == uploaded["tenant_id"] and doc["mime_type"] == "text/plain"
+    assert doc["tenant_id"] == uploaded["tenant_id"]
+    assert doc["mime_type"] == "text/plain"
     assert doc["url"].startswith(f"http://files.test/files/{uploaded['id']}/file-preview?")
     assert data["outputs"]["files"][0]["related_id"] == uploaded["id"]  # sys.files
     assert data["inputs"]["doc"]["related_id"] == uploaded["id"]  # the inputs echo

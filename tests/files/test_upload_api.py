@@ -49,22 +49,27 @@ async def test_upload_answers_201_with_difys_shape(client: AsyncTestClient[Lites
         "id", "name", "size", "extension", "mime_type", "created_by", "created_at", "preview_url",
         "source_url", "original_url", "user_id", "tenant_id", "conversation_id", "file_key",
     }  # fmt: skip
-    assert uuid.UUID(body["id"]) and uuid.UUID(body["tenant_id"])
+    assert uuid.UUID(body["id"])
+    assert uuid.UUID(body["tenant_id"])
     assert (body["name"], body["size"], body["extension"], body["mime_type"]) == (
         "Report.PDF",
         13,
         "pdf",
         "application/pdf",
     )
-    assert body["created_by"] == "alice" and body["created_at"] >= before
-    assert body["preview_url"] is None and body["original_url"] is None and body["file_key"] is None
+    assert body["created_by"] == "alice"
+    assert body["created_at"] >= before
+    assert body["preview_url"] is None
+    assert body["original_url"] is None
+    assert body["file_key"] is None
     assert body["source_url"].startswith(f"http://files.test/files/{body['id']}/file-preview?timestamp=")
 
 
 async def test_no_user_is_the_default_end_user(client: AsyncTestClient[Litestar]) -> None:
     app = await new_app(client)
     response = await upload(client, app, "a.txt", b"x", user=None)
-    assert response.status_code == 201 and response.json()["created_by"] == "DEFAULT-USER"
+    assert response.status_code == 201
+    assert response.json()["created_by"] == "DEFAULT-USER"
 
 
 async def test_checks_come_in_difys_order(client: AsyncTestClient[Litestar]) -> None:
@@ -151,14 +156,16 @@ async def test_hostile_names(client: AsyncTestClient[Litestar]) -> None:
     long_name = "n" * 10_000 + ".tar.GZ"
     response = await raw_upload(client, h, ("file", long_name, "text/plain", b"x"))
     assert response.status_code == 201, response.text
-    assert response.json()["name"] == "n" * 200 + ".gz" and response.json()["extension"] == "gz"
+    assert response.json()["name"] == "n" * 200 + ".gz"
+    assert response.json()["extension"] == "gz"
     long_extension = "a." + "x" * 300
     assert_error(
         await raw_upload(client, h, ("file", long_extension, "text/plain", b"x")), 400, "invalid_param"
     )
     # an odd MIME type is stored as a generic one, never echoed into a header
     odd = await raw_upload(client, h, ("file", "a.bin", "text/html\x0bevil", b"x"))
-    assert odd.status_code == 201 and odd.json()["mime_type"] == "application/octet-stream"
+    assert odd.status_code == 201
+    assert odd.json()["mime_type"] == "application/octet-stream"
 
 
 async def test_huge_upload_is_refused_without_reading_it(
@@ -223,12 +230,14 @@ async def test_preview_of_an_app_file(client: AsyncTestClient[Litestar]) -> None
     app = await new_app(client)
     file_id = (await upload(client, app, "notes.md", b"# hi\n", "text/markdown")).json()["id"]
     inline = await client.get(f"/v1/files/{file_id}/preview", headers=app.headers)
-    assert inline.status_code == 200 and inline.content == b"# hi\n"
+    assert inline.status_code == 200
+    assert inline.content == b"# hi\n"
     assert inline.headers["content-type"].startswith("text/markdown")
     assert inline.headers["x-content-type-options"] == "nosniff"
     assert "sandbox" in inline.headers["content-security-policy"]
     assert "default-src 'none'" in inline.headers["content-security-policy"]
-    assert "content-disposition" not in inline.headers and inline.headers["content-length"] == "5"
+    assert "content-disposition" not in inline.headers
+    assert inline.headers["content-length"] == "5"
     attached = await client.get(f"/v1/files/{file_id}/preview?as_attachment=true", headers=app.headers)
     assert attached.headers["content-type"] == "application/octet-stream"
     assert attached.headers["content-disposition"] == "attachment; filename*=UTF-8''notes.md"
@@ -281,12 +290,15 @@ async def test_media_previews_honour_byte_ranges(client: AsyncTestClient[Litesta
     app = await new_app(client)
     file_id = (await upload(client, app, "a.mp3", bytes(range(100)), "audio/mpeg")).json()["id"]
     whole = await client.get(f"/v1/files/{file_id}/preview", headers=app.headers)
-    assert whole.headers["accept-ranges"] == "bytes" and len(whole.content) == 100
+    assert whole.headers["accept-ranges"] == "bytes"
+    assert len(whole.content) == 100
     part = await client.get(f"/v1/files/{file_id}/preview", headers={**app.headers, "Range": "bytes=10-19"})
-    assert part.status_code == 206 and part.content == bytes(range(10, 20))
+    assert part.status_code == 206
+    assert part.content == bytes(range(10, 20))
     assert part.headers["content-range"] == "bytes 10-19/100"
     tail = await client.get(f"/v1/files/{file_id}/preview", headers={**app.headers, "Range": "bytes=-5"})
-    assert tail.status_code == 206 and tail.content == bytes(range(95, 100))
+    assert tail.status_code == 206
+    assert tail.content == bytes(range(95, 100))
 
 
 # -- signed links ------------------------------------------------------------------------------------------------
@@ -301,7 +313,8 @@ async def test_signed_link_serves_the_file(client: AsyncTestClient[Litestar]) ->
     app = await new_app(client)
     body = (await upload(client, app, "page.html", b"<b>hi</b>", "text/html")).json()
     response = await client.get(_link_path(body["source_url"]))
-    assert response.status_code == 200 and response.content == b"<b>hi</b>"
+    assert response.status_code == 200
+    assert response.content == b"<b>hi</b>"
     assert response.headers["content-type"] == "application/octet-stream"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-disposition"].startswith("attachment;")

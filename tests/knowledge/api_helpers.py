@@ -1,6 +1,7 @@
 """Rows and assertions shared by the knowledge API tests (segments, metadata, tags).
 
-Datasets and documents are inserted as rows: these tests exercise the APIs built on them, not the documents API.
+Documents and segments are inserted as rows (datasets with tests/knowledge/rows.py): these tests exercise the
+APIs built on them, not the documents API.
 """
 
 from __future__ import annotations
@@ -13,24 +14,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Dataset, Document, Segment
-from tests.conftest import Tenant
-
-
-async def make_dataset(
-    session: AsyncSession, tenant: Tenant, *, technique: str = "economy", doc_form: str = "text_model"
-) -> Dataset:
-    high = technique == "high_quality"
-    dataset = Dataset(
-        workspace_id=uuid.UUID(tenant.workspace["id"]),
-        name=f"ds-{uuid.uuid4().hex[:8]}",
-        indexing_technique=technique,
-        embedding_model_provider="local" if high else None,
-        embedding_model="static-64" if high else None,
-        doc_form=doc_form,
-    )
-    session.add(dataset)
-    await session.commit()
-    return dataset
 
 
 async def make_document(session: AsyncSession, dataset: Dataset, **columns: Any) -> Document:

@@ -1,4 +1,5 @@
-"""Knowledge tests that index: a private database, a real worker on its own loop, a fake embedding server."""
+"""Knowledge tests that index: a private database, a real worker on its own loop, a fake embedding server
+(the ``kb_*`` service of the module, made with tests/support/service.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.knowledge.embeddings import vectors
 from app.knowledge.indexing import lifecycle
 from app.settings import Settings
-from db import urls
-from db.models import Dataset, Document, UploadFile, Workspace
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY
+from db.models import Dataset, Document, UploadFile
+from tests.knowledge.rows import make_workspace
 from tests.support.fake_openai import FakeOpenAI
-from tests.workflows.conftest import ThreadedWorker
+from tests.support.service import service_engine, service_settings, service_worker
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,9 @@ def kb_database(module_database: str) -> str:
 def kb_settings(
     kb_database: str, tmp_path_factory: pytest.TempPathFactory, kb_embeddings: FakeOpenAI
 ) -> Settings:
-    return Settings(
-        database_url=kb_database,
-        data_dir=tmp_path_factory.mktemp("kb"),
-        admin_token=ADMIN_TOKEN,
-        secret_key=SECRET_KEY,
-        log_level="WARNING",
+    return service_settings(
+        kb_database,
+        tmp_path_factory.mktemp("kb"),
         worker_poll_seconds=0.05,
         embedding_provider="local",
         embedding_model="static-64",
@@ -52,17 +49,14 @@ def kb_settings(
 
 @pytest.fixture(scope="module")
 def kb_worker(kb_settings: Settings) -> Iterator[None]:
-    threaded = ThreadedWorker(kb_settings)
-    threaded.start()
-    yield
-    threaded.stop()
+    with service_worker(kb_settings):
+        yield
 
 
 @pytest.fixture(scope="module")
 async def kb_engine(kb_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(urls.asyncpg(kb_database))
-    yield engine
-    await engine.dispose()
+    async with service_engine(kb_database) as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -70,28 +64,16 @@ def kb_sessions(kb_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(kb_engine, expire_on_commit=False)
 
 
-async def make_dataset(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    technique: str = "high_quality",
-    provider: str = "local",
-    model: str | None = "static-64",
-    doc_form: str = "text_model",
-) -> Dataset:
-    async with sessions() as session, session.begin():
-        workspace = Workspace(name=f"kb-{uuid.uuid4().hex[:6]}")
-        session.add(workspace)
-        await session.flush()
-        dataset = Dataset(
-            workspace_id=workspace.id,
-            name=f"ds-{uuid.uuid4().hex[:8]}",
-            indexing_technique=technique,
-            embedding_model_provider=provider if technique == "high_quality" else None,
-            embedding_model=model if technique == "high_quality" else None,
-            doc_form=doc_form,
-        )
-        session.add(dataset)
-    return dataset
+@pytest.fixture
+async def kb_session(kb_sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with kb_sessions() as session:
+        yield session
+
+
+@pytest.fixture
+async def kb_workspace(kb_session: AsyncSession) -> uuid.UUID:
+    """A workspace of the test's own, for the datasets it makes."""
+    return await make_workspace(kb_session)
 
 
 async def add_document(

@@ -79,7 +79,8 @@ def kb(
     base_url = f"{live_service.base_url}/v1"
     with KnowledgeBaseClient(dataset_key, base_url=base_url) as creator:
         dataset = creator.create_dataset(name=f"sdk-{uuid.uuid4().hex[:8]}").json()
-    assert dataset["name"].startswith("sdk-") and dataset["document_count"] == 0
+    assert dataset["name"].startswith("sdk-")
+    assert dataset["document_count"] == 0
     assert dataset["indexing_technique"] is None  # the SDK sends only the name; the first document decides
     client = KnowledgeBaseClient(dataset_key, base_url=base_url, dataset_id=dataset["id"])
 
@@ -100,9 +101,9 @@ def kb(
     by_file = client.create_document_by_file(str(path)).json()
     assert by_file["document"]["name"] == "sourdough.md"
     upload = by_file["document"]["data_source_detail_dict"]["upload_file"]
-    assert (
-        upload["name"] == "sourdough.md" and upload["extension"] == "md" and upload["size"] == len(FILE_DOC)
-    )
+    assert upload["name"] == "sourdough.md"
+    assert upload["extension"] == "md"
+    assert upload["size"] == len(FILE_DOC)
     assert by_file["document"]["data_source_info"]["upload_file_id"] == upload["id"]
     assert by_file["batch"] != by_text["batch"]
 
@@ -134,8 +135,10 @@ def test_datasets_and_documents(kb: KnowledgeBase) -> None:
     dataset = client.get_dataset().json()
     assert dataset["id"] == kb.dataset_id
     assert dataset["indexing_technique"] == "high_quality"  # set by the SDK's first document
-    assert dataset["embedding_model"] and dataset["embedding_available"] is True
-    assert dataset["document_count"] == 2 and dataset["word_count"] > 0
+    assert dataset["embedding_model"]
+    assert dataset["embedding_available"] is True
+    assert dataset["document_count"] == 2
+    assert dataset["word_count"] > 0
     assert dataset["retrieval_model_dict"]["search_method"] == "semantic_search"
 
     listed = client.list_datasets(page=1, page_size=100).json()
@@ -143,23 +146,31 @@ def test_datasets_and_documents(kb: KnowledgeBase) -> None:
     assert kb.dataset_id in [d["id"] for d in listed["data"]]
 
     updated = client.update_dataset(description="Bread and lighthouses").json()
-    assert updated["description"] == "Bread and lighthouses" and updated["name"] == dataset["name"]
+    assert updated["description"] == "Bread and lighthouses"
+    assert updated["name"] == dataset["name"]
 
     docs = client.list_documents(page=1, page_size=10).json()
-    assert docs["total"] == 2 and docs["page"] == 1 and docs["limit"] == 10 and docs["has_more"] is False
+    assert docs["total"] == 2
+    assert docs["page"] == 1
+    assert docs["limit"] == 10
+    assert docs["has_more"] is False
     by_id = {d["id"]: d for d in docs["data"]}
     assert set(by_id) == {kb.text_doc, kb.file_doc}
     for doc in by_id.values():
-        assert doc["indexing_status"] == "completed" and doc["display_status"] == "available"
-        assert doc["enabled"] is True and doc["archived"] is False
-        assert doc["doc_form"] == "text_model" and doc["word_count"] > 0
+        assert doc["indexing_status"] == "completed"
+        assert doc["display_status"] == "available"
+        assert doc["enabled"] is True
+        assert doc["archived"] is False
+        assert doc["doc_form"] == "text_model"
+        assert doc["word_count"] > 0
     assert by_id[kb.file_doc]["name"] == "sourdough.md"
     assert [d["id"] for d in client.list_documents(keyword="sourdough").json()["data"]] == [kb.file_doc]
 
     # Disable then enable a document (PATCH .../documents/status/{action}).
     assert client.batch_update_document_status("disable", [kb.text_doc]).json() == {"result": "success"}
     disabled = {d["id"]: d for d in client.list_documents().json()["data"]}[kb.text_doc]
-    assert disabled["enabled"] is False and disabled["display_status"] == "disabled"
+    assert disabled["enabled"] is False
+    assert disabled["display_status"] == "disabled"
     assert client.batch_update_document_status("enable", [kb.text_doc]).json() == {"result": "success"}
     assert {d["id"]: d for d in client.list_documents().json()["data"]}[kb.text_doc]["enabled"] is True
 
@@ -170,7 +181,8 @@ def test_update_document_by_text_reindexes(kb: KnowledgeBase) -> None:
     answer = client.update_document_by_text(
         kb.text_doc, "lighthouse keepers", TEXT_DOC + "\nThe last keeper left in 1990."
     ).json()
-    assert answer["document"]["id"] == kb.text_doc and answer["document"]["name"] == "lighthouse keepers"
+    assert answer["document"]["id"] == kb.text_doc
+    assert answer["document"]["name"] == "lighthouse keepers"
     (status,) = wait_indexed(client, answer["batch"])
     assert status["completed_segments"] == status["total_segments"] > 0
     after = client.query_segments(kb.text_doc).json()["data"]
@@ -185,12 +197,15 @@ def test_create_by_file_with_original_document_id_replaces_it(kb: KnowledgeBase,
     path = tmp_path / "sourdough.md"
     path.write_text(FILE_DOC + "Let the loaf cool on a wire rack before slicing.\n")
     answer = client.create_document_by_file(str(path), original_document_id=kb.file_doc).json()
-    assert answer["document"]["id"] == kb.file_doc and answer["batch"] == kb.file_batch
+    assert answer["document"]["id"] == kb.file_doc
+    assert answer["batch"] == kb.file_batch
     assert answer["document"]["data_source_detail_dict"]["upload_file"]["size"] == path.stat().st_size
     (status,) = wait_indexed(client, answer["batch"])
-    assert status["id"] == kb.file_doc and status["completed_segments"] == status["total_segments"] > 0
+    assert status["id"] == kb.file_doc
+    assert status["completed_segments"] == status["total_segments"] > 0
     docs = client.list_documents().json()
-    assert docs["total"] == 2 and {d["id"] for d in docs["data"]} == {kb.text_doc, kb.file_doc}
+    assert docs["total"] == 2
+    assert {d["id"] for d in docs["data"]} == {kb.text_doc, kb.file_doc}
     assert "wire rack" in " ".join(s["content"] for s in client.query_segments(kb.file_doc).json()["data"])
 
     # The text endpoint takes it too (the SDK's create_document_by_text passes it through ``extra_params``).
@@ -198,7 +213,8 @@ def test_create_by_file_with_original_document_id_replaces_it(kb: KnowledgeBase,
     answer = client.create_document_by_text(
         "lighthouses", text, extra_params={"original_document_id": kb.text_doc}
     ).json()
-    assert answer["document"]["id"] == kb.text_doc and answer["document"]["name"] == "lighthouses"
+    assert answer["document"]["id"] == kb.text_doc
+    assert answer["document"]["name"] == "lighthouses"
     wait_indexed(client, answer["batch"])
     assert client.list_documents().json()["total"] == 2
     assert "paraffin" in " ".join(s["content"] for s in client.query_segments(kb.text_doc).json()["data"])
@@ -208,7 +224,8 @@ def test_segments_add_update_delete(kb: KnowledgeBase) -> None:
     client = kb.client
     initial = client.query_segments(kb.text_doc).json()
     assert {"data", "doc_form", "has_more", "limit", "total", "page"} <= set(initial)
-    assert initial["doc_form"] == "text_model" and initial["total"] == len(initial["data"]) > 0
+    assert initial["doc_form"] == "text_model"
+    assert initial["total"] == len(initial["data"]) > 0
     assert all(s["status"] == "completed" and s["document_id"] == kb.text_doc for s in initial["data"])
 
     added = client.add_segments(
@@ -218,11 +235,15 @@ def test_segments_add_update_delete(kb: KnowledgeBase) -> None:
             {"content": "Seagulls nested on the gallery rail.", "keywords": ["seagulls"]},
         ],
     ).json()
-    assert added["doc_form"] == "text_model" and len(added["data"]) == 2
+    assert added["doc_form"] == "text_model"
+    assert len(added["data"]) == 2
     fog, gulls = added["data"]
     assert fog["content"] == "The fog horn sounded every thirty seconds."
-    assert fog["keywords"] == ["fog", "horn"] and fog["status"] == "completed" and fog["enabled"] is True
-    assert fog["word_count"] == len(fog["content"]) and fog["child_chunks"] == []
+    assert fog["keywords"] == ["fog", "horn"]
+    assert fog["status"] == "completed"
+    assert fog["enabled"] is True
+    assert fog["word_count"] == len(fog["content"])
+    assert fog["child_chunks"] == []
     assert gulls["position"] > fog["position"] > max(s["position"] for s in initial["data"])
 
     updated = client.update_document_segment(
@@ -246,13 +267,17 @@ def test_segments_add_update_delete(kb: KnowledgeBase) -> None:
     assert [s["id"] for s in found["data"]] == [fog["id"]]
     # Extra query parameters go through the SDK's ``params`` keyword.
     paged = client.query_segments(kb.text_doc, params={"page": 1, "limit": 1}).json()
-    assert paged["limit"] == 1 and len(paged["data"]) == 1 and paged["has_more"] is True
+    assert paged["limit"] == 1
+    assert len(paged["data"]) == 1
+    assert paged["has_more"] is True
 
 
 def test_metadata_fields_and_document_values(kb: KnowledgeBase) -> None:
     client = kb.client
     field = client.create_dataset_metadata({"type": "string", "name": "author"}).json()
-    assert set(field) == {"id", "type", "name"} and field["name"] == "author" and field["type"] == "string"
+    assert set(field) == {"id", "type", "name"}
+    assert field["name"] == "author"
+    assert field["type"] == "string"
 
     listed = client.get_dataset_metadata().json()
     assert listed["built_in_field_enabled"] is False
@@ -290,7 +315,8 @@ def test_metadata_fields_and_document_values(kb: KnowledgeBase) -> None:
     assert client.get_dataset_metadata().json()["built_in_field_enabled"] is True
     doc = {d["id"]: d for d in client.list_documents().json()["data"]}[kb.file_doc]
     values = {m["name"]: m["value"] for m in doc["doc_metadata"]}
-    assert values["writer"] == "Ada" and values["document_name"] == "sourdough.md"
+    assert values["writer"] == "Ada"
+    assert values["document_name"] == "sourdough.md"
     assert client.manage_built_in_metadata("disable").json() == {"result": "success"}
     assert client.get_dataset_metadata().json()["built_in_field_enabled"] is False
 
@@ -307,15 +333,18 @@ def test_hit_testing(kb: KnowledgeBase) -> None:
     hits = client.hit_testing("How do I bake sourdough bread?").json()
     assert hits["query"] == {"content": "How do I bake sourdough bread?"}
     records = hits["records"]
-    assert records and len(records) <= 4  # the dataset's default top_k
+    assert records
+    assert len(records) <= 4  # the dataset's default top_k
     top = records[0]
     assert top["segment"]["document"]["id"] == kb.file_doc
     assert top["segment"]["document"]["name"] == "sourdough.md"
     assert top["segment"]["document_id"] == kb.file_doc
     assert {"id", "content", "position", "keywords", "status", "document"} <= set(top["segment"])
-    assert top["child_chunks"] == [] and top["files"] == []  # not a hierarchical dataset (Dify: [] not null)
+    assert top["child_chunks"] == []
+    assert top["files"] == []  # not a hierarchical dataset (Dify: [] not null)
     scores = [r["score"] for r in records]
-    assert all(0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    assert all(0 <= s <= 1 for s in scores)
+    assert scores == sorted(scores, reverse=True)
 
     # Full-text search: "temperature" is in both documents; a metadata filter keeps only one of them.
     field = client.create_dataset_metadata({"type": "string", "name": "topic"}).json()
@@ -345,7 +374,8 @@ def test_hit_testing(kb: KnowledgeBase) -> None:
         },
     }
     filtered = client.hit_testing("temperature", retrieval_model=filtered_model).json()["records"]
-    assert filtered and {r["segment"]["document_id"] for r in filtered} == {kb.text_doc}
+    assert filtered
+    assert {r["segment"]["document_id"] for r in filtered} == {kb.text_doc}
     assert filtered[0]["segment"]["document"]["doc_metadata"] == {"topic": "sea"}
     assert all(0 <= r["score"] <= 1 for r in filtered)
 
@@ -361,7 +391,8 @@ def test_tags(kb: KnowledgeBase) -> None:
     client = kb.client
     # The SDK can list, bind and unbind tags, but has no method to create or delete one.
     tag = client._send_request("POST", "/datasets/tags", json={"name": f"sdk-{uuid.uuid4().hex[:6]}"}).json()
-    assert {"id", "name", "type", "binding_count"} <= set(tag) and tag["type"] == "knowledge"
+    assert {"id", "name", "type", "binding_count"} <= set(tag)
+    assert tag["type"] == "knowledge"
     assert tag["id"] in [t["id"] for t in client.list_dataset_tags().json()]
 
     assert client.bind_dataset_tags([tag["id"]]).status_code == 204
@@ -408,7 +439,8 @@ def test_cleanup_deletes_document_then_dataset(kb: KnowledgeBase) -> None:
     client = kb.client
     assert client.delete_document(kb.file_doc).status_code == 204
     docs = client.list_documents().json()
-    assert [d["id"] for d in docs["data"]] == [kb.text_doc] and docs["total"] == 1
+    assert [d["id"] for d in docs["data"]] == [kb.text_doc]
+    assert docs["total"] == 1
     records = client.hit_testing("sourdough bread").json()["records"]
     assert records  # semantic search still answers, from the remaining document only
     assert all(r["segment"]["document_id"] == kb.text_doc for r in records)

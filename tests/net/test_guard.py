@@ -29,10 +29,12 @@ async def test_loopback_is_refused_without_the_allowlist(
         await get(make_client(backend), target.url())
     assert str(blocked.value).startswith(f"Access to '{target.url()}' was blocked by SSRF protection: ")
     assert "127.0.0.0/8" in str(blocked.value)
-    assert target.requests == [] and backend.connects == []
+    assert target.requests == []
+    assert backend.connects == []
     # ... and reached with it
     response = await get(make_client(backend, LOOPBACK), target.url())
-    assert response.status_code == 200 and len(target.requests) == 1
+    assert response.status_code == 200
+    assert len(target.requests) == 1
 
 
 async def test_metadata_address_is_refused_even_with_loopback_allowed(backend: LoopbackOnlyBackend) -> None:
@@ -51,7 +53,8 @@ async def test_local_names_are_refused(host: str, target: HttpTarget, backend: L
     resolver = FakeResolver({host.lower().rstrip("."): [["127.0.0.1"]]})
     with pytest.raises(SSRFBlocked, match="host name"):
         await get(make_client(backend, LOOPBACK, resolver), target.url(host=host))
-    assert resolver.calls == [] and target.requests == []
+    assert resolver.calls == []
+    assert target.requests == []
 
 
 @pytest.mark.parametrize("host", ["2130706433", "127.1", "0x7f.1", "[::ffff:127.0.0.1]"])
@@ -59,18 +62,21 @@ async def test_odd_spellings_of_loopback(host: str, target: HttpTarget, backend:
     resolver = FakeResolver({})  # a literal address is never looked up
     with pytest.raises(SSRFBlocked, match=r"127.0.0.1"):
         await get(make_client(backend, resolver=resolver), target.url(host=host))
-    assert target.requests == [] and backend.connects == []
+    assert target.requests == []
+    assert backend.connects == []
     # with loopback allowed, the spelling reaches 127.0.0.1 itself (normalised, not passed through)
     response = await get(make_client(backend, LOOPBACK, resolver), target.url(host=host))
     assert response.status_code == 200
-    assert backend.connects == [("127.0.0.1", target.port)] and resolver.calls == []
+    assert backend.connects == [("127.0.0.1", target.port)]
+    assert resolver.calls == []
 
 
 async def test_octal_spelling_is_refused(target: HttpTarget, backend: LoopbackOnlyBackend) -> None:
     for allow in ([], LOOPBACK):
         with pytest.raises((SSRFBlocked, InvalidURL)):
             await get(make_client(backend, allow), target.url(host="0177.0.0.1"))
-    assert target.requests == [] and backend.connects == []
+    assert target.requests == []
+    assert backend.connects == []
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/", "file:///etc/passwd", "gopher://127.0.0.1/"])
@@ -86,7 +92,8 @@ async def test_userinfo_does_not_change_the_host(target: HttpTarget, backend: Lo
     resolver = FakeResolver({"evil.test": [["10.0.0.1"]]})
     with pytest.raises(SSRFBlocked, match=r"10.0.0.1"):
         await get(make_client(backend, LOOPBACK, resolver), f"http://127.0.0.1:{target.port}\\@evil.test/")
-    assert resolver.calls == ["evil.test"] and target.requests == []
+    assert resolver.calls == ["evil.test"]
+    assert target.requests == []
 
 
 async def test_port_allowlist(target: HttpTarget, backend: LoopbackOnlyBackend) -> None:
@@ -128,7 +135,8 @@ async def test_a_second_dns_answer_cannot_rebind(
     # the next request looks the name up again and is refused before connecting
     with pytest.raises(SSRFBlocked, match=r"127.0.0.3"):
         await get(client, f"http://rebind.test:{allowed.port}/echo")
-    assert refused.requests == [] and backend.connects == [("127.0.0.2", allowed.port)]
+    assert refused.requests == []
+    assert backend.connects == [("127.0.0.2", allowed.port)]
 
 
 async def test_a_name_with_one_private_answer_is_refused(
@@ -143,7 +151,9 @@ async def test_a_name_with_one_private_answer_is_refused(
         await get(client, f"http://mixed.test:{allowed.port}/echo")
     with pytest.raises(SSRFBlocked, match=r"10.0.0.1"):
         await get(client, "http://public.test/")
-    assert allowed.requests == [] and refused.requests == [] and backend.connects == []
+    assert allowed.requests == []
+    assert refused.requests == []
+    assert backend.connects == []
 
 
 async def test_unknown_names_are_upstream_errors(backend: LoopbackOnlyBackend) -> None:
@@ -181,7 +191,8 @@ async def test_environment_proxies_are_ignored(
             monkeypatch.setenv(name, proxy.url("/"))
         response = await get(make_client(backend, LOOPBACK), target.url())
         assert response.status_code == 200
-        assert proxy.requests == [] and len(target.requests) == 1
+        assert proxy.requests == []
+        assert len(target.requests) == 1
 
 
 # --- redirects ------------------------------------------------------------------------------------------
@@ -218,7 +229,8 @@ async def test_redirects_are_followed_and_rechecked_up_to_ten(target: HttpTarget
     for _ in range(10):
         url = redirect(target, url)
     response = await get(client, url)
-    assert response.status_code == 200 and response.url == target.url("/echo")
+    assert response.status_code == 200
+    assert response.url == target.url("/echo")
     target.reset()
     with pytest.raises(TooManyRedirects):
         await get(client, redirect(target, url))
@@ -233,7 +245,8 @@ async def test_authorization_is_dropped_when_the_host_changes(
         headers = {"Authorization": "Bearer s3cret", "X-Api-Key": "k3y", "X-Plain": "kept"}
         await get(client, redirect(target, other.url()), headers=headers, secret_headers=["X-Api-Key"])
         moved = other.requests[-1]
-        assert moved.header("Authorization") is None and moved.header("X-Api-Key") is None
+        assert moved.header("Authorization") is None
+        assert moved.header("X-Api-Key") is None
         assert moved.header("X-Plain") == "kept"
         assert target.requests[-1].header("Authorization") == "Bearer s3cret"
         # the same host keeps them
@@ -263,7 +276,8 @@ async def test_303_becomes_get_and_307_keeps_the_body(
 
 async def test_redirects_can_be_left_to_the_caller(target: HttpTarget, backend: LoopbackOnlyBackend) -> None:
     response = await get(make_client(backend, LOOPBACK), redirect(target, "/echo"), follow_redirects=False)
-    assert response.status_code == 302 and response.headers["location"] == "/echo"
+    assert response.status_code == 302
+    assert response.headers["location"] == "/echo"
 
 
 async def test_concurrent_requests_do_not_share_pins(backend: LoopbackOnlyBackend) -> None:
@@ -274,7 +288,8 @@ async def test_concurrent_requests_do_not_share_pins(backend: LoopbackOnlyBacken
             *[get(client, f"http://a.test:{a.port}/echo") for _ in range(5)],
             *[get(client, f"http://b.test:{b.port}/echo") for _ in range(5)],
         )
-        assert len(a.requests) == 5 and len(b.requests) == 5
+        assert len(a.requests) == 5
+        assert len(b.requests) == 5
 
 
 async def test_requests_that_cannot_be_sent_fail_clearly(

@@ -121,7 +121,9 @@ def test_namespaces_and_privileges_give_an_empty_network_and_another_user() -> N
     def check() -> None:
         jail._isolate_network()
         jail._drop_privileges(1)
-        assert os.getuid() == os.geteuid() == 65538 and os.getgid() == 65538 and os.getgroups() == []
+        assert os.getuid() == os.geteuid() == 65538
+        assert os.getgid() == 65538
+        assert os.getgroups() == []
         assert resource.getrlimit(resource.RLIMIT_NPROC) == (NPROC, NPROC)
         assert {name for _, name in socket.if_nameindex()} <= {"lo"}
         expect_errno(errno.ENETUNREACH, lambda: socket.create_connection(("127.0.0.1", port), 1))

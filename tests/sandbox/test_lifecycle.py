@@ -68,7 +68,8 @@ async def test_a_cancelled_run_frees_its_slot_and_kills_its_child() -> None:
         assert await box.run_code("python3", SLEEP, {"s": 0}) == {"slept": 0}
         assert time.monotonic() - began < 2
         await asyncio.sleep(0.2)
-        assert children and not any(os.path.exists(f"/proc/{pid}") for pid in children)
+        assert children
+        assert not any(os.path.exists(f"/proc/{pid}") for pid in children)
 
 
 async def test_off_refuses_code_without_starting_a_runner() -> None:
@@ -90,18 +91,22 @@ async def test_a_host_below_the_level_refuses_code_and_says_why() -> None:
         assert "landlock" not in relaxed.describe()
         # still no network and no processes at the relaxed level (seccomp)
         seen = await relaxed.call("sandbox.selftest")
-        assert seen["seccomp"] == 2 and seen["fork"].startswith("denied") and "disabled" in seen["socket"]
+        assert seen["seccomp"] == 2
+        assert seen["fork"].startswith("denied")
+        assert "disabled" in seen["socket"]
         if os.geteuid() == 0:  # privileges are dropped without the namespace layer too
             assert seen["uid"] >= 65537
 
 
 async def test_the_probe_reports_the_hosts_layers() -> None:
     report, refused = await probe("strict")
-    assert refused is None and report is not None
+    assert refused is None
+    assert report is not None
     assert {"namespaces", "landlock", "seccomp", "rlimits", "memory"} <= set(report.layers)
     assert report.missing == []
     off, why = await probe("off")
-    assert off is None and why == "code execution is disabled (CODE_SANDBOX=off)"
+    assert off is None
+    assert why == "code execution is disabled (CODE_SANDBOX=off)"
 
 
 async def test_preloaded_packages_are_reported() -> None:

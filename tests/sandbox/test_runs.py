@@ -80,7 +80,9 @@ async def test_dify_error_texts(sandbox: Sandbox) -> None:
 async def test_json_round_trip_is_difys(sandbox: Sandbox) -> None:
     code = "def main():\n    return {1: (1, 2), 'nan': float('nan'), 'u': 'é'}\n"
     result = await sandbox.run_code("python3", code, {})
-    assert result["1"] == [1, 2] and result["u"] == "é" and result["nan"] != result["nan"]
+    assert result["1"] == [1, 2]
+    assert result["u"] == "é"
+    assert result["nan"] != result["nan"]
 
 
 async def test_javascript_calls_main_with_one_object(sandbox: Sandbox) -> None:

@@ -13,9 +13,9 @@ from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.llm import OpenAIChat
 from app.workflows.templates import SandboxTemplates
-from tests.engine.helpers import edge, graph, node, run_graph
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai_fixture import fake_openai_fixture  # noqa: F401
+from tests.workflows.engine.helpers import edge, graph, node, run_graph
 
 
 def port(sandbox: Sandbox, **options: Any) -> SandboxTemplates:
@@ -86,6 +86,7 @@ async def test_an_llm_jinja_prompt_bomb_fails_the_node_without_calling_the_model
     ports = Ports(llm=OpenAIChat(fake_openai.base_url), templates=port(sandbox))
     outcome, _, _ = await run_graph(g, {}, ports=ports)
     assert outcome.status == "failed"
-    assert outcome.error is not None and "Jinja2 rendering failed" in outcome.error
+    assert outcome.error is not None
+    assert "Jinja2 rendering failed" in outcome.error
     assert "concatenation" in outcome.error
     assert fake_openai.bodies("/v1/chat/completions") == []

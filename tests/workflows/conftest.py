@@ -1,15 +1,13 @@
-"""Workflow tests: a database of their own, the app in-process, and a real worker in the same event loop.
+"""Workflow tests: the ``wf_*`` service of each module (tests/support/service.py): a database of its own, the app
+in-process, and a real worker on an event loop of its own.
 
 The database is private because these tests register test-only node types (``test-pause``) in this process;
-the session's live service worker, in another process, must never pick up their runs.
+the session's live service worker, in another process, must never pick up their runs. The engine tests in
+engine/ are pure and opt out of those node types (engine/conftest.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,22 +15,20 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import wiring
-from app.asgi import create_app
 from app.settings import Settings
 from app.workflows.engine import nodes as node_registry
-from db import urls
-from jobs.worker import run_worker
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY
-from tests.support.test_nodes import BusyNode, ManualPauses, PauseNode, SlowNode
+from tests.conftest import ADMIN_TOKEN
+from tests.support.nodes import BusyNode, ManualPauses, PauseNode, SlowNode
+from tests.support.service import service_client, service_engine, service_settings, service_worker
 
 
 @pytest.fixture(scope="module", autouse=True)
 def test_node_types() -> Iterator[None]:
     added = {PauseNode.type: PauseNode, SlowNode.type: SlowNode, BusyNode.type: BusyNode}
-    node_registry.NODE_TYPES.update(added)  # the same as tests.support.test_nodes.register(), undone after
+    node_registry.NODE_TYPES.update(added)  # the same as tests.support.nodes.register(), undone after
     wiring.KIND_FACTORIES.append(ManualPauses)
     yield
     for key in added:
@@ -47,23 +43,16 @@ def wf_database(module_database: str) -> str:
 
 @pytest.fixture(scope="module")
 def wf_settings(wf_database: str, tmp_path_factory: pytest.TempPathFactory, llm_base_url: str) -> Settings:
-    return Settings(
-        database_url=wf_database,
-        data_dir=tmp_path_factory.mktemp("wf"),
-        admin_token=ADMIN_TOKEN,
-        log_level="WARNING",
-        worker_poll_seconds=0.1,
-        openai_api_base=llm_base_url,
-        secret_key=SECRET_KEY,
+    return service_settings(
+        wf_database, tmp_path_factory.mktemp("wf"), worker_poll_seconds=0.1, openai_api_base=llm_base_url
     )
 
 
 @pytest.fixture(scope="module")
-async def db(wf_settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def wf_engine(wf_settings: Settings) -> AsyncIterator[AsyncEngine]:
     """An engine on the module's database, for tests that look at (or change) rows directly."""
-    engine = create_async_engine(urls.asyncpg(wf_settings.database_url or ""), pool_size=20, max_overflow=20)
-    yield engine
-    await engine.dispose()
+    async with service_engine(wf_settings.database_url or "", pool_size=20, max_overflow=20) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")
@@ -72,43 +61,15 @@ def llm_base_url() -> str:
     return "http://127.0.0.1:9/v1"
 
 
-class ThreadedWorker:
-    """A real worker on an event loop of its own: Litestar's test client blocks the test's loop per request."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.loop = asyncio.new_event_loop()
-        self.task: asyncio.Task[None] | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.task = self.loop.create_task(run_worker(self.settings, install_signal_handlers=False))
-        with contextlib.suppress(asyncio.CancelledError):
-            self.loop.run_until_complete(self.task)
-        self.loop.close()
-
-    def start(self) -> None:
-        self.thread.start()
-        time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.loop.call_soon_threadsafe(self.task.cancel)
-        self.thread.join(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def worker(wf_settings: Settings) -> Iterator[None]:
-    threaded = ThreadedWorker(wf_settings)
-    threaded.start()
-    yield
-    threaded.stop()
+    with service_worker(wf_settings):
+        yield
 
 
 @pytest.fixture
 async def wf_client(wf_settings: Settings, worker: None) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=create_app(wf_settings, configure_logs=False)) as client:
+    async with service_client(wf_settings) as client:
         yield client
 
 

@@ -198,9 +198,12 @@ async def test_function_calling_branch(wf_client: AsyncTestClient[Litestar], rul
         "python_type: <class 'str'>, value: 24",
     }
     classify, extract = rules.bodies()
-    assert "tools" not in classify and classify["stream"] is True
-    assert extract["tools"][0]["function"]["name"] == "extract_parameters" and extract["stream"] is False
-    assert data["total_steps"] == 4 and data["total_tokens"] > 0
+    assert "tools" not in classify
+    assert classify["stream"] is True
+    assert extract["tools"][0]["function"]["name"] == "extract_parameters"
+    assert extract["stream"] is False
+    assert data["total_steps"] == 4
+    assert data["total_tokens"] > 0
 
 
 async def test_prompt_mode_branch_streamed(wf_client: AsyncTestClient[Litestar], rules: FakeOpenAI) -> None:
@@ -209,16 +212,19 @@ async def test_prompt_mode_branch_streamed(wf_client: AsyncTestClient[Litestar],
     finished = {e["data"]["node_id"]: e["data"] for e in events if e["event"] == "node_finished"}
     assert list(finished) == ["start", "qc", "steps", "steps_end"]
     qc = finished["qc"]
-    assert qc["outputs"]["class_id"] == "2" and qc["outputs"]["class_name"] == "提问"
-    assert qc["outputs"]["class_label"] == "CLASS 2" and qc["node_type"] == "question-classifier"
+    assert qc["outputs"]["class_id"] == "2"
+    assert qc["outputs"]["class_name"] == "提问"
+    assert qc["outputs"]["class_label"] == "CLASS 2"
+    assert qc["node_type"] == "question-classifier"
     steps = finished["steps"]
-    assert steps["outputs"]["__is_success"] == 1 and steps["outputs"]["steps"] == [
-        {"name": "dump", "content": "pg_dump"}
-    ]
-    assert steps["process_data"]["function"] == {} and steps["process_data"]["model_mode"] == "chat"
+    assert steps["outputs"]["__is_success"] == 1
+    assert steps["outputs"]["steps"] == [{"name": "dump", "content": "pg_dump"}]
+    assert steps["process_data"]["function"] == {}
+    assert steps["process_data"]["model_mode"] == "chat"
     tokens = qc["execution_metadata"]["total_tokens"] + steps["execution_metadata"]["total_tokens"]
     workflow = events[-1]["data"]
-    assert workflow["status"] == "succeeded" and workflow["total_tokens"] == tokens > 0
+    assert workflow["status"] == "succeeded"
+    assert workflow["total_tokens"] == tokens > 0
     assert workflow["outputs"] == {"cls": "提问", "steps": [{"name": "dump", "content": "pg_dump"}], "ok": 1}
     assert "tools" not in rules.bodies()[-1]
 
@@ -228,8 +234,10 @@ async def test_think_blocks_are_ignored_and_unused_branches_skipped(
 ) -> None:
     app = await import_app(wf_client, DSL)
     data = (await run(wf_client, app.headers, DESIGN_Q, "blocking"))["data"]
-    assert data["status"] == "succeeded" and data["outputs"] == {"cls": "架构", "id": "1720796069925"}
-    assert len(rules.bodies()) == 1 and data["total_steps"] == 3
+    assert data["status"] == "succeeded"
+    assert data["outputs"] == {"cls": "架构", "id": "1720796069925"}
+    assert len(rules.bodies()) == 1
+    assert data["total_steps"] == 3
 
 
 async def test_an_unreadable_classification_fails_the_run(
@@ -238,7 +246,8 @@ async def test_an_unreadable_classification_fails_the_run(
     app = await import_app(wf_client, DSL)
     rules.queue_reply("Sorry, I can only chat.")
     data = (await run(wf_client, app.headers, INSTALL_Q, "blocking"))["data"]
-    assert data["status"] == "failed" and "could not find json block in the output." in data["error"]
+    assert data["status"] == "failed"
+    assert "could not find json block in the output." in data["error"]
     assert data["total_tokens"] > 0
 
 
@@ -254,4 +263,5 @@ async def test_bad_node_configs_are_refused_at_import(wf_client: AsyncTestClient
             json={"mode": "yaml-content", "yaml_content": yaml_text},
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         )
-        assert response.status_code == 400 and message in response.json()["message"], response.text
+        assert response.status_code == 400, response.text
+        assert message in response.json()["message"], response.text

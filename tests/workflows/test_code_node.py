@@ -126,7 +126,7 @@ async def run(client: AsyncTestClient[Litestar], headers: dict[str, str], inputs
     return response.json()["data"]  # type: ignore[no-any-return]
 
 
-async def test_python_then_javascript(wf_client: AsyncTestClient[Litestar], db: AsyncEngine) -> None:
+async def test_python_then_javascript(wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine) -> None:
     app = await import_app(wf_client, PIPELINE)
     data = await run(wf_client, app.headers, {"text": "{s: 'hello big world',"})
     assert data["status"] == "succeeded", data
@@ -135,7 +135,7 @@ async def test_python_then_javascript(wf_client: AsyncTestClient[Litestar], db: 
         "double": 30,
         "raw": '{"s": "hello big world"}',
     }
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         rows = (
             await conn.execute(
                 text(
@@ -146,7 +146,8 @@ async def test_python_then_javascript(wf_client: AsyncTestClient[Litestar], db: 
             )
         ).all()
     assert [(r.node_id, r.status) for r in rows] == [("py", "succeeded"), ("js", "succeeded")]
-    assert rows[0].inputs == {"text": "{s: 'hello big world',"} and "forged" not in rows[0].outputs
+    assert rows[0].inputs == {"text": "{s: 'hello big world',"}
+    assert "forged" not in rows[0].outputs
     assert rows[1].inputs == {"words": ["hello", "big", "world"], "count": 15}
 
 
@@ -164,9 +165,11 @@ async def test_failures_take_the_fail_branch(
     app = await import_app(wf_client, FAILING)
     data = await run(wf_client, app.headers, {"how": how})
     assert data["status"] == "partial-succeeded", data
-    assert data["outputs"]["type"] == error_type and message in data["outputs"]["error"]
+    assert data["outputs"]["type"] == error_type
+    assert message in data["outputs"]["error"]
     ok = await run(wf_client, app.headers, {"how": "fine"})
-    assert ok["status"] == "succeeded" and ok["outputs"] == {"out": "fine"}
+    assert ok["status"] == "succeeded"
+    assert ok["outputs"] == {"out": "fine"}
 
 
 @pytest.mark.skipif(CORPUS is None, reason="the shared DSL corpus is not present")

@@ -187,7 +187,8 @@ async def test_killed_inside_an_io_node(crash_db: tuple[str, AsyncEngine], tmp_p
         ("end", "succeeded"),
     ]
     stream = await _one_event_stream(engine, run_id)
-    assert stream.count(("node_started", "slow")) == 1 and stream.count(("node_finished", "slow")) == 1
+    assert stream.count(("node_started", "slow")) == 1
+    assert stream.count(("node_finished", "slow")) == 1
 
 
 async def test_killed_inside_a_segment_of_pure_nodes(
@@ -217,7 +218,8 @@ async def test_killed_inside_a_segment_of_pure_nodes(
             text("SELECT count(*) FROM workflow_node_executions WHERE run_id = :r AND status = 'succeeded'"),
             {"r": run_id},
         )
-    assert outputs == {"out": "go"} and executions == PURE_NODES + 2
+    assert outputs == {"out": "go"}
+    assert executions == PURE_NODES + 2
     stream = await _one_event_stream(engine, run_id)
     assert [node for event, node in stream if event == "node_started"] == [
         "start",

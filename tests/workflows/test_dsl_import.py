@@ -43,7 +43,8 @@ async def test_every_corpus_file_imports_or_is_refused_clearly(
     assert response.status_code in (200, 400), response.text
     body = response.json()
     if response.status_code == 400:
-        assert body["code"] == "invalid_dsl" and body["message"]
+        assert body["code"] == "invalid_dsl"
+        assert body["message"]
     else:
         assert body["status"] == "completed"
         exported = (await client.get(f"/console/api/apps/{body['app_id']}/export", headers=admin)).json()[
@@ -62,7 +63,8 @@ async def test_import_export_round_trip_and_publish(
     assert imported.status_code == 200, imported.text
     app_id = imported.json()["app_id"]
     app = (await client.get(f"/console/api/apps/{app_id}", headers=admin)).json()
-    assert app["name"] == "Greeter" and app["mode"] == "workflow"
+    assert app["name"] == "Greeter"
+    assert app["mode"] == "workflow"
     exported = (await client.get(f"/console/api/apps/{app_id}/export", headers=admin)).json()["data"]
     again = await import_yaml(client, admin, exported)
     assert again.status_code == 200
@@ -71,12 +73,14 @@ async def test_import_export_round_trip_and_publish(
     version = await client.post(
         f"/console/api/apps/{app_id}/workflows/publish", json={"yaml_content": SIMPLE}, headers=admin
     )
-    assert version.status_code == 200 and version.json()["version"] == 2
+    assert version.status_code == 200
+    assert version.json()["version"] == 2
     chat = SIMPLE.replace("mode: workflow", "mode: advanced-chat")
     wrong_mode = await client.post(
         f"/console/api/apps/{app_id}/workflows/publish", json={"yaml_content": chat}, headers=admin
     )
-    assert wrong_mode.status_code == 400 and "advanced-chat" in wrong_mode.json()["message"]
+    assert wrong_mode.status_code == 400
+    assert "advanced-chat" in wrong_mode.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -105,7 +109,8 @@ async def test_refusals_name_the_problem(
 ) -> None:
     response = await import_yaml(client, admin, text)
     assert response.status_code == 400, response.text
-    assert response.json()["code"] == "invalid_dsl" and expected in response.json()["message"]
+    assert response.json()["code"] == "invalid_dsl"
+    assert expected in response.json()["message"]
 
 
 def test_corpus_report_is_current() -> None:
@@ -152,4 +157,5 @@ async def test_hostile_yaml_is_refused_at_import(
 ) -> None:
     response = await import_yaml(client, admin, text)
     assert response.status_code == 400, response.text
-    assert response.json()["code"] == "invalid_dsl" and reason in response.json()["message"]
+    assert response.json()["code"] == "invalid_dsl"
+    assert reason in response.json()["message"]

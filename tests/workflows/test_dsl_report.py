@@ -68,5 +68,6 @@ def test_a_runs_list_entry_needs_exactly_one_of_runs_and_why_not(tmp_path: Path)
         result = CliRunner().invoke(
             cli, ["dsl-report", str(folder), "--output", str(output), "--runs", str(runs)]
         )
-        assert result.exit_code == 1 and "Error:" in result.output, result.output
+        assert result.exit_code == 1, result.output
+        assert "Error:" in result.output, result.output
         assert not output.exists()

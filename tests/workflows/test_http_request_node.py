@@ -119,17 +119,20 @@ async def run(client: AsyncTestClient[Litestar], headers: dict[str, str]) -> dic
 
 
 async def test_a_run_calls_the_server_and_records_the_request_masked(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine, target: HttpTarget
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine, target: HttpTarget
 ) -> None:
     app = await import_app(wf_client, dsl(target.url("/echo")))
     data = await run(wf_client, app.headers)
     assert data["status"] == "succeeded", data["error"]
-    assert data["outputs"]["status"] == 200 and data["outputs"]["type"] == "application/json"
+    assert data["outputs"]["status"] == 200
+    assert data["outputs"]["type"] == "application/json"
     echoed = json.loads(data["outputs"]["body"])
-    assert echoed["query"] == {"lang": ["en"]} and json.loads(echoed["body"]) == {"name": "Ada"}
+    assert echoed["query"] == {"lang": ["en"]}
+    assert json.loads(echoed["body"]) == {"name": "Ada"}
     received = target.requests[-1]
-    assert received.header("Authorization") == "Bearer sk-secret" and received.header("X-Name") == "Ada"
-    async with db.connect() as conn:
+    assert received.header("Authorization") == "Bearer sk-secret"
+    assert received.header("X-Name") == "Ada"
+    async with wf_engine.connect() as conn:
         process_data = (
             await conn.execute(
                 text(
@@ -140,7 +143,8 @@ async def test_a_run_calls_the_server_and_records_the_request_masked(
         ).scalar_one()
     request = process_data["request"]
     assert request.startswith("POST /echo?lang=en HTTP/1.1\r\n")
-    assert "Authorization: " + "*" * len("Bearer sk-secret") in request and "sk-secret" not in request
+    assert "Authorization: " + "*" * len("Bearer sk-secret") in request
+    assert "sk-secret" not in request
 
 
 async def test_a_refused_destination_fails_the_run_or_takes_the_fail_branch(

@@ -40,36 +40,39 @@ async def limited(wf_settings: Settings, worker: None) -> AsyncIterator[AsyncTes
         yield client
 
 
-async def runs_of(db: AsyncEngine, app_id: str) -> int:
-    async with db.connect() as conn:
+async def runs_of(engine: AsyncEngine, app_id: str) -> int:
+    async with engine.connect() as conn:
         return int(
             await conn.scalar(text("SELECT count(*) FROM workflow_runs WHERE app_id = :a"), {"a": app_id})
         )
 
 
 async def test_a_variable_over_max_variable_size_is_refused(
-    limited: AsyncTestClient[Litestar], db: AsyncEngine
+    limited: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     app = await import_app(limited, ECHO)
     body = {"inputs": {"a": "x" * PER_VARIABLE}, "response_mode": "blocking", "user": "u"}
     answer = await limited.post("/v1/workflows/run", json=body, headers=app.headers)
     assert answer.status_code == 400, answer.text
     error = answer.json()
-    assert error["code"] == "input_too_large" and error["status"] == 400
-    assert "inputs.a" in error["message"] and "MAX_VARIABLE_SIZE" in error["message"]
-    assert await runs_of(db, app.app_id) == 0
+    assert error["code"] == "input_too_large"
+    assert error["status"] == 400
+    assert "inputs.a" in error["message"]
+    assert "MAX_VARIABLE_SIZE" in error["message"]
+    assert await runs_of(wf_engine, app.app_id) == 0
 
 
 async def test_inputs_over_the_total_are_refused_even_when_each_fits(
-    limited: AsyncTestClient[Litestar], db: AsyncEngine
+    limited: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     app = await import_app(limited, ECHO)
     each = "x" * (PER_VARIABLE - 100)  # three of these exceed the total
     body = {"inputs": {"a": each, "b": each, "c": each}, "response_mode": "blocking", "user": "u"}
     answer = await limited.post("/v1/workflows/run", json=body, headers=app.headers)
-    assert answer.status_code == 400 and answer.json()["code"] == "input_too_large", answer.text
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "input_too_large", answer.text
     assert "SLUICE_MAX_RUN_INPUTS_SIZE" in answer.json()["message"]
-    assert await runs_of(db, app.app_id) == 0
+    assert await runs_of(wf_engine, app.app_id) == 0
 
 
 async def test_inputs_within_both_caps_run(limited: AsyncTestClient[Litestar]) -> None:
@@ -78,4 +81,5 @@ async def test_inputs_within_both_caps_run(limited: AsyncTestClient[Litestar]) -
     body = {"inputs": {"a": each, "b": each}, "response_mode": "blocking", "user": "u"}
     answer = await limited.post("/v1/workflows/run", json=body, headers=app.headers)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["data"]["status"] == "succeeded" and answer.json()["data"]["outputs"] == {"a": each}
+    assert answer.json()["data"]["status"] == "succeeded"
+    assert answer.json()["data"]["outputs"] == {"a": each}

@@ -170,6 +170,7 @@ async def test_retrieval_feeds_the_llm_context(
         )
         assert data["status"] == "succeeded", data["error"]
         names = [h["metadata"]["document_name"] for h in data["outputs"]["hits"]]
-        assert names[0] == "chain.txt" and "starter.txt" not in names  # one dataset: the best-scoring one
+        assert names[0] == "chain.txt"
+        assert "starter.txt" not in names  # one dataset: the best-scoring one
     finally:
         await engine.dispose()

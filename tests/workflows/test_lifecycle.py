@@ -28,9 +28,9 @@ from app.workflows.engine.nodes.base import Ports
 from app.workflows.runner import Runtime, advance_run
 from db import queue, urls
 from tests.conftest import SECRET_KEY
+from tests.human_input.test_human_input import approval_dsl
 from tests.support.processes import spawn, stop
 from tests.workflows.conftest import import_app
-from tests.workflows.test_human_input import approval_dsl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +125,7 @@ async def test_an_io_node_adds_one_checkpoint(counted: CountedEngine) -> None:
     """start and `a` are recorded with `slow`'s start before it runs; `slow`'s end, `b`, `end` and the finish
     with the last commit: two commits for the whole run."""
     from app.workflows.engine import nodes as registry
-    from tests.support.test_nodes import SlowNode
+    from tests.support.nodes import SlowNode
 
     registry.NODE_TYPES[SlowNode.type] = SlowNode
     try:
@@ -177,7 +177,8 @@ async def test_a_large_input_is_stored_about_once(counted: CountedEngine) -> Non
     start_finished = next(
         data for _, name, data in rows if name == "node_finished" and data["node_id"] == "start"
     )
-    assert started["inputs"]["name"] == big and start_finished["outputs"]["name"] == big
+    assert started["inputs"]["name"] == big
+    assert start_finished["outputs"]["name"] == big
 
 
 def test_the_workflows_package_never_names_human_input() -> None:
@@ -198,13 +199,13 @@ def test_the_workflows_package_never_names_human_input() -> None:
 
 
 async def test_many_resolutions_resume_in_batches(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     """Thirty deadlines passing together: the runs resume through batch jobs (not one job each); a batched run
     that reaches an I/O node is handed to its own job and still finishes once."""
     timeout = "timeout: 1\n          timeout_unit: second"
     app = await import_app(wf_client, approval_dsl(timeout))
-    async with AsyncSession(db) as session:
+    async with AsyncSession(wf_engine) as session:
         ids = [
             (await services.start_run(session, uuid.UUID(app.app_id), {"doc": f"d{i}"}, "u")).id
             for i in range(30)
@@ -212,7 +213,7 @@ async def test_many_resolutions_resume_in_batches(
         await session.commit()
     deadline = asyncio.get_running_loop().time() + 60
     while True:
-        async with db.connect() as conn:
+        async with wf_engine.connect() as conn:
             active = await conn.scalar(
                 text(
                     "SELECT count(*) FROM workflow_runs WHERE id = ANY(:ids) AND status IN ('running', 'paused')"
@@ -223,7 +224,7 @@ async def test_many_resolutions_resume_in_batches(
             break
         assert asyncio.get_running_loop().time() < deadline, f"{active} runs still active"
         await asyncio.sleep(0.1)
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         statuses = {
             r[0]
             for r in await conn.execute(
@@ -243,8 +244,10 @@ async def test_many_resolutions_resume_in_batches(
             ),
             {"ids": ids},
         )
-    assert statuses == {"succeeded"} and finished == 30
-    assert batches and batches < 30  # the timeouts of one alarm pass were resumed together
+    assert statuses == {"succeeded"}
+    assert finished == 30
+    assert batches
+    assert batches < 30  # the timeouts of one alarm pass were resumed together
 
 
 async def test_a_worker_wakes_when_its_next_scheduled_job_is_due(

@@ -73,10 +73,12 @@ def test_dify_sdk_runs_gets_lists_and_stops(
     assert result["data"]["total_tokens"] > 0
     run_id = result["workflow_run_id"]
     sent = session_llm.bodies()[-1]
-    assert sent["messages"][-1]["content"] == "A story about lighthouses" and sent["stream"] is True
+    assert sent["messages"][-1]["content"] == "A story about lighthouses"
+    assert sent["stream"] is True
 
     fetched = client.get_result(run_id).json()
-    assert fetched["id"] == run_id and fetched["status"] == "succeeded"
+    assert fetched["id"] == run_id
+    assert fetched["status"] == "succeeded"
     logs = client.get_workflow_logs(status="succeeded", limit=5).json()
     assert run_id in [entry["id"] for entry in logs["data"]]
 
@@ -100,7 +102,8 @@ def test_dify_sdk_runs_gets_lists_and_stops(
         assert client.stop(slow_run, "sdk-user").json() == {"result": "success"}
         rest = [data for _, data in stream]
     assert time.monotonic() - stop_sent < 3  # the stream ends at the stop, not when the model is done
-    assert rest[-1]["event"] == "workflow_finished" and rest[-1]["data"]["status"] == "stopped"
+    assert rest[-1]["event"] == "workflow_finished"
+    assert rest[-1]["data"]["status"] == "stopped"
     assert client.get_result(slow_run).json()["status"] == "stopped"
 
 

@@ -31,16 +31,16 @@ workflow:
 """
 
 
-async def start(db: AsyncEngine) -> uuid.UUID:
-    async with AsyncSession(db, expire_on_commit=False) as session:
+async def start(engine: AsyncEngine) -> uuid.UUID:
+    async with AsyncSession(engine, expire_on_commit=False) as session:
         app = await services.import_app(session, ECHO, None)
         run = await services.start_run(session, app.id, {}, "u")
         await session.commit()
     return run.id
 
 
-async def jobs_of(db: AsyncEngine, run_id: uuid.UUID) -> list[str]:
-    async with db.connect() as conn:
+async def jobs_of(engine: AsyncEngine, run_id: uuid.UUID) -> list[str]:
+    async with engine.connect() as conn:
         return list(
             await conn.scalars(
                 text("SELECT status::text FROM procrastinate_jobs WHERE lock = :l ORDER BY id"),
@@ -49,9 +49,9 @@ async def jobs_of(db: AsyncEngine, run_id: uuid.UUID) -> list[str]:
         )
 
 
-async def lose_jobs(db: AsyncEngine, run_id: uuid.UUID) -> None:
+async def lose_jobs(engine: AsyncEngine, run_id: uuid.UUID) -> None:
     """As if the run's job had failed (the database went away under it) a while ago."""
-    async with db.begin() as conn:
+    async with engine.begin() as conn:
         await conn.execute(
             text("UPDATE procrastinate_jobs SET status = 'failed' WHERE lock = :l"),
             {"l": transitions.run_lock(run_id)},
@@ -62,44 +62,47 @@ async def lose_jobs(db: AsyncEngine, run_id: uuid.UUID) -> None:
         )
 
 
-async def sweep(db: AsyncEngine, max_failed: int = 3) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
-    async with async_sessionmaker(db, expire_on_commit=False)() as session, session.begin():
+async def sweep(engine: AsyncEngine, max_failed: int = 3) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session, session.begin():
         return await recover_orphaned_runs(
             session, extensions(Settings()), quiet_seconds=60, max_failed_jobs=max_failed, now=utcnow()
         )
 
 
-async def test_a_run_whose_job_failed_gets_a_new_one(db: AsyncEngine) -> None:
-    run_id = await start(db)
-    assert await jobs_of(db, run_id) == ["todo"]
-    assert run_id not in (await sweep(db))[0]  # its job is waiting: not orphaned
-    await lose_jobs(db, run_id)
-    retried, failed = await sweep(db)
-    assert run_id in retried and not failed
-    assert await jobs_of(db, run_id) == ["failed", "todo"]
-    assert run_id not in (await sweep(db))[0]  # handed a job once, not again while it waits
+async def test_a_run_whose_job_failed_gets_a_new_one(wf_engine: AsyncEngine) -> None:
+    run_id = await start(wf_engine)
+    assert await jobs_of(wf_engine, run_id) == ["todo"]
+    assert run_id not in (await sweep(wf_engine))[0]  # its job is waiting: not orphaned
+    await lose_jobs(wf_engine, run_id)
+    retried, failed = await sweep(wf_engine)
+    assert run_id in retried
+    assert not failed
+    assert await jobs_of(wf_engine, run_id) == ["failed", "todo"]
+    assert run_id not in (await sweep(wf_engine))[0]  # handed a job once, not again while it waits
 
 
-async def test_a_recently_touched_run_is_left_alone(db: AsyncEngine) -> None:
-    run_id = await start(db)
-    async with db.begin() as conn:
+async def test_a_recently_touched_run_is_left_alone(wf_engine: AsyncEngine) -> None:
+    run_id = await start(wf_engine)
+    async with wf_engine.begin() as conn:
         await conn.execute(
             text("UPDATE procrastinate_jobs SET status = 'failed' WHERE lock = :l"),
             {"l": transitions.run_lock(run_id)},
         )
-    assert run_id not in (await sweep(db))[0]  # quiet for less than the recovery window
+    assert run_id not in (await sweep(wf_engine))[0]  # quiet for less than the recovery window
 
 
-async def test_a_run_whose_jobs_keep_failing_fails(db: AsyncEngine) -> None:
-    run_id = await start(db)
+async def test_a_run_whose_jobs_keep_failing_fails(wf_engine: AsyncEngine) -> None:
+    run_id = await start(wf_engine)
     for _ in range(2):  # its first job and the sweep's first retry fail: retried each time
-        await lose_jobs(db, run_id)
-        retried, failed = await sweep(db)
-        assert run_id in retried and not failed
-    await lose_jobs(db, run_id)  # the third failure
-    retried, failed = await sweep(db)
-    assert failed == [run_id] and run_id not in retried
-    async with db.connect() as conn:
+        await lose_jobs(wf_engine, run_id)
+        retried, failed = await sweep(wf_engine)
+        assert run_id in retried
+        assert not failed
+    await lose_jobs(wf_engine, run_id)  # the third failure
+    retried, failed = await sweep(wf_engine)
+    assert failed == [run_id]
+    assert run_id not in retried
+    async with wf_engine.connect() as conn:
         status, error = (
             await conn.execute(text("SELECT status, error FROM workflow_runs WHERE id = :r"), {"r": run_id})
         ).one()
@@ -111,13 +114,15 @@ async def test_a_run_whose_jobs_keep_failing_fails(db: AsyncEngine) -> None:
                 {"r": run_id},
             )
         ).one()
-    assert status == "failed" and "failed 3 times" in error
-    assert last.event == "workflow_finished" and last.data["status"] == "failed"
+    assert status == "failed"
+    assert "failed 3 times" in error
+    assert last.event == "workflow_finished"
+    assert last.data["status"] == "failed"
 
 
-async def test_paused_runs_are_recovered_only_once_every_pause_is_resolved(db: AsyncEngine) -> None:
-    run_id = await start(db)
-    async with AsyncSession(db, expire_on_commit=False) as session, session.begin():
+async def test_paused_runs_are_recovered_only_once_every_pause_is_resolved(wf_engine: AsyncEngine) -> None:
+    run_id = await start(wf_engine)
+    async with AsyncSession(wf_engine, expire_on_commit=False) as session, session.begin():
         run = (await store.lock_runs(session, [run_id]))[run_id]
         write = transitions.checkpoint(run_id, ("running",))
         transitions.pause(
@@ -139,11 +144,11 @@ async def test_paused_runs_are_recovered_only_once_every_pause_is_resolved(db: A
             )
         )
         assert await store.apply(session, [write]) == {run_id}
-    await lose_jobs(db, run_id)
-    assert run_id not in (await sweep(db))[0]  # waiting for someone: nothing to advance
-    async with AsyncSession(db, expire_on_commit=False) as session, session.begin():
+    await lose_jobs(wf_engine, run_id)
+    assert run_id not in (await sweep(wf_engine))[0]  # waiting for someone: nothing to advance
+    async with AsyncSession(wf_engine, expire_on_commit=False) as session, session.begin():
         await store.resolve_pauses(
             session, [(run_id, "end", {}, "source")]
         )  # resolved, but its resume is lost
-    await lose_jobs(db, run_id)
-    assert run_id in (await sweep(db))[0]
+    await lose_jobs(wf_engine, run_id)
+    assert run_id in (await sweep(wf_engine))[0]

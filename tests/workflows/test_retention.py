@@ -55,8 +55,8 @@ workflow:
 BIG = "x" * 40_000  # over the inline limit: stored once in workflow_run_values
 
 
-async def history(db: AsyncEngine, run_id: str) -> tuple[int, int, int]:
-    async with db.connect() as conn:
+async def history(engine: AsyncEngine, run_id: str) -> tuple[int, int, int]:
+    async with engine.connect() as conn:
         counts = []
         for table in ("workflow_run_events", "workflow_node_executions", "workflow_run_values"):
             counts.append(
@@ -66,7 +66,7 @@ async def history(db: AsyncEngine, run_id: str) -> tuple[int, int, int]:
 
 
 async def test_old_finished_runs_lose_their_history_in_batches(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     echo = await import_app(wf_client, ECHO)
     old = []
@@ -94,7 +94,7 @@ async def test_old_finished_runs_lose_their_history_in_batches(
         )
     ).json()
     assert paused["data"]["status"] == "paused"
-    async with db.begin() as conn:
+    async with wf_engine.begin() as conn:
         await conn.execute(
             text("UPDATE workflow_runs SET finished_at = now() - interval '40 days' WHERE id = ANY(:ids)"),
             {"ids": [uuid.UUID(r) for r in old]},
@@ -103,10 +103,12 @@ async def test_old_finished_runs_lose_their_history_in_batches(
             text("UPDATE workflow_runs SET created_at = now() - interval '40 days' WHERE id = :id"),
             {"id": uuid.UUID(paused["workflow_run_id"])},
         )
-    events, executions, values = await history(db, old[0])
-    assert events >= 6 and executions == 3 and values >= 1
+    events, executions, values = await history(wf_engine, old[0])
+    assert events >= 6
+    assert executions == 3
+    assert values >= 1
 
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     batches: list[int] = []
 
     async def batch(session: AsyncSession, limit: int) -> int:
@@ -116,10 +118,10 @@ async def test_old_finished_runs_lose_their_history_in_batches(
     assert await in_batches(sessions, batch, limit=2) == 5
     assert batches == [2, 2, 1]  # bounded transactions: two runs each, then the rest
     for run_id in old:
-        assert await history(db, run_id) == (0, 0, 0)
-    assert (await history(db, recent))[0] > 0
-    assert (await history(db, paused["workflow_run_id"]))[0] > 0
-    async with db.connect() as conn:
+        assert await history(wf_engine, run_id) == (0, 0, 0)
+    assert (await history(wf_engine, recent))[0] > 0
+    assert (await history(wf_engine, paused["workflow_run_id"]))[0] > 0
+    async with wf_engine.connect() as conn:
         marked = await conn.scalar(
             text("SELECT count(*) FROM workflow_runs WHERE purged_at IS NOT NULL AND id = ANY(:ids)"),
             {"ids": [uuid.UUID(r) for r in [*old, recent, paused["workflow_run_id"]]]},
@@ -129,19 +131,22 @@ async def test_old_finished_runs_lose_their_history_in_batches(
     # What the API answers for a purged run: the run itself as before, its event stream 410.
     shown = await wf_client.get(f"/v1/workflows/run/{old[0]}", headers=echo.headers)
     assert shown.status_code == 200, shown.text
-    assert shown.json()["status"] == "succeeded" and shown.json()["outputs"] == {"out": BIG + "!"}
+    assert shown.json()["status"] == "succeeded"
+    assert shown.json()["outputs"] == {"out": BIG + "!"}
     assert json.loads(shown.json()["inputs"]) == {"text": BIG}  # Dify: the inputs as a JSON string
     gone = await wf_client.get(f"/v1/workflow/{old[0]}/events", headers=echo.headers)
     assert gone.status_code == 410, gone.text
-    assert gone.json()["code"] == "run_events_purged" and gone.json()["status"] == 410
+    assert gone.json()["code"] == "run_events_purged"
+    assert gone.json()["status"] == 410
     logs = await wf_client.get("/v1/workflows/logs", headers=echo.headers)
     assert old[0] in {entry["workflow_run"]["id"] for entry in logs.json()["data"]}
     kept = await wf_client.get(f"/v1/workflow/{recent}/events", headers=echo.headers)
-    assert kept.status_code == 200 and "workflow_finished" in kept.text
+    assert kept.status_code == 200
+    assert "workflow_finished" in kept.text
 
 
-async def _run_of(db: AsyncEngine, status: str) -> tuple[uuid.UUID, uuid.UUID]:
-    async with db.connect() as conn:
+async def _run_of(engine: AsyncEngine, status: str) -> tuple[uuid.UUID, uuid.UUID]:
+    async with engine.connect() as conn:
         row = (
             await conn.execute(
                 text("SELECT id, app_id FROM workflow_runs WHERE status = :s ORDER BY created_at LIMIT 1"),
@@ -188,7 +193,7 @@ async def _form(
 
 
 async def test_resolved_forms_of_finished_runs_are_deleted(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     echo = await import_app(wf_client, ECHO)
     await wf_client.post(
@@ -202,8 +207,8 @@ async def test_resolved_forms_of_finished_runs_are_deleted(
         json={"inputs": {}, "response_mode": "blocking", "user": "u"},
         headers=pausing.headers,
     )
-    finished, active = await _run_of(db, "succeeded"), await _run_of(db, "paused")
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+    finished, active = await _run_of(wf_engine, "succeeded"), await _run_of(wf_engine, "paused")
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     async with sessions() as session, session.begin():
         old_done = await _form(session, finished, "submitted", 40)
         old_timeout = await _form(session, finished, "timeout", 40)
@@ -214,7 +219,7 @@ async def test_resolved_forms_of_finished_runs_are_deleted(
         await in_batches(sessions, lambda s, n: purge_resolved_forms(s, older_than_days=30, limit=n), limit=1)
         >= 2
     )
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         left = set(await conn.scalars(text("SELECT id FROM human_input_forms")))
         orphans = await conn.scalar(
             text(
@@ -226,9 +231,11 @@ async def test_resolved_forms_of_finished_runs_are_deleted(
             text("SELECT count(*) FROM human_input_deliveries WHERE form_id = ANY(:ids)"),
             {"ids": [old_done, old_timeout]},
         )
-    assert old_done not in left and old_timeout not in left
+    assert old_done not in left
+    assert old_timeout not in left
     assert {recent_done, waiting, of_active_run} <= left
-    assert orphans == 0 and deliveries == 0
+    assert orphans == 0
+    assert deliveries == 0
 
 
 async def _file(
@@ -255,15 +262,15 @@ async def _file(
 
 
 async def test_old_app_files_are_deleted_unless_still_needed(
-    wf_client: AsyncTestClient[Litestar], db: AsyncEngine
+    wf_client: AsyncTestClient[Litestar], wf_engine: AsyncEngine
 ) -> None:
     pausing = await import_app(wf_client, PAUSING)
     quiet = await import_app(wf_client, ECHO)
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         workspace_id = await conn.scalar(
             text("SELECT workspace_id FROM apps WHERE id = :a"), {"a": pausing.app_id}
         )
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     async with sessions() as session, session.begin():
         unused = await _file(session, uuid.UUID(quiet.app_id), workspace_id, source="upload", created_by="u")
         maybe_input = await _file(
@@ -289,7 +296,7 @@ async def test_old_app_files_are_deleted_unless_still_needed(
 
     async def purge() -> set[uuid.UUID]:
         await in_batches(sessions, lambda s, n: purge_app_files(s, older_than_days=30, limit=n), limit=10)
-        async with db.connect() as conn:
+        async with wf_engine.connect() as conn:
             return set(await conn.scalars(text("SELECT id FROM upload_files")))
 
     left = await purge()
@@ -297,17 +304,18 @@ async def test_old_app_files_are_deleted_unless_still_needed(
     assert {knowledge, maybe_input, of_active_run} <= left
     # Had the paused run started before the upload, the upload could not be among its inputs: it goes; the
     # run's own (node-produced) file stays while the run is active.
-    async with db.begin() as conn:
+    async with wf_engine.begin() as conn:
         await conn.execute(
             text("UPDATE workflow_runs SET created_at = now() - interval '50 days' WHERE id = :id"),
             {"id": uuid.UUID(paused["workflow_run_id"])},
         )
     left = await purge()
-    assert maybe_input not in left and {knowledge, of_active_run} <= left
+    assert maybe_input not in left
+    assert {knowledge, of_active_run} <= left
 
 
-async def test_finished_jobs_are_deleted_after_their_windows(db: AsyncEngine) -> None:
-    sessions = async_sessionmaker(db, expire_on_commit=False)
+async def test_finished_jobs_are_deleted_after_their_windows(wf_engine: AsyncEngine) -> None:
+    sessions = async_sessionmaker(wf_engine, expire_on_commit=False)
     far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365)
     async with sessions() as session, session.begin():
         ids = await queue.defer_jobs(
@@ -337,7 +345,7 @@ async def test_finished_jobs_are_deleted_after_their_windows(db: AsyncEngine) ->
         return await queue.delete_finished_jobs(session, succeeded_hours=24, failed_days=7, limit=limit)
 
     await in_batches(sessions, batch, limit=2)
-    async with db.connect() as conn:
+    async with wf_engine.connect() as conn:
         left = set(
             await conn.scalars(text("SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids)"), {"ids": ids})
         )

@@ -89,12 +89,16 @@ async def test_blocking_run(wf_client: AsyncTestClient[Litestar]) -> None:
     body = await run_blocking(wf_client, app.headers, {"name": "Ada"})
     assert body["workflow_run_id"] == body["task_id"] == body["data"]["id"]
     data = body["data"]
-    assert data["status"] == "succeeded" and data["outputs"] == {"greeting": "Ada"}
-    assert data["total_steps"] == 2 and data["error"] is None and isinstance(data["finished_at"], int)
+    assert data["status"] == "succeeded"
+    assert data["outputs"] == {"greeting": "Ada"}
+    assert data["total_steps"] == 2
+    assert data["error"] is None
+    assert isinstance(data["finished_at"], int)
 
     fetched = (await wf_client.get(f"/v1/workflows/run/{data['id']}", headers=app.headers)).json()
     # Dify returns the run's inputs as the JSON text it stores
-    assert fetched["status"] == "succeeded" and json.loads(fetched["inputs"]) == {"name": "Ada"}
+    assert fetched["status"] == "succeeded"
+    assert json.loads(fetched["inputs"]) == {"name": "Ada"}
 
 
 async def test_a_named_version_runs_blocking_and_streaming(wf_client: AsyncTestClient[Litestar]) -> None:
@@ -104,9 +108,8 @@ async def test_a_named_version_runs_blocking_and_streaming(wf_client: AsyncTestC
     body = {"inputs": {"name": "Bo"}, "user": "u1"}
     blocking = await wf_client.post(url, json={**body, "response_mode": "blocking"}, headers=app.headers)
     assert blocking.status_code == 200, blocking.text
-    assert blocking.json()["data"]["workflow_id"] == version and blocking.json()["data"]["outputs"] == {
-        "greeting": "Bo"
-    }
+    assert blocking.json()["data"]["workflow_id"] == version
+    assert blocking.json()["data"]["outputs"] == {"greeting": "Bo"}
     streamed = await wf_client.post(url, json={**body, "response_mode": "streaming"}, headers=app.headers)
     assert [data["event"] for _, data in sse_events(streamed.text)][-1] == "workflow_finished"
     unknown = await wf_client.post(f"/v1/workflows/{uuid.uuid4()}/run", json=body, headers=app.headers)
@@ -120,17 +123,16 @@ async def test_invalid_inputs_name_the_field(wf_client: AsyncTestClient[Litestar
         json={"inputs": {}, "response_mode": "blocking", "user": "u"},
         headers=app.headers,
     )
-    assert (
-        missing.status_code == 400
-        and missing.json()["code"] == "invalid_param"
-        and "name" in missing.json()["message"]
-    )
+    assert missing.status_code == 400
+    assert missing.json()["code"] == "invalid_param"
+    assert "name" in missing.json()["message"]
     too_long = await wf_client.post(
         "/v1/workflows/run",
         json={"inputs": {"name": "x" * 21}, "response_mode": "blocking", "user": "u"},
         headers=app.headers,
     )
-    assert too_long.status_code == 400 and "at most 20" in too_long.json()["message"]
+    assert too_long.status_code == 400
+    assert "at most 20" in too_long.json()["message"]
 
 
 async def test_streaming_run_sends_every_event_with_ids(wf_client: AsyncTestClient[Litestar]) -> None:
@@ -140,7 +142,8 @@ async def test_streaming_run_sends_every_event_with_ids(wf_client: AsyncTestClie
         json={"inputs": {"name": "Bo"}, "response_mode": "streaming", "user": "u"},
         headers=app.headers,
     )
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response.text)
     names = [e["event"] for _, e in events]
     assert names == [
@@ -153,8 +156,10 @@ async def test_streaming_run_sends_every_event_with_ids(wf_client: AsyncTestClie
     ]
     assert [i for i, _ in events] == [1, 2, 3, 4, 5, 6]
     finished = events[-1][1]
-    assert finished["data"]["status"] == "succeeded" and finished["data"]["outputs"] == {"greeting": "Bo"}
-    assert events[2][1]["data"]["node_id"] == "start" and events[2][1]["data"]["status"] == "succeeded"
+    assert finished["data"]["status"] == "succeeded"
+    assert finished["data"]["outputs"] == {"greeting": "Bo"}
+    assert events[2][1]["data"]["node_id"] == "start"
+    assert events[2][1]["data"]["status"] == "succeeded"
 
 
 async def test_events_replay_after_last_event_id(wf_client: AsyncTestClient[Litestar]) -> None:
@@ -171,7 +176,8 @@ async def test_events_replay_after_last_event_id(wf_client: AsyncTestClient[Lite
     )
     assert [i for i, _ in rest] == [5, 6]
     done = await wf_client.get(f"/v1/workflow/{run_id}/events", headers={**app.headers, "Last-Event-ID": "6"})
-    assert done.status_code == 200 and sse_events(done.text) == []
+    assert done.status_code == 200
+    assert sse_events(done.text) == []
 
 
 async def test_pause_then_resume_each_branch_with_its_outcome(
@@ -179,7 +185,8 @@ async def test_pause_then_resume_each_branch_with_its_outcome(
 ) -> None:
     app = await import_app(wf_client, APPROVAL)
     paused = (await run_blocking(wf_client, app.headers, {}))["data"]
-    assert paused["status"] == "paused" and sorted(n["node_id"] for n in paused["paused_nodes"]) == [
+    assert paused["status"] == "paused"
+    assert sorted(n["node_id"] for n in paused["paused_nodes"]) == [
         "ask_a",
         "ask_b",
     ]
@@ -214,7 +221,8 @@ async def test_pause_then_resume_each_branch_with_its_outcome(
             if run["status"] not in ("paused", "running"):
                 break
             await asyncio.sleep(0.05)
-        assert run["status"] == "succeeded" and run["outputs"] == {"a": "yes A", "b": "yes B"}
+        assert run["status"] == "succeeded"
+        assert run["outputs"] == {"a": "yes A", "b": "yes B"}
 
         async with AsyncSession(engine) as session:
             rows = (
@@ -230,13 +238,15 @@ async def test_pause_then_resume_each_branch_with_its_outcome(
         assert {n: str(by_node[n].id) for n in ids_before} == {
             n: str(i) for n, i in ids_before.items()
         }  # same ids
-        assert all(r.status == "succeeded" for r in rows) and len(rows) == 4
+        assert all(r.status == "succeeded" for r in rows)
+        assert len(rows) == 4
     finally:
         await engine.dispose()
 
     events = sse_events((await wf_client.get(f"/v1/workflow/{run_id}/events", headers=app.headers)).text)
     names = [e["event"] for _, e in events]
-    assert names.count("workflow_paused") == 1 and names[-1] == "workflow_finished"
+    assert names.count("workflow_paused") == 1
+    assert names[-1] == "workflow_finished"
     resumed = [e for _, e in events if e["event"] == "workflow_started"]
     assert [e["data"]["reason"] for e in resumed] == ["initial", "resumption"]
 
@@ -247,11 +257,14 @@ async def test_stop_a_paused_run(wf_client: AsyncTestClient[Litestar]) -> None:
     stopped = await wf_client.post(
         f"/v1/workflows/tasks/{run_id}/stop", json={"user": "u1"}, headers=app.headers
     )
-    assert stopped.status_code == 200 and stopped.json() == {"result": "success"}
+    assert stopped.status_code == 200
+    assert stopped.json() == {"result": "success"}
     run = (await wf_client.get(f"/v1/workflows/run/{run_id}", headers=app.headers)).json()
-    assert run["status"] == "stopped" and run["error"]
+    assert run["status"] == "stopped"
+    assert run["error"]
     events = sse_events((await wf_client.get(f"/v1/workflow/{run_id}/events", headers=app.headers)).text)
-    assert events[-1][1]["event"] == "workflow_finished" and events[-1][1]["data"]["status"] == "stopped"
+    assert events[-1][1]["event"] == "workflow_finished"
+    assert events[-1][1]["data"]["status"] == "stopped"
     again = await wf_client.post(
         f"/v1/workflows/tasks/{run_id}/stop", json={"user": "u1"}, headers=app.headers
     )
@@ -284,7 +297,8 @@ async def test_stop_a_running_run(wf_client: AsyncTestClient[Litestar], wf_setti
     assert run_now["status"] == "stopped"
     events = sse_events((await wf_client.get(f"/v1/workflow/{run_id}/events", headers=app.headers)).text)
     names = [e["event"] for _, e in events]
-    assert names.count("workflow_finished") == 1 and names[-1] == "workflow_finished"
+    assert names.count("workflow_finished") == 1
+    assert names[-1] == "workflow_finished"
     assert events[-1][1]["data"]["status"] == "stopped"
 
 
@@ -293,7 +307,9 @@ async def test_logs_filter_and_paginate(wf_client: AsyncTestClient[Litestar]) ->
     for name in ("one", "two", "three"):
         await run_blocking(wf_client, app.headers, {"name": name})
     page = (await wf_client.get("/v1/workflows/logs?limit=2", headers=app.headers)).json()
-    assert page["total"] == 3 and len(page["data"]) == 2 and page["has_more"] is True
+    assert page["total"] == 3
+    assert len(page["data"]) == 2
+    assert page["has_more"] is True
     assert page["data"][0]["workflow_run"]["status"] == "succeeded"
     found = (await wf_client.get("/v1/workflows/logs?keyword=two", headers=app.headers)).json()
     assert found["total"] == 1
@@ -319,4 +335,5 @@ async def test_info_and_parameters(wf_client: AsyncTestClient[Litestar]) -> None
         {"text-input": {"variable": "name", "label": "Name", "required": True, "max_length": 20}}
     ]
     info = (await wf_client.get("/v1/info", headers=app.headers)).json()
-    assert info["name"] == "Greeter" and info["mode"] == "workflow"
+    assert info["name"] == "Greeter"
+    assert info["mode"] == "workflow"

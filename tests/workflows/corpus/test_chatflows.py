@@ -88,20 +88,24 @@ async def test_python_coding_prompt(wf_client: AsyncTestClient[Litestar], llm: F
 
     body, events = await two_turns(wf_client, app, "How do I read a CSV?", "And with pandas?")
     assert body["answer"] == "Use the csv module."
-    assert body["metadata"]["usage"]["total_tokens"] > 0 and body["metadata"]["retriever_resources"] == []
+    assert body["metadata"]["usage"]["total_tokens"] > 0
+    assert body["metadata"]["retriever_resources"] == []
     assert streamed_answer(events) == "Use pandas.read_csv, then check df.dtypes."
     assert answer_sources(events) == [("llm", "text")]
     assert (
         len([e for e in events if e["event"] == "message"]) == 5
     )  # one chunk per word, as the model sent them
     end = events[-2]
-    assert end["metadata"]["usage"]["completion_tokens"] == 5 and end["files"] == []
+    assert end["metadata"]["usage"]["completion_tokens"] == 5
+    assert end["files"] == []
 
     first, second = turn_calls(llm)
-    assert first["model"] == "deepseek-coder" and first["temperature"] == 0
+    assert first["model"] == "deepseek-coder"
+    assert first["temperature"] == 0
     assert system_message(first).startswith("You are an expert in Python development")
     # memory (window 10, no query template): the earlier turn, then the query as the last user message
-    assert roles(first) == ["system", "user"] and first["messages"][1]["content"] == "How do I read a CSV?"
+    assert roles(first) == ["system", "user"]
+    assert first["messages"][1]["content"] == "How do I read a CSV?"
     assert roles(second) == ["system", "user", "assistant", "user"]
     assert [m["content"] for m in second["messages"][1:]] == [
         "How do I read a CSV?",
@@ -121,7 +125,8 @@ async def test_artifact(wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI) -
     conversation = body["conversation_id"]
     assert (await chat_blocking(wf_client, app, "turn 1", conversation))["answer"] == "answer 1"
     events = await chat_streaming(wf_client, app, "turn 2", conversation)
-    assert streamed_answer(events) == "answer 2" and answer_sources(events) == [("llm", "text")]
+    assert streamed_answer(events) == "answer 2"
+    assert answer_sources(events) == [("llm", "text")]
     assert events[0]["data"]["inputs"]["sys.dialogue_count"] == 3
 
     *_, last = turn_calls(llm)
@@ -163,7 +168,8 @@ async def test_matplotlib(wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI)
     body, events = await two_turns(wf_client, app, "画一条正弦曲线", "再画一次")
     for answer in (body["answer"], streamed_answer(events)):
         head, _, rest = answer.partition("(data:image/png;base64,")
-        assert head == "![描述文本]" and rest.endswith(")\n"), answer[:80]
+        assert head == "![描述文本]", answer[:80]
+        assert rest.endswith(")\n"), answer[:80]
         png = base64.b64decode(rest[:-2])
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
         assert struct.unpack(">II", png[16:24]) == (800, 600)  # figsize 8x6 at 100 dpi
@@ -204,7 +210,8 @@ async def test_chart_demo(wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI,
 
     body, events = await two_turns(wf_client, app, "杭州的气候", "再来一次")
     for answer in (body["answer"], streamed_answer(events)):
-        assert answer.startswith("```echarts\n") and answer.endswith("\n```")
+        assert answer.startswith("```echarts\n")
+        assert answer.endswith("\n```")
         option = json.loads(answer[len("```echarts\n") : -len("\n```")])
         assert option["title"]["subtext"] == "1991年-2020年月平均气温和降水"
         assert option["xAxis"]["data"] == ["1月", "2月", "7月"]
@@ -257,12 +264,15 @@ async def test_llm2o1(wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI) -> 
     assert body["answer"] == expected
     split, extract, *steps, final = turn_calls(llm)
     assert (split["model"], split["temperature"]) == ("gpt-4o", 0.7)
-    assert roles(split) == ["system", "user"] and split["messages"][1]["content"] == QUESTION
-    assert extract["model"] == "gpt-4o-mini" and "tools" not in extract  # reasoning_mode: prompt
+    assert roles(split) == ["system", "user"]
+    assert split["messages"][1]["content"] == QUESTION
+    assert extract["model"] == "gpt-4o-mini"
+    assert "tools" not in extract  # reasoning_mode: prompt
     assert [roles(s) for s in steps] == [["system"]] * 3
     assert [system_message(s).split("本轮任务名称：")[1].split("，")[0] for s in steps] == list(STEP_ANSWERS)
     assert all(f'"""{QUESTION}"""' in system_message(s) for s in steps)
-    assert roles(final) == ["system"] and merged in system_message(final)
+    assert roles(final) == ["system"]
+    assert merged in system_message(final)
 
     llm.requests.clear()
     events = await chat_streaming(wf_client, app, QUESTION, conversation_id=body["conversation_id"])
@@ -277,9 +287,8 @@ async def test_llm2o1(wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI) -> 
     kinds = [e["event"] for e in events if e["event"].startswith("iteration_")]
     assert kinds == ["iteration_started", *["iteration_next"] * 3, "iteration_completed"]
     nodes = finished_nodes(events)
-    assert (
-        nodes["任务提取"]["outputs"]["steps"] == STEPS and nodes["任务提取"]["outputs"]["__is_success"] == 1
-    )
+    assert nodes["任务提取"]["outputs"]["steps"] == STEPS
+    assert nodes["任务提取"]["outputs"]["__is_success"] == 1
     completed = next(e["data"] for e in events if e["event"] == "iteration_completed")
     assert completed["outputs"] == {"output": list(STEP_ANSWERS.values())}
     # The second turn's split call carries the first turn (its memory window is off: the whole conversation).

@@ -152,7 +152,8 @@ async def test_document_chat_template(
     assert nodes["1720795163496"]["outputs"]["class_id"] == class_id
     assert nodes[retrieval]["inputs"] == {"query": question}
     hits = nodes[retrieval]["outputs"]["result"]
-    assert hits[0]["content"] == expected_doc and hits[0]["metadata"]["dataset_name"] == "Dify docs"
+    assert hits[0]["content"] == expected_doc
+    assert hits[0]["metadata"]["dataset_name"] == "Dify docs"
     assert nodes[template]["outputs"]["output"].startswith(f"属于 {name} 的问题\n结果：\n{expected_doc}")
     intent_call, _classify, answer = llm.bodies(CHAT_PATH)
     assert intent_call["messages"][-1]["content"].startswith(f"用户的问题是：{question}\n请理解并分析意图")

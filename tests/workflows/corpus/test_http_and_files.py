@@ -65,7 +65,8 @@ async def test_text_to_card(
     assert (card["width"], card["height"]) == (300, 800)
     assert [t["text"] for t in card["texts"]] == ["Ada", "数据即是力量"]
     (extract,) = llm.bodies(CHAT_PATH)
-    assert extract["model"] == "doubao" and "tools" not in extract  # reasoning_mode: prompt
+    assert extract["model"] == "doubao"
+    assert "tools" not in extract  # reasoning_mode: prompt
     assert "提取URL的值" in system_message(extract)
 
     events = await run_streaming(wf_client, app, inputs)

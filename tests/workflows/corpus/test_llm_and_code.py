@@ -37,18 +37,22 @@ async def test_seo_slug_generator(wf_client: AsyncTestClient[Litestar], llm: Fak
 
     data = await run_blocking(wf_client, app, {"title": SLUG_TITLE})
     assert data["status"] == "succeeded", data["error"]
-    assert data["outputs"] == {"output": SLUG} and data["total_steps"] == 3
+    assert data["outputs"] == {"output": SLUG}
+    assert data["total_steps"] == 3
     (body,) = llm.bodies(CHAT_PATH)
-    assert body["model"] == "deepseek-chat" and body["temperature"] == 1
+    assert body["model"] == "deepseek-chat"
+    assert body["temperature"] == 1
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert system_message(body).startswith("This GPT will convert input titles or content into SEO-friendly")
     assert body["messages"][1]["content"] == SLUG_TITLE
 
     events = await run_streaming(wf_client, app, {"title": SLUG_TITLE})
     chunks = [e["data"] for e in events if e["event"] == "text_chunk"]
-    assert "".join(c["text"] for c in chunks) == SLUG and len(chunks) == 1  # one word: one chunk
+    assert "".join(c["text"] for c in chunks) == SLUG
+    assert len(chunks) == 1  # one word: one chunk
     assert {tuple(c["from_variable_selector"]) for c in chunks} == {("1721110597868", "text")}
-    assert outcome(events)["status"] == "succeeded" and outcome(events)["outputs"] == {"output": SLUG}
+    assert outcome(events)["status"] == "succeeded"
+    assert outcome(events)["outputs"] == {"output": SLUG}
 
 
 # --- json-repair.yml: start -> code (json_repair in the sandbox) -> end ----------------------------
@@ -66,7 +70,8 @@ async def test_json_repair(wf_client: AsyncTestClient[Litestar], llm: FakeOpenAI
 
     events = await run_streaming(wf_client, app, {"llm_string": "[1, 2, 3"})
     code = finished_nodes(events)["代码执行"]
-    assert code["inputs"] == {"llm_string": "[1, 2, 3"} and code["outputs"] == {"result": "[1, 2, 3]"}
+    assert code["inputs"] == {"llm_string": "[1, 2, 3"}
+    assert code["outputs"] == {"result": "[1, 2, 3]"}
     assert outcome(events)["outputs"] == {"output": "[1, 2, 3]"}
     assert llm.bodies(CHAT_PATH) == []
 
@@ -103,28 +108,27 @@ async def test_translation_workflow(wf_client: AsyncTestClient[Litestar], llm: F
     # no country (an optional input left out): the "true" branch, suggestions without a country
     data = await run_blocking(wf_client, app, inputs)
     assert data["status"] == "succeeded", data["error"]
-    assert data["outputs"] == {"output": IMPROVED} and data["total_steps"] == 7
+    assert data["outputs"] == {"output": IMPROVED}
+    assert data["total_steps"] == 7
     translate, suggest, edit = llm.bodies(CHAT_PATH)
     # the DSL's own slip: its system prompt says "from {{source_text}}", not "from {{source_lang}}"
     assert system_message(translate).startswith(
         "You are an expert linguist, specializing in translation from Hello everyone, here is the report. to French"
     )
     assert f"<TRANSLATION>\n{TRANSLATION}\n</TRANSLATION>" in system_message(suggest)
-    assert "colloquially" not in system_message(suggest) and suggest["temperature"] == 1
+    assert "colloquially" not in system_message(suggest)
+    assert suggest["temperature"] == 1
     assert f"<TRANSLATION>\n{TRANSLATION}\n</TRANSLATION>" in edit["messages"][1]["content"]
     assert f"<EXPERT_SUGGESTIONS>\n{SUGGESTIONS}\n</EXPERT_SUGGESTIONS>" in edit["messages"][1]["content"]
 
     # with a country: the "false" branch, and the aggregator passes that branch's text on
     llm.requests.clear()
     events = await run_streaming(wf_client, app, {**inputs, "country": "Canada"})
-    assert outcome(events)["status"] == "succeeded" and outcome(events)["outputs"] == {
-        "output": IMPROVED_CANADA
-    }
+    assert outcome(events)["status"] == "succeeded"
+    assert outcome(events)["outputs"] == {"output": IMPROVED_CANADA}
     nodes = finished_nodes(events)
-    assert (
-        "EXPERT_SUGGESTIONS" not in nodes
-        and nodes["EXPERT_SUGGESTIONS_WITH_COUNTRY"]["status"] == "succeeded"
-    )
+    assert "EXPERT_SUGGESTIONS" not in nodes
+    assert nodes["EXPERT_SUGGESTIONS_WITH_COUNTRY"]["status"] == "succeeded"
     assert nodes["COUNTRY IS NULL"]["outputs"]["result"] is False
     assert nodes["SUGGESTIONS"]["outputs"] == {"output": SUGGESTIONS_CANADA}
     assert len(llm.bodies(CHAT_PATH)) == 3
@@ -170,7 +174,8 @@ async def test_dify_course_demo(wf_client: AsyncTestClient[Litestar], llm: FakeO
     assert data["status"] == "succeeded", data["error"]
     assert data["outputs"] == {"course_name": "Python", "course": expected}
     outline_call, *articles = llm.bodies(CHAT_PATH)
-    assert outline_call["model"] == "o1-mini-2024-09-12" and outline_call["temperature"] == 0
+    assert outline_call["model"] == "o1-mini-2024-09-12"
+    assert outline_call["temperature"] == 0
     assert [m["role"] for m in outline_call["messages"]] == ["system", "user", "assistant"]
     assert [b["model"] for b in articles] == ["gpt-4o-mini"] * 3
     assert [system_message(b) for b in articles] == [
@@ -182,14 +187,17 @@ async def test_dify_course_demo(wf_client: AsyncTestClient[Litestar], llm: FakeO
 
     llm.requests.clear()
     events = await run_streaming(wf_client, app, {"course_name": "Python"})
-    assert outcome(events)["status"] == "succeeded" and outcome(events)["outputs"]["course"] == expected
+    assert outcome(events)["status"] == "succeeded"
+    assert outcome(events)["outputs"]["course"] == expected
     kinds = [e["event"] for e in events if e["event"].startswith("iteration_")]
     assert kinds == ["iteration_started", *["iteration_next"] * 3, "iteration_completed"]
     started = next(e["data"] for e in events if e["event"] == "iteration_started")
-    assert started["node_id"] == "1728217105363" and started["metadata"] == {"iteration_length": 3}
+    assert started["node_id"] == "1728217105363"
+    assert started["metadata"] == {"iteration_length": 3}
     assert [e["data"]["index"] for e in events if e["event"] == "iteration_next"] == [0, 1, 2]
     completed = next(e["data"] for e in events if e["event"] == "iteration_completed")
-    assert completed["status"] == "succeeded" and completed["steps"] == 3
+    assert completed["status"] == "succeeded"
+    assert completed["steps"] == 3
     assert completed["outputs"] == {"output": expected}
     inner = [e["data"] for e in events if e["event"] == "node_finished" and e["data"].get("iteration_id")]
     assert [(d["title"], d["execution_metadata"]["iteration_index"]) for d in inner] == [
@@ -205,7 +213,8 @@ async def test_dify_course_demo(wf_client: AsyncTestClient[Litestar], llm: FakeO
     llm.reset()
     llm.add_rule("编写一个Python教程大纲", json.dumps(OUTLINE, ensure_ascii=False))
     data = await run_blocking(wf_client, app, {"course_name": "Python"})
-    assert data["status"] == "failed" and data["outputs"] == {}
+    assert data["status"] == "failed"
+    assert data["outputs"] == {}
     dify_words = "Output result is not an array, got <class 'str'> instead."
     assert data["error"] == f'Node "转换成JSON" run failed: {dify_words}'
 
@@ -226,7 +235,8 @@ async def test_dify_course_demo_with_parallel_rounds(
 
     for _ in range(3):
         events = await run_streaming(wf_client, app, {"course_name": "Python"})
-        assert outcome(events)["status"] == "succeeded" and outcome(events)["outputs"]["course"] == expected
+        assert outcome(events)["status"] == "succeeded"
+        assert outcome(events)["outputs"]["course"] == expected
         names = [e["event"] for e in events if e["event"] != "text_chunk"]
         first_inner = min(i for i, e in enumerate(events) if e["data"].get("iteration_id"))
         last_inner = max(i for i, e in enumerate(events) if e["data"].get("iteration_id"))

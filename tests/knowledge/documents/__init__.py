@@ -1,0 +1,1 @@
+"""Tests of app/knowledge/documents: the documents API and file downloads."""

@@ -1,0 +1,1 @@
+"""Tests of app/knowledge/embeddings: embedding providers, the model allowlist."""

@@ -1,0 +1,1 @@
+"""Tests of app/knowledge/indexing: extract, cleaning, splitting, keywords, and the indexing job end to end."""

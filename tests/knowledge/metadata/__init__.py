@@ -1,0 +1,1 @@
+"""Tests of app/knowledge/metadata: metadata fields and document values."""

@@ -1,0 +1,1 @@
+"""Tests of app/knowledge/segments: the segments and child chunks API."""

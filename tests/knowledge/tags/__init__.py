@@ -1,0 +1,1 @@
+"""Tests of app/knowledge/tags: dataset tags and their bindings."""
