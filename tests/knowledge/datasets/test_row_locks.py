@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import Tenant
-from tests.knowledge.api_helpers import make_dataset, make_document
+from tests.knowledge.api_helpers import make_document
+from tests.knowledge.rows import make_dataset
 
 _LOCK = re.compile(r"FOR (NO KEY UPDATE|UPDATE|SHARE)\s*$")
 
@@ -65,7 +67,7 @@ def document_locks(seen: list[str]) -> list[str]:
 async def test_each_dataset_operation_takes_its_own_lock(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, uuid.UUID(tenant.workspace["id"]), technique="economy")
     document = await make_document(session, dataset)
     headers = tenant.dataset_headers
     base = f"/v1/datasets/{dataset.id}"
@@ -109,7 +111,7 @@ async def test_each_dataset_operation_takes_its_own_lock(
 async def test_segment_writes_lock_the_document_and_reads_do_not(
     client: AsyncTestClient[Litestar], tenant: Tenant, session: AsyncSession
 ) -> None:
-    dataset = await make_dataset(session, tenant)
+    dataset = await make_dataset(session, uuid.UUID(tenant.workspace["id"]), technique="economy")
     document = await make_document(session, dataset)
     url = f"/v1/datasets/{dataset.id}/documents/{document.id}/segments"
 

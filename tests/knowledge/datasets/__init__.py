@@ -1,0 +1,1 @@
+"""Tests of the dataset resource (app/knowledge/datasets)."""
