@@ -6,12 +6,13 @@ from typing import Any
 
 import msgspec
 import structlog
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.settings import Settings
+from app.state import SluiceState
 from db import migrate
 
 log = structlog.get_logger()
@@ -115,11 +116,12 @@ class HealthController(Controller):
             )
         },
     )
-    async def readyz(self, request: Request[Any, Any, Any], db_engine: AsyncEngine) -> Response[Readiness]:
+    async def readyz(self, app_state: SluiceState, db_engine: AsyncEngine) -> Response[Readiness]:
         """Ready to serve: the database answers, migrations are at head, a worker was seen recently, and human
         input can work (a secret key is set). The ``sandbox`` entry only informs: which confinement layers this
         host offers, or why code nodes are refused."""
-        sandbox = await sandbox_check(request.app.state)
-        state = request.app.state
-        report = await readiness(db_engine, state.migration_head, state.settings, {"sandbox": sandbox})
+        sandbox = await sandbox_check(app_state)
+        report = await readiness(
+            db_engine, app_state.migration_head, app_state.settings, {"sandbox": sandbox}
+        )
         return Response(report, status_code=200 if report.ready else 503)
