@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 import structlog
 from litestar import Controller, Response, get
@@ -39,7 +37,7 @@ class Readiness(msgspec.Struct):
 INFORMATIONAL = ("sandbox",)
 
 
-async def sandbox_check(state: Any) -> Check:
+async def sandbox_check(state: SluiceState) -> Check:
     """Which confinement layers this host offers for code nodes (probed once per process, in a subprocess).
     Always ``ok``: a host that cannot confine code still serves everything else; the detail says whether code
     nodes are refused and why."""

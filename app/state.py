@@ -9,7 +9,8 @@ blocking wait, an event stream). The API key comes from the router that checked 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, cast
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -17,19 +18,23 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Dependency
+from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.knowledge.providers import Embedders
 from app.knowledge.retrieval.service import Retriever
 from app.settings import Settings
+from app.tenancy.services import AppKey
 from app.workflows.engine.nodes.base import LLMPort
 from app.workflows.events import RunEventHub
 from app.workflows.runs.pauses import Extensions
 from app.workflows.streams import StreamSlots
 
 #: The event stream of a run whose app mode has its own (``GET /v1/workflow/{run_id}/events`` of a chat turn):
-#: called as ``(state, db_session, key, run_id, last_event_id, user)``, answers a ``Stream``.
-RunEventStream = Callable[..., Any]
+#: called as ``(state, db_session, key, run_id, last_event_id, user)``.
+RunEventStream = Callable[
+    ["SluiceState", AsyncSession, AppKey, uuid.UUID, int | None, str | None], Awaitable[Stream]
+]
 #: The model client as a handler parameter: a Protocol, which Litestar cannot check an instance against.
 LLM = Annotated[LLMPort | None, Dependency(skip_validation=True)]
 

@@ -252,7 +252,7 @@ class WorkflowRunController(Controller):
         require_workflow_app(key)
         other = app_state.run_event_streams.get(key.app_mode or "")
         if other is not None:
-            return await other(app_state, db_session, key, run_id, last_event_id, user)  # type: ignore[no-any-return]
+            return await other(app_state, db_session, key, run_id, last_event_id, user)
         run = await services.get_run(db_session, key.app_id, run_id)
         if run.purged_at is not None:
             raise services.RunEventsPurged()
