@@ -16,7 +16,6 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyPlugin,
 )
 from litestar import Litestar, Router
-from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -24,42 +23,27 @@ from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy.exc import ProgrammingError
 
 from app import body_limits, runtime
-from app.annotations.controllers import AnnotationController
-from app.audio.controllers import AudioController
 from app.chat import controllers as chat
-from app.chat.completion import CompletionController
-from app.chat.conversation_controllers import ConversationController
 from app.errors import handle_exception
-from app.files.controllers import FileController, SignedFileController
+from app.files.controllers import SignedFileController
 from app.health import HealthController
-from app.human_input.controllers import AppFormController, PublicFormController
+from app.human_input.controllers import PublicFormController
 from app.human_input.pages import FormPageController
 from app.json_body import SluiceRequest
-from app.knowledge.datasets.controllers import DatasetController
-from app.knowledge.documents.controllers import DocumentController
-from app.knowledge.documents.downloads import DocumentDownloadController, DocumentFileController
+from app.knowledge.documents.downloads import DocumentFileController
 from app.knowledge.embeddings.providers import Embedders
-from app.knowledge.indexing.rag_pipeline import KnowledgePipelineController
-from app.knowledge.metadata.controllers import MetadataController
-from app.knowledge.retrieval.controllers import RetrieveController
 from app.knowledge.retrieval.services import Retriever
-from app.knowledge.segments.controllers import SegmentController
-from app.knowledge.tags.controllers import DatasetTagController, TagController
 from app.logging import configure_logging
 from app.middleware import request_id_middleware
-from app.model_providers import ModelTypeController
+from app.routers import guarded_routers
 from app.settings import Settings
+from app.state import DEPENDENCIES, SluiceState
 from app.stores import PostgresStore, SharedRateLimitMiddleware
 from app.tenancy import services as tenancy
-from app.tenancy.controllers import AppController, DatasetKeyController, WorkspaceController
-from app.tenancy.service_api import AppInfoController
 from app.wiring import extensions
-from app.workflows.console import DslController
-from app.workflows.controllers import WorkflowRunController
 from app.workflows.events import RunEventHub
 from app.workflows.openapi import document_streams
 from app.workflows.ports import make_llm
-from app.workflows.site import AppSiteController
 from app.workflows.streams import StreamSlots
 from db import engines, migrate, urls
 
@@ -67,51 +51,9 @@ log = structlog.get_logger()
 
 RATE_LIMIT_STORE = "rate_limit"
 
-#: Routes whose bodies are small JSON (``SLUICE_MAX_REQUEST_BODY_SIZE``); the others get routers of their own
-#: with their own body limits (``app/body_limits.py``).
-ROUTES: list[Any] = [
-    HealthController,
-    WorkspaceController,
-    AppController,
-    DatasetKeyController,
-    AnnotationController,
-    AppInfoController,
-    AppSiteController,
-    AudioController,
-    DatasetController,
-    DocumentDownloadController,
-    DocumentFileController,
-    KnowledgePipelineController,
-    ModelTypeController,
-    RetrieveController,
-    MetadataController,
-    TagController,
-    DatasetTagController,
-    ConversationController,
-    CompletionController,
-    AppFormController,
-    FileController,
-    SignedFileController,
-]
-
-
-def limited_routers(settings: Settings) -> list[Router]:
-    """The routes that accept larger bodies than a JSON route, each group under its own limit."""
-    return [
-        Router(
-            path="/",
-            route_handlers=[WorkflowRunController, chat.ChatController],
-            request_max_body_size=body_limits.run_routes(settings),
-        ),
-        Router(
-            path="/", route_handlers=[DslController], request_max_body_size=body_limits.dsl_routes(settings)
-        ),
-        Router(
-            path="/",
-            route_handlers=[DocumentController, SegmentController],
-            request_max_body_size=body_limits.document_routes(settings),
-        ),
-    ]
+#: Routes anyone may call (signed links and form tokens check themselves); the guarded routes are in
+#: ``app/routers.py``.
+PUBLIC_ROUTES: list[Any] = [HealthController, DocumentFileController, SignedFileController]
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -178,7 +120,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         ],
     )
     return Litestar(
-        route_handlers=[*ROUTES, *limited_routers(settings), public_forms],
+        route_handlers=[*PUBLIC_ROUTES, *guarded_routers(settings), public_forms],
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         middleware=[request_id_middleware],
         exception_handlers={Exception: handle_exception},
@@ -187,7 +129,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         stores={RATE_LIMIT_STORE: PostgresStore(alchemy.get_engine(), RATE_LIMIT_STORE)},
         request_max_body_size=body_limits.json_routes(settings),
         openapi_config=openapi_config(),
-        state=State(
+        dependencies=DEPENDENCIES,
+        state=SluiceState(
             {
                 "settings": settings,
                 "alchemy": alchemy,

@@ -1,8 +1,9 @@
 """Who is calling: the admin token for ``/console/api``, ``app-``/``dataset-`` keys for the Service API.
 
-Each is a Litestar guard, so a route cannot forget it: the controller declares the guard and every handler in
-it is protected. Key guards put the :class:`~app.tenancy.services.KeyContext` in the request scope, where the
-``key`` dependency finds it.
+Each is a Litestar guard, so a route cannot forget it: the router of its kind (``app/routers.py``) declares the
+guard and every handler in it is protected. Key guards put the key in the request scope, where the ``key``
+dependency finds it: an :class:`~app.tenancy.services.AppKey` (its app always known) behind the app-key guard,
+a :class:`~app.tenancy.services.KeyContext` behind the dataset-key guard.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Unauthorized
-from app.settings import Settings
+from app.state import state_of
 from app.tenancy import services
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey, KeyContext
 
 _SCOPE_KEY = "sluice_key"
 
@@ -32,11 +34,12 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 def request_session(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
     """The request's own database session (the one handlers get as ``db_session``)."""
-    return connection.app.state.alchemy.provide_session(connection.app.state, connection.scope)  # type: ignore[no-any-return]
+    state = state_of(connection.app)
+    return state.alchemy.provide_session(state, connection.scope)
 
 
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    settings: Settings = connection.app.state.settings
+    settings = state_of(connection.app).settings
     token = bearer_token(connection)
     if not settings.admin_token or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
         raise Unauthorized("Admin token is invalid.")
@@ -46,6 +49,8 @@ async def _key_guard(connection: ASGIConnection[Any, Any, Any, Any], key_type: s
     context = await services.authenticate(request_session(connection), bearer_token(connection))
     if context is None or context.type != key_type:
         raise Unauthorized("Access token is invalid.")
+    if key_type == "app":  # the database ties every app key to its app (ck_api_keys_app_scope)
+        context = AppKey(**msgspec.structs.asdict(context))
     connection.scope[_SCOPE_KEY] = context  # type: ignore[literal-required]
 
 
@@ -58,4 +63,8 @@ async def dataset_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: B
 
 
 def provide_key(request: ASGIConnection[Any, Any, Any, Any]) -> KeyContext:
+    return request.scope[_SCOPE_KEY]  # type: ignore[literal-required,no-any-return]
+
+
+def provide_app_key(request: ASGIConnection[Any, Any, Any, Any]) -> AppKey:
     return request.scope[_SCOPE_KEY]  # type: ignore[literal-required,no-any-return]

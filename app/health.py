@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 import structlog
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.settings import Settings
+from app.state import SluiceState
 from db import migrate
 
 log = structlog.get_logger()
@@ -38,7 +37,7 @@ class Readiness(msgspec.Struct):
 INFORMATIONAL = ("sandbox",)
 
 
-async def sandbox_check(state: Any) -> Check:
+async def sandbox_check(state: SluiceState) -> Check:
     """Which confinement layers this host offers for code nodes (probed once per process, in a subprocess).
     Always ``ok``: a host that cannot confine code still serves everything else; the detail says whether code
     nodes are refused and why."""
@@ -115,11 +114,12 @@ class HealthController(Controller):
             )
         },
     )
-    async def readyz(self, request: Request[Any, Any, Any], db_engine: AsyncEngine) -> Response[Readiness]:
+    async def readyz(self, app_state: SluiceState, db_engine: AsyncEngine) -> Response[Readiness]:
         """Ready to serve: the database answers, migrations are at head, a worker was seen recently, and human
         input can work (a secret key is set). The ``sandbox`` entry only informs: which confinement layers this
         host offers, or why code nodes are refused."""
-        sandbox = await sandbox_check(request.app.state)
-        state = request.app.state
-        report = await readiness(db_engine, state.migration_head, state.settings, {"sandbox": sandbox})
+        sandbox = await sandbox_check(app_state)
+        report = await readiness(
+            db_engine, app_state.migration_head, app_state.settings, {"sandbox": sandbox}
+        )
         return Response(report, status_code=200 if report.ready else 503)

@@ -20,10 +20,8 @@ from typing import Any
 import httpx
 import msgspec
 import structlog
-from litestar import Controller, Request, get
-from litestar.di import Provide
+from litestar import Controller, get
 
-from app.auth import dataset_key_guard, provide_key
 from app.errors import InvalidParam, SluiceError, responses
 from app.knowledge.embeddings.embedders import E5_MODEL, STATIC_MODEL
 from app.settings import Settings
@@ -172,16 +170,11 @@ async def models_of_type(settings: Settings, workspace_id: uuid.UUID, model_type
 
 class ModelTypeController(Controller):
     path = "/v1/workspaces/current/models"
-    guards = [dataset_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: models"]
-    security = [{"ApiKey": []}]
 
     @get("/model-types/{model_type:str}", responses=responses(400, 401, 503))
-    async def available_models(
-        self, request: Request[Any, Any, Any], key: KeyContext, model_type: str
-    ) -> ModelList:
+    async def available_models(self, settings: Settings, key: KeyContext, model_type: str) -> ModelList:
         """The models of one type (`text-embedding`, `rerank`, `llm`, `tts`, `speech2text`, `moderation`)."""
         if model_type not in MODEL_TYPES:
             raise InvalidParam(f"invalid model type {model_type[:40]!r}: one of {', '.join(MODEL_TYPES)}")
-        return await models_of_type(request.app.state.settings, key.workspace_id, model_type)
+        return await models_of_type(settings, key.workspace_id, model_type)

@@ -4,20 +4,18 @@ its job status, in Dify's shapes (``controllers/service_api/app/annotation.py``)
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, delete, get, post, put
-from litestar.di import Provide
+from litestar import Controller, delete, get, post, put
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.annotations import services
-from app.auth import app_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.embeddings.providers import Embedders
 from app.schemas import NO_NUL, Page, PageNumber, text_field, unix
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 from db.models import Annotation, AnnotationReplyJob
 
 Text = Annotated[str, text_field(0, 100_000)]
@@ -70,70 +68,58 @@ class JobStatusOut(msgspec.Struct):
         )
 
 
-def _embedders(request: Request[Any, Any, Any]) -> Embedders:
-    return request.app.state.retriever.embedders  # type: ignore[no-any-return]
-
-
 class AnnotationController(Controller):
     path = "/v1/apps"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: annotations"]
-    security = [{"ApiKey": []}]
 
     @get("/annotations", responses=responses(400, 401))
     async def list_annotations(
         self,
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         page: PageNumber = 1,
         limit: Annotated[int, Parameter(ge=1)] = 20,
         keyword: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
     ) -> Page[AnnotationOut]:
         """The app's annotations, newest first; `keyword` filters question and answer (limit capped at 100)."""
-        assert key.app_id is not None
         limit = min(limit, 100)
         rows, total = await services.list_annotations(db_session, key.app_id, page, limit, keyword)
         return Page.of([AnnotationOut.of(a) for a in rows], page, limit, total)
 
     @post("/annotations", status_code=201, responses=responses(400, 401))
     async def create_annotation(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, data: AnnotationIn
+        self, db_session: AsyncSession, embedders: Embedders, key: AppKey, data: AnnotationIn
     ) -> AnnotationOut:
-        assert key.app_id is not None
         annotation = await services.create_annotation(
-            db_session, _embedders(request), key.app_id, data.question, data.answer
+            db_session, embedders, key.app_id, data.question, data.answer
         )
         return AnnotationOut.of(annotation)
 
     @put("/annotations/{annotation_id:uuid}", responses=responses(400, 401, 404))
     async def update_annotation(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        embedders: Embedders,
+        key: AppKey,
         annotation_id: uuid.UUID,
         data: AnnotationIn,
     ) -> AnnotationOut:
-        assert key.app_id is not None
         annotation = await services.update_annotation(
-            db_session, _embedders(request), key.app_id, annotation_id, data.question, data.answer
+            db_session, embedders, key.app_id, annotation_id, data.question, data.answer
         )
         return AnnotationOut.of(annotation)
 
     @delete("/annotations/{annotation_id:uuid}", responses=responses(401, 404))
     async def delete_annotation(
-        self, db_session: AsyncSession, key: KeyContext, annotation_id: uuid.UUID
+        self, db_session: AsyncSession, key: AppKey, annotation_id: uuid.UUID
     ) -> None:
-        assert key.app_id is not None
         await services.delete_annotation(db_session, key.app_id, annotation_id)
 
     @post("/annotation-reply/{action:str}", status_code=200, responses=responses(400, 401))
     async def configure_reply(
-        self, db_session: AsyncSession, key: KeyContext, action: str, data: ReplySettingsIn
+        self, db_session: AsyncSession, key: AppKey, action: str, data: ReplySettingsIn
     ) -> JobOut:
         """Enable or disable annotation reply; the work runs as a job (`waiting` until the worker takes it)."""
-        assert key.app_id is not None
         job = await services.start_reply_job(
             db_session,
             key.app_id,
@@ -146,8 +132,7 @@ class AnnotationController(Controller):
 
     @get("/annotation-reply/{action:str}/status/{job_id:uuid}", responses=responses(400, 401, 404))
     async def reply_status(
-        self, db_session: AsyncSession, key: KeyContext, action: str, job_id: uuid.UUID
+        self, db_session: AsyncSession, key: AppKey, action: str, job_id: uuid.UUID
     ) -> JobStatusOut:
         """The job's status: `waiting`, `processing`, `completed` or `error` (with `error_msg`)."""
-        assert key.app_id is not None
         return JobStatusOut.of(await services.get_reply_job(db_session, key.app_id, action, job_id))

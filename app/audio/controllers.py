@@ -14,18 +14,16 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, post
-from litestar.di import Provide
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audio import client
-from app.auth import app_key_guard, provide_key
 from app.errors import InvalidParam, NotFound, SluiceError, responses
 from app.knowledge.documents import uploads
 from app.knowledge.errors import FileTooLarge
 from app.schemas import text_field
 from app.settings import Settings
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 from app.workflows import services
 
 MAX_AUDIO_MB = 30
@@ -77,10 +75,7 @@ async def _feature(session: AsyncSession, app_id: uuid.UUID, name: str, refusal:
 
 class AudioController(Controller):
     path = "/v1"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: audio"]
-    security = [{"ApiKey": []}]
 
     @post(
         "/audio-to-text",
@@ -89,11 +84,9 @@ class AudioController(Controller):
         request_max_body_size=None,  # read by uploads.read_form, bounded at 30 MB
     )
     async def audio_to_text(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, settings: Settings, key: AppKey
     ) -> TranscriptOut:
         """Transcribe one audio `file` (multipart; mp3, mp4, mpeg, mpga, m4a, wav, webm or amr, at most 30 MB)."""
-        assert key.app_id is not None
-        settings: Settings = request.app.state.settings
         await _feature(db_session, key.app_id, "speech_to_text", "Speech to text is not enabled")
         try:
             form = await uploads.read_form(request, MAX_AUDIO_MB)
@@ -109,11 +102,9 @@ class AudioController(Controller):
 
     @post("/text-to-audio", status_code=200, responses=responses(400, 401), media_type="audio/mpeg")
     async def text_to_audio(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, data: SpeechRequest
+        self, db_session: AsyncSession, settings: Settings, key: AppKey, data: SpeechRequest
     ) -> Stream:
         """Speak `text` (MP3, streamed) with `voice`, the app's voice or the configured default."""
-        assert key.app_id is not None
-        settings: Settings = request.app.state.settings
         feature = await _feature(db_session, key.app_id, "text_to_speech", "TTS is not enabled")
         if data.message_id is not None and not data.text:
             raise NotFound("Message Not Exists.")  # no chat messages in this app (workflow apps have none)

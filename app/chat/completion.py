@@ -13,18 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, post
-from litestar.di import Provide
+from litestar import Controller, post
 from litestar.response import Response, Stream
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth import app_key_guard, provide_key
 from app.chat import turns
 from app.chat.controllers import (
     SSE_HEADERS,
     blocking_answer,
     envelope,
-    sessions_of,
     stop_own_turn,
 )
 from app.chat.schemas import ChatRequest, CompletionRequest, UserBody
@@ -36,7 +33,9 @@ from app.files.signing import FileSigner
 from app.schemas import Success
 from app.settings import Settings
 from app.tenancy.modes import require_completion_app
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
+from app.workflows.events import RunEventHub
+from app.workflows.runs.pauses import Extensions
 
 #: The events of a completion stream (Dify's ``EasyUIBasedGenerateTaskPipeline``); the workflow's own events of
 #: the run behind it are not sent.
@@ -81,23 +80,22 @@ async def completion_stream(chat: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 class CompletionController(Controller):
     path = "/v1"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: completion"]
-    security = [{"ApiKey": []}]
 
     @post("/completion-messages", status_code=200, responses=responses(400, 401, 404))
     async def completion(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        hub: RunEventHub,
+        extensions: Extensions,
+        key: AppKey,
         data: CompletionRequest,
     ) -> Response[Any]:
         """Send a completion message (completion apps only, else 400 `app_unavailable`). `response_mode:
         streaming` answers with Server-Sent Events; every check is made before the stream opens."""
         require_completion_app(key)
-        settings: Settings = request.app.state.settings
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
         chat = ChatRequest(
             query=data.query,
@@ -110,7 +108,7 @@ class CompletionController(Controller):
         turn = await turns.start_turn(db_session, key, chat, files, None)
         await db_session.commit()  # the run's job may start now
         if data.response_mode != "streaming":
-            answer = await blocking_answer(request, turn)
+            answer = await blocking_answer(sessions, hub, settings, turn)
             return Response(
                 CompletionMessage(
                     event="message",
@@ -125,22 +123,20 @@ class CompletionController(Controller):
             )
         assert turn.run_id is not None  # no annotation reply answers a completion
         env = msgspec.structs.replace(envelope(turn, None, turn.user), mode="completion")
-        chat_stream = follow(
-            sessions_of(request), request.app.state.hub, request.app.state.extensions.kinds, env, turn.run_id
-        )
+        chat_stream = follow(sessions, hub, extensions.kinds, env, turn.run_id)
         return Stream(completion_stream(chat_stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @post("/completion-messages/{task_id:str}/stop", status_code=200, responses=responses(400, 401))
     async def stop(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        extensions: Extensions,
+        key: AppKey,
         task_id: str,
         data: UserBody,
     ) -> Success:
         """Stop a completion (completion apps only). Always `{"result": "success"}`; only the user who sent the
         message can stop it."""
         require_completion_app(key)
-        await stop_own_turn(request, db_session, key, task_id, data.user)
+        await stop_own_turn(db_session, extensions, key, task_id, data.user)
         return Success()

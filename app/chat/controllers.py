@@ -11,14 +11,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import Controller, Request, post
-from litestar.di import Provide
+from litestar import Controller, post
 from litestar.params import Parameter
 from litestar.response import Response, Stream
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth import app_key_guard, provide_key
 from app.chat import end_users, messages, turns
 from app.chat.schemas import ChatMessage, ChatRequest, PausedChatMessage, UserBody
 from app.chat.stream import Envelope, answered, follow
@@ -28,11 +26,13 @@ from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
 from app.human_input import forms as human_forms
+from app.knowledge.embeddings.providers import Embedders
 from app.schemas import NO_NUL, Success, unix
 from app.settings import Settings
+from app.state import SluiceState
 from app.tenancy.modes import require_chat_app
-from app.tenancy.services import KeyContext
-from app.workflows.events import wait_for_run
+from app.tenancy.services import AppKey
+from app.workflows.events import RunEventHub, wait_for_run
 from app.workflows.runs import transitions
 from app.workflows.runs.pauses import Extensions
 from app.workflows.services import InputLimits
@@ -43,10 +43,6 @@ from db.models import EndUser, HumanInputForm, Message
 BLOCKING_TIMEOUT_SECONDS = 600.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 STOPPED_BY_USER = "Stopped by user."
-
-
-def sessions_of(request: Request[Any, Any, Any]) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.alchemy.create_session_maker()  # type: ignore[no-any-return]
 
 
 def envelope(message: Message | turns.Turn, end_user: EndUser | None, user: str) -> Envelope:
@@ -71,15 +67,14 @@ def envelope(message: Message | turns.Turn, end_user: EndUser | None, user: str)
 
 
 async def blocking_answer(
-    request: Request[Any, Any, Any], turn: turns.Turn
+    sessions: async_sessionmaker[AsyncSession], hub: RunEventHub, settings: Settings, turn: turns.Turn
 ) -> ChatMessage | PausedChatMessage:
     """Wait for the turn's run to end (or pause) and answer as Dify's blocking mode does."""
     env = envelope(turn, None, turn.user)
     metadata = dict(turn.metadata)
     answer = turn.answer or ""
     if turn.run_id is not None:
-        sessions = sessions_of(request)
-        run = await wait_for_run(sessions, request.app.state.hub, turn.run_id, BLOCKING_TIMEOUT_SECONDS)
+        run = await wait_for_run(sessions, hub, turn.run_id, BLOCKING_TIMEOUT_SECONDS)
         if run.status == "failed":
             raise InvalidParam(f"Run failed: {run.error}")
         async with sessions() as session:
@@ -111,7 +106,7 @@ async def blocking_answer(
                             for n, s in ((run.state or {}).get("nodes") or {}).items()
                             if s.get("status") == "paused"
                         ],
-                        "reasons": await pause_reasons(session, request.app.state.settings, run.id),
+                        "reasons": await pause_reasons(session, settings, run.id),
                         "status": "paused",
                         "elapsed_time": round(run.elapsed_time, 6),
                         "total_tokens": run.total_tokens,
@@ -158,109 +153,104 @@ async def pause_reasons(session: AsyncSession, settings: Settings, run_id: uuid.
 
 class ChatController(Controller):
     path = "/v1"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: chat"]
-    security = [{"ApiKey": []}]
 
     @post("/chat-messages", status_code=200, responses=responses(400, 401, 404, 409, 413, 429))
     async def chat(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, data: ChatRequest
+        self,
+        db_session: AsyncSession,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        hub: RunEventHub,
+        extensions: Extensions,
+        stream_slots: StreamSlots,
+        embedders: Embedders,
+        key: AppKey,
+        data: ChatRequest,
     ) -> Response[Any]:
         """Send a chat message. `response_mode: streaming` answers with Server-Sent Events; every check is made
         before the stream opens. Inputs and the query obey the run input caps (400 `input_too_large`); a
         streaming turn holds one of its key's event streams (`SLUICE_MAX_EVENT_STREAMS_PER_KEY`, else 429
         `too_many_streams` and no turn starts)."""
         require_chat_app(key)
-        settings: Settings = request.app.state.settings
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
-        slots: StreamSlots = request.app.state.stream_slots
         # A streaming turn takes its stream's slot first: over the key's cap, no turn starts.
-        slot = await slots.acquire(key.key_id) if data.response_mode == "streaming" else None
+        slot = await stream_slots.acquire(key.key_id) if data.response_mode == "streaming" else None
         try:
             turn = await turns.start_turn(
                 db_session,
                 key,
                 data,
                 files,
-                request.app.state.retriever.embedders,
+                embedders,
                 limits=InputLimits.of(settings),
             )
             # the run's job may start now; the response must not wait for the request's end
             await db_session.commit()
         except BaseException:
             if slot is not None:
-                await slots.release(slot)
+                await stream_slots.release(slot)
             raise
         if slot is None:
-            return Response(await blocking_answer(request, turn))
+            return Response(await blocking_answer(sessions, hub, settings, turn))
         env = envelope(turn, None, turn.user)
         stream: AsyncIterator[bytes]
         if turn.run_id is None:
             stream = answered(env, turn.answer or "", turn.metadata)
         else:
-            stream = follow(
-                sessions_of(request),
-                request.app.state.hub,
-                request.app.state.extensions.kinds,
-                env,
-                turn.run_id,
-            )
-        return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
+            stream = follow(sessions, hub, extensions.kinds, env, turn.run_id)
+        return Stream(stream_slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @post("/chat-messages/{task_id:str}/stop", status_code=200, responses=responses(400, 401))
     async def stop(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        extensions: Extensions,
+        key: AppKey,
         task_id: str,
         data: UserBody,
     ) -> Success:
         """Stop a turn (its run, including a model call in flight, and a paused turn's forms). Always
         `{"result": "success"}`; only the user who started the turn can stop it."""
         require_chat_app(key)
-        await stop_own_turn(request, db_session, key, task_id, data.user)
+        await stop_own_turn(db_session, extensions, key, task_id, data.user)
         return Success()
 
 
 async def stop_own_turn(
-    request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, task_id: str, user: str | None
+    db_session: AsyncSession, extensions: Extensions, key: AppKey, task_id: str, user: str | None
 ) -> None:
     """Stop the run ``task_id`` when it is a turn of ``user`` (a chat or a completion message); anything else,
     an id that is not one included, changes nothing (Dify answers success either way)."""
-    assert key.app_id is not None
     try:
         run_id = uuid.UUID(task_id)
     except ValueError:
         return
     end_user = await end_users.find(db_session, key.app_id, user)
     if await messages.of_run(db_session, key.app_id, end_user, run_id) is not None:
-        extensions: Extensions = request.app.state.extensions
         await transitions.stop(db_session, extensions, [run_id], STOPPED_BY_USER, utcnow())
 
 
 async def run_events(
-    request: Request[Any, Any, Any],
+    state: SluiceState,
     db_session: AsyncSession,
-    key: KeyContext,
+    key: AppKey,
     run_id: uuid.UUID,
     last_event_id: int | None,
     user: str | None,
 ) -> Stream:
     """``GET /v1/workflow/{run_id}/events`` of an advanced-chat app: the turn's chat stream, followed across
     pauses to its end. The run must be a turn of ``user`` (anyone else: 404)."""
-    assert key.app_id is not None
     end_user = await end_users.find(db_session, key.app_id, user)
     message = await messages.of_run(db_session, key.app_id, end_user, run_id)
     if message is None or end_user is None:
         raise NotFound("Workflow run not found.")
-    slots: StreamSlots = request.app.state.stream_slots
+    slots = state.stream_slots
     slot = await slots.acquire(key.key_id)
     stream = follow(
-        sessions_of(request),
-        request.app.state.hub,
-        request.app.state.extensions.kinds,
+        state.sessions(),
+        state.hub,
+        state.extensions.kinds,
         envelope(message, end_user, user or ""),
         run_id,
         last_event_id or 0,

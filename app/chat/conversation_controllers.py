@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, delete, get, post, put
-from litestar.di import Provide
+from litestar import Controller, delete, get, post, put
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import app_key_guard, provide_key
 from app.chat import conversations, end_users, messages, variables
 from app.chat.errors import VariableNotExists
 from app.chat.schemas import (
@@ -33,8 +31,10 @@ from app.chat.schemas import (
 from app.errors import InvalidParam, responses
 from app.files.signing import FileSigner
 from app.schemas import NO_NUL, Limit, Success, unix
+from app.settings import Settings
+from app.state import LLM
 from app.tenancy.modes import require_chat_app
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 from db.models import Conversation as ConversationRow
 from db.models import ConversationVariable, MessageFeedback
 
@@ -111,16 +111,13 @@ def feedback_body(row: MessageFeedback) -> Feedback:
 
 class ConversationController(Controller):
     path = "/v1"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: chat"]
-    security = [{"ApiKey": []}]
 
     @get("/conversations", responses=responses(400, 401, 404))
     async def list_conversations(
         self,
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         user: UserQuery = None,
         last_id: CursorId = None,
         limit: OptionalLimit = None,
@@ -128,7 +125,6 @@ class ConversationController(Controller):
     ) -> ConversationPage:
         """The user's conversations, most recently active first by default (`last_id` pages on)."""
         require_chat_app(key)
-        assert key.app_id is not None
         size = _limit(limit)
         end_user = await end_users.find(db_session, key.app_id, user)
         rows, has_more = await conversations.page(
@@ -145,28 +141,27 @@ class ConversationController(Controller):
     async def delete_conversation(
         self,
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         conversation_id: uuid.UUID,
         data: OptionalUserBody | None = None,
     ) -> None:
         """Delete a conversation with its messages, feedback and variables."""
         require_chat_app(key)
-        assert key.app_id is not None
         end_user = await end_users.find(db_session, key.app_id, data.user if data else None)
         await conversations.remove(db_session, key.app_id, end_user, conversation_id)
 
     @post("/conversations/{conversation_id:uuid}/name", status_code=200, responses=responses(400, 401, 404))
     async def rename(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        settings: Settings,
+        llm: LLM,
+        key: AppKey,
         conversation_id: uuid.UUID,
         data: RenameRequest,
     ) -> Conversation:
         """Rename a conversation, or (`auto_generate`) have the model name it after its first message."""
         require_chat_app(key)
-        assert key.app_id is not None
         end_user = await end_users.find(db_session, key.app_id, data.user)
         row = await conversations.rename(
             db_session,
@@ -175,8 +170,8 @@ class ConversationController(Controller):
             conversation_id,
             name=data.name,
             auto_generate=data.auto_generate,
-            llm=request.app.state.llm,
-            settings=request.app.state.settings,
+            llm=llm,
+            settings=settings,
         )
         return conversation_body(row)
 
@@ -184,7 +179,7 @@ class ConversationController(Controller):
     async def list_variables(
         self,
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         conversation_id: uuid.UUID,
         user: UserQuery = None,
         last_id: CursorId = None,
@@ -193,7 +188,6 @@ class ConversationController(Controller):
     ) -> VariablePage:
         """The conversation's variables, values as Dify shows them (Python's `str()`)."""
         require_chat_app(key)
-        assert key.app_id is not None
         if variable_name is not None and (
             not _VARIABLE_NAME.match(variable_name) or any(f in variable_name.lower() for f in _SQL_FRAGMENTS)
         ):
@@ -218,14 +212,13 @@ class ConversationController(Controller):
     async def set_variable(
         self,
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         conversation_id: uuid.UUID,
         variable_id: str,
         data: VariableUpdate,
     ) -> Variable:
         """Replace a variable's value (its type is checked); the next turn sees it."""
         require_chat_app(key)
-        assert key.app_id is not None
         end_user = await end_users.find(db_session, key.app_id, data.user)
         if len(variable_id) > 255:
             raise VariableNotExists
@@ -237,9 +230,9 @@ class ConversationController(Controller):
     @get("/messages", responses=responses(400, 401, 404))
     async def list_messages(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        settings: Settings,
+        key: AppKey,
         conversation_id: Annotated[str, Parameter(max_length=64, pattern=NO_NUL)],
         user: UserQuery = None,
         first_id: CursorId = None,
@@ -247,7 +240,6 @@ class ConversationController(Controller):
     ) -> MessagePage:
         """A conversation's messages, scrolling up: the newest `limit` (or those before `first_id`), oldest first."""
         require_chat_app(key)
-        assert key.app_id is not None
         wanted = _cursor(conversation_id, "conversation_id")
         if wanted is None:
             return MessagePage(limit=limit, has_more=False, data=[])
@@ -257,17 +249,15 @@ class ConversationController(Controller):
         rows, has_more = await messages.page(
             db_session, conversation, first_id=_cursor(first_id, "first_id"), limit=limit
         )
-        settings = request.app.state.settings
         data = await messages.items(db_session, settings, FileSigner.of(settings), rows, end_user)
         return MessagePage(limit=limit, has_more=has_more, data=data)
 
     @post("/messages/{message_id:uuid}/feedbacks", status_code=200, responses=responses(400, 401, 404))
     async def feedback(
-        self, db_session: AsyncSession, key: KeyContext, message_id: uuid.UUID, data: FeedbackRequest
+        self, db_session: AsyncSession, key: AppKey, message_id: uuid.UUID, data: FeedbackRequest
     ) -> Success:
         """Like or dislike a message (one feedback per user; `rating: null` withdraws it)."""
         require_chat_app(key)
-        assert key.app_id is not None
         end_user = await end_users.find(db_session, key.app_id, data.user)
         await messages.give_feedback(db_session, key.app_id, end_user, message_id, data.rating, data.content)
         return Success()
@@ -275,40 +265,34 @@ class ConversationController(Controller):
     @get("/messages/{message_id:uuid}/suggested", responses=responses(400, 401, 404))
     async def suggested(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        settings: Settings,
+        llm: LLM,
+        key: AppKey,
         message_id: uuid.UUID,
         user: RequiredUser,
     ) -> Suggestions:
         """Three questions the user may ask next (needs `suggested_questions_after_answer` enabled)."""
         require_chat_app(key)
-        assert key.app_id is not None
         end_user = await end_users.find(db_session, key.app_id, user)
-        found = await messages.suggestions(
-            db_session, key.app_id, end_user, message_id, request.app.state.llm, request.app.state.settings
-        )
+        found = await messages.suggestions(db_session, key.app_id, end_user, message_id, llm, settings)
         return Suggestions(result="success", data=found)
 
     @get("/app/feedbacks", responses=responses(400, 401))
     async def app_feedbacks(
         self,
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
         limit: Annotated[int, Parameter(ge=1, le=101)] = 20,
     ) -> FeedbackPage:
         """Every feedback given on the app's messages, newest first."""
-        assert key.app_id is not None
         rows = await messages.app_feedbacks(db_session, key.app_id, page, limit)
         return FeedbackPage(data=[feedback_body(r) for r in rows])
 
     @get("/end-users/{end_user_id:uuid}", responses=responses(401, 404))
-    async def end_user(
-        self, db_session: AsyncSession, key: KeyContext, end_user_id: uuid.UUID
-    ) -> EndUserDetail:
+    async def end_user(self, db_session: AsyncSession, key: AppKey, end_user_id: uuid.UUID) -> EndUserDetail:
         """An end user of the app (the `user` strings of the Service API, as rows)."""
-        assert key.app_id is not None
         row = await end_users.get(db_session, key.app_id, end_user_id)
         return EndUserDetail(
             id=row.id,

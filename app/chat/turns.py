@@ -38,7 +38,7 @@ from app.clock import utcnow
 from app.errors import InvalidParam, NotFound
 from app.files.run_inputs import FileContext, resolve_run_files
 from app.knowledge.embeddings.providers import Embedders
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 from app.workflows import services as workflows
 from app.workflows.engine.core import initial_state
 from app.workflows.engine.errors import InputError
@@ -142,7 +142,7 @@ async def _locked_conversation(
 
 async def start_turn(
     session: AsyncSession,
-    key: KeyContext,
+    key: AppKey,
     request: ChatRequest,
     files: FileContext,
     embedders: Embedders | None,
@@ -150,7 +150,6 @@ async def start_turn(
 ) -> Turn:
     """Check a chat request and start its turn in the caller's transaction (services never commit). Inputs or a
     query larger than ``limits`` (the defaults when None) are refused with 400 ``input_too_large``."""
-    assert key.app_id is not None
     app_id = key.app_id
     # A completion app's turn (chatflow spec 6.1) is a chat turn of a one-message conversation; its query may be
     # empty (newer completion apps take their text from the inputs).

@@ -14,12 +14,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
 from app.files import policy, services
 from app.files.schemas import UploadedFile
@@ -28,16 +26,11 @@ from app.knowledge.documents import uploads
 from app.schemas import NO_NUL
 from app.settings import Settings
 from app.tenancy import services as tenancy
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 
 #: Whatever a file holds, the browser may not run it in our origin.
 FILE_CSP = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 @dataclass
@@ -103,10 +96,7 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 class FileController(Controller):
     path = "/v1/files"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: files"]
-    security = [{"ApiKey": []}]
 
     @post(
         "/upload",
@@ -116,11 +106,9 @@ class FileController(Controller):
         responses=responses(400, 401, 413, 415, 503),
     )
     async def upload(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, settings: Settings, key: AppKey
     ) -> UploadedFile:
         """Upload one file (`file` part, optional `user` field) for use in this app's runs by that user."""
-        assert key.app_id is not None
-        settings = _settings(request)
         signer = FileSigner.of(settings)
         form = await uploads.read_form(request, services.upload_size_limit(settings))
         part = services.file_part(form)
@@ -134,13 +122,12 @@ class FileController(Controller):
         self,
         request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         file_id: uuid.UUID,
         as_attachment: bool = False,
         user: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
     ) -> Response[bytes]:
         """The bytes of a file of this app: uploaded under it, or produced by one of its runs."""
-        assert key.app_id is not None
         app = await tenancy.get_app(db_session, key.app_id)
         stored = await services.file_for_preview(db_session, app, file_id)
         return file_response(
@@ -161,6 +148,7 @@ class SignedFileController(Controller):
         self,
         request: Request[Any, Any, Any],
         db_session: AsyncSession,
+        settings: Settings,
         file_id: uuid.UUID,
         timestamp: Annotated[str, Parameter(max_length=32)],
         nonce: Annotated[str, Parameter(max_length=128)],
@@ -168,7 +156,7 @@ class SignedFileController(Controller):
         as_attachment: bool = False,
     ) -> Response[bytes]:
         """A file by a signed link (`source_url`, file `url`); expired or altered links are 404."""
-        if not FileSigner.of(_settings(request)).verify(file_id, timestamp, nonce, sign):
+        if not FileSigner.of(settings).verify(file_id, timestamp, nonce, sign):
             raise NotFound("File not found or signature is invalid")
         stored = await services.file_for_link(db_session, file_id)
         # As Dify: a link always answers application/octet-stream.

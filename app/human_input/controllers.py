@@ -8,16 +8,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.di import Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import app_key_guard, provide_key
 from app.errors import responses
 from app.human_input import services
 from app.human_input.forms import deadline
 from app.schemas import NO_NUL, unix
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 from db.models import HumanInputForm
 
 Token = Annotated[str, Parameter(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -65,18 +63,15 @@ class AppFormController(Controller):
     """The form API for Service API clients: the form must belong to the key's app."""
 
     path = "/v1"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: human input"]
-    security = [{"ApiKey": []}]
 
     @get("/form/human_input/{form_token:str}", responses=responses(401, 404, 412))
-    async def get_form(self, db_session: AsyncSession, key: KeyContext, form_token: Token) -> FormOut:
+    async def get_form(self, db_session: AsyncSession, key: AppKey, form_token: Token) -> FormOut:
         return form_out(await services.get_form(db_session, form_token, key.app_id))
 
     @post("/form/human_input/{form_token:str}", status_code=200, responses=responses(401, 404, 412))
     async def submit_form(
-        self, db_session: AsyncSession, key: KeyContext, form_token: Token, data: FormSubmission
+        self, db_session: AsyncSession, key: AppKey, form_token: Token, data: FormSubmission
     ) -> Submitted:
         """Submit the form: exactly one submission wins; the run resumes along the chosen action."""
         return await _submit(db_session, form_token, data, key.app_id)

@@ -7,7 +7,6 @@ import uuid
 from litestar import Controller, delete, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import admin_guard
 from app.errors import responses
 from app.schemas import Limit, Listing, Page, PageNumber
 from app.tenancy import services
@@ -16,9 +15,7 @@ from app.tenancy.schemas import ApiKeyOut, AppCreate, AppOut, DatasetKeyCreate, 
 
 class WorkspaceController(Controller):
     path = "/console/api/workspaces"
-    guards = [admin_guard]
     tags = ["console"]
-    security = [{"AdminToken": []}]
 
     @post("/", responses=responses(400, 401))
     async def create_workspace(self, db_session: AsyncSession, data: WorkspaceCreate) -> WorkspaceOut:
@@ -32,9 +29,7 @@ class WorkspaceController(Controller):
 
 class AppController(Controller):
     path = "/console/api/apps"
-    guards = [admin_guard]
     tags = ["console"]
-    security = [{"AdminToken": []}]
 
     @post("/", responses=responses(400, 401, 404))
     async def create_app(self, db_session: AsyncSession, data: AppCreate) -> AppOut:
@@ -79,9 +74,7 @@ class AppController(Controller):
 
 class DatasetKeyController(Controller):
     path = "/console/api/datasets/api-keys"
-    guards = [admin_guard]
     tags = ["console"]
-    security = [{"AdminToken": []}]
 
     @post("/", responses=responses(400, 401, 404))
     async def create_dataset_key(

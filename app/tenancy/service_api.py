@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, get
-from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import app_key_guard, provide_key
 from app.errors import responses
 from app.tenancy import services
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 
 
 class AppInfo(msgspec.Struct):
@@ -23,13 +21,9 @@ class AppInfo(msgspec.Struct):
 
 class AppInfoController(Controller):
     path = "/v1"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: apps"]
-    security = [{"ApiKey": []}]
 
     @get("/info", responses=responses(401))
-    async def app_info(self, db_session: AsyncSession, key: KeyContext) -> AppInfo:
-        assert key.app_id is not None
+    async def app_info(self, db_session: AsyncSession, key: AppKey) -> AppInfo:
         app = await services.get_app(db_session, key.app_id)
         return AppInfo(name=app.name, description=app.description, tags=[], mode=app.mode, author_name="")

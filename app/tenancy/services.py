@@ -33,6 +33,12 @@ class KeyContext(msgspec.Struct, frozen=True):
     app_mode: str | None = None
 
 
+class AppKey(KeyContext, frozen=True):
+    """An authenticated app key (``app-...``): always bound to an app, so ``app_id`` is never None."""
+
+    app_id: uuid.UUID
+
+
 class CreatedKey(msgspec.Struct, frozen=True):
     key: ApiKey
     token: str

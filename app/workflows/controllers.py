@@ -7,26 +7,25 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
-from litestar.di import Provide
+from litestar import Controller, get, post
 from litestar.params import Parameter
 from litestar.response import Response, Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth import app_key_guard, provide_key
 from app.errors import InvalidParam, NotFound, responses
 from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
 from app.schemas import NO_NUL, Limit, Page, PageNumber, Success, unix
 from app.settings import Settings
+from app.state import SluiceState
 from app.tenancy.modes import require_workflow_app
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 from app.workflows import services
 from app.workflows.engine.graph import Graph
 from app.workflows.events import Describe, RunEventHub, follow, wait_for_run
 from app.workflows.runs import store
-from app.workflows.runs.pauses import PausedNode, PauseKinds
+from app.workflows.runs.pauses import Extensions, PausedNode, PauseKinds
 from app.workflows.runs.store import EventRow
 from app.workflows.schemas import (
     BlockingRunResult,
@@ -78,9 +77,8 @@ async def _paused(session: AsyncSession, kinds: PauseKinds, run: WorkflowRun) ->
     return [described.get(n) or PausedNode(node_id=n, node_title=n, pause_type=None) for n in ids]
 
 
-def _describe(request: Request[Any, Any, Any]) -> Describe:
+def _describe(kinds: PauseKinds) -> Describe:
     """Stored events as sent: large values put back, and what pause kinds add (form links)."""
-    kinds: PauseKinds = request.app.state.extensions.kinds
 
     async def describe(session: AsyncSession, run_id: uuid.UUID, rows: list[EventRow]) -> list[EventRow]:
         return await kinds.describe_events(session, await store.hydrate_events(session, run_id, rows))
@@ -88,30 +86,24 @@ def _describe(request: Request[Any, Any, Any]) -> Describe:
     return describe
 
 
-def _sessions(request: Request[Any, Any, Any]) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.alchemy.create_session_maker()  # type: ignore[no-any-return]
-
-
 class WorkflowRunController(Controller):
     path = "/v1"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: workflows"]
-    security = [{"ApiKey": []}]
 
     async def _run(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        hub: RunEventHub,
+        kinds: PauseKinds,
+        slots: StreamSlots,
+        key: AppKey,
         data: RunRequest,
         workflow_id: uuid.UUID | None,
     ) -> Response[Any]:
-        assert key.app_id is not None
         require_workflow_app(key, only_workflow=True)
-        settings: Settings = request.app.state.settings
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
-        slots: StreamSlots = request.app.state.stream_slots
         # A streaming run takes its stream's slot first: over the key's cap, no run starts.
         slot = await slots.acquire(key.key_id) if data.response_mode == "streaming" else None
         try:
@@ -137,8 +129,6 @@ class WorkflowRunController(Controller):
             if slot is not None:
                 await slots.release(slot)
             raise
-        hub: RunEventHub = request.app.state.hub
-        sessions = _sessions(request)
         if slot is not None:
             stream: AsyncIterator[bytes] = follow(
                 sessions,
@@ -146,63 +136,77 @@ class WorkflowRunController(Controller):
                 run.id,
                 0,
                 close_on=("workflow_finished", "workflow_paused"),
-                describe=_describe(request),
+                describe=_describe(kinds),
             )
             return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
         finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS)
         async with sessions() as session:
-            paused = await _paused(session, request.app.state.extensions.kinds, finished)
+            paused = await _paused(session, kinds, finished)
         body = BlockingRunResult(workflow_run_id=run.id, task_id=run.id, data=run_data(finished, paused))
         return Response(body)
 
     @post("/workflows/run", status_code=200, responses=responses(400, 401, 404, 413, 429))
     async def run_workflow(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, data: RunRequest
+        self,
+        db_session: AsyncSession,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        hub: RunEventHub,
+        extensions: Extensions,
+        stream_slots: StreamSlots,
+        key: AppKey,
+        data: RunRequest,
     ) -> Response[BlockingRunResult]:
         """Run the app's published workflow. `response_mode: streaming` answers with Server-Sent Events."""
-        return await self._run(request, db_session, key, data, None)
+        return await self._run(
+            db_session, sessions, settings, hub, extensions.kinds, stream_slots, key, data, None
+        )
 
     @post("/workflows/{workflow_id:uuid}/run", status_code=200, responses=responses(400, 401, 404, 413, 429))
     async def run_workflow_version(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        hub: RunEventHub,
+        extensions: Extensions,
+        stream_slots: StreamSlots,
+        key: AppKey,
         data: RunRequest,
         workflow_id: uuid.UUID,
     ) -> Response[BlockingRunResult]:
         """Run a specific published version of the app's workflow."""
-        return await self._run(request, db_session, key, data, workflow_id)
+        return await self._run(
+            db_session, sessions, settings, hub, extensions.kinds, stream_slots, key, data, workflow_id
+        )
 
     @get("/workflows/run/{run_id:uuid}", responses=responses(401, 404))
     async def get_run(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID
+        self, db_session: AsyncSession, extensions: Extensions, key: AppKey, run_id: uuid.UUID
     ) -> RunDetail:
-        assert key.app_id is not None
         require_workflow_app(key)
         run = await services.get_run(db_session, key.app_id, run_id)
-        return RunDetail.of(run_data(run, await _paused(db_session, request.app.state.extensions.kinds, run)))
+        return RunDetail.of(run_data(run, await _paused(db_session, extensions.kinds, run)))
 
     @post("/workflows/tasks/{task_id:uuid}/stop", status_code=200, responses=responses(400, 401, 404))
     async def stop(
         self,
-        request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        key: KeyContext,
+        extensions: Extensions,
+        key: AppKey,
         task_id: uuid.UUID,
         data: StopRequest | None = None,
     ) -> Success:
         """Stop a running or paused run (already ended: nothing happens)."""
-        assert key.app_id is not None
         require_workflow_app(key, only_workflow=True)
-        await services.stop_run(db_session, request.app.state.extensions, key.app_id, task_id)
+        await services.stop_run(db_session, extensions, key.app_id, task_id)
         return Success()
 
     @get("/workflows/logs", responses=responses(400, 401))
     async def logs(
         self,
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         page: PageNumber = 1,
         limit: Limit = 20,
         keyword: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
@@ -215,7 +219,6 @@ class WorkflowRunController(Controller):
             str | None, Parameter(max_length=255, pattern=NO_NUL)
         ] = None,
     ) -> Page[LogEntry]:
-        assert key.app_id is not None
         where = services.RunFilter(
             status=status,
             keyword=keyword,
@@ -233,9 +236,9 @@ class WorkflowRunController(Controller):
     )
     async def run_events(
         self,
-        request: Request[Any, Any, Any],
+        app_state: SluiceState,
         db_session: AsyncSession,
-        key: KeyContext,
+        key: AppKey,
         run_id: uuid.UUID,
         last_event_id: Annotated[int | None, Parameter(header="Last-Event-ID", ge=0, required=False)] = None,
         user: Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)] = None,
@@ -245,41 +248,39 @@ class WorkflowRunController(Controller):
         `message_end`), followed across pauses to the end. A finished run whose history the retention job removed
         (`WORKFLOW_LOG_RETENTION_DAYS`) answers 410 `run_events_purged`; the run itself is still there
         (`GET /workflows/run/{id}`)."""
-        assert key.app_id is not None
         require_workflow_app(key)
-        other = request.app.state.run_event_streams.get(key.app_mode)
+        other = app_state.run_event_streams.get(key.app_mode or "")
         if other is not None:
-            return await other(request, db_session, key, run_id, last_event_id, user)  # type: ignore[no-any-return]
+            return await other(app_state, db_session, key, run_id, last_event_id, user)
         run = await services.get_run(db_session, key.app_id, run_id)
         if run.purged_at is not None:
             raise services.RunEventsPurged()
-        slots: StreamSlots = request.app.state.stream_slots
+        slots = app_state.stream_slots
         slot = await slots.acquire(key.key_id)
         stream = follow(
-            _sessions(request), request.app.state.hub, run_id, last_event_id or 0, describe=_describe(request)
+            app_state.sessions(),
+            app_state.hub,
+            run_id,
+            last_event_id or 0,
+            describe=_describe(app_state.extensions.kinds),
         )
         return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @get("/workflows/run/{run_id:uuid}/pause-details", responses=responses(401, 404))
     async def pause_details(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext, run_id: uuid.UUID
+        self, db_session: AsyncSession, extensions: Extensions, key: AppKey, run_id: uuid.UUID
     ) -> PauseDetails:
         """The paused nodes of a run with what waits on each (a form's id, token, link and deadline)."""
-        assert key.app_id is not None
         require_workflow_app(key)
         run = await services.get_run(db_session, key.app_id, run_id)
-        kinds: PauseKinds = request.app.state.extensions.kinds
-        nodes = (await kinds.describe(db_session, [run_id])).get(run_id, [])
+        nodes = (await extensions.kinds.describe(db_session, [run_id])).get(run_id, [])
         return PauseDetails(
             paused_at=unix(run.paused_at) if run.status == "paused" else None, paused_nodes=nodes
         )
 
     @get("/parameters", responses=responses(401, 404))
-    async def app_parameters(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext
-    ) -> Parameters:
+    async def app_parameters(self, db_session: AsyncSession, settings: Settings, key: AppKey) -> Parameters:
         """The start node's input form (`user_input_form`) and the app's features."""
-        assert key.app_id is not None
         try:
             workflow = await services.published(db_session, key.app_id)
         except NotFound:
@@ -297,7 +298,7 @@ class WorkflowRunController(Controller):
             suggested_questions=features.get("suggested_questions") or [],
             file_upload=features.get("file_upload") or {"enabled": False},
             user_input_form=form,
-            system_parameters=system_parameters(request.app.state.settings),
+            system_parameters=system_parameters(settings),
         )
 
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get
-from litestar.di import Provide
+from litestar import Controller, get
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import app_key_guard, provide_key
 from app.errors import NotFound, responses
 from app.settings import Settings
 from app.tenancy import services as tenancy
-from app.tenancy.services import KeyContext
+from app.tenancy.services import AppKey
 from app.workflows import services
 
 #: Dify's defaults for a new app's icon (``AppService.create_app``) and for an API tool without one.
@@ -68,18 +66,11 @@ def tool_icons(graph: dict[str, Any], public_url: str) -> dict[str, str | dict[s
 
 class AppSiteController(Controller):
     path = "/v1"
-    guards = [app_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: apps"]
-    security = [{"ApiKey": []}]
 
     @get("/meta", responses=responses(401))
-    async def app_meta(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, key: KeyContext
-    ) -> AppMeta:
+    async def app_meta(self, db_session: AsyncSession, settings: Settings, key: AppKey) -> AppMeta:
         """The icons of the tools the published workflow uses (`{}` without tools)."""
-        assert key.app_id is not None
-        settings: Settings = request.app.state.settings
         try:
             workflow = await services.published(db_session, key.app_id)
         except NotFound:
@@ -87,9 +78,8 @@ class AppSiteController(Controller):
         return AppMeta(tool_icons=tool_icons(workflow.graph, settings.public_url))
 
     @get("/site", responses=responses(401))
-    async def app_site(self, db_session: AsyncSession, key: KeyContext) -> Site:
+    async def app_site(self, db_session: AsyncSession, key: AppKey) -> Site:
         """The app's web-app settings, made from the app and its DSL (Sluice serves no web app)."""
-        assert key.app_id is not None
         app = await tenancy.get_app(db_session, key.app_id)
         try:
             block = (await services.published(db_session, key.app_id)).dsl.get("app") or {}

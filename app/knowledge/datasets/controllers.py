@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
-from litestar.di import Provide
+from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.datasets import services
 from app.knowledge.datasets.schemas import DatasetCreate, DatasetOut, DatasetUpdate
 from app.schemas import NO_NUL, Limit, Page, PageNumber
+from app.settings import Settings
 from app.tenancy.services import KeyContext
 from db.models import Dataset
 
@@ -27,15 +26,12 @@ async def _out(session: AsyncSession, dataset: Dataset) -> DatasetOut:
 
 class DatasetController(Controller):
     path = "/v1/datasets"
-    guards = [dataset_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     @post("/", status_code=200, responses=responses(400, 401, 409))
     async def create_dataset(
         self,
-        request: Request[Any, Any, Any],
+        settings: Settings,
         db_session: AsyncSession,
         key: KeyContext,
         data: DatasetCreate,
@@ -50,7 +46,7 @@ class DatasetController(Controller):
             embedding_model=data.embedding_model,
             embedding_model_provider=data.embedding_model_provider,
             retrieval_model=msgspec.to_builtins(data.retrieval_model) if data.retrieval_model else None,
-            settings=request.app.state.settings,
+            settings=settings,
         )
         return await _out(db_session, dataset)
 
@@ -76,7 +72,7 @@ class DatasetController(Controller):
     @patch("/{dataset_id:uuid}", responses=responses(400, 401, 404))
     async def update_dataset(
         self,
-        request: Request[Any, Any, Any],
+        settings: Settings,
         db_session: AsyncSession,
         key: KeyContext,
         dataset_id: uuid.UUID,
@@ -84,9 +80,7 @@ class DatasetController(Controller):
     ) -> DatasetOut:
         """Change the fields given. Once the dataset has documents, its indexing technique and embedding model
         stay as they are (400)."""
-        dataset = await services.update_dataset(
-            db_session, key.workspace_id, dataset_id, data, request.app.state.settings
-        )
+        dataset = await services.update_dataset(db_session, key.workspace_id, dataset_id, data, settings)
         return await _out(db_session, dataset)
 
     @delete("/{dataset_id:uuid}", responses=responses(401, 404))

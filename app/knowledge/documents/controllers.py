@@ -10,12 +10,10 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import dataset_key_guard, provide_key
 from app.errors import InvalidParam, responses
 from app.knowledge.documents import queries, services, uploads
 from app.knowledge.documents.schemas import (
@@ -32,6 +30,7 @@ from app.knowledge.documents.schemas import (
 from app.knowledge.documents.services import Source
 from app.schemas import NO_NUL, Limit, Listing, Page, PageNumber, Success
 from app.settings import Settings
+from app.state import state_of
 from app.tenancy.services import KeyContext
 from db.models import Dataset, Document, UploadFile
 
@@ -46,8 +45,7 @@ def _operation_id(handler: HTTPRouteHandler, method: str, components: list[Any])
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return state_of(request.app).settings
 
 
 async def _answer(
@@ -61,10 +59,7 @@ async def _answer(
 
 class DocumentController(Controller):
     path = "/v1/datasets/{dataset_id:uuid}"
-    guards = [dataset_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     async def _create(
         self,

@@ -16,17 +16,15 @@ import time
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 import msgspec
-from litestar import Controller, Request, get, post
-from litestar.di import Provide
+from litestar import Controller, get, post
 from litestar.response import Stream
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth import dataset_key_guard, provide_key
 from app.errors import Forbidden, NotFound, SluiceError, responses
 from app.knowledge.datasets.services import get_dataset
 from app.knowledge.documents.queries import get_document
@@ -99,10 +97,6 @@ async def _chunks(
             yield bytes(part)
 
 
-def _sessions(request: Request[Any, Any, Any]) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.alchemy.create_session_maker()  # type: ignore[no-any-return]
-
-
 def _attachment(name: str) -> dict[str, str]:
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "'")
     return {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"}
@@ -158,15 +152,12 @@ async def zip_stream(
 
 class DocumentDownloadController(Controller):
     path = "/v1/datasets/{dataset_id:uuid}/documents"
-    guards = [dataset_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     @get("/{document_id:uuid}/download", responses=responses(401, 404, 503))
     async def download_url(
         self,
-        request: Request[Any, Any, Any],
+        settings: Settings,
         db_session: AsyncSession,
         key: KeyContext,
         dataset_id: uuid.UUID,
@@ -176,12 +167,12 @@ class DocumentDownloadController(Controller):
         _, document = await get_document(db_session, key.workspace_id, dataset_id, document_id)
         if document.upload_file_id is None:
             raise NoFileToDownload()
-        return DownloadUrl(url=signed_url(request.app.state.settings, document.upload_file_id))
+        return DownloadUrl(url=signed_url(settings, document.upload_file_id))
 
     @post("/download-zip", status_code=200, responses=responses(400, 401, 404))
     async def download_zip(
         self,
-        request: Request[Any, Any, Any],
+        sessions: async_sessionmaker[AsyncSession],
         db_session: AsyncSession,
         key: KeyContext,
         dataset_id: uuid.UUID,
@@ -207,7 +198,7 @@ class DocumentDownloadController(Controller):
         }
         files = [rows[i] for i in file_ids if i is not None and i in rows]
         return Stream(
-            zip_stream(_sessions(request), files),
+            zip_stream(sessions, files),
             media_type="application/zip",
             headers=_attachment(f"{dataset.name}.zip"),
         )
@@ -222,19 +213,20 @@ class DocumentFileController(Controller):
     @get("/{upload_file_id:uuid}", responses=responses(403, 404))
     async def signed_file(
         self,
-        request: Request[Any, Any, Any],
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
         db_session: AsyncSession,
         upload_file_id: uuid.UUID,
         expires: int,
         sign: str,
     ) -> Stream:
         """The file a download link names, while the link is valid."""
-        _check_signature(request.app.state.settings, upload_file_id, expires, sign)
+        _check_signature(settings, upload_file_id, expires, sign)
         upload = await db_session.get(UploadFile, upload_file_id)
         if upload is None:
             raise NotFound("Uploaded file not found.")
         return Stream(
-            _chunks(_sessions(request), upload.id, upload.size),
+            _chunks(sessions, upload.id, upload.size),
             media_type=upload.mime_type or "application/octet-stream",
             headers={**_attachment(upload.name), "Content-Length": str(upload.size)},
         )

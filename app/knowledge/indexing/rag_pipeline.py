@@ -13,7 +13,6 @@ import uuid
 
 from litestar import Controller, get, post
 
-from app.auth import dataset_key_guard
 from app.errors import InvalidParam, responses
 
 
@@ -25,9 +24,7 @@ class PipelineNotSupported(InvalidParam):
 
 class KnowledgePipelineController(Controller):
     path = "/v1/datasets"
-    guards = [dataset_key_guard]
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     @post("/pipeline/file-upload", status_code=201, responses=responses(401))
     async def upload_pipeline_file(self) -> None:

@@ -6,10 +6,8 @@ import uuid
 from typing import Literal
 
 from litestar import Controller, delete, get, patch, post
-from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.datasets.services import get_dataset
 from app.knowledge.metadata import services
@@ -36,10 +34,7 @@ def _out(field: DatasetMetadata) -> MetadataOut:
 
 class MetadataController(Controller):
     path = "/v1/datasets"
-    guards = [dataset_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     @post("/{dataset_id:uuid}/metadata", responses=responses(401, 404))
     async def create_metadata(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, Request, post
-from litestar.di import Provide
+from litestar import Controller, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.datasets import services
 from app.knowledge.retrieval.model import parse_retrieval_model
@@ -19,15 +17,12 @@ from app.tenancy.services import KeyContext
 
 class RetrieveController(Controller):
     path = "/v1/datasets/{dataset_id:uuid}"
-    guards = [dataset_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     @post(["/retrieve", "/hit-testing"], status_code=200, responses=responses(400, 401, 404))
     async def retrieve(
         self,
-        request: Request,  # type: ignore[type-arg]
+        retriever: Retriever,
         db_session: AsyncSession,
         key: KeyContext,
         dataset_id: uuid.UUID,
@@ -36,6 +31,5 @@ class RetrieveController(Controller):
         """Search the dataset; omitted settings come from the dataset's own ``retrieval_model``."""
         dataset = await services.get_dataset(db_session, key.workspace_id, dataset_id)
         model = data.retrieval_model or parse_retrieval_model(dataset.retrieval_model)
-        retriever: Retriever = request.app.state.retriever
         hits = await retriever.retrieve(db_session, [dataset], data.query, model)
         return RetrieveResponse(query=QueryOut(content=data.query), records=[Record.of(h) for h in hits])

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, delete, get, patch, post
-from litestar.di import Provide
+from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.accounts import creator_id
 from app.knowledge.documents.queries import get_document
@@ -35,20 +33,9 @@ from app.tenancy.services import KeyContext
 Keyword = Annotated[str | None, Parameter(max_length=255, pattern=NO_NUL)]
 
 
-def provide_embedders(request: Request[Any, Any, Any]) -> Embedders:
-    """The process's embedders (built once, models load once), shared with retrieval."""
-    return request.app.state.retriever.embedders  # type: ignore[no-any-return]
-
-
 class SegmentController(Controller):
     path = "/v1/datasets/{dataset_id:uuid}/documents/{document_id:uuid}/segments"
-    guards = [dataset_key_guard]
-    dependencies = {
-        "key": Provide(provide_key, sync_to_thread=False),
-        "embedders": Provide(provide_embedders, sync_to_thread=False),
-    }
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     @get("/", responses=responses(401, 404))
     async def list_segments(

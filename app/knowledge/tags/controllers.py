@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 
 from litestar import Controller, delete, get, patch, post
-from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import dataset_key_guard, provide_key
 from app.errors import responses
 from app.knowledge.tags import services
 from app.knowledge.tags.schemas import (
@@ -32,10 +30,7 @@ def _out(tag: Tag, count: int) -> TagOut:
 class TagController(Controller):
     # A static path: Litestar matches "/v1/datasets/tags" before "/v1/datasets/{dataset_id:uuid}".
     path = "/v1/datasets/tags"
-    guards = [dataset_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     @get("/", responses=responses(401))
     async def list_tags(self, db_session: AsyncSession, key: KeyContext) -> list[TagOut]:
@@ -70,10 +65,7 @@ class TagController(Controller):
 
 class DatasetTagController(Controller):
     path = "/v1/datasets/{dataset_id:uuid}/tags"
-    guards = [dataset_key_guard]
-    dependencies = {"key": Provide(provide_key, sync_to_thread=False)}
     tags = ["service api: knowledge"]
-    security = [{"ApiKey": []}]
 
     @get("/", responses=responses(401, 404))
     async def dataset_tags(
