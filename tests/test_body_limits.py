@@ -32,7 +32,9 @@ async def small_client(settings: Settings) -> AsyncIterator[AsyncTestClient[Lite
 def assert_too_large(response: object) -> None:
     assert response.status_code == 413, response.text  # type: ignore[attr-defined]
     body = response.json()  # type: ignore[attr-defined]
-    assert body["code"] == "request_entity_too_large" and body["status"] == 413 and body["message"]
+    assert body["code"] == "request_entity_too_large"
+    assert body["status"] == 413
+    assert body["message"]
 
 
 async def test_a_json_route_refuses_a_body_over_its_cap(
@@ -76,7 +78,8 @@ async def test_run_routes_take_the_run_inputs_cap_not_the_json_cap(
     # Larger than the JSON cap, smaller than the run routes' cap: read (400: the app has no published workflow).
     medium = {"inputs": {"x": "y" * (SMALL * 2)}, "user": "u"}
     answer = await small_client.post("/v1/workflows/run", json=medium, headers=headers)
-    assert answer.status_code == 400 and answer.json()["message"] == "Workflow not published", answer.text
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"] == "Workflow not published", answer.text
     huge = {"inputs": {"x": "y" * (32 * 1024 + body_limits.RUN_REQUEST_OVERHEAD)}, "user": "u"}
     assert_too_large(await small_client.post("/v1/workflows/run", json=huge, headers=headers))
 
@@ -89,7 +92,8 @@ async def test_dsl_and_document_routes_keep_their_larger_caps(
     imported = await small_client.post(
         "/console/api/apps/imports", json={"yaml_content": yaml_text}, headers=admin
     )
-    assert imported.status_code == 400 and imported.json()["code"] == "invalid_dsl", imported.text
+    assert imported.status_code == 400, imported.text
+    assert imported.json()["code"] == "invalid_dsl", imported.text
     created = await small_client.post("/v1/datasets", json={"name": "docs"}, headers=tenant.dataset_headers)
     text_body = {"name": "a.txt", "text": "word " * SMALL, "indexing_technique": "economy"}
     document = await small_client.post(

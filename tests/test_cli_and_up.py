@@ -38,7 +38,8 @@ def test_keys_from_the_command_line(database_url: str, live_service: LiveService
     listed = [
         json.loads(line) for line in cli(database_url, "key", "list", "--app", app["id"]).stdout.splitlines()
     ]
-    assert [k["id"] for k in listed] == [key["id"]] and key["token"] not in listed[0]["token"]
+    assert [k["id"] for k in listed] == [key["id"]]
+    assert key["token"] not in listed[0]["token"]
     assert cli(database_url, "key", "revoke", key["id"]).returncode == 0
     assert httpx.get(f"{live_service.base_url}/v1/info", headers=headers).status_code == 401
 
@@ -47,7 +48,8 @@ def test_keys_from_the_command_line(database_url: str, live_service: LiveService
     )
     assert dataset_key["token"].startswith("dataset-")
     bad = cli(database_url, "key", "revoke", key["id"])
-    assert bad.returncode != 0 and "not_found" in bad.stderr
+    assert bad.returncode != 0
+    assert "not_found" in bad.stderr
 
 
 def test_up_serves_and_stops_cleanly_on_sigterm(database_url: str, tmp_path: Path) -> None:
@@ -56,7 +58,8 @@ def test_up_serves_and_stops_cleanly_on_sigterm(database_url: str, tmp_path: Pat
         service.wait_ready()
         assert httpx.get(service.base_url + "/healthz").status_code == 200
         ready = httpx.get(service.base_url + "/readyz").json()
-        assert ready["ready"] and ready["checks"]["worker"]["ok"]
+        assert ready["ready"]
+        assert ready["checks"]["worker"]["ok"]
     finally:
         code = service.stop()
     log = (tmp_path / "up.log").read_text()

@@ -9,8 +9,11 @@ from app.settings import Settings, SettingsError
 
 def test_llm_defaults() -> None:
     s = Settings.from_env({})
-    assert s.openai_api_base == "http://127.0.0.1:11434/v1" and s.openai_api_key is None
-    assert s.llm_model_map == {} and s.llm_timeout_seconds == 120 and s.llm_no_tool_models == ()
+    assert s.openai_api_base == "http://127.0.0.1:11434/v1"
+    assert s.openai_api_key is None
+    assert s.llm_model_map == {}
+    assert s.llm_timeout_seconds == 120
+    assert s.llm_no_tool_models == ()
 
 
 def test_llm_environment_is_read() -> None:
@@ -23,9 +26,11 @@ def test_llm_environment_is_read() -> None:
             "SLUICE_LLM_NO_TOOL_MODELS": " llama3.2:1b, ,qwen2.5 ",
         }
     )
-    assert s.openai_api_base == "https://llm.example/v1" and s.openai_api_key == "sk-secret"
+    assert s.openai_api_base == "https://llm.example/v1"
+    assert s.openai_api_key == "sk-secret"
     assert s.llm_model_map == {"gpt-4o": "llama3.2:1b", "text-embedding-3-small": "nomic-embed-text"}
-    assert s.llm_timeout_seconds == 7.5 and s.llm_no_tool_models == ("llama3.2:1b", "qwen2.5")
+    assert s.llm_timeout_seconds == 7.5
+    assert s.llm_no_tool_models == ("llama3.2:1b", "qwen2.5")
 
 
 @pytest.mark.parametrize(

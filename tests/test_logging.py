@@ -35,7 +35,8 @@ def test_json_keeps_stdlib_exceptions_and_context(restore_logging: None) -> None
         structlog.get_logger().info("job_done", job_id=7)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     stdlib_line, ours = lines
-    assert stdlib_line["event"] == "connection failed" and stdlib_line["level"] == "error"
+    assert stdlib_line["event"] == "connection failed"
+    assert stdlib_line["level"] == "error"
     assert stdlib_line["request_id"] == "req-1"
     assert "boom in a library" in json.dumps(stdlib_line["exception"])
     assert ours == {**ours, "event": "job_done", "job_id": 7, "request_id": "req-1", "level": "info"}
@@ -50,7 +51,9 @@ def test_console_keeps_tracebacks(restore_logging: None) -> None:
     except ValueError:
         logging.getLogger("procrastinate").exception("task crashed")
     output = stream.getvalue()
-    assert "task crashed" in output and "Traceback" in output and "visible traceback" in output
+    assert "task crashed" in output
+    assert "Traceback" in output
+    assert "visible traceback" in output
 
 
 async def test_worker_middleware_binds_job_context() -> None:

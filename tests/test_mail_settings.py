@@ -15,17 +15,25 @@ SMTP = {
 
 def test_mail_is_off_by_default() -> None:
     s = Settings.from_env({})
-    assert s.mail_type is None and s.smtp_server is None and s.mail_default_send_from is None
-    assert s.smtp_port == 25 and not s.smtp_use_tls and not s.smtp_opportunistic_tls
-    assert s.smtp_username is None and s.smtp_password is None
+    assert s.mail_type is None
+    assert s.smtp_server is None
+    assert s.mail_default_send_from is None
+    assert s.smtp_port == 25
+    assert not s.smtp_use_tls
+    assert not s.smtp_opportunistic_tls
+    assert s.smtp_username is None
+    assert s.smtp_password is None
 
 
 def test_smtp_environment_is_read() -> None:
     s = Settings.from_env(
         {**SMTP, "SMTP_PORT": "2525", "SMTP_USERNAME": "bot", "SMTP_PASSWORD": "pw", "SMTP_USE_TLS": "false"}
     )
-    assert s.mail_type == "smtp" and s.smtp_server == "mail.example" and s.smtp_port == 2525
-    assert s.smtp_username == "bot" and s.smtp_password == "pw"
+    assert s.mail_type == "smtp"
+    assert s.smtp_server == "mail.example"
+    assert s.smtp_port == 2525
+    assert s.smtp_username == "bot"
+    assert s.smtp_password == "pw"
     assert s.mail_default_send_from == "Sluice <no-reply@x.example>"
 
 

@@ -21,7 +21,8 @@ def test_documents() -> None:
     assert len(ids) == len(set(ids))
     for d in DOCS:
         assert re.fullmatch(r"d\d{3}", d["id"]), d["id"]
-        assert d["title"].strip() and d["topic"].strip()
+        assert d["title"].strip()
+        assert d["topic"].strip()
         assert 250 <= len(d["text"]) <= 1000, d["id"]
     topics = Counter(d["topic"] for d in DOCS)
     assert len(topics) >= 20

@@ -10,10 +10,12 @@ from db import urls
 
 def test_defaults_match_dify_and_the_readme() -> None:
     s = Settings.from_env({})
-    assert s.embedded and s.database_url is None
+    assert s.embedded
+    assert s.database_url is None
     assert (s.host, s.port, s.data_dir) == ("127.0.0.1", 5001, Path(".data"))
     assert s.public_url == "http://127.0.0.1:5001"
-    assert s.human_input_global_timeout_seconds == 604800 and s.human_input_timeout_task_interval == 1
+    assert s.human_input_global_timeout_seconds == 604800
+    assert s.human_input_timeout_task_interval == 1
     assert s.log_format == "console"
 
 
@@ -27,8 +29,11 @@ def test_environment_is_read() -> None:
             "LOG_LEVEL": "debug",
         }
     )
-    assert not s.embedded and s.port == 8080
-    assert s.public_url == "https://sluice.example" and s.log_format == "json" and s.log_level == "DEBUG"
+    assert not s.embedded
+    assert s.port == 8080
+    assert s.public_url == "https://sluice.example"
+    assert s.log_format == "json"
+    assert s.log_level == "DEBUG"
 
 
 @pytest.mark.parametrize("env", [{"SLUICE_PORT": "eighty"}, {"LOG_FORMAT": "xml"}])
@@ -50,9 +55,11 @@ def test_one_url_for_every_driver() -> None:
 def test_http_request_and_ssrf_settings() -> None:
     s = Settings.from_env({})
     assert (s.http_request_max_connect_timeout, s.http_request_max_read_timeout) == (10.0, 600.0)
-    assert s.http_request_max_write_timeout == 600.0 and s.http_request_node_ssl_verify is True
+    assert s.http_request_max_write_timeout == 600.0
+    assert s.http_request_node_ssl_verify is True
     assert (s.http_request_node_max_text_size, s.http_request_node_max_binary_size) == (1048576, 10485760)
-    assert s.ssrf_proxy_allow_private_networks == () and s.ssrf_allowed_ports == ()
+    assert s.ssrf_proxy_allow_private_networks == ()
+    assert s.ssrf_allowed_ports == ()
     s = Settings.from_env(
         {
             "HTTP_REQUEST_MAX_READ_TIMEOUT": "30",
@@ -62,7 +69,8 @@ def test_http_request_and_ssrf_settings() -> None:
             "SSRF_ALLOWED_PORTS": "80,443",
         }
     )
-    assert s.http_request_max_read_timeout == 30.0 and s.http_request_node_max_text_size == 2048
+    assert s.http_request_max_read_timeout == 30.0
+    assert s.http_request_node_max_text_size == 2048
     assert s.http_request_node_ssl_verify is False
     assert s.ssrf_proxy_allow_private_networks == ("10.0.0.0/8", "192.168.1.7/32", "fd00::/8")
     assert s.ssrf_allowed_ports == (80, 443)
@@ -86,9 +94,12 @@ def test_code_settings_use_difys_names_and_defaults() -> None:
             "CODE_MIN_NUMBER": "-5",
         }
     )
-    assert read.code_sandbox == "relaxed" and read.code_execution_timeout == 2.5
-    assert read.code_sandbox_preload == ("pandas", "numpy") and read.code_max_string_length == 80000
-    assert read.code_max_string_array_length == 100 and read.code_min_number == -5
+    assert read.code_sandbox == "relaxed"
+    assert read.code_execution_timeout == 2.5
+    assert read.code_sandbox_preload == ("pandas", "numpy")
+    assert read.code_max_string_length == 80000
+    assert read.code_max_string_array_length == 100
+    assert read.code_min_number == -5
 
 
 @pytest.mark.parametrize(
@@ -136,7 +147,8 @@ def test_audio_settings() -> None:
     s = Settings.from_env(
         {"OPENAI_API_BASE": "http://llm.test/v1", "AUDIO_API_BASE": "http://speech.test/v1"}
     )
-    assert s.audio_api_base == "http://speech.test/v1" and s.audio_tts_voice == "alloy"
+    assert s.audio_api_base == "http://speech.test/v1"
+    assert s.audio_tts_voice == "alloy"
 
 
 def test_limits_of_untrusted_work_have_documented_defaults() -> None:
@@ -158,8 +170,10 @@ def test_limits_of_untrusted_work_have_documented_defaults() -> None:
             "SLUICE_INDEXING_MAX_ATTEMPTS": "5",
         }
     )
-    assert read.template_timeout_seconds == 2.5 and read.template_transform_max_length == 1000
-    assert read.indexing_max_pages == 10 and read.indexing_max_attempts == 5
+    assert read.template_timeout_seconds == 2.5
+    assert read.template_transform_max_length == 1000
+    assert read.indexing_max_pages == 10
+    assert read.indexing_max_attempts == 5
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for _, name, _, _, _ in CONFINED_LIMITS:
         assert f"| `{name}` |" in readme, f"{name} is not in the README's configuration table"
@@ -189,7 +203,8 @@ def test_retention_and_resilience_settings() -> None:
     )
     assert (s.job_retention_hours, s.failed_job_retention_days, s.retention_batch_size) == (24, 7, 100)
     assert (s.db_statement_timeout, s.run_recovery_seconds, s.run_max_failed_jobs) == (60.0, 60.0, 5)
-    assert s.max_event_streams_per_key == 100 and s.embedding_models_allowed == ()
+    assert s.max_event_streams_per_key == 100
+    assert s.embedding_models_allowed == ()
     read = Settings.from_env(
         {
             "WORKFLOW_LOG_RETENTION_DAYS": "0",
@@ -199,7 +214,8 @@ def test_retention_and_resilience_settings() -> None:
             "SLUICE_MAX_EVENT_STREAMS_PER_KEY": "3",
         }
     )
-    assert read.workflow_log_retention_days == 0 and read.job_retention_hours == 6
+    assert read.workflow_log_retention_days == 0
+    assert read.job_retention_hours == 6
     assert (read.db_statement_timeout, read.run_recovery_seconds, read.max_event_streams_per_key) == (
         2.5,
         5.0,

@@ -99,7 +99,8 @@ async def test_the_form_rate_limit_is_one_window_across_processes(cluster: Clust
     assert statuses.count(429) == 2 * RATE, statuses  # exactly RATE got through, whichever process they hit
     assert all(s == 404 for s in statuses if s != 429)
     limited = next(a for a in answers if a.status_code == 429)
-    assert limited.json()["code"] == "too_many_requests" and limited.json()["status"] == 429
+    assert limited.json()["code"] == "too_many_requests"
+    assert limited.json()["status"] == 429
 
 
 class Following:
@@ -138,7 +139,8 @@ async def test_the_stream_cap_counts_streams_of_every_process(
                 kept_second, event = await first_event(second)
                 assert "workflow_started" in event
                 third = await http.get(f"{a}/v1{path}")
-                assert third.status_code == 429 and third.json()["code"] == "too_many_streams", third.text
+                assert third.status_code == 429, third.text
+                assert third.json()["code"] == "too_many_streams", third.text
                 # A streaming run over the cap is refused before it starts: no run is created.
                 engine = create_async_engine(urls.asyncpg(cluster.database_url))
                 try:

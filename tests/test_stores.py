@@ -25,24 +25,29 @@ async def engines(database_url: str) -> AsyncIterator[list[AsyncEngine]]:
 async def test_the_store_contract(engines: list[AsyncEngine]) -> None:
     store = PostgresStore(engines[0], "contract")
     await store.delete_all()
-    assert await store.get("a") is None and not await store.exists("a")
+    assert await store.get("a") is None
+    assert not await store.exists("a")
     await store.set("a", "one")
-    assert await store.get("a") == b"one" and await store.expires_in("a") is None
+    assert await store.get("a") == b"one"
+    assert await store.expires_in("a") is None
     await store.set("b", b"two", expires_in=60)
     assert 55 <= (await store.expires_in("b") or 0) <= 60
     await store.set("gone", b"x", expires_in=1)
     await asyncio.sleep(1.2)
-    assert await store.get("gone") is None and not await store.exists("gone")
+    assert await store.get("gone") is None
+    assert not await store.exists("gone")
     await store.set("c", b"three", expires_in=2)
     assert await store.get("c", renew_for=100) == b"three"
     assert (await store.expires_in("c") or 0) > 90
     other = store.with_namespace("inner")
     await other.set("a", b"inner")
-    assert await store.get("a") == b"one" and await other.get("a") == b"inner"
+    assert await store.get("a") == b"one"
+    assert await other.get("a") == b"inner"
     await store.delete("a")
     assert await store.get("a") is None
     await store.delete_all()  # the namespace and the ones below it
-    assert await other.get("a") is None and await store.get("b") is None
+    assert await other.get("a") is None
+    assert await store.get("b") is None
     async with engines[0].begin() as conn:
         await conn.execute(
             text("INSERT INTO store_entries VALUES ('contract:old', 'x', now() - interval '1 minute')")

@@ -173,7 +173,8 @@ def test_human_input_works_on_a_fresh_up(fresh_up: FreshUp) -> None:
     ready = httpx.get(fresh_up.base_url + "/readyz").json()
     assert ready["checks"]["human_input"]["ok"] is True
     started = next(line for line in fresh_up.logs() if line["event"] == "services_started")
-    assert started["embedded"] is True and started["human_input"] == "ready"
+    assert started["embedded"] is True
+    assert started["human_input"] == "ready"
 
     headers = fresh_up.app_key(APPROVAL)
     paused = httpx.post(
@@ -185,16 +186,16 @@ def test_human_input_works_on_a_fresh_up(fresh_up: FreshUp) -> None:
     assert paused["status"] == "paused", paused
     token = paused["paused_nodes"][0]["pause_type"]["form_token"]
     details = httpx.get(f"{fresh_up.base_url}/v1/workflows/run/{paused['id']}/pause-details", headers=headers)
-    assert (
-        details.status_code == 200 and details.json()["paused_nodes"][0]["pause_type"]["form_token"] == token
-    )
+    assert details.status_code == 200
+    assert details.json()["paused_nodes"][0]["pause_type"]["form_token"] == token
     submitted = httpx.post(
         f"{fresh_up.base_url}/api/form/human_input/{token}",
         json={"inputs": {"comment": "ok"}, "action": "approve"},
     )
     assert submitted.status_code == 200, submitted.text
     run = wait_run(fresh_up, headers, paused["id"])
-    assert run["status"] == "succeeded" and run["outputs"] == {"comment": "ok"}
+    assert run["status"] == "succeeded"
+    assert run["outputs"] == {"comment": "ok"}
     assert token not in fresh_up.log_path.read_text()  # access logs name the route, never the token
 
 
@@ -240,5 +241,7 @@ def test_a_killed_worker_is_replaced_and_the_api_keeps_answering(
     assert run["status"] == "succeeded", run
     assert len(fake_llm.requests) == 2  # the new worker made the interrupted model call again
     events = [line["event"] for line in fresh_up.logs()]
-    assert "child_exited" in events and "child_restarted" in events
-    assert replacement and fresh_up.proc.poll() is None
+    assert "child_exited" in events
+    assert "child_restarted" in events
+    assert replacement
+    assert fresh_up.proc.poll() is None

@@ -48,10 +48,12 @@ async def test_a_worker_with_a_blocked_loop_keeps_its_job(private_database: str,
                 f"{cluster.urls[0]}/v1/workflows/run",
                 json={"inputs": {}, "response_mode": "blocking", "user": "u"},
             )
-        assert answer.status_code == 200 and answer.json()["data"]["status"] == "succeeded", answer.text
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"]["status"] == "succeeded", answer.text
         await asyncio.sleep(2)
         report = run_report(private_database, [app_id])
-        assert report["doubled_node_events"] == [] and report["ended_not_once"] == [], report
+        assert report["doubled_node_events"] == [], report
+        assert report["ended_not_once"] == [], report
         assert "stalled_job_retried" not in cluster.log_text()
     finally:
         cluster.stop()

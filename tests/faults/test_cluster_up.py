@@ -81,7 +81,8 @@ def test_up_runs_several_apis_and_workers(private_database: str, tmp_path: Path)
             if len(alive) == 3 and victim.pid not in {c.pid for c in alive}:
                 break
             time.sleep(0.2)
-        assert len(alive) == 3 and victim.pid not in {c.pid for c in alive}
+        assert len(alive) == 3
+        assert victim.pid not in {c.pid for c in alive}
         assert "child_restarted" in (tmp_path / "up.log").read_text()
     finally:
         assert stop(proc) == 0

@@ -91,7 +91,8 @@ async def test_a_request_stuck_behind_a_lock_answers_503_after_the_statement_tim
             waited = time.perf_counter() - started
             await transaction.rollback()
         assert stuck.status_code == 503, stuck.text
-        assert stuck.json()["code"] == "database_timeout" and stuck.headers["retry-after"]
+        assert stuck.json()["code"] == "database_timeout"
+        assert stuck.headers["retry-after"]
         assert 0.9 < waited < 5
         stopped = await client.post(f"/v1/workflows/tasks/{run_id}/stop", json={}, headers=headers)
         assert stopped.status_code == 200, stopped.text
@@ -211,7 +212,8 @@ async def test_a_full_disk_answers_503_and_recovers(tiny_tablespace: str, tmp_pa
         full = await client.post("/v1/workflows/run", json=body, headers=headers)
         assert time.perf_counter() - started < 10
         assert full.status_code == 503, full.text
-        assert full.json()["code"] == "database_full" and full.json()["status"] == 503
+        assert full.json()["code"] == "database_full"
+        assert full.json()["status"] == 503
     with psycopg.connect(urls.libpq(database_url), autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM workflow_runs").fetchone() == (0,)  # nothing half-written
         conn.execute("DROP TABLE filler")  # space freed (TRUNCATE would need a new file first)

@@ -59,7 +59,8 @@ async def test_postgres_restarted_under_load(own_postgres: OwnPostgres, tmp_path
                 f"{cluster.urls[0]}/v1/workflows/run",
                 json={"inputs": {}, "response_mode": "blocking", "user": "u"},
             )
-        assert refused.status_code == 503 and refused.json()["code"] == "database_unavailable", refused.text
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "database_unavailable", refused.text
         await asyncio.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - down_at)))
         own_postgres.start()
         back_at = time.monotonic()
@@ -78,14 +79,16 @@ async def test_postgres_restarted_under_load(own_postgres: OwnPostgres, tmp_path
             f"\nready {ready_after:.1f} s after the restart; clients: {dict(statuses)}; runs: {report['statuses']}"
         )
         assert report["active"] == 0, report
-        assert report["ended_not_once"] == [] and report["doubled_node_events"] == [], report
+        assert report["ended_not_once"] == [], report
+        assert report["doubled_node_events"] == [], report
         assert report["sequence_gaps"] == [], report
         assert set(report["statuses"]) == {"succeeded"}, report
         # While it was down, requests were refused with 503 (never a 500 or a hang); the rest succeeded.
         assert set(statuses) <= {200, 503, "stream_cut"}, statuses
         assert all(cluster.alive().values()), cluster.alive()
         logs = cluster.log_text()
-        assert "worker_lost_database" in logs and "worker_restarting" in logs
+        assert "worker_lost_database" in logs
+        assert "worker_restarting" in logs
         assert "unhandled_exception" not in logs
     finally:
         cluster.stop()

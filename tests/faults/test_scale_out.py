@@ -40,7 +40,8 @@ async def test_a_worker_killed_under_load_loses_and_doubles_nothing(
         statuses = Counter(o.status for o in outcomes)
         print(f"\n{len(outcomes)} runs: {dict(statuses)}; database: {report['statuses']}")
         assert report["active"] == 0, report
-        assert report["ended_not_once"] == [] and report["doubled_node_events"] == [], report
+        assert report["ended_not_once"] == [], report
+        assert report["doubled_node_events"] == [], report
         assert report["sequence_gaps"] == [], report
         assert report["statuses"] == {"succeeded": len(outcomes)}, (report, statuses)
         assert statuses == {200: len(outcomes)}, statuses

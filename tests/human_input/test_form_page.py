@@ -110,14 +110,16 @@ async def test_untrusted_content_is_rendered_inert(
 ) -> None:
     token = await open_form(session, settings, tenant.app["id"])
     page = await client.get(f"/form/{token}")
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
     html = page.text
 
     # Raw HTML in the Markdown is shown as text, not executed; the javascript: link is not a link.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "[x](javascript:alert(1))" in html
-    assert "<script" not in html.lower() and "<img" not in html.lower()
+    assert "<script" not in html.lower()
+    assert "<img" not in html.lower()
     assert 'href="javascript:' not in html.lower()
     tags = Tags(html).tags
     assert not [(t, a) for t, a in tags if t in ("script", "img", "iframe", "object")]
@@ -125,7 +127,8 @@ async def test_untrusted_content_is_rendered_inert(
     assert not [a for _, a in tags if (a.get("href") or "").strip().lower().startswith("javascript:")]
 
     # Markdown still works; the output placeholder is a chip; titles and defaults are escaped.
-    assert "<h2>Please review</h2>" in html and "<strong>bold</strong>" in html
+    assert "<h2>Please review</h2>" in html
+    assert "<strong>bold</strong>" in html
     assert '<span class="placeholder">comment</span>' in html
     assert "<h1>Review &lt;the&gt; draft</h1>" in html
     assert 'value="&#34;&gt;&lt;script&gt;alert(2)&lt;/script&gt;"' in html
@@ -141,7 +144,8 @@ async def test_untrusted_content_is_rendered_inert(
 
     assert "script-src" not in page.headers["content-security-policy"]
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
-    assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
 
 
 async def test_submit_redirects_to_the_confirmation(
@@ -150,21 +154,26 @@ async def test_submit_redirects_to_the_confirmation(
     token = await open_form(session, settings, tenant.app["id"])
     answer = {"title": "Fine <b>", "comment": "line one\r\nline two", "action": "reject"}
     posted = await client.post(f"/form/{token}", data=answer, follow_redirects=False)
-    assert posted.status_code == 303 and posted.headers["location"] == f"/form/{token}"
+    assert posted.status_code == 303
+    assert posted.headers["location"] == f"/form/{token}"
 
     page = await client.get(f"/form/{token}")
     assert page.status_code == 200
-    assert "Thank you — this form has been submitted" in page.text and "Reject &lt;now&gt;" in page.text
+    assert "Thank you — this form has been submitted" in page.text
+    assert "Reject &lt;now&gt;" in page.text
     assert "<form" not in page.text
 
     form, _ = await forms.find_by_token(session, token)
     await session.refresh(form)
-    assert form.status == "submitted" and form.action_id == "reject"
+    assert form.status == "submitted"
+    assert form.action_id == "reject"
     assert form.submitted_values == {"title": "Fine <b>", "comment": "line one\nline two"}
 
     again = await client.post(f"/form/{token}", data={**answer, "action": "approve"}, follow_redirects=False)
-    assert again.status_code == 412 and again.headers["content-type"].startswith("text/html")
-    assert "Thank you — this form has been submitted" in again.text and "Reject &lt;now&gt;" in again.text
+    assert again.status_code == 412
+    assert again.headers["content-type"].startswith("text/html")
+    assert "Thank you — this form has been submitted" in again.text
+    assert "Reject &lt;now&gt;" in again.text
 
 
 async def test_invalid_submission_shows_the_form_again(
@@ -172,7 +181,8 @@ async def test_invalid_submission_shows_the_form_again(
 ) -> None:
     token = await open_form(session, settings, tenant.app["id"])
     missing = await client.post(f"/form/{token}", data={"title": "<kept>", "action": "approve"})
-    assert missing.status_code == 400 and missing.headers["content-type"].startswith("text/html")
+    assert missing.status_code == 400
+    assert missing.headers["content-type"].startswith("text/html")
     assert "comment: is required" in missing.text
     assert 'value="&lt;kept&gt;"' in missing.text  # what was typed stays, escaped
     assert "<textarea" in missing.text
@@ -184,7 +194,8 @@ async def test_invalid_submission_shows_the_form_again(
         {"title": "t", "comment": "nul\x00", "action": "approve"},
     ):
         refused = await client.post(f"/form/{token}", data=bad)
-        assert refused.status_code == 400 and 'class="error"' in refused.text, bad
+        assert refused.status_code == 400, bad
+        assert 'class="error"' in refused.text, bad
 
     form, _ = await forms.find_by_token(session, token)
     await session.refresh(form)
@@ -194,10 +205,12 @@ async def test_invalid_submission_shows_the_form_again(
 async def test_unknown_token_is_a_404_page(client: AsyncTestClient[Litestar]) -> None:
     for token in ("nope", "x" * 300, "%00"):
         page = await client.get(f"/form/{token}")
-        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html"), token
+        assert page.status_code == 404, token
+        assert page.headers["content-type"].startswith("text/html"), token
         assert "Form not found" in page.text
         posted = await client.post(f"/form/{token}", data={"action": "approve"})
-        assert posted.status_code == 404 and "Form not found" in posted.text
+        assert posted.status_code == 404
+        assert "Form not found" in posted.text
 
 
 @pytest.mark.parametrize(
@@ -218,12 +231,16 @@ async def test_closed_forms_say_so(
     token = await open_form(session, settings, tenant.app["id"])
     await set_form(session, token, **closed)
     page = await client.get(f"/form/{token}")
-    assert page.status_code == 200 and "This form is no longer open" in page.text and "<form" not in page.text
+    assert page.status_code == 200
+    assert "This form is no longer open" in page.text
+    assert "<form" not in page.text
     answer = {"title": "t", "comment": "c", "action": "approve"}
     posted = await client.post(f"/form/{token}", data=answer, follow_redirects=False)
-    assert posted.status_code == 412 and "This form is no longer open" in posted.text
+    assert posted.status_code == 412
+    assert "This form is no longer open" in posted.text
     invalid = await client.post(f"/form/{token}", data={"action": "approve"}, follow_redirects=False)
-    assert invalid.status_code == 412 and "This form is no longer open" in invalid.text
+    assert invalid.status_code == 412
+    assert "This form is no longer open" in invalid.text
 
 
 # --- a person in a browser ------------------------------------------------------------------------
@@ -361,7 +378,8 @@ async def finished_run(api: httpx.AsyncClient, run_id: str, timeout: float = 30.
     """The run once the worker has resumed and finished it."""
     deadline = time.monotonic() + timeout
     while (run := (await api.get(f"/v1/workflows/run/{run_id}")).json())["status"] != "succeeded":
-        assert run["status"] in ("paused", "running") and time.monotonic() < deadline, run
+        assert run["status"] in ("paused", "running"), run
+        assert time.monotonic() < deadline, run
         await asyncio.sleep(0.2)
     return dict(run)
 
@@ -376,7 +394,8 @@ async def test_a_person_approves_in_chromium(
     page = await browser.new_page()
 
     opened = await page.goto(url)
-    assert opened is not None and opened.status == 200
+    assert opened is not None
+    assert opened.status == 200
     assert opened.headers["content-security-policy"].startswith("default-src 'none'")
     await expect(page).to_have_title("Review the draft")
     await expect(page.get_by_role("heading", level=1)).to_have_text("Review the draft")
@@ -397,7 +416,8 @@ async def test_a_person_approves_in_chromium(
     async with page.expect_response(lambda r: r.request.method == "POST") as posting:
         await page.get_by_role("button", name="Approve", exact=True).click()
     posted = await posting.value
-    assert posted.status == 303 and posted.headers["location"] == f"/form/{token}"
+    assert posted.status == 303
+    assert posted.headers["location"] == f"/form/{token}"
     await expect(page.get_by_text("Thank you — this form has been submitted.")).to_be_visible()
     await expect(page).to_have_url(url)  # the POST redirected back to the page
     await expect(page.get_by_text("Chosen action:")).to_have_text("Chosen action: Approve")

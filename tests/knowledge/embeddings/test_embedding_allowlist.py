@@ -107,4 +107,5 @@ async def test_a_dataset_key_picks_only_allowed_models(
     )
     assert_error(document, 400, "embedding_model_not_allowed")
     shown = await narrow_client.get(f"/v1/datasets/{empty.json()['id']}", headers=headers)
-    assert shown.json()["embedding_model"] is None and shown.json()["document_count"] == 0
+    assert shown.json()["embedding_model"] is None
+    assert shown.json()["document_count"] == 0

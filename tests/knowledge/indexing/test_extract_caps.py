@@ -29,13 +29,15 @@ def refused(filename: str, data: bytes, limits: ParseLimits = ParseLimits()) -> 
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert time.perf_counter() - began < 2 and peak < 40 * MB
+    assert time.perf_counter() - began < 2
+    assert peak < 40 * MB
     return error.value.message
 
 
 def test_a_docx_flood_of_empty_paragraphs_is_refused_by_its_compression_ratio() -> None:
     message = refused("flood.docx", docx_of_empty_paragraphs())
-    assert "times its size" in message and "SLUICE_INDEXING_MAX_COMPRESSION_RATIO" in message
+    assert "times its size" in message
+    assert "SLUICE_INDEXING_MAX_COMPRESSION_RATIO" in message
 
 
 def test_a_docx_flood_of_empty_paragraphs_is_refused_by_its_paragraph_count() -> None:

@@ -39,10 +39,13 @@ async def test_text_document_is_parsed_split_embedded_and_timestamped(
     assert done.indexing_status == "completed", done.error
     for stamp in ("processing_started_at", "parsing_completed_at", "cleaning_completed_at"):
         assert getattr(done, stamp) is not None
-    assert done.splitting_completed_at and done.completed_at and done.indexing_latency is not None
+    assert done.splitting_completed_at
+    assert done.completed_at
+    assert done.indexing_latency is not None
     assert done.processing_started_at <= done.parsing_completed_at <= done.splitting_completed_at
     total, embedded = await segment_counts(kb_sessions, document.id)
-    assert total >= 5 and embedded == total  # 40 lines of ~70 chars, max 500 per segment
+    assert total >= 5
+    assert embedded == total  # 40 lines of ~70 chars, max 500 per segment
     async with kb_sessions() as session:
         contents = list(
             await session.scalars(
@@ -54,7 +57,8 @@ async def test_text_document_is_parsed_split_embedded_and_timestamped(
         )
     assert statuses == {"completed"}
     assert all(len(c) <= 500 for c in contents)
-    assert "Paragraph 0 " in contents[0] and "Paragraph 39 " in contents[-1]
+    assert "Paragraph 0 " in contents[0]
+    assert "Paragraph 39 " in contents[-1]
     assert done.word_count == sum(len(c) for c in contents)
 
 
@@ -87,8 +91,10 @@ async def test_hierarchical_document_embeds_children_only(kb_sessions, kb_sessio
                 Segment.document_id == document.id, Segment.embedding_space_id.is_not(None)
             )
         )
-    assert parents == 10 and children == 40
-    assert unembedded == 0 and parent_vectors == 0
+    assert parents == 10
+    assert children == 40
+    assert unembedded == 0
+    assert parent_vectors == 0
 
 
 async def test_economy_document_has_no_vectors(kb_sessions, kb_session, kb_workspace) -> None:
@@ -97,7 +103,8 @@ async def test_economy_document_has_no_vectors(kb_sessions, kb_session, kb_works
     done = await wait_for_status(kb_sessions, document.id)
     assert done.indexing_status == "completed", done.error
     total, embedded = await segment_counts(kb_sessions, document.id)
-    assert total > 0 and embedded == 0
+    assert total > 0
+    assert embedded == 0
     async with kb_sessions() as session:
         keywords = await session.scalar(
             select(Segment.keywords).where(Segment.document_id == document.id, Segment.position == 1)
@@ -120,7 +127,8 @@ async def test_bad_files_end_in_error_with_a_message(
     document = await add_document(kb_sessions, dataset, content, name=name)
     done = await wait_for_status(kb_sessions, document.id)
     assert done.indexing_status == "error"
-    assert done.error and message in done.error.lower()
+    assert done.error
+    assert message in done.error.lower()
     assert done.stopped_at is not None
 
 
@@ -161,7 +169,9 @@ async def test_pause_and_resume_do_not_embed_twice(
     total, embedded_at_pause = await segment_counts(kb_sessions, document.id)
     async with kb_sessions() as session:
         paused = await session.get(Document, document.id)
-    assert paused is not None and paused.indexing_status == "paused" and paused.paused_at is not None
+    assert paused is not None
+    assert paused.indexing_status == "paused"
+    assert paused.paused_at is not None
     assert 0 < embedded_at_pause < total
     await asyncio.sleep(0.3)
     assert (await segment_counts(kb_sessions, document.id))[1] == embedded_at_pause  # really stopped
@@ -195,7 +205,8 @@ async def test_update_during_indexing_leaves_only_the_new_version(
         )
         await lifecycle.start_indexing(session, doc)
     done = await wait_for_status(kb_sessions, document.id)
-    assert done.indexing_status == "completed" and done.indexing_generation == 2
+    assert done.indexing_status == "completed"
+    assert done.indexing_generation == 2
     async with kb_sessions() as session:
         contents = list(
             await session.scalars(select(Segment.content).where(Segment.document_id == document.id))

@@ -68,9 +68,11 @@ def names(hits: list[Hit]) -> list[str]:
 
 async def test_semantic_search_finds_the_same_text_first(kb_sessions, kb_settings, corpus) -> None:
     hits = await search(kb_sessions, kb_settings, corpus["dataset"], FACTS["chain.txt"], top_k=3)
-    assert names(hits)[0] == "chain.txt" and len(hits) == 3
+    assert names(hits)[0] == "chain.txt"
+    assert len(hits) == 3
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
-    assert all(0 <= h.score <= 1 for h in hits) and hits == sorted(hits, key=lambda h: -h.score)
+    assert all(0 <= h.score <= 1 for h in hits)
+    assert hits == sorted(hits, key=lambda h: -h.score)
 
 
 async def test_full_text_search_stems_and_ranks(kb_sessions, kb_settings, corpus) -> None:
@@ -97,7 +99,8 @@ async def test_hybrid_search_fuses_both_lists(kb_sessions, kb_settings, corpus) 
     rrf = await search(
         kb_sessions, kb_settings, corpus["dataset"], FACTS["oven.txt"], search_method="hybrid_search", top_k=2
     )
-    assert names(rrf)[0] == "oven.txt" and rrf[0].score == pytest.approx(1.0)  # first in both lists
+    assert names(rrf)[0] == "oven.txt"
+    assert rrf[0].score == pytest.approx(1.0)  # first in both lists
     weighted = await search(
         kb_sessions,
         kb_settings,
@@ -114,7 +117,8 @@ async def test_keyword_search_and_economy_datasets(kb_sessions, kb_settings, cor
     hits = await search(
         kb_sessions, kb_settings, corpus["economy"], "chain checker", search_method="keyword_search"
     )
-    assert names(hits)[0] == "chain.txt" and hits[0].score == 1.0
+    assert names(hits)[0] == "chain.txt"
+    assert hits[0].score == 1.0
     # an economy dataset has no vectors: a semantic request searches its keywords instead
     semantic = await search(kb_sessions, kb_settings, corpus["economy"], "dutch oven loaf")
     assert names(semantic)[0] == "oven.txt"

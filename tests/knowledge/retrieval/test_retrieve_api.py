@@ -106,9 +106,8 @@ async def test_retrieve_defaults_and_errors(kb_client: AsyncTestClient[Litestar]
         {"query": "sourdough loaf", "retrieval_model": {"search_method": "full_text_search"}},
         url.replace("retrieve", "hit-testing"),
     )
-    assert alias.status_code == 200 and [
-        r["segment"]["document"]["name"] for r in alias.json()["records"]
-    ] == ["baking"]
+    assert alias.status_code == 200
+    assert [r["segment"]["document"]["name"] for r in alias.json()["records"]] == ["baking"]
 
     for body in (
         {},
@@ -141,6 +140,7 @@ async def test_retrieve_defaults_and_errors(kb_client: AsyncTestClient[Litestar]
 
     other = await make_tenant(kb_client, ADMIN)
     response = await kb_client.post(url, json={"query": "q"}, headers=other.dataset_headers)
-    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
     response = await kb_client.post(url, json={"query": "q"}, headers=tenant.app_headers)
     assert response.status_code == 401

@@ -161,7 +161,9 @@ async def test_outputs_answer_and_markdown_values() -> None:
     expected = 'q|True|{\n  "a": 1\n}|- x\n- y'
     assert texts(rec) == expected
     assert outcome.outputs == {"answer": expected, "files": []}
-    assert markdown(3.5) == "3.5" and markdown(None) == "" and markdown([{"a": 1}]) == "- {'a': 1}"
+    assert markdown(3.5) == "3.5"
+    assert markdown(None) == ""
+    assert markdown([{"a": 1}]) == "- {'a': 1}"
 
 
 async def test_workflow_runs_stream_sources_directly_and_answers_not_at_all() -> None:

@@ -93,7 +93,8 @@ async def test_inputs_reach_the_port_and_outputs_the_pool() -> None:
     assert outcome.status == "succeeded"
     assert port.calls == [("python3", "def main(a):\n    return {}\n", {"a": "x", "missing": None})]
     result = recorder.finished[1].result
-    assert result is not None and result.outputs == {"result": "xy", "n": 2}
+    assert result is not None
+    assert result.outputs == {"result": "xy", "n": 2}
     assert result.inputs == {"a": "x", "missing": None}
 
 
@@ -105,10 +106,12 @@ async def test_sandbox_failures_are_code_execution_errors_and_follow_the_error_s
         {"a": "x"},
         ports=Ports(code=port),
     )
-    assert outcome.status == "partial-succeeded" and outcome.outputs == {"e": "CodeExecutionError"}
+    assert outcome.status == "partial-succeeded"
+    assert outcome.outputs == {"e": "CodeExecutionError"}
     assert recorder.status("code") == "exception"
     outcome, _, _ = await run_graph(flow(code_node({"r": out("string")})), {"a": "x"}, ports=Ports(code=port))
-    assert outcome.status == "failed" and "process exited with code 1" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "process exited with code 1" in (outcome.error or "")
 
 
 async def test_retries_run_the_code_again() -> None:
@@ -123,7 +126,8 @@ async def test_retries_run_the_code_again() -> None:
 
 async def test_without_a_port_the_node_fails_clearly() -> None:
     outcome, _, _ = await run_graph(flow(code_node({"r": out("string")})), {"a": "x"}, ports=Ports())
-    assert outcome.status == "failed" and "Code execution service is unavailable" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "Code execution service is unavailable" in (outcome.error or "")
 
 
 @pytest.mark.parametrize(
@@ -147,7 +151,8 @@ async def test_bad_config_is_refused_at_import(data: dict[str, Any], message: st
 async def test_code_max_string_length() -> None:
     limits = CodeLimits(max_string_length=5)
     ok, _, _ = await run_code_node({"s": out("string")}, {"s": "12345"}, limits)
-    assert ok is not None and ok.outputs == {"s": "12345"}
+    assert ok is not None
+    assert ok.outputs == {"s": "12345"}
     _, error, kind = await run_code_node({"s": out("string")}, {"s": "123456"}, limits)
     assert error == "The length of output variable `s` must be less than 5 characters"
     assert kind == "OutputValidationError"
@@ -161,7 +166,8 @@ async def test_code_max_number_and_code_min_number() -> None:
     _, error, _ = await run_code_node({"n": out("number")}, {"n": -10.5}, limits)
     assert error == "Output variable `n` is out of range, it must be between -10 and 10."
     ok, _, _ = await run_code_node({"n": out("number")}, {"n": -10}, limits)
-    assert ok is not None and ok.outputs == {"n": -10}
+    assert ok is not None
+    assert ok.outputs == {"n": -10}
 
 
 async def test_code_max_precision() -> None:
@@ -176,7 +182,8 @@ async def test_code_max_precision() -> None:
 async def test_code_max_depth() -> None:
     limits = CodeLimits(max_depth=3)
     ok, _, _ = await run_code_node({"o": out("object")}, {"o": {"a": {"b": 1}}}, limits)
-    assert ok is not None and ok.outputs == {"o": {"a": {"b": 1}}}
+    assert ok is not None
+    assert ok.outputs == {"o": {"a": {"b": 1}}}
     _, error, kind = await run_code_node({"o": out("object")}, {"o": {"a": {"b": {"c": 1}}}}, limits)
     assert (error, kind) == ("Depth limit 3 reached, object too deep.", "DepthLimitError")
 
@@ -184,7 +191,8 @@ async def test_code_max_depth() -> None:
 async def test_code_max_string_array_length() -> None:
     limits = CodeLimits(max_string_array_length=2)
     ok, _, _ = await run_code_node({"a": out("array[string]")}, {"a": ["x", None]}, limits)
-    assert ok is not None and ok.outputs == {"a": ["x", None]}
+    assert ok is not None
+    assert ok.outputs == {"a": ["x", None]}
     _, error, kind = await run_code_node({"a": out("array[string]")}, {"a": ["x", "y", "z"]}, limits)
     assert error == "The length of output variable `a` must be less than 2 elements."
     assert kind == "OutputValidationError"
@@ -339,7 +347,8 @@ def test_scientific_notation_strings_become_numbers() -> None:
 
 async def test_scientific_notation_quirk_through_the_node() -> None:
     ok, _, _ = await run_code_node({"n": out("number")}, {"n": "1e+3"})
-    assert ok is not None and ok.outputs == {"n": 1000.0}
+    assert ok is not None
+    assert ok.outputs == {"n": 1000.0}
     _, error, _ = await run_code_node({"s": out("string")}, {"s": "1e+3"})
     assert error == "Output s must be a string, got float instead."
 
@@ -351,7 +360,8 @@ async def test_hostile_results_fail_readably() -> None:
         cursor["x"] = {}
         cursor = cursor["x"]
     _, error, kind = await run_code_node({"o": out("object")}, {"o": deep})
-    assert kind == "DepthLimitError" and error == "Depth limit 5 reached, object too deep."
+    assert kind == "DepthLimitError"
+    assert error == "Depth limit 5 reached, object too deep."
     nested: list[Any] = []
     for _ in range(10):
         nested = [nested]

@@ -94,15 +94,19 @@ async def iterate(items: Any, **options: Any) -> tuple[Any, Recorder, RunState]:
 
 async def test_sequential_iteration_outputs_and_events() -> None:
     outcome, rec, _ = await iterate([1, 2, 3])
-    assert outcome.status == "succeeded" and outcome.outputs == {"out": ["<1>", "<2>", "<3>"]}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"out": ["<1>", "<2>", "<3>"]}
     names = [n for n, _ in rec.events]
     assert names == ["iteration_started", *["iteration_next"] * 3, "iteration_completed"]
     started = rec.events[0][1]
-    assert started["id"] == "it" and started["metadata"] == {"iteration_length": 3}
+    assert started["id"] == "it"
+    assert started["metadata"] == {"iteration_length": 3}
     assert started["inputs"] == {"iterator_selector": [1, 2, 3]}
     assert [d["index"] for n, d in rec.events if n == "iteration_next"] == [0, 1, 2]
     completed = rec.events[-1][1]
-    assert completed["status"] == "succeeded" and completed["error"] is None and completed["steps"] == 3
+    assert completed["status"] == "succeeded"
+    assert completed["error"] is None
+    assert completed["steps"] == 3
     assert set(completed["execution_metadata"]["iteration_duration_map"]) == {"0", "1", "2"}
     inner = [r for r in rec.finished if r.node.id == "w"]
     assert [r.scope for r in inner] == [{"iteration_id": "it", "iteration_index": i} for i in range(3)]
@@ -136,15 +140,18 @@ async def test_parallel_width_is_capped_by_max_parallel_limit() -> None:
 )
 async def test_error_modes_that_go_on(mode: str, expected: list[Any]) -> None:
     outcome, _, _ = await iterate([1, 2, 3], error_handle_mode=mode, work={"fail_on": [2]})
-    assert outcome.status == "succeeded" and outcome.outputs == {"out": expected}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"out": expected}
 
 
 @pytest.mark.parametrize("parallel", [False, True])
 async def test_terminated_mode_fails_the_iteration(parallel: bool) -> None:
     outcome, rec, _ = await iterate([1, 2, 3, 4], is_parallel=parallel, work={"fail_on": [2]})
-    assert outcome.status == "failed" and "no good: 2" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "no good: 2" in (outcome.error or "")
     completed = rec.events[-1]
-    assert completed[0] == "iteration_completed" and completed[1]["status"] == "failed"
+    assert completed[0] == "iteration_completed"
+    assert completed[1]["status"] == "failed"
     if not parallel:
         assert Work.calls == [1, 2]  # nothing after the failed round
 
@@ -159,17 +166,21 @@ async def test_flatten_output() -> None:
 async def test_empty_none_and_bad_iterators() -> None:
     for empty in ([], None):
         outcome, rec, _ = await iterate(empty)
-        assert outcome.outputs == {"out": []} and rec.events == []  # no iteration events at all
+        assert outcome.outputs == {"out": []}
+        assert rec.events == []  # no iteration events at all
     outcome, _, _ = await iterate("not a list")
-    assert outcome.status == "failed" and "invalid iterator value" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "invalid iterator value" in (outcome.error or "")
     outcome, _, _ = await iterate(list(range(5)), limits=Limits(iteration_max_items=3))
-    assert outcome.status == "failed" and "ITERATION_MAX_ITEMS" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "ITERATION_MAX_ITEMS" in (outcome.error or "")
 
 
 async def test_inner_nodes_count_as_steps() -> None:
     # start, src, it, 10 rounds of w = 13 steps; a limit of 8 stops it inside the rounds
     outcome, _, state = await iterate(list(range(10)), limits=Limits(max_steps=8))
-    assert outcome.status == "failed" and state.steps == 8
+    assert outcome.status == "failed"
+    assert state.steps == 8
 
 
 async def test_an_iteration_continues_from_a_checkpoint() -> None:
@@ -191,10 +202,13 @@ async def test_an_iteration_continues_from_a_checkpoint() -> None:
     await run_graph(g, registry=REGISTRY, recorder=crash, pools={"src": {"items": [1, 2, 3, 4]}})
     assert Work.calls == [1, 2]
     container = crash.saved.nodes["it"].container
-    assert container is not None and container.outputs == {0: "<1>"} and 1 in container.rounds
+    assert container is not None
+    assert container.outputs == {0: "<1>"}
+    assert 1 in container.rounds
     Work.calls = []
     outcome, rec, _ = await run_graph(g, registry=REGISTRY, state=crash.saved)
-    assert outcome.status == "succeeded" and outcome.outputs == {"out": ["<1>", "<2>", "<3>", "<4>"]}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"out": ["<1>", "<2>", "<3>", "<4>"]}
     assert Work.calls == [3, 4]  # round 1's node had finished (its round had not): no round runs twice
     assert [n for n, _ in rec.events].count("iteration_started") == 0  # already recorded before the crash
 
@@ -322,12 +336,14 @@ I_AT_LEAST_3 = [
 
 async def test_loop_counts_until_its_break_condition() -> None:
     outcome, rec, _ = await run_graph(loop_graph(breaks=I_AT_LEAST_3))
-    assert outcome.status == "succeeded" and outcome.outputs == {"i": 3, "rounds": 3}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"i": 3, "rounds": 3}
     names = [n for n, _ in rec.events]
     assert names == ["loop_started", "loop_next", "loop_next", "loop_completed"]
     completed = rec.events[-1][1]
     meta = completed["execution_metadata"]
-    assert meta["completed_reason"] == "loop_break" and completed["steps"] == 10  # Dify: the configured count
+    assert meta["completed_reason"] == "loop_break"
+    assert completed["steps"] == 10  # Dify: the configured count
     assert meta["loop_variable_map"] == {"0": {"i": 1}, "1": {"i": 2}, "2": {"i": 3}}
     assert [r.scope["loop_index"] for r in rec.finished if r.node.id == "inc"] == [0, 1, 2]
 
@@ -348,7 +364,8 @@ async def test_loop_end_node_stops_after_its_round() -> None:
 async def test_loop_condition_met_before_the_first_round_runs_none() -> None:
     met = [{"variable_selector": ["lp", "i"], "comparison_operator": "≥", "value": "0", "varType": "number"}]
     outcome, rec, _ = await run_graph(loop_graph(breaks=met))
-    assert outcome.outputs == {"i": 0, "rounds": None} and rec.events == []
+    assert outcome.outputs == {"i": 0, "rounds": None}
+    assert rec.events == []
 
 
 async def test_loop_count_is_clamped_by_loop_node_max_count() -> None:
@@ -407,7 +424,8 @@ async def test_checkpoints_never_overlap(parallel: bool) -> None:
     outcome, _, _ = await run_graph(
         g, registry={**REGISTRY, IoWork.type: IoWork}, recorder=rec, pools={"src": {"items": [1, 2, 3]}}
     )
-    assert outcome.status == "succeeded" and outcome.outputs == {"out": ["<1>", "<2>", "<3>"]}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"out": ["<1>", "<2>", "<3>"]}
     assert rec.most_in_flight == 1
     assert rec.committed.index("iteration_started") < rec.committed.index("started:w")
     assert rec.snapshots == sorted(rec.snapshots)

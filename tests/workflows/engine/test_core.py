@@ -67,8 +67,10 @@ async def test_sequence_passes_variables() -> None:
         [edge("start", "a"), edge("a", "end")],
     )
     outcome, rec, state = await run_graph(g, {"name": "Ada"}, registry=REGISTRY)
-    assert outcome.status == "succeeded" and outcome.outputs == {"out": "hi Ada"}
-    assert rec.started == ["start", "a", "end"] and state.steps == 3
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"out": "hi Ada"}
+    assert rec.started == ["start", "a", "end"]
+    assert state.steps == 3
     assert [r.state.index for r in rec.finished] == [1, 2, 3]
     assert rec.finished[1].state.predecessor == "start"
 
@@ -95,8 +97,10 @@ async def test_branch_skips_the_other_side_and_the_skip_propagates() -> None:
         ],
     )
     outcome, rec, state = await run_graph(g, registry=REGISTRY)
-    assert outcome.status == "succeeded" and outcome.outputs == {"out": "Y"}
-    assert "n" not in rec.started and "n2" not in rec.started
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"out": "Y"}
+    assert "n" not in rec.started
+    assert "n2" not in rec.started
     assert state.nodes["n"].status == state.nodes["n2"].status == "skipped"
     assert rec.started.count("join") == 1
 
@@ -126,8 +130,10 @@ async def test_failure_without_strategy_fails_the_run() -> None:
         [edge("start", "a"), edge("a", "end")],
     )
     outcome, rec, state = await run_graph(g, registry=REGISTRY)
-    assert outcome.status == "failed" and 'Node "Broken" run failed' in (outcome.error or "")
-    assert state.nodes["a"].status == "failed" and "end" not in rec.started
+    assert outcome.status == "failed"
+    assert 'Node "Broken" run failed' in (outcome.error or "")
+    assert state.nodes["a"].status == "failed"
+    assert "end" not in rec.started
 
 
 async def test_fail_branch_and_default_value() -> None:
@@ -178,7 +184,9 @@ async def test_retries_then_success() -> None:
         [edge("start", "a"), edge("a", "end")],
     )
     outcome, _, state = await run_graph(g, registry=REGISTRY)
-    assert outcome.status == "succeeded" and state.nodes["a"].retries == 2 and Echo.calls["a"] == 3
+    assert outcome.status == "succeeded"
+    assert state.nodes["a"].retries == 2
+    assert Echo.calls["a"] == 3
 
 
 async def test_retries_exhausted_fail() -> None:
@@ -196,17 +204,20 @@ async def test_retries_exhausted_fail() -> None:
         [edge("start", "a"), edge("a", "end")],
     )
     outcome, _, _ = await run_graph(g, registry=REGISTRY)
-    assert outcome.status == "failed" and Echo.calls["a"] == 2
+    assert outcome.status == "failed"
+    assert Echo.calls["a"] == 2
 
 
 async def test_step_and_time_limits() -> None:
     chain = [start(), *[node(f"n{i}", "test-echo") for i in range(5)], end()]
     edges = [edge("start", "n0"), *[edge(f"n{i}", f"n{i + 1}") for i in range(4)], edge("n4", "end")]
     outcome, _, _ = await run_graph(graph(chain, edges), registry=REGISTRY, limits=Limits(max_steps=3))
-    assert outcome.status == "failed" and "Max steps 3" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "Max steps 3" in (outcome.error or "")
     slow = graph([start(), node("a", "test-echo", sleep=5), end()], [edge("start", "a"), edge("a", "end")])
     outcome, _, state = await run_graph(slow, registry=REGISTRY, limits=Limits(max_seconds=0.2))
-    assert outcome.status == "failed" and "Max execution time" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "Max execution time" in (outcome.error or "")
     assert state.nodes["a"].status == "stopped"
 
 
@@ -216,7 +227,8 @@ async def test_stop_reported_by_the_listener_halts_the_run() -> None:
         [edge("start", "a"), edge("a", "b"), edge("b", "end")],
     )
     outcome, rec, _ = await run_graph(chain, registry=REGISTRY, recorder=Recorder(stop_after=2))
-    assert outcome.status == "stopped" and "b" not in rec.started
+    assert outcome.status == "stopped"
+    assert "b" not in rec.started
 
 
 async def test_pause_and_resume_keep_execution_ids() -> None:
@@ -237,19 +249,23 @@ async def test_pause_and_resume_keep_execution_ids() -> None:
         ],
     )
     outcome, _rec, state = await run_graph(g, registry=REGISTRY)
-    assert outcome.status == "paused" and outcome.paused_nodes == ["ask"]
+    assert outcome.status == "paused"
+    assert outcome.paused_nodes == ["ask"]
     assert state.nodes["other"].status == "succeeded"  # the parallel branch went as far as it could
     paused_id = state.nodes["ask"].execution_id
 
     resolution = NodeResult(outputs={"answer": "yes"}, edge_source_handle="approve")
     outcome, rec2, state = await run_graph(g, registry=REGISTRY, state=state, resolutions={"ask": resolution})
-    assert outcome.status == "succeeded" and outcome.outputs == {"a": "yes", "o": "o"}
-    assert rec2.finished[0].node.id == "ask" and rec2.finished[0].state.execution_id == paused_id
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"a": "yes", "o": "o"}
+    assert rec2.finished[0].node.id == "ask"
+    assert rec2.finished[0].state.execution_id == paused_id
     assert "ask" not in rec2.started  # not run again
 
     # A second resume of the same pause is harmless: nothing is paused any more.
     outcome, rec3, _ = await run_graph(g, registry=REGISTRY, state=state, resolutions={"ask": resolution})
-    assert outcome.status == "succeeded" and rec3.finished == []
+    assert outcome.status == "succeeded"
+    assert rec3.finished == []
 
 
 async def test_start_inputs_are_validated() -> None:
@@ -273,7 +289,8 @@ async def test_start_inputs_are_validated() -> None:
     with pytest.raises(InputError, match="s: must be one of"):
         await run_graph(g, {"q": "ok", "s": "c"})
     outcome, _, state = await run_graph(g, {"q": "ok", "n": "4"})
-    assert outcome.status == "succeeded" and state.pool["start"]["n"] == 4
+    assert outcome.status == "succeeded"
+    assert state.pool["start"]["n"] == 4
 
 
 def test_graph_checks() -> None:
@@ -308,5 +325,7 @@ async def test_stop_seen_while_a_node_streams_halts_at_once() -> None:
     outcome, rec, state = await run_graph(
         g, registry={**REGISTRY, "test-stream": Streamer}, recorder=StopOnChunk()
     )
-    assert outcome.status == "stopped" and rec.chunks == [("s", "a")]
-    assert state.nodes["s"].status == "stopped" and "end" not in rec.started
+    assert outcome.status == "stopped"
+    assert rec.chunks == [("s", "a")]
+    assert state.nodes["s"].status == "stopped"
+    assert "end" not in rec.started

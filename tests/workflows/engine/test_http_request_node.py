@@ -117,9 +117,12 @@ async def test_get_with_params_headers_and_outputs(target: HttpTarget) -> None:
     )
     assert outcome.status == "succeeded", outcome.error
     received = target.requests[-1]
-    assert received.path == "/echo" and received.query == {"a": ["1", "echo"], "flag": [""]}
-    assert received.header("X-One") == "echo" and received.header("X-Empty") == ""
-    assert outcome.outputs["status_code"] == 200 and outcome.outputs["files"] == []
+    assert received.path == "/echo"
+    assert received.query == {"a": ["1", "echo"], "flag": [""]}
+    assert received.header("X-One") == "echo"
+    assert received.header("X-Empty") == ""
+    assert outcome.outputs["status_code"] == 200
+    assert outcome.outputs["files"] == []
     assert outcome.outputs["headers"]["content-type"] == "application/json"
     assert echoed(outcome)["method"] == "GET"
     assert execution.state.status == "succeeded"
@@ -128,7 +131,8 @@ async def test_get_with_params_headers_and_outputs(target: HttpTarget) -> None:
 async def test_a_newline_in_a_header_variable_adds_a_header_as_in_dify(target: HttpTarget) -> None:
     await run(http(target.url(), headers="X-One: {{#start.v#}}"), "1\nX-Injected: yes")
     received = target.requests[-1]
-    assert received.header("X-One") == "1" and received.header("X-Injected") == "yes"
+    assert received.header("X-One") == "1"
+    assert received.header("X-Injected") == "yes"
 
 
 async def test_a_newline_in_a_param_variable_stays_inside_the_value(target: HttpTarget) -> None:
@@ -186,7 +190,8 @@ def body(kind: str, *items: dict[str, Any]) -> dict[str, Any]:
 
 async def test_body_none_and_raw_text(target: HttpTarget) -> None:
     await run(http(target.url(), method="post", body=body("none")))
-    assert target.requests[-1].body == b"" and target.requests[-1].header("Content-Type") is None
+    assert target.requests[-1].body == b""
+    assert target.requests[-1].header("Content-Type") is None
     await run(
         http(target.url(), method="post", body=body("raw-text", {"value": "hi {{#start.v#}}"})), "there"
     )
@@ -261,7 +266,8 @@ async def test_body_form_data_with_files(target: HttpTarget, files: MemoryFiles)
 async def test_body_form_data_without_files_sends_a_placeholder_part(target: HttpTarget) -> None:
     await run(http(target.url(), method="post", body=body("form-data", {"key": "k", "value": "v"})))
     raw = target.requests[-1].body
-    assert b'name="k"\r\n\r\nv' in raw and b'name="__multipart_placeholder__"' in raw
+    assert b'name="k"\r\n\r\nv' in raw
+    assert b'name="__multipart_placeholder__"' in raw
 
 
 async def test_body_binary(target: HttpTarget, files: MemoryFiles) -> None:
@@ -321,9 +327,8 @@ async def test_url_checks_and_methods(target: HttpTarget) -> None:
         "Invalid http method options",
         "InvalidHttpMethodError",
     )
-    assert execution.result is not None and execution.result.process_data["request"].startswith(
-        "OPTIONS /echo"
-    )
+    assert execution.result is not None
+    assert execution.result.process_data["request"].startswith("OPTIONS /echo")
     for method in ("GET", "head", "Delete", "patch"):
         outcome, _ = await run(http(target.url(), method=method))
         assert outcome.status == "succeeded"
@@ -346,7 +351,8 @@ def test_config_is_checked_at_import() -> None:
     node_ = build(
         body={"type": "raw-text", "data": "legacy"}, authorization={"type": "no-auth", "config": {"x": 1}}
     )
-    assert node_.config.body is not None and node_.config.body.data[0].value == "legacy"
+    assert node_.config.body is not None
+    assert node_.config.body.data[0].value == "legacy"
     assert node_.config.authorization.config is None
     build(body={"type": "form-data", "data": [{"key": "k", "type": "text", "value": None, "file": None}]})
 
@@ -361,7 +367,8 @@ async def test_response_headers_are_lower_cased_and_joined(target: HttpTarget) -
     )
     outcome, _ = await run(http(target.url("/cookies")))
     headers = outcome.outputs["headers"]
-    assert headers["set-cookie"] == "a=1, b=2" and headers["x-mixed-case"] == "v"
+    assert headers["set-cookie"] == "a=1, b=2"
+    assert headers["x-mixed-case"] == "v"
 
 
 async def test_text_decoding(target: HttpTarget) -> None:
@@ -394,7 +401,8 @@ async def test_file_responses_are_stored(target: HttpTarget, files: MemoryFiles)
         ),
     )
     outcome, _ = await run(http(target.url("/pic.png")), node_ports=ports(files))
-    assert outcome.outputs["body"] == "" and len(outcome.outputs["files"]) == 1
+    assert outcome.outputs["body"] == ""
+    assert len(outcome.outputs["files"]) == 1
     saved = files.saved[-1]
     assert (saved["filename"], saved["mime_type"], files.blobs[saved["id"]]) == ("pic.png", "image/png", png)
     assert outcome.outputs["files"][0]["id"] == saved["id"]
@@ -433,7 +441,8 @@ async def test_size_limits_use_difys_messages(target: HttpTarget, files: MemoryF
     assert execution.error == "File size is too large, max size is 2.00 MB, but current size is over 2.00 MB."
     # a file may be larger than text may
     outcome, _ = await run(http(target.url("/big-file")), node_ports=ports(files, max_binary_size=4 * MIB))
-    assert outcome.status == "succeeded" and len(files.blobs[files.saved[-1]["id"]]) == 3 * MIB
+    assert outcome.status == "succeeded"
+    assert len(files.blobs[files.saved[-1]["id"]]) == 3 * MIB
 
 
 # --- status handling ------------------------------------------------------------------------------------
@@ -441,7 +450,8 @@ async def test_size_limits_use_difys_messages(target: HttpTarget, files: MemoryF
 
 async def test_a_404_succeeds_without_strategy_or_retry(target: HttpTarget) -> None:
     outcome, _execution = await run(http(target.url("/status/404")))
-    assert outcome.status == "succeeded" and outcome.outputs["status_code"] == 404
+    assert outcome.status == "succeeded"
+    assert outcome.outputs["status_code"] == 404
     assert outcome.outputs["body"] == "status 404"
 
 
@@ -452,19 +462,22 @@ async def test_a_404_with_fail_branch_takes_it(target: HttpTarget) -> None:
     assert outcome.status == "partial-succeeded"
     assert outcome.outputs == {"error": "Request failed with status code 404"}
     assert execution.state.status == "exception"
-    assert execution.result is not None and execution.result.outputs["error_type"] == "HTTPResponseCodeError"
+    assert execution.result is not None
+    assert execution.result.outputs["error_type"] == "HTTPResponseCodeError"
     assert "request" in execution.result.process_data
 
 
 async def test_a_404_with_retry_is_retried_then_fails_with_its_outputs(target: HttpTarget) -> None:
     retry = {"retry_enabled": True, "max_retries": 2, "retry_interval": 0}
     outcome, execution = await run(http(target.url("/status/404"), retry_config=retry))
-    assert outcome.status == "failed" and len(target.requests) == 3
+    assert outcome.status == "failed"
+    assert len(target.requests) == 3
     assert (execution.error, execution.error_type) == (
         "Request failed with status code 404",
         "HTTPResponseCodeError",
     )
-    assert execution.result is not None and execution.result.outputs["status_code"] == 404
+    assert execution.result is not None
+    assert execution.result.outputs["status_code"] == 404
     assert execution.result.outputs["body"] == "status 404"
 
 
@@ -477,13 +490,15 @@ async def test_retryable_statuses_fail_as_in_dify(target: HttpTarget, status: in
         f"Reached maximum retries for URL {url}",
         "HttpRequestNodeError",
     )
-    assert execution.result is not None and execution.result.outputs == {}
+    assert execution.result is not None
+    assert execution.result.outputs == {}
     defaults = [
         {"key": "status_code", "type": "number", "value": 0},
         {"key": "body", "type": "string", "value": "n/a"},
     ]
     outcome, execution = await run(http(url, error_strategy="default-value", default_value=defaults))
-    assert outcome.status == "partial-succeeded" and outcome.outputs["body"] == "n/a"
+    assert outcome.status == "partial-succeeded"
+    assert outcome.outputs["body"] == "n/a"
     assert outcome.outputs["status_code"] == 0
 
 
@@ -520,9 +535,11 @@ async def test_timeouts_come_from_the_node_or_the_settings(target: HttpTarget) -
 
     target.route("/slow", slow)
     outcome, execution = await run(http(target.url("/slow"), timeout={"connect": 1, "read": 1, "write": 1}))
-    assert outcome.status == "failed" and "timed out" in (execution.error or "")
+    assert outcome.status == "failed"
+    assert "timed out" in (execution.error or "")
     outcome, execution = await run(http(target.url("/slow")), node_ports=ports(max_read_timeout=0.5))
-    assert outcome.status == "failed" and "timed out" in (execution.error or "")
+    assert outcome.status == "failed"
+    assert "timed out" in (execution.error or "")
     outcome, _ = await run(http(target.url("/slow")), node_ports=ports(max_read_timeout=5))
     assert outcome.status == "succeeded"
 
@@ -541,7 +558,8 @@ async def test_ssl_verify_comes_from_the_node_or_the_settings() -> None:
     trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # a CA this process does not trust
     with HttpTarget("127.0.0.1", ssl_context=context) as tls:
         outcome, execution = await run(http(tls.url()))
-        assert outcome.status == "failed" and "certificate" in (execution.error or "")
+        assert outcome.status == "failed"
+        assert "certificate" in (execution.error or "")
         outcome, _ = await run(http(tls.url(), ssl_verify=False))
         assert outcome.status == "succeeded", outcome.error
         outcome, _ = await run(http(tls.url()), node_ports=ports(ssl_verify=False))
@@ -557,4 +575,5 @@ async def test_head_responses_declare_a_length_they_do_not_send(target: HttpTarg
     )
     outcome, _ = await run(http(target.url("/huge"), method="head"))
     assert outcome.status == "succeeded", outcome.error
-    assert outcome.outputs["body"] == "" and outcome.outputs["headers"]["content-length"] == str(50 * MIB)
+    assert outcome.outputs["body"] == ""
+    assert outcome.outputs["headers"]["content-length"] == str(50 * MIB)

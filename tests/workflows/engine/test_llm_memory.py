@@ -76,14 +76,16 @@ async def test_query_prompt_template_and_no_window(fake_openai: FakeOpenAI) -> N
 async def test_without_memory_no_history_and_no_query(fake_openai: FakeOpenAI) -> None:
     history = History(TURNS)
     messages = await run(fake_openai, flow(None, SYSTEM), history)
-    assert messages == [{"role": "system", "content": "Be brief."}] and history.asked == []
+    assert messages == [{"role": "system", "content": "Be brief."}]
+    assert history.asked == []
 
 
 async def test_budget_drops_the_oldest_messages(fake_openai: FakeOpenAI) -> None:
     long = [HistoryMessage(query="x" * 12000, answer="old"), HistoryMessage(query="recent", answer="yes")]
     messages = await run(fake_openai, flow({"window": {"enabled": False}}, SYSTEM), History(long))
     contents = [m["content"] for m in messages]
-    assert "x" * 12000 not in contents and contents[1:] == ["old", "recent", "yes", "now?"]
+    assert "x" * 12000 not in contents
+    assert contents[1:] == ["old", "recent", "yes", "now?"]
 
 
 async def test_completion_mode_histories_and_query(fake_openai: FakeOpenAI) -> None:
@@ -100,4 +102,5 @@ async def test_completion_mode_without_role_prefix_fails(fake_openai: FakeOpenAI
     outcome, _, _ = await run_graph(
         g, ports=Ports(llm=OpenAIChat(fake_openai.base_url), history=History(TURNS)), pools=pools
     )
-    assert outcome.status == "failed" and "Memory role prefix is required" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "Memory role prefix is required" in (outcome.error or "")

@@ -56,14 +56,20 @@ async def test_chunks_stream_in_order_and_usage_is_recorded(fake_openai: FakeOpe
     outcome, rec, state = await run_graph(
         flow(llm(USER)), {"name": "Ada"}, ports=ports(fake_openai), registry=REGISTRY
     )
-    assert outcome.status == "succeeded" and outcome.outputs == {"text": "Hello there, Ada!"}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"text": "Hello there, Ada!"}
     assert rec.chunks == [("llm", "Hello "), ("llm", "there, "), ("llm", "Ada!")]
     result = next(r.result for r in rec.finished if r.node.id == "llm")
-    assert result is not None and result.tokens == 10 and state.tokens == 10
-    assert result.outputs["usage"]["total_tokens"] == 10 and result.outputs["finish_reason"] == "stop"
-    assert result.process_data["usage"]["prompt_tokens"] == 7 and result.process_data["model_mode"] == "chat"
+    assert result is not None
+    assert result.tokens == 10
+    assert state.tokens == 10
+    assert result.outputs["usage"]["total_tokens"] == 10
+    assert result.outputs["finish_reason"] == "stop"
+    assert result.process_data["usage"]["prompt_tokens"] == 7
+    assert result.process_data["model_mode"] == "chat"
     body = fake_openai.bodies()[-1]
-    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
     assert body["temperature"] == 0.2
 
 
@@ -95,7 +101,8 @@ async def test_prompts_are_rendered_with_variables_and_context(fake_openai: Fake
     ]
     assert outcome.outputs == {"text": "echo: I am Ada. user-1"}
     result = next(r.result for r in rec.finished if r.node.id == "llm")
-    assert result is not None and result.inputs == {"#context#": context}
+    assert result is not None
+    assert result.inputs == {"#context#": context}
     assert result.process_data["prompts"][1] == {"role": "user", "text": "I am Ada. user-1", "files": []}
 
 
@@ -114,15 +121,18 @@ async def test_completion_mode_sends_one_user_message(fake_openai: FakeOpenAI) -
     assert outcome.outputs == {"text": "echo: Summarise this"}
     assert fake_openai.bodies()[-1]["messages"] == [{"role": "user", "content": "Summarise this"}]
     result = next(r.result for r in rec.finished if r.node.id == "llm")
-    assert result is not None and result.process_data["model_mode"] == "completion"
+    assert result is not None
+    assert result.process_data["model_mode"] == "completion"
 
 
 async def test_server_error_fails_the_node(fake_openai: FakeOpenAI) -> None:
     fake_openai.queue_error(500, "the model fell over")
     outcome, rec, state = await run_graph(flow(llm(USER)), ports=ports(fake_openai), registry=REGISTRY)
-    assert outcome.status == "failed" and state.nodes["llm"].status == "failed"
+    assert outcome.status == "failed"
+    assert state.nodes["llm"].status == "failed"
     run = next(r for r in rec.finished if r.node.id == "llm")
-    assert "HTTP 500" in (run.error or "") and "the model fell over" in (run.error or "")
+    assert "HTTP 500" in (run.error or "")
+    assert "the model fell over" in (run.error or "")
     assert run.error_type == "InvokeServerUnavailableError"
 
 
@@ -130,8 +140,10 @@ async def test_server_error_takes_the_fail_branch(fake_openai: FakeOpenAI) -> No
     fake_openai.queue_error(429, "slow down")
     g = flow(llm(USER, error_strategy="fail-branch"), fail_branch=True)
     outcome, _, state = await run_graph(g, ports=ports(fake_openai), registry=REGISTRY)
-    assert outcome.status == "partial-succeeded" and state.nodes["end"].status == "skipped"
-    assert "HTTP 429" in outcome.outputs["error"] and "slow down" in outcome.outputs["error"]
+    assert outcome.status == "partial-succeeded"
+    assert state.nodes["end"].status == "skipped"
+    assert "HTTP 429" in outcome.outputs["error"]
+    assert "slow down" in outcome.outputs["error"]
 
 
 async def test_retry_after_a_server_error_succeeds(fake_openai: FakeOpenAI) -> None:
@@ -140,8 +152,10 @@ async def test_retry_after_a_server_error_succeeds(fake_openai: FakeOpenAI) -> N
     outcome, _, state = await run_graph(
         flow(llm(USER, retry_config=retry)), {"name": "Ada"}, ports=ports(fake_openai), registry=REGISTRY
     )
-    assert outcome.status == "succeeded" and outcome.outputs == {"text": "echo: Hi Ada"}
-    assert state.nodes["llm"].retries == 1 and len(fake_openai.bodies()) == 2
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"text": "echo: Hi Ada"}
+    assert state.nodes["llm"].retries == 1
+    assert len(fake_openai.bodies()) == 2
 
 
 async def test_retry_config_in_difys_spelling(fake_openai: FakeOpenAI) -> None:
@@ -150,14 +164,15 @@ async def test_retry_config_in_difys_spelling(fake_openai: FakeOpenAI) -> None:
     outcome, _, state = await run_graph(
         flow(llm(USER, retry_config=retry)), {"name": "Ada"}, ports=ports(fake_openai), registry=REGISTRY
     )
-    assert (
-        outcome.status == "succeeded" and state.nodes["llm"].retries == 2 and len(fake_openai.bodies()) == 3
-    )
+    assert outcome.status == "succeeded"
+    assert state.nodes["llm"].retries == 2
+    assert len(fake_openai.bodies()) == 3
 
 
 async def test_no_llm_configured_fails_the_node() -> None:
     outcome, _, _ = await run_graph(flow(llm(USER)), ports=Ports(), registry=REGISTRY)
-    assert outcome.status == "failed" and "no LLM configured" in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert "no LLM configured" in (outcome.error or "")
 
 
 @pytest.mark.parametrize(
@@ -199,13 +214,15 @@ async def test_client_errors_are_readable(fake_openai: FakeOpenAI) -> None:
     with pytest.raises(NodeRunError, match=r"timed out after 0\.3 s") as info:
         await client.chat("m", [{"role": "user", "content": "x"}], {})
     # The endpoint is the operator's: run errors (shown to API callers) never carry its address.
-    assert "127.0.0.1" not in str(info.value) and "/v1" not in str(info.value)
+    assert "127.0.0.1" not in str(info.value)
+    assert "/v1" not in str(info.value)
     port = free_port()
     closed = OpenAIChat(f"http://127.0.0.1:{port}/v1")
     with pytest.raises(NodeRunError, match="failed") as info:
         await closed.chat("m", [{"role": "user", "content": "x"}], {})
     assert info.value.error_type == "InvokeConnectionError"
-    assert str(port) not in str(info.value) and "127.0.0.1" not in str(info.value)
+    assert str(port) not in str(info.value)
+    assert "127.0.0.1" not in str(info.value)
 
 
 async def test_client_reads_a_non_streaming_reply(fake_openai: FakeOpenAI) -> None:

@@ -32,21 +32,29 @@ async def test_streamed_tool_call_is_assembled(fake_openai: FakeOpenAI) -> None:
     reply = await OpenAIChat(fake_openai.base_url).chat(
         "m", MESSAGES, {"tools": "ignored"}, tools=[TOOL], tool_choice="auto"
     )
-    assert reply.text == "" and reply.finish_reason == "tool_calls" and len(reply.tool_calls) == 1
+    assert reply.text == ""
+    assert reply.finish_reason == "tool_calls"
+    assert len(reply.tool_calls) == 1
     call = reply.tool_calls[0]
-    assert call.name == "extract_parameters" and call.id.startswith("call_")
+    assert call.name == "extract_parameters"
+    assert call.id.startswith("call_")
     assert json.loads(call.arguments) == arguments
     body = fake_openai.bodies()[-1]
-    assert body["tools"] == [TOOL] and body["tool_choice"] == "auto" and body["stream"] is True
+    assert body["tools"] == [TOOL]
+    assert body["tool_choice"] == "auto"
+    assert body["stream"] is True
 
 
 async def test_non_streamed_call_reads_the_whole_message(fake_openai: FakeOpenAI) -> None:
     fake_openai.queue_reply("thinking aloud", tool_calls=[{"name": "a", "arguments": "{}"}, {"name": "b"}])
     reply = await OpenAIChat(fake_openai.base_url).chat("m", MESSAGES, {}, tools=[TOOL], stream=False)
-    assert reply.text == "thinking aloud" and [c.name for c in reply.tool_calls] == ["a", "b"]
-    assert reply.tool_calls[0].arguments == "{}" and reply.usage.total_tokens > 0
+    assert reply.text == "thinking aloud"
+    assert [c.name for c in reply.tool_calls] == ["a", "b"]
+    assert reply.tool_calls[0].arguments == "{}"
+    assert reply.usage.total_tokens > 0
     body = fake_openai.bodies()[-1]
-    assert body["stream"] is False and "stream_options" not in body
+    assert body["stream"] is False
+    assert "stream_options" not in body
     assert fake_openai.requests[-1].headers["accept"] == "application/json"
 
 
@@ -81,5 +89,6 @@ async def test_deltas_without_index_and_object_arguments(fake_openai: FakeOpenAI
 def test_models_without_tool_calls() -> None:
     assert OpenAIChat("http://127.0.0.1:9/v1").supports_tool_calls("gpt-4o")
     some = OpenAIChat("http://127.0.0.1:9/v1", no_tool_models=["llama3.2:1b"])
-    assert not some.supports_tool_calls("llama3.2:1b") and some.supports_tool_calls("gpt-4o")
+    assert not some.supports_tool_calls("llama3.2:1b")
+    assert some.supports_tool_calls("gpt-4o")
     assert not OpenAIChat("http://127.0.0.1:9/v1", no_tool_models=["*"]).supports_tool_calls("gpt-4o")

@@ -209,11 +209,13 @@ CASES = {
 async def test_if_else_takes_the_first_matching_case(inputs: dict[str, Any], branch: str) -> None:
     g = branching_graph(CASES, ["refund", "greeting", "false"])
     outcome, rec, state = await run_graph(g, inputs)
-    assert outcome.status == "succeeded" and outcome.outputs == {"branch": branch}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"branch": branch}
     for h in ("refund", "greeting", "false"):
         assert state.nodes[f"b_{h}"].status == ("succeeded" if h == branch else "skipped")
     result = next(r.result for r in rec.finished if r.node.id == "if1")
-    assert result is not None and result.edge_source_handle == branch
+    assert result is not None
+    assert result.edge_source_handle == branch
     assert result.outputs == {
         "result": branch != "false",
         "selected_case_id": None if branch == "false" else branch,
@@ -224,11 +226,11 @@ async def test_if_else_records_condition_results_and_short_circuits() -> None:
     n = make("if-else", **CASES)
     result, _ = await run_node(n, {"start": {"q": "nope", "n": 500, "limit": 1}})
     refund, greeting = result.process_data["condition_results"]
-    assert (
-        refund["results"] == [False] and refund["final_result"] is False
-    )  # `and` stopped at the first false
+    assert refund["results"] == [False]
+    assert refund["final_result"] is False  # `and` stopped at the first false
     assert refund["group"]["case_id"] == "refund"
-    assert greeting["results"] == [False, False] and greeting["group"]["case_id"] == "greeting"
+    assert greeting["results"] == [False, False]
+    assert greeting["group"]["case_id"] == "greeting"
     assert result.inputs["conditions"][1] == {
         "actual_value": 500,
         "expected_value": "1",
@@ -247,7 +249,8 @@ async def test_if_else_old_style_config() -> None:
     outcome, rec, _ = await run_graph(g, {"q": "no", "n": 9})
     assert outcome.outputs == {"branch": "false"}
     result = next(r.result for r in rec.finished if r.node.id == "if1")
-    assert result is not None and result.outputs == {"result": False, "selected_case_id": "false"}
+    assert result is not None
+    assert result.outputs == {"result": False, "selected_case_id": "false"}
     assert result.process_data["condition_results"][0]["group"] == "default"
 
 
@@ -379,7 +382,8 @@ async def test_if_else_type_error_fails_the_run_with_the_node_named() -> None:
         "cases": [{"case_id": "x", "logical_operator": "and", "conditions": [cond(["start", "q"], ">", "1")]}]
     }
     outcome, _, _ = await run_graph(branching_graph(data, ["x", "false"]), {"q": "text"})
-    assert outcome.status == "failed" and 'Node "if1" run failed' in (outcome.error or "")
+    assert outcome.status == "failed"
+    assert 'Node "if1" run failed' in (outcome.error or "")
     assert "needs a number" in (outcome.error or "")
 
 
@@ -410,7 +414,8 @@ async def test_if_else_type_error_fails_the_run_with_the_node_named() -> None:
 def test_if_else_config_errors_name_the_node(data: dict[str, Any], message: str) -> None:
     with pytest.raises(NodeConfigError, match=message) as err:
         make("if-else", **data)
-    assert err.value.node_id == "n1" and str(err.value).startswith("node n1:")
+    assert err.value.node_id == "n1"
+    assert str(err.value).startswith("node n1:")
 
 
 # --- variable-aggregator -------------------------------------------------------------------------
@@ -421,7 +426,8 @@ async def test_aggregator_takes_the_first_variable_with_a_value() -> None:
         "variable-aggregator", output_type="string", variables=[["a", "text"], ["b", "text"], ["c", "text"]]
     )
     result, _ = await run_node(n, {"a": {"text": None}, "b": {"text": "from b"}, "c": {"text": "from c"}})
-    assert result.outputs == {"output": "from b"} and result.inputs == {"text": "from b"}
+    assert result.outputs == {"output": "from b"}
+    assert result.inputs == {"text": "from b"}
     assert (await run_node(n, {}))[0].outputs == {}
 
 

@@ -131,26 +131,29 @@ async def test_prompt_mode_chat_structure_and_outputs(fake_openai: FakeOpenAI) -
     fake_openai.queue_reply('```json\n{"image_url": "https://img.example/card.png"}\n```')
     result, _, state = await extract(fake_openai, extractor(CARD))
     body = fake_openai.bodies()[-1]
-    assert "tools" not in body and body["stream"] is False and body["temperature"] == 0.7
+    assert "tools" not in body
+    assert body["stream"] is False
+    assert body["temperature"] == 0.7
     assert body["model"] == "doubao"
     messages = body["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
     system = messages[0]["content"]
-    assert (
-        "<instructions>\n提取URL的值\n</instructions>" in system and "<histories>\n\n</histories>" in system
-    )
+    assert "<instructions>\n提取URL的值\n</instructions>" in system
+    assert "<histories>\n\n</histories>" in system
     schema = {
         "type": "object",
         "properties": {"image_url": {"description": "提取生成的图片链接", "type": "string"}},
         "required": [],
     }
     last = messages[-1]["content"]
-    assert last.startswith("### Structure") and f"<structure>\n{json.dumps(schema)}\n</structure>" in last
+    assert last.startswith("### Structure")
+    assert f"<structure>\n{json.dumps(schema)}\n</structure>" in last
     assert "\\u63d0\\u53d6" in last  # the schema keeps JSON's default escaping, as Dify sends it
     assert "<text>\nYour card is ready: https://img.example/card.png\n</text>" in last
     assert json.loads(messages[2]["content"]) == {"location": "San Francisco"}
     assert json.loads(messages[4]["content"]) == {"food": "apple pie"}
-    assert "<structure>" in messages[1]["content"] and "<text>" in messages[3]["content"]
+    assert "<structure>" in messages[1]["content"]
+    assert "<text>" in messages[3]["content"]
 
     usage = result.outputs["__usage"]
     assert result.outputs == {
@@ -159,16 +162,16 @@ async def test_prompt_mode_chat_structure_and_outputs(fake_openai: FakeOpenAI) -
         "__usage": usage,
         "image_url": "https://img.example/card.png",
     }
-    assert usage["total_tokens"] == result.tokens > 0 and state.tokens == result.tokens
-    assert (
-        result.inputs["query"] == POOLS["1721710297246"]["body"]
-        and result.inputs["instruction"] == "提取URL的值"
-    )
-    assert result.inputs["model_name"] == "doubao" and result.inputs["files"] == []
-    assert result.process_data["function"] == {} and result.process_data["tool_call"] is None
-    assert (
-        result.process_data["llm_text"].startswith("```json") and result.process_data["model_mode"] == "chat"
-    )
+    assert usage["total_tokens"] == result.tokens > 0
+    assert state.tokens == result.tokens
+    assert result.inputs["query"] == POOLS["1721710297246"]["body"]
+    assert result.inputs["instruction"] == "提取URL的值"
+    assert result.inputs["model_name"] == "doubao"
+    assert result.inputs["files"] == []
+    assert result.process_data["function"] == {}
+    assert result.process_data["tool_call"] is None
+    assert result.process_data["llm_text"].startswith("```json")
+    assert result.process_data["model_mode"] == "chat"
     assert [p["role"] for p in result.process_data["prompts"]] == [m["role"] for m in messages]
 
 
@@ -177,9 +180,11 @@ async def test_function_calling_sends_the_tool_and_reads_the_call(fake_openai: F
     result, _, _ = await extract(fake_openai, mixed(reasoning_mode=None))
     body = fake_openai.bodies()[-1]
     (tool,) = body["tools"]
-    assert tool["type"] == "function" and tool["function"]["name"] == TOOL_NAME
+    assert tool["type"] == "function"
+    assert tool["function"]["name"] == TOOL_NAME
     schema = tool["function"]["parameters"]
-    assert schema["required"] == ["city"] and list(schema["properties"]) == [p["name"] for p in MIXED]
+    assert schema["required"] == ["city"]
+    assert list(schema["properties"]) == [p["name"] for p in MIXED]
     assert schema["properties"]["breakfast"] == {"description": "breakfast wanted", "type": "boolean"}
     assert schema["properties"]["room"] == {
         "description": "room",
@@ -198,14 +203,12 @@ async def test_function_calling_sends_the_tool_and_reads_the_call(fake_openai: F
     assert body["messages"][3]["tool_call_id"] == example_call["id"]
     assert "extract_parameters" in body["messages"][0]["content"]
     last = body["messages"][-1]["content"]
-    assert (
-        "<context>\nParis for 3 nights" in last and f"<structure>\n{json.dumps(schema)}\n</structure>" in last
-    )
+    assert "<context>\nParis for 3 nights" in last
+    assert f"<structure>\n{json.dumps(schema)}\n</structure>" in last
 
     # The model left out three optional parameters: valid values, but Dify's exact-count rule fails it.
-    assert (
-        result.outputs["__is_success"] == 0 and result.outputs["__reason"] == "Invalid number of parameters"
-    )
+    assert result.outputs["__is_success"] == 0
+    assert result.outputs["__reason"] == "Invalid number of parameters"
     assert {k: result.outputs[k] for k in ("city", "nights", "breakfast", "room", "guests")} == {
         "city": "Paris",
         "nights": 3,
@@ -221,14 +224,16 @@ async def test_function_calling_all_parameters_succeeds(fake_openai: FakeOpenAI)
     arguments = {"city": "Paris", "nights": 3, "breakfast": True, "room": "double", "guests": ["Ada", "Bob"]}
     fake_openai.queue_reply(tool_calls=[{"arguments": arguments}, {"arguments": {"city": "ignored"}}])
     result, _, _ = await extract(fake_openai, mixed(reasoning_mode="function_call"))
-    assert result.outputs["__is_success"] == 1 and result.outputs["__reason"] is None
+    assert result.outputs["__is_success"] == 1
+    assert result.outputs["__reason"] is None
     assert {k: result.outputs[k] for k in arguments} == arguments  # the first call wins
 
 
 async def test_models_without_tool_calls_use_prompt_mode(fake_openai: FakeOpenAI) -> None:
     await extract(fake_openai, mixed(reasoning_mode="function_call"), no_tool_models=("gpt-4o",))
     body = fake_openai.bodies()[-1]
-    assert "tools" not in body and body["messages"][-1]["content"].startswith("### Structure")
+    assert "tools" not in body
+    assert body["messages"][-1]["content"].startswith("### Structure")
 
 
 async def test_completion_mode_is_one_prompt_ending_in_a_json_fence(fake_openai: FakeOpenAI) -> None:
@@ -236,14 +241,15 @@ async def test_completion_mode_is_one_prompt_ending_in_a_json_fence(fake_openai:
     pe = extractor(CARD, model={**CARD["model"], "mode": "completion"}, reasoning_mode="function_call")
     result, _, _ = await extract(fake_openai, pe)
     (message,) = fake_openai.bodies()[-1]["messages"]
-    assert message["role"] == "user" and message["content"].endswith(
+    assert message["role"] == "user"
+    assert message["content"].endswith(
         "### Answer\nI always output one valid JSON object and nothing else.\n```JSON"
     )
-    assert (
-        "<information to be extracted>\n{" in message["content"] and "<text>\nYour card" in message["content"]
-    )
+    assert "<information to be extracted>\n{" in message["content"]
+    assert "<text>\nYour card" in message["content"]
     assert "tools" not in fake_openai.bodies()[-1]
-    assert result.outputs["image_url"] == "u" and result.process_data["model_mode"] == "completion"
+    assert result.outputs["image_url"] == "u"
+    assert result.process_data["model_mode"] == "completion"
     assert result.process_data["prompts"] == [{"role": "user", "text": message["content"]}]
 
 
@@ -252,13 +258,15 @@ async def test_instruction_is_templated_but_the_query_is_not(fake_openai: FakeOp
     result, _, _ = await extract(fake_openai, extractor(KEYWORDS))
     system = fake_openai.bodies()[-1]["messages"][0]["content"]
     assert "<instructions>\n提取Postgres as a queue中的2~6个关键词\n</instructions>" in system
-    assert result.outputs["Keyword1"] == ["Postgres", "queue"] and result.outputs["__is_success"] == 1
+    assert result.outputs["Keyword1"] == ["Postgres", "queue"]
+    assert result.outputs["__is_success"] == 1
 
     fake_openai.queue_reply("{}")
     await extract(fake_openai, mixed(reasoning_mode="prompt", instruction="for {{#sys.user_id#}}"))
     messages = fake_openai.bodies()[-1]["messages"]
     assert "for user-1" in messages[0]["content"]
-    assert "{{#sys.user_id#}}" in messages[-1]["content"] and "user-1" not in messages[-1]["content"]
+    assert "{{#sys.user_id#}}" in messages[-1]["content"]
+    assert "user-1" not in messages[-1]["content"]
 
 
 async def test_completion_param_templates_are_resolved(fake_openai: FakeOpenAI) -> None:
@@ -266,7 +274,8 @@ async def test_completion_param_templates_are_resolved(fake_openai: FakeOpenAI) 
     ports = Ports(llm=OpenAIChat(fake_openai.base_url))
     await run_graph(flow(extractor(CARD, model=model)), ports=ports, pools={**POOLS, "src": {"t": "0.25"}})
     body = fake_openai.bodies()[-1]
-    assert body["temperature"] == 0.25 and body["stop"] == ["END"]
+    assert body["temperature"] == 0.25
+    assert body["stop"] == ["END"]
 
 
 # --- reading and judging the answer -----------------------------------------------------------------
@@ -331,21 +340,24 @@ async def test_answers_are_validated_and_cleaned(
     fake_openai.queue_reply(answer)
     result, rec, _ = await extract(fake_openai, mixed(reasoning_mode="prompt"))
     assert rec.status("pe") == "succeeded"
-    assert result.outputs["__reason"] == reason and result.outputs["__is_success"] == (0 if reason else 1)
+    assert result.outputs["__reason"] == reason
+    assert result.outputs["__is_success"] == (0 if reason else 1)
     assert {k: v for k, v in result.outputs.items() if not k.startswith("__")} == values
 
 
 async def test_garbage_without_arrays_reports_the_failed_extraction(fake_openai: FakeOpenAI) -> None:
     fake_openai.queue_reply("no json here, only {broken")
     result, _, _ = await extract(fake_openai, extractor(CARD))
-    assert result.outputs["__reason"] == NOT_EXTRACTED and result.outputs["__is_success"] == 0
+    assert result.outputs["__reason"] == NOT_EXTRACTED
+    assert result.outputs["__is_success"] == 0
     assert result.outputs["image_url"] == ""
 
 
 async def test_unreadable_tool_arguments_fail_the_count_rule(fake_openai: FakeOpenAI) -> None:
     fake_openai.queue_reply(tool_calls=[{"arguments": "city=Paris"}])
     result, _, _ = await extract(fake_openai, extractor(CARD, reasoning_mode="function_call"))
-    assert result.outputs["__reason"] == "Invalid number of parameters" and result.outputs["image_url"] == ""
+    assert result.outputs["__reason"] == "Invalid number of parameters"
+    assert result.outputs["image_url"] == ""
 
 
 async def test_required_array_of_objects(fake_openai: FakeOpenAI) -> None:
@@ -365,10 +377,13 @@ async def test_model_failure_fails_the_node_and_retries_are_ignored(fake_openai:
     retry = {"retry_enabled": True, "max_retries": 3, "retry_interval": 1}
     ports = Ports(llm=OpenAIChat(fake_openai.base_url))
     outcome, rec, state = await run_graph(flow(extractor(CARD, retry_config=retry)), ports=ports, pools=POOLS)
-    assert outcome.status == "failed" and state.nodes["pe"].status == "failed"
+    assert outcome.status == "failed"
+    assert state.nodes["pe"].status == "failed"
     run = next(r for r in rec.finished if r.node.id == "pe")
-    assert run.error_type == "InvokeServerUnavailableError" and "down" in (run.error or "")
-    assert len(fake_openai.bodies()) == 1 and state.nodes["pe"].retries == 0
+    assert run.error_type == "InvokeServerUnavailableError"
+    assert "down" in (run.error or "")
+    assert len(fake_openai.bodies()) == 1
+    assert state.nodes["pe"].retries == 0
 
 
 async def test_fail_branch_and_default_value(fake_openai: FakeOpenAI) -> None:
@@ -376,17 +391,18 @@ async def test_fail_branch_and_default_value(fake_openai: FakeOpenAI) -> None:
     ports = Ports(llm=OpenAIChat(fake_openai.base_url))
     g = flow(extractor(CARD, error_strategy="fail-branch"), fail_branch=True)
     outcome, _, state = await run_graph(g, ports=ports, pools=POOLS)
-    assert outcome.status == "partial-succeeded" and state.nodes["end"].status == "skipped"
+    assert outcome.status == "partial-succeeded"
+    assert state.nodes["end"].status == "skipped"
     assert "slow down" in outcome.outputs["error"]
 
     fake_openai.queue_error(429, "slow down")
     defaults = [{"key": "image_url", "type": "string", "value": "none"}]
     g = flow(extractor(CARD, error_strategy="default-value", default_value=defaults))
     outcome, _, state = await run_graph(g, ports=ports, pools=POOLS)
-    assert outcome.status == "partial-succeeded" and state.nodes["end"].status == "succeeded"
-    assert (
-        state.pool["pe"]["image_url"] == "none" and state.pool["pe"]["error_type"] == "InvokeRateLimitError"
-    )
+    assert outcome.status == "partial-succeeded"
+    assert state.nodes["end"].status == "succeeded"
+    assert state.pool["pe"]["image_url"] == "none"
+    assert state.pool["pe"]["error_type"] == "InvokeRateLimitError"
 
 
 @pytest.mark.parametrize(
@@ -409,4 +425,5 @@ def test_invalid_config_is_refused(data: dict[str, Any], message: str) -> None:
 def test_legacy_types_are_normalised() -> None:
     params = [{"name": "b", "type": "bool"}, {"name": "s", "type": "select", "options": ["x"]}]
     pe = ParameterExtractorNode(graph([extractor(CARD, parameters=params)], []).nodes["pe"])
-    assert [p.type for p in pe.parameters] == ["boolean", "string"] and pe.retry.enabled is False
+    assert [p.type for p in pe.parameters] == ["boolean", "string"]
+    assert pe.retry.enabled is False

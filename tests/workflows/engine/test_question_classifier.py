@@ -86,8 +86,11 @@ async def test_prompt_structure_and_the_chosen_branch(fake_openai: FakeOpenAI) -
     fake_openai.queue_reply(f"```json\n{answer('1720796069925', '架构')}\n```")
     outcome, rec, state = await classify(fake_openai)
     body = fake_openai.bodies()[-1]
-    assert body["model"] == "deepseek-chat" and body["temperature"] == 0.2 and body["top_p"] == 0.75
-    assert body["frequency_penalty"] == 0.5 and "tools" not in body
+    assert body["model"] == "deepseek-chat"
+    assert body["temperature"] == 0.2
+    assert body["top_p"] == 0.75
+    assert body["frequency_penalty"] == 0.5
+    assert "tools" not in body
     messages = body["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
     system = messages[0]["content"]
@@ -95,7 +98,8 @@ async def test_prompt_structure_and_the_chosen_branch(fake_openai: FakeOpenAI) -
         assert section in system
     assert "<histories>\n\n</histories>" in system
     for example in (messages[2]["content"], messages[4]["content"]):
-        assert example.startswith("```json\n") and "category_id" in json.loads(example[8:-4])
+        assert example.startswith("```json\n")
+        assert "category_id" in json.loads(example[8:-4])
     assert (
         '"input_text": ["The service was poor and the food took ages to arrive."]' in messages[3]["content"]
     )
@@ -107,12 +111,13 @@ async def test_prompt_structure_and_the_chosen_branch(fake_openai: FakeOpenAI) -
     )
     assert "安装" in messages[-1]["content"]  # non-ASCII kept as is
 
-    assert (
-        outcome.status == "succeeded" and taken(state) == ["design"] and outcome.outputs == {"class": "架构"}
-    )
+    assert outcome.status == "succeeded"
+    assert taken(state) == ["design"]
+    assert outcome.outputs == {"class": "架构"}
     assert [state.nodes[n].status for n in ("install", "ask", "other")] == ["skipped"] * 3
     run = next(r for r in rec.finished if r.node.id == "qc")
-    assert run.result is not None and run.result.edge_source_handle == "1720796069925"
+    assert run.result is not None
+    assert run.result.edge_source_handle == "1720796069925"
     usage = run.result.outputs["usage"]
     assert run.result.outputs == {
         "class_name": "架构",
@@ -126,7 +131,8 @@ async def test_prompt_structure_and_the_chosen_branch(fake_openai: FakeOpenAI) -
         "model_provider": "deepseek",
         "model_name": "deepseek-chat",
     }
-    assert run.result.process_data["finish_reason"] == "stop" and len(run.result.process_data["prompts"]) == 6
+    assert run.result.process_data["finish_reason"] == "stop"
+    assert len(run.result.process_data["prompts"]) == 6
     assert rec.chunks == []  # the classifier's answer is not streamed to listeners
 
 
@@ -148,7 +154,8 @@ async def test_prompt_structure_and_the_chosen_branch(fake_openai: FakeOpenAI) -
 async def test_answers_choose_a_branch(fake_openai: FakeOpenAI, reply: str, branch: str) -> None:
     fake_openai.queue_reply(reply)
     outcome, _, state = await classify(fake_openai)
-    assert outcome.status == "succeeded" and taken(state) == [branch]
+    assert outcome.status == "succeeded"
+    assert taken(state) == [branch]
 
 
 @pytest.mark.parametrize(
@@ -165,17 +172,22 @@ async def test_unreadable_answers_fail_the_node(
 ) -> None:
     fake_openai.queue_reply(reply, usage={"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42})
     outcome, rec, state = await classify(fake_openai)
-    assert outcome.status == "failed" and state.nodes["qc"].status == "failed"
+    assert outcome.status == "failed"
+    assert state.nodes["qc"].status == "failed"
     run = next(r for r in rec.finished if r.node.id == "qc")
-    assert run.error_type == error_type and (run.error or "").startswith(message)
-    assert state.tokens == 42 and taken(state) == []
+    assert run.error_type == error_type
+    assert (run.error or "").startswith(message)
+    assert state.tokens == 42
+    assert taken(state) == []
 
 
 async def test_fail_branch_takes_over_from_every_class(fake_openai: FakeOpenAI) -> None:
     fake_openai.queue_reply("no idea", usage={"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})
     outcome, _, state = await classify(fake_openai, {**QC, "error_strategy": "fail-branch"}, fail_branch=True)
-    assert outcome.status == "partial-succeeded" and state.nodes["sorry"].status == "succeeded"
-    assert taken(state) == [] and outcome.outputs == {"error": "could not find json block in the output."}
+    assert outcome.status == "partial-succeeded"
+    assert state.nodes["sorry"].status == "succeeded"
+    assert taken(state) == []
+    assert outcome.outputs == {"error": "could not find json block in the output."}
     assert state.tokens == 7
 
 
@@ -184,8 +196,10 @@ async def test_model_errors_fail_and_retries_are_ignored(fake_openai: FakeOpenAI
     retry = {"retry_enabled": True, "max_retries": 2, "retry_interval": 1}
     outcome, rec, state = await classify(fake_openai, {**QC, "retry_config": retry})
     run = next(r for r in rec.finished if r.node.id == "qc")
-    assert outcome.status == "failed" and run.error_type == "InvokeServerUnavailableError"
-    assert len(fake_openai.bodies()) == 1 and state.nodes["qc"].retries == 0
+    assert outcome.status == "failed"
+    assert run.error_type == "InvokeServerUnavailableError"
+    assert len(fake_openai.bodies()) == 1
+    assert state.nodes["qc"].retries == 0
 
 
 async def test_templates_in_names_and_instruction_but_not_in_the_query(fake_openai: FakeOpenAI) -> None:
@@ -203,14 +217,14 @@ async def test_templates_in_names_and_instruction_but_not_in_the_query(fake_open
         flow(qc, branches={"a": "install", "b": "ask"}), ports=ports, pools=pools
     )
     last = fake_openai.bodies()[-1]["messages"][-1]["content"]
-    assert (
-        '"category_name": "About Postgres"' in last
-        and '"classification_instructions": ["Asked by ops"]' in last
-    )
+    assert '"category_name": "About Postgres"' in last
+    assert '"classification_instructions": ["Asked by ops"]' in last
     assert '"input_text": ["say "{{#src.who#}}""]' in last  # raw, unescaped, and never read as a template
     run = next(r for r in rec.finished if r.node.id == "qc")
-    assert run.result is not None and run.result.outputs["class_name"] == "About Postgres"
-    assert run.result.outputs["class_label"] == "topic" and outcome.outputs == {"class": "About Postgres"}
+    assert run.result is not None
+    assert run.result.outputs["class_name"] == "About Postgres"
+    assert run.result.outputs["class_label"] == "topic"
+    assert outcome.outputs == {"class": "About Postgres"}
 
 
 async def test_completion_mode_is_one_prompt(fake_openai: FakeOpenAI) -> None:
@@ -219,21 +233,26 @@ async def test_completion_mode_is_one_prompt(fake_openai: FakeOpenAI) -> None:
     _, rec, state = await classify(fake_openai, qc)
     (message,) = fake_openai.bodies()[-1]["messages"]
     text = message["content"]
-    assert message["role"] == "user" and text.endswith("### User Input\n" + text.split("### User Input\n")[1])
-    assert "<example>\nUser:{" in text and "\nAssistant:{" in text and "</example>" in text
-    assert f'{{"input_text": ["{QUESTION}"], "categories": ' in text and text.endswith(
-        "### Assistant Output\n"
-    )
+    assert message["role"] == "user"
+    assert text.endswith("### User Input\n" + text.split("### User Input\n")[1])
+    assert "<example>\nUser:{" in text
+    assert "\nAssistant:{" in text
+    assert "</example>" in text
+    assert f'{{"input_text": ["{QUESTION}"], "categories": ' in text
+    assert text.endswith("### Assistant Output\n")
     assert '"classification_instructions": ["be brief"]}' in text
     assert taken(state) == ["ask"]
     run = next(r for r in rec.finished if r.node.id == "qc")
-    assert run.result is not None and run.result.process_data["prompts"] == [{"role": "user", "text": text}]
+    assert run.result is not None
+    assert run.result.process_data["prompts"] == [{"role": "user", "text": text}]
 
 
 async def test_a_class_without_an_edge_ends_the_path(fake_openai: FakeOpenAI) -> None:
     fake_openai.queue_reply(answer("1720839653345"))
     outcome, _, state = await classify(fake_openai, branches={"1": "install", "2": "ask"})
-    assert outcome.status == "succeeded" and taken(state) == [] and outcome.outputs == {}
+    assert outcome.status == "succeeded"
+    assert taken(state) == []
+    assert outcome.outputs == {}
 
 
 def test_config() -> None:

@@ -116,7 +116,8 @@ async def test_runtime_errors_are_readable(template: str, message: str) -> None:
 def test_syntax_errors_are_config_errors(template: str, message: str) -> None:
     with pytest.raises(NodeConfigError, match=message) as err:
         transform(template)
-    assert err.value.node_id == "tt" and "template syntax error" in str(err.value)
+    assert err.value.node_id == "tt"
+    assert "template syntax error" in str(err.value)
 
 
 def test_variable_names_must_be_identifiers() -> None:
@@ -168,9 +169,11 @@ async def test_in_a_run_output_feeds_the_next_node_and_errors_fail_the_run() -> 
     )
     ports = Ports(templates=InProcessTemplates())
     outcome, _, _ = await run_graph(g, {"name": "Ada"}, ports=ports)
-    assert outcome.status == "succeeded" and outcome.outputs == {"text": "Hello Ada!"}
+    assert outcome.status == "succeeded"
+    assert outcome.outputs == {"text": "Hello Ada!"}
     outcome, _, state = await run_graph(g, {"name": "boom"}, ports=ports)
-    assert outcome.status == "failed" and state.nodes["tt"].status == "failed"
+    assert outcome.status == "failed"
+    assert state.nodes["tt"].status == "failed"
     assert outcome.error == 'Node "Greeting" run failed: template error: ZeroDivisionError: division by zero'
 
 
@@ -221,7 +224,8 @@ async def test_templates_with_logic_go_through_the_port_as_io_nodes() -> None:
 async def test_templates_with_logic_need_the_port() -> None:
     outcome, _, _ = await run_graph(one_transform("{{ name|center(40) }}"), {"name": "Ada"})
     assert outcome.status == "failed"
-    assert outcome.error is not None and "sandbox" in outcome.error
+    assert outcome.error is not None
+    assert "sandbox" in outcome.error
 
 
 async def test_the_output_cap_comes_from_the_port_on_both_paths() -> None:
@@ -229,4 +233,5 @@ async def test_the_output_cap_comes_from_the_port_on_both_paths() -> None:
     for source in ("{{ name }}", "{{ name|center(40) }}"):
         outcome, _, _ = await run_graph(one_transform(source), {"name": "Ada Lovelace"}, ports=small)
         assert outcome.status == "failed"
-        assert outcome.error is not None and "Output length exceeds 5 characters" in outcome.error
+        assert outcome.error is not None
+        assert "Output length exceeds 5 characters" in outcome.error
