@@ -25,11 +25,11 @@ from app.chat.controllers import ChatController
 from app.chat.conversation_controllers import ConversationController
 from app.files.controllers import FileController
 from app.human_input.controllers import AppFormController
-from app.knowledge.controllers import DatasetController
+from app.knowledge.datasets.controllers import DatasetController
 from app.knowledge.documents.controllers import DocumentController
 from app.knowledge.documents.downloads import DocumentDownloadController
+from app.knowledge.indexing.rag_pipeline import KnowledgePipelineController
 from app.knowledge.metadata.controllers import MetadataController
-from app.knowledge.rag_pipeline import KnowledgePipelineController
 from app.knowledge.retrieval.controllers import RetrieveController
 from app.knowledge.segments.controllers import SegmentController
 from app.knowledge.tags.controllers import DatasetTagController, TagController

@@ -21,8 +21,8 @@ from litestar.params import Dependency
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.knowledge.providers import Embedders
-from app.knowledge.retrieval.service import Retriever
+from app.knowledge.embeddings.providers import Embedders
+from app.knowledge.retrieval.services import Retriever
 from app.settings import Settings
 from app.tenancy.services import AppKey
 from app.workflows.engine.nodes.base import LLMPort
