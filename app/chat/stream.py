@@ -25,15 +25,22 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.workflows.engine.statuses import RunStatus
-from app.workflows.events import PING, PING_SECONDS, POLL_SECONDS, RunEventHub, reading, wait_for_notice
+from app.workflows.events import (
+    PING,
+    PING_SECONDS,
+    POLL_SECONDS,
+    RUN_STATUS,
+    RunEventHub,
+    reading,
+    wait_for_notice,
+)
 from app.workflows.runs import store
 from app.workflows.runs.pauses import PauseKinds
 from app.workflows.runs.store import EventRow
-from db.models import WorkflowRun
 
 RUN_FAILED = "Run failed: {}"
 
@@ -157,7 +164,7 @@ async def follow(
         while True:
             async with reading(sessions) as session:
                 # Status first: the final event commits with the final status (see app.workflows.events.follow).
-                status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
+                status = await session.scalar(RUN_STATUS, {"run_id": run_id})
                 rows = await store.events_after(session, run_id, last)
                 out: list[tuple[int, Frame]] = []
                 if rows:

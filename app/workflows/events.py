@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import database_trouble
@@ -127,6 +127,12 @@ async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
         yield session
 
 
+#: Built once: waiters and followers read these on every notice, and building a statement costs more CPU than
+#: running it (SQLAlchemy caches the compiled SQL, not the expression).
+_RUN = select(WorkflowRun).where(WorkflowRun.id == bindparam("run_id"))
+RUN_STATUS = select(WorkflowRun.status).where(WorkflowRun.id == bindparam("run_id"))
+
+
 async def wait_for_run(
     sessions: async_sessionmaker[AsyncSession], hub: RunEventHub, run_id: uuid.UUID, timeout: float
 ) -> WorkflowRun:
@@ -137,7 +143,7 @@ async def wait_for_run(
         while True:
             try:
                 async with reading(sessions) as session:
-                    run = await session.scalar(select(WorkflowRun).where(WorkflowRun.id == run_id))
+                    run = await session.scalar(_RUN, {"run_id": run_id})
                 patience.ok()
             except Exception as exc:
                 patience.failed(exc)
@@ -178,7 +184,7 @@ async def follow(
                 async with reading(sessions) as session:
                     # Status first: the final event commits with the final status, so when the status read here
                     # is final, the events read next include everything.
-                    status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
+                    status = await session.scalar(RUN_STATUS, {"run_id": run_id})
                     rows = await run_store.events_after(session, run_id, last)
                     if rows and describe is not None:
                         rows = await describe(session, run_id, rows)

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
@@ -102,13 +102,25 @@ _VERSIONS: OrderedDict[uuid.UUID, Version] = OrderedDict()
 _VERSIONS_MAX = 256
 
 
+#: Built once: every run start reads the app's version id.
+_LATEST_VERSION = (
+    select(Workflow.id)
+    .where(Workflow.app_id == bindparam("app_id"))
+    .order_by(Workflow.version.desc())
+    .limit(1)
+)
+_NAMED_VERSION = select(Workflow.id).where(
+    Workflow.app_id == bindparam("app_id"), Workflow.id == bindparam("workflow_id")
+)
+
+
 async def version_of(session: AsyncSession, app_id: uuid.UUID, workflow_id: uuid.UUID | None) -> Version:
     """The app's latest version (or the given one): its id is read each time (a publish takes effect at once),
     the rest comes from the process's cache."""
-    query = select(Workflow.id).where(Workflow.app_id == app_id)
-    if workflow_id is not None:
-        query = query.where(Workflow.id == workflow_id)
-    found = await session.scalar(query.order_by(Workflow.version.desc()).limit(1))
+    if workflow_id is None:
+        found = await session.scalar(_LATEST_VERSION, {"app_id": app_id})
+    else:
+        found = await session.scalar(_NAMED_VERSION, {"app_id": app_id, "workflow_id": workflow_id})
     if found is None:
         raise NotFound("Workflow not found." if workflow_id else "The app has no published workflow.")
     version = _VERSIONS.get(found)
