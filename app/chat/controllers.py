@@ -26,12 +26,14 @@ from app.files.remote import remote_files
 from app.files.run_inputs import FileContext
 from app.files.signing import FileSigner
 from app.human_input import forms as human_forms
+from app.human_input.forms import FormStatus
 from app.knowledge.embeddings.providers import Embedders
 from app.schemas import NO_NUL, Success, unix
 from app.settings import Settings
 from app.state import SluiceState
 from app.tenancy.modes import require_chat_app
 from app.tenancy.services import AppKey
+from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.events import RunEventHub, wait_for_run
 from app.workflows.runs import transitions
 from app.workflows.runs.pauses import Extensions
@@ -75,12 +77,12 @@ async def blocking_answer(
     answer = turn.answer or ""
     if turn.run_id is not None:
         run = await wait_for_run(sessions, hub, turn.run_id, BLOCKING_TIMEOUT_SECONDS)
-        if run.status == "failed":
+        if run.status == RunStatus.FAILED:
             raise InvalidParam(f"Run failed: {run.error}")
         async with sessions() as session:
             message = await session.get_one(Message, turn.message_id)
             answer, metadata = message.answer, dict(message.message_metadata or {})
-            if run.status == "paused":
+            if run.status == RunStatus.PAUSED:
                 return PausedChatMessage(
                     event="workflow_paused",
                     task_id=env.task_id,
@@ -104,10 +106,10 @@ async def blocking_answer(
                         "paused_nodes": [
                             n
                             for n, s in ((run.state or {}).get("nodes") or {}).items()
-                            if s.get("status") == "paused"
+                            if s.get("status") == NodeStatus.PAUSED
                         ],
                         "reasons": await pause_reasons(session, settings, run.id),
-                        "status": "paused",
+                        "status": RunStatus.PAUSED,
                         "elapsed_time": round(run.elapsed_time, 6),
                         "total_tokens": run.total_tokens,
                         "total_steps": run.total_steps,
@@ -134,7 +136,7 @@ async def pause_reasons(session: AsyncSession, settings: Settings, run_id: uuid.
         (
             await session.scalars(
                 select(HumanInputForm)
-                .where(HumanInputForm.run_id == run_id, HumanInputForm.status == "waiting")
+                .where(HumanInputForm.run_id == run_id, HumanInputForm.status == FormStatus.WAITING)
                 .order_by(HumanInputForm.created_at, HumanInputForm.node_id)
             )
         ).all()

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
 from app.human_input import services
-from app.human_input.forms import deadline, find_by_token, utcnow
+from app.human_input.forms import FormStatus, deadline, find_by_token, utcnow
 from app.workflows.engine.nodes.human_input import OUTPUT_PLACEHOLDER
 from db.models import HumanInputForm
 
@@ -126,12 +126,12 @@ def not_found_page() -> Response[str]:
 
 
 def is_open(form: HumanInputForm) -> bool:
-    return form.status == "waiting" and deadline(form) > utcnow()
+    return form.status == FormStatus.WAITING and deadline(form) > utcnow()
 
 
 def status_page(form: HumanInputForm, status: int = 200) -> Response[str]:
     """The page for the form as it is now: open, submitted, or closed (timed out, expired, deadline passed)."""
-    if form.status == "submitted":
+    if form.status == FormStatus.SUBMITTED:
         return submitted_page(form, status)
     if not is_open(form):
         return closed_page(form, status)

@@ -23,6 +23,7 @@ from app.tenancy.modes import require_workflow_app
 from app.tenancy.services import AppKey
 from app.workflows import services
 from app.workflows.engine.graph import Graph
+from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.events import Describe, RunEventHub, follow, wait_for_run
 from app.workflows.runs import store
 from app.workflows.runs.pauses import Extensions, PausedNode, PauseKinds
@@ -70,10 +71,14 @@ def run_data(run: WorkflowRun, paused: list[PausedNode] | None = None) -> RunDat
 
 async def _paused(session: AsyncSession, kinds: PauseKinds, run: WorkflowRun) -> list[PausedNode] | None:
     """A paused run's paused nodes, described by their pause kinds (a form's token and link...)."""
-    if run.status != "paused" or not run.state:
+    if run.status != RunStatus.PAUSED or not run.state:
         return None
     described = {p.node_id: p for p in (await kinds.describe(session, [run.id])).get(run.id, [])}
-    ids = [node_id for node_id, s in (run.state.get("nodes") or {}).items() if s.get("status") == "paused"]
+    ids = [
+        node_id
+        for node_id, s in (run.state.get("nodes") or {}).items()
+        if s.get("status") == NodeStatus.PAUSED
+    ]
     return [described.get(n) or PausedNode(node_id=n, node_title=n, pause_type=None) for n in ids]
 
 
@@ -275,7 +280,7 @@ class WorkflowRunController(Controller):
         run = await services.get_run(db_session, key.app_id, run_id)
         nodes = (await extensions.kinds.describe(db_session, [run_id])).get(run_id, [])
         return PauseDetails(
-            paused_at=unix(run.paused_at) if run.status == "paused" else None, paused_nodes=nodes
+            paused_at=unix(run.paused_at) if run.status == RunStatus.PAUSED else None, paused_nodes=nodes
         )
 
     @get("/parameters", responses=responses(401, 404))
