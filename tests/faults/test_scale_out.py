@@ -24,7 +24,13 @@ async def test_a_worker_killed_under_load_loses_and_doubles_nothing(
         tmp_path / "logs",
         apis=2,
         workers=3,
-        env={"SLUICE_STALLED_JOB_SECONDS": str(STALLED_SECONDS), "SLUICE_RUN_RECOVERY_SECONDS": "5"},
+        # 3 workers of 4 slots for 12 clients: every worker holds jobs when one is killed (with 10 slots each,
+        # two fast workers could take all the work and leave nothing for the kill to interrupt)
+        env={
+            "SLUICE_STALLED_JOB_SECONDS": str(STALLED_SECONDS),
+            "SLUICE_RUN_RECOVERY_SECONDS": "5",
+            "SLUICE_WORKER_CONCURRENCY": "4",
+        },
     )
     try:
         cluster.wait_ready()
