@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from app.human_input import mail
 from app.settings import Settings
 from jobs.app import app as procrastinate_app
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.human_input.mail_helpers import (
     SEND_FROM,
     email_delivery_id,
@@ -24,19 +23,17 @@ from tests.human_input.mail_helpers import (
     unique_addresses,
     wait_for_job,
 )
+from tests.support.service import service_settings
 from tests.support.smtp_server import SMTPServer
 from tests.workflows.conftest import AppUnderTest, import_app
 
 
 @pytest.fixture(scope="module")
 def wf_settings(wf_database: str, tmp_path_factory: pytest.TempPathFactory, smtp: SMTPServer) -> Settings:
-    return Settings(
-        database_url=wf_database,
-        data_dir=tmp_path_factory.mktemp("mail"),
-        admin_token=ADMIN_TOKEN,
-        log_level="WARNING",
+    return service_settings(
+        wf_database,
+        tmp_path_factory.mktemp("mail"),
         worker_poll_seconds=0.1,
-        secret_key=SECRET_KEY,
         public_url="http://sluice.test:8080",
         mail_type="smtp",
         smtp_server="127.0.0.1",

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.human_input import mail
 from app.settings import Settings
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.human_input.mail_helpers import (
     SEND_FROM,
     email_delivery_id,
@@ -20,6 +19,7 @@ from tests.human_input.mail_helpers import (
     unique_addresses,
     wait_for_job,
 )
+from tests.support.service import service_settings
 from tests.support.smtp_server import SMTPServer
 from tests.workflows.conftest import import_app
 
@@ -27,13 +27,10 @@ from tests.workflows.conftest import import_app
 @pytest.fixture(scope="module")
 def wf_settings(wf_database: str, tmp_path_factory: pytest.TempPathFactory, smtp: SMTPServer) -> Settings:
     """An SMTP server is there and named, but MAIL_TYPE is not set."""
-    return Settings(
-        database_url=wf_database,
-        data_dir=tmp_path_factory.mktemp("nomail"),
-        admin_token=ADMIN_TOKEN,
-        log_level="WARNING",
+    return service_settings(
+        wf_database,
+        tmp_path_factory.mktemp("nomail"),
         worker_poll_seconds=0.1,
-        secret_key=SECRET_KEY,
         smtp_server="127.0.0.1",
         smtp_port=smtp.port,
         mail_default_send_from=SEND_FROM,
