@@ -77,6 +77,7 @@ def idle_checked_pool(idle_seconds: float = IDLE_PING_SECONDS) -> Any:
 
     async def autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
         await connection.set_autocommit(True)
+        returned_at[connection] = time.monotonic()  # new: as good as just used, no ping on its first checkout
 
     async def check(connection: psycopg.AsyncConnection[Any]) -> None:
         since = returned_at.pop(connection, None)
