@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
+import uvloop
 
 from app import runtime
 from app.logging import configure_logging
@@ -28,7 +27,7 @@ def worker(queues: tuple[str, ...], concurrency: int | None) -> None:
 
     settings = runtime.resolve(Settings.from_env())
     configure_logging(settings)
-    asyncio.run(run_worker(settings, queues=queues or None, concurrency=concurrency))
+    uvloop.run(run_worker(settings, queues=queues or None, concurrency=concurrency))
 
 
 if __name__ == "__main__":
