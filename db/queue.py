@@ -64,9 +64,9 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     queueing_lock: str | None = None
 
 
-# unnest() turns the parallel arrays into rows, one procrastinate_job_to_defer_v1 per job.
-_DEFER_SQL = text(
-    """
+# unnest() turns the parallel arrays into rows, one procrastinate_job_to_defer_v1 per job. The SELECT is also
+# embedded as a CTE in statements that insert a row and defer its job in one round trip (``defer_params`` binds it).
+DEFER_SELECT = """
     SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
         SELECT ROW(q, t, p, l, ql, a, s)::procrastinate_job_to_defer_v1
         FROM unnest(
@@ -75,16 +75,22 @@ _DEFER_SQL = text(
             CAST(:schedule_ats AS timestamptz[])
         ) WITH ORDINALITY AS j(q, t, p, l, ql, a, s, n)
         ORDER BY n
-    )))
+    ))) AS id
     """
-)
+_DEFER_SQL = text(DEFER_SELECT)
 
 
 async def defer_jobs(session: AsyncSession, jobs: Sequence[JobSpec]) -> list[int]:
     """Insert ``jobs`` in the session's transaction; returns their ids in order. One round trip."""
     if not jobs:
         return []
-    params = {
+    result = await session.execute(_DEFER_SQL, defer_params(jobs))
+    return [row[0] for row in result]
+
+
+def defer_params(jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """The parameters of :data:`DEFER_SELECT` for ``jobs``."""
+    return {
         "queues": [j.task.queue for j in jobs],
         "tasks": [j.task.value for j in jobs],
         "priorities": [j.priority for j in jobs],
@@ -93,8 +99,6 @@ async def defer_jobs(session: AsyncSession, jobs: Sequence[JobSpec]) -> list[int
         "args": [json.dumps(dict(j.args)) for j in jobs],
         "schedule_ats": [j.schedule_at for j in jobs],
     }
-    result = await session.execute(_DEFER_SQL, params)
-    return [row[0] for row in result]
 
 
 async def defer(

@@ -33,7 +33,6 @@ from app.workflows.events import (
     PING,
     PING_SECONDS,
     POLL_SECONDS,
-    RUN_STATUS,
     RunEventHub,
     reading,
     wait_for_notice,
@@ -163,9 +162,9 @@ async def follow(
     with hub.subscribe(run_id) as waiter:
         while True:
             async with reading(sessions) as session:
-                # Status first: the final event commits with the final status (see app.workflows.events.follow).
-                status = await session.scalar(RUN_STATUS, {"run_id": run_id})
-                rows = await store.events_after(session, run_id, last)
+                # One snapshot of status and events (see app.workflows.events.follow).
+                status, rows = await store.status_and_events(session, run_id, last)
+                page_full = len(rows) == store.EVENTS_PAGE
                 out: list[tuple[int, Frame]] = []
                 if rows:
                     rows = await kinds.describe_events(
@@ -177,7 +176,7 @@ async def follow(
                 last, last_sent = max(last, seq), time.monotonic()
                 if frame.terminal:
                     return
-            if rows:
+            if page_full:
                 continue
             if status in store.FINISHED:
                 return  # everything up to the end was sent before (Last-Event-ID at the end)

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 from advanced_alchemy.mixins.uuid import uuid7
-from sqlalchemy import select, text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.annotations import services as annotation_replies
@@ -112,14 +112,17 @@ async def _locked_conversation(
 ) -> tuple[Conversation, int]:
     """The user's conversation, row-locked until the turn commits, and the number of its messages. Refused while
     its last turn is running or paused: under the lock, that answer cannot change before this turn commits."""
+    # The UPDATE takes the row lock (and touches ``updated_at``) in one statement.
     conversation = await session.scalar(
-        select(Conversation)
+        update(Conversation)
         .where(
             Conversation.id == conversation_id,
             Conversation.app_id == app_id,
             Conversation.end_user_id == end_user.id,
         )
-        .with_for_update()
+        .values(updated_at=utcnow())
+        .returning(Conversation),
+        execution_options={"synchronize_session": False},
     )
     if conversation is None:
         raise ConversationNotExists
@@ -203,8 +206,6 @@ async def start_turn(
         )
         session.add(conversation)
         await session.flush()
-    else:
-        conversation.updated_at = now
 
     matched = (
         await annotation_replies.match_annotation(session, app_id, query, embedders=embedders)

@@ -109,27 +109,28 @@ class WorkflowRunController(Controller):
     ) -> Response[Any]:
         require_workflow_app(key, only_workflow=True)
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
-        # A streaming run takes its stream's slot first: over the key's cap, no run starts.
-        slot = await slots.acquire(key.key_id) if data.response_mode == "streaming" else None
+        # A streaming run holds a stream slot, taken while the run starts: over the key's cap, no run starts.
         try:
-            run = await services.start_run(
-                db_session,
-                key.app_id,
-                data.inputs,
-                data.user,
-                workflow_id,
-                data.files,
-                files,
-                limits=services.InputLimits.of(settings),
+            slot, run = await slots.alongside(
+                key.key_id if data.response_mode == "streaming" else None,
+                services.start_run(
+                    db_session,
+                    key.app_id,
+                    data.inputs,
+                    data.user,
+                    workflow_id,
+                    data.files,
+                    files,
+                    limits=services.InputLimits.of(settings),
+                ),
             )
-            # the job may start now; the response must not wait for the request to end
-            await db_session.commit()
         except NotFound as exc:
-            if slot is not None:
-                await slots.release(slot)
             if workflow_id is None:  # Dify: ValueError("Workflow not published"), a 400
                 raise WorkflowNotPublished from exc
             raise
+        try:
+            # the job may start now; the response must not wait for the request to end
+            await db_session.commit()
         except BaseException:
             if slot is not None:
                 await slots.release(slot)

@@ -182,10 +182,10 @@ async def follow(
         while True:
             try:
                 async with reading(sessions) as session:
-                    # Status first: the final event commits with the final status, so when the status read here
-                    # is final, the events read next include everything.
-                    status = await session.scalar(RUN_STATUS, {"run_id": run_id})
-                    rows = await run_store.events_after(session, run_id, last)
+                    # One snapshot: the final event commits with the final status, so when the status read here
+                    # is final, the events read with it include everything.
+                    status, rows = await run_store.status_and_events(session, run_id, last)
+                    page_full = len(rows) == run_store.EVENTS_PAGE
                     if rows and describe is not None:
                         rows = await describe(session, run_id, rows)
                 patience.ok()
@@ -201,7 +201,7 @@ async def follow(
                 last, last_sent = seq, time.monotonic()
                 if event in close_on:
                     return
-            if rows:
+            if page_full:
                 continue
             if status in run_store.FINISHED:
                 return  # everything up to the end was sent before (Last-Event-ID at the end)

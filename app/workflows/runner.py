@@ -202,7 +202,12 @@ class Recorder:
         if session is None:
             assert self.sessions is not None
             session = self.sessions()
-            await session.begin()
+            if end is None and not (write.opened or write.consumed or write.values):
+                # One statement (the compare-and-set with its events): its own transaction, no BEGIN/COMMIT
+                # round trips. This is most checkpoints of a streaming answer.
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            else:
+                await session.begin()
         try:
             if write.opened:
                 # The kind's rows (forms...) must not outlive a lost compare-and-set: lock the run first.

@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import anyio
 import structlog
@@ -27,6 +28,8 @@ from app.errors import SluiceError
 
 log = structlog.get_logger()
 
+T = TypeVar("T")
+
 REFRESH_SECONDS = 15.0
 STALE_SECONDS = 60.0
 
@@ -35,6 +38,23 @@ class TooManyStreams(SluiceError):
     """Too many event streams are open for this API key; close one and try again."""
 
     status, code = 429, "too_many_streams"
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock, 0))")
+# Stale rows are dropped and not counted (a statement does not see its own deletes), the slot inserted if the
+# live ones leave room.
+_TAKE = text(
+    """
+    WITH stale AS (
+        DELETE FROM event_streams WHERE key_id = :key AND seen_at < now() - make_interval(secs => :stale)),
+    live AS (
+        SELECT count(*) AS n FROM event_streams
+        WHERE key_id = :key AND seen_at >= now() - make_interval(secs => :stale)),
+    taken AS (
+        INSERT INTO event_streams (id, key_id) SELECT :id, :key FROM live WHERE live.n < :cap RETURNING id)
+    SELECT (SELECT n FROM live) AS live, EXISTS (SELECT 1 FROM taken) AS taken
+    """
+)
 
 
 class StreamSlots:
@@ -61,31 +81,37 @@ class StreamSlots:
         """A slot for a new stream of ``key_id``, or 429 when the key holds ``cap`` streams already."""
         slot = uuid.uuid4()
         async with self.engine.begin() as conn:
-            # Serialises the count-then-insert of one key across processes (released at commit).
-            await conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:lock, 0))"),
-                {"lock": f"event_streams:{key_id}"},
-            )
-            await conn.execute(
-                text(
-                    "DELETE FROM event_streams WHERE key_id = :key "
-                    "AND seen_at < now() - make_interval(secs => :stale)"
-                ),
-                {"key": key_id, "stale": STALE_SECONDS},
-            )
-            count = await conn.scalar(
-                text("SELECT count(*) FROM event_streams WHERE key_id = :key"), {"key": key_id}
-            )
-            if int(count or 0) >= self.cap:
-                raise TooManyStreams(
-                    f"This API key has {count} event streams open, the most it may hold at once "
-                    f"(SLUICE_MAX_EVENT_STREAMS_PER_KEY={self.cap}); close one and try again."
+            # Serialises the count-then-insert of one key across processes (released at commit). The lock is a
+            # statement of its own: the next one's snapshot, taken after it, sees every slot committed before.
+            await conn.execute(_LOCK, {"lock": f"event_streams:{key_id}"})
+            row = (
+                await conn.execute(
+                    _TAKE, {"id": slot, "key": key_id, "stale": STALE_SECONDS, "cap": self.cap}
                 )
-            await conn.execute(
-                text("INSERT INTO event_streams (id, key_id) VALUES (:id, :key)"), {"id": slot, "key": key_id}
+            ).one()
+        if not row.taken:
+            raise TooManyStreams(
+                f"This API key has {row.live} event streams open, the most it may hold at once "
+                f"(SLUICE_MAX_EVENT_STREAMS_PER_KEY={self.cap}); close one and try again."
             )
         self._open[slot] = None
         return slot
+
+    async def alongside(self, key_id: uuid.UUID | None, work: Awaitable[T]) -> tuple[uuid.UUID | None, T]:
+        """``work`` (starting a run or a turn in the request's transaction) while a slot of ``key_id`` is taken
+        on a connection of its own, so the stream's start waits for neither one after the other. Both must
+        succeed: over the cap, 429 comes after ``work`` (whose transaction the caller then never commits); a
+        slot taken for work that failed is released. ``key_id`` None: no slot, just ``work``."""
+        if key_id is None:
+            return None, await work
+        taking = asyncio.ensure_future(self.acquire(key_id))
+        try:
+            result = await work
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self.release(await taking)
+            raise
+        return await taking, result
 
     async def release(self, slot: uuid.UUID) -> None:
         if self._open.pop(slot, "gone") != "gone":

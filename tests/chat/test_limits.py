@@ -150,3 +150,20 @@ async def test_streaming_turns_and_turn_event_streams_hold_the_key_stream_cap(
     assert replay.status_code == 200
     assert names(replay.text)[-1] == "workflow_finished"
     assert await streams_of(chat_engine, app) == 0
+
+
+async def test_a_streaming_turn_refused_while_its_slot_is_taken_gives_the_slot_back(
+    limited: AsyncTestClient[Litestar], chat_engine: AsyncEngine
+) -> None:
+    """The slot is taken alongside the turn's start (on a connection of its own): a turn refused meanwhile (here
+    for its input size) releases it, however many times that happens."""
+    app = await import_app(limited, ECHO)
+    for _ in range(STREAMS + 2):
+        refused = await chat(limited, app, "x" * (PER_VARIABLE + 1), mode="streaming")
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["code"] == "input_too_large"
+        assert await streams_of(chat_engine, app) == 0
+    assert await turns_of(chat_engine, app) == 0
+    accepted = await chat(limited, app, "fits", mode="streaming")
+    assert accepted.status_code == 200, accepted.text
+    assert names(accepted.text)[-1] == "workflow_finished"

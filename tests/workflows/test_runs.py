@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.settings import Settings
 from app.workflows import services
+from app.workflows.runs import store as run_store
 from app.workflows.runs import transitions
 from db import urls
 from db.models import WorkflowNodeExecution
@@ -160,6 +162,26 @@ async def test_streaming_run_sends_every_event_with_ids(wf_client: AsyncTestClie
     assert finished["data"]["outputs"] == {"greeting": "Bo"}
     assert events[2][1]["data"]["node_id"] == "start"
     assert events[2][1]["data"]["status"] == "succeeded"
+
+
+async def test_a_stream_reads_events_page_by_page(
+    wf_client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower reads status and events in one statement, a page at a time: with a page of two events, a
+    finished run still streams every event once, in order (a full page is followed by the next one)."""
+    monkeypatch.setattr(run_store, "EVENTS_PAGE", 2)
+    app = await import_app(wf_client, GREETER)
+    response = await wf_client.post(
+        "/v1/workflows/run",
+        json={"inputs": {"name": "Bo"}, "response_mode": "blocking", "user": "u"},
+        headers=app.headers,
+    )
+    run_id = response.json()["workflow_run_id"]
+    replay = await wf_client.get(f"/v1/workflow/{run_id}/events", params={"user": "u"}, headers=app.headers)
+    assert replay.status_code == 200, replay.text
+    events = sse_events(replay.text)
+    assert [i for i, _ in events] == [1, 2, 3, 4, 5, 6]
+    assert events[-1][1]["event"] == "workflow_finished"
 
 
 async def test_events_replay_after_last_event_id(wf_client: AsyncTestClient[Litestar]) -> None:

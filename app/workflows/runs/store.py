@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs import values as run_values
+from db import queue
 
 CHANNEL = "sluice_run_events"
 #: a run that may still change (a worker may advance it), and one that ended
@@ -139,35 +140,43 @@ async def get_runs(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> dict[
 
 
 async def insert_run(
-    session: AsyncSession, run: Mapping[str, Any], started: Event, values: dict[str, bytes]
+    session: AsyncSession,
+    run: Mapping[str, Any],
+    started: Event,
+    values: dict[str, bytes],
+    jobs: Sequence[queue.JobSpec],
 ) -> None:
-    """A new run, ``running``, with its first event (seq 1) and NOTIFY in one statement; then its large values."""
+    """A new run, ``running``, with its first event (seq 1) and ``jobs`` deferred, in one statement; then its large
+    values. No NOTIFY: nobody can follow a run whose id is not committed yet (the creator subscribes first)."""
     await session.execute(
-        text(
-            """
-            WITH run AS (
-                INSERT INTO workflow_runs (id, app_id, workflow_id, status, inputs, created_by, state, last_event_seq,
-                                           total_steps, total_tokens, exceptions_count, elapsed_time, created_at,
-                                           updated_at)
-                VALUES (:id, :app_id, :workflow_id, 'running', CAST(:inputs AS jsonb), :created_by,
-                        CAST(:state AS jsonb), 1, 0, 0, 0, 0, now(), now())
-                RETURNING id),
-            ev AS (
-                INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
-                SELECT id, 1, :event, CAST(:data AS jsonb), now() FROM run)
-            SELECT pg_notify(:channel, CAST(id AS text)) FROM run
-            """
-        ),
+        _INSERT_RUN,
         {
             **run,
             "inputs": msgspec.json.encode(run["inputs"]).decode(),
             "state": msgspec.json.encode(run["state"]).decode(),
             "event": started.event,
             "data": msgspec.json.encode(started.data).decode(),
-            "channel": CHANNEL,
+            **queue.defer_params(jobs),
         },
     )
     await _insert_values(session, [(run["id"], d, v) for d, v in values.items()])
+
+
+_INSERT_RUN = text(
+    f"""
+    WITH run AS (
+        INSERT INTO workflow_runs (id, app_id, workflow_id, status, inputs, created_by, state, last_event_seq,
+                                   total_steps, total_tokens, exceptions_count, elapsed_time, created_at, updated_at)
+        VALUES (:id, :app_id, :workflow_id, 'running', CAST(:inputs AS jsonb), :created_by,
+                CAST(:state AS jsonb), 1, 0, 0, 0, 0, now(), now())
+        RETURNING id),
+    ev AS (
+        INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
+        SELECT id, 1, :event, CAST(:data AS jsonb), now() FROM run),
+    jobs AS ({queue.DEFER_SELECT})
+    SELECT (SELECT id FROM run), (SELECT count(*) FROM jobs)
+    """  # noqa: S608 (a constant of db/queue.py, no input)
+)
 
 
 # --- the one compare-and-set ------------------------------------------------------------------------------
@@ -422,8 +431,31 @@ async def stop_open_executions(
 # --- reading events and values ----------------------------------------------------------------------------
 
 
+#: How many events a follower reads at once.
+EVENTS_PAGE = 500
+
+_STATUS_AND_EVENTS = text(
+    "SELECT r.status, e.seq, e.event, e.data FROM workflow_runs r LEFT JOIN LATERAL ("
+    "SELECT seq, event, data FROM workflow_run_events WHERE run_id = r.id AND seq > :after "
+    "ORDER BY seq LIMIT :limit) e ON true WHERE r.id = :id ORDER BY e.seq"
+)
+
+
+async def status_and_events(
+    session: AsyncSession, run_id: uuid.UUID, after_seq: int
+) -> tuple[str | None, list[EventRow]]:
+    """The run's status and its events after ``after_seq`` (as stored, at most :data:`EVENTS_PAGE`), read in one
+    statement and so from one snapshot: when the status is final, the events include the last one. (None, [])
+    for an unknown run."""
+    params = {"id": run_id, "after": after_seq, "limit": EVENTS_PAGE}
+    rows = (await session.execute(_STATUS_AND_EVENTS, params)).all()
+    if not rows:
+        return None, []
+    return rows[0].status, [(r.seq, r.event, r.data) for r in rows if r.seq is not None]
+
+
 async def events_after(
-    session: AsyncSession, run_id: uuid.UUID, after_seq: int, limit: int = 500
+    session: AsyncSession, run_id: uuid.UUID, after_seq: int, limit: int = EVENTS_PAGE
 ) -> list[EventRow]:
     """Events as stored (large values referenced; :func:`hydrate_events` puts them back)."""
     rows = await session.execute(

@@ -74,8 +74,8 @@ async def start(
         },
         started,
         stash.values,
+        [advance_job(run_id)],
     )
-    await queue.defer_jobs(session, [advance_job(run_id)])
 
 
 class _Run:
