@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
@@ -59,8 +59,12 @@ async def list_annotations(
     return list(rows), int(total)
 
 
+#: Built once: every chat turn reads it.
+_REPLY_SETTING = select(AnnotationSetting).where(AnnotationSetting.app_id == bindparam("app_id"))
+
+
 async def reply_setting(session: AsyncSession, app_id: uuid.UUID) -> AnnotationSetting | None:
-    return await session.scalar(select(AnnotationSetting).where(AnnotationSetting.app_id == app_id))
+    return await session.scalar(_REPLY_SETTING, {"app_id": app_id})
 
 
 async def _embed_if_enabled(session: AsyncSession, embedders: Embedders, annotation: Annotation) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,11 +46,13 @@ async def ensure(
     return found
 
 
+#: Built once (every turn and conversation request reads it; building costs more CPU than running it).
+_FIND = select(EndUser).where(EndUser.app_id == bindparam("app_id"), EndUser.session_id == bindparam("user"))
+
+
 async def find(session: AsyncSession, app_id: uuid.UUID, user: str | None) -> EndUser | None:
     """The end user ``user`` of the app, or None when never seen."""
-    return await session.scalar(
-        select(EndUser).where(EndUser.app_id == app_id, EndUser.session_id == (user or ANONYMOUS))
-    )
+    return await session.scalar(_FIND, {"app_id": app_id, "user": user or ANONYMOUS})
 
 
 async def get(session: AsyncSession, app_id: uuid.UUID, end_user_id: uuid.UUID) -> EndUser:

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 from advanced_alchemy.mixins.uuid import uuid7
-from sqlalchemy import text, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.annotations import services as annotation_replies
@@ -107,6 +107,18 @@ def parse_conversation_id(value: str | None) -> uuid.UUID | None:
         raise InvalidParam("conversation_id must be a valid UUID") from None
 
 
+_LOCK_CONVERSATION = (
+    update(Conversation)
+    .where(
+        Conversation.id == bindparam("conversation"),
+        Conversation.app_id == bindparam("app"),
+        Conversation.end_user_id == bindparam("end_user"),
+    )
+    .values(updated_at=bindparam("now"))
+    .returning(Conversation)
+)
+
+
 async def _locked_conversation(
     session: AsyncSession, app_id: uuid.UUID, end_user: EndUser, conversation_id: uuid.UUID
 ) -> tuple[Conversation, int]:
@@ -114,14 +126,8 @@ async def _locked_conversation(
     its last turn is running or paused: under the lock, that answer cannot change before this turn commits."""
     # The UPDATE takes the row lock (and touches ``updated_at``) in one statement.
     conversation = await session.scalar(
-        update(Conversation)
-        .where(
-            Conversation.id == conversation_id,
-            Conversation.app_id == app_id,
-            Conversation.end_user_id == end_user.id,
-        )
-        .values(updated_at=utcnow())
-        .returning(Conversation),
+        _LOCK_CONVERSATION,
+        {"conversation": conversation_id, "app": app_id, "end_user": end_user.id, "now": utcnow()},
         execution_options={"synchronize_session": False},
     )
     if conversation is None:
@@ -163,7 +169,7 @@ async def start_turn(
         raise QueryRequired
     workflow_id = parse_workflow_id(request.workflow_id)
     try:
-        version = await workflows.version_of(session, app_id, workflow_id)
+        version = await workflows.version_of(session, app_id, workflow_id, key.latest_workflow_id)
     except NotFound:
         if workflow_id is None:
             raise WorkflowNotPublished from None

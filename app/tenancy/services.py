@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
-from db.models import ApiKey, App, Workspace
+from db.models import ApiKey, App, Workflow, Workspace
 
 DEFAULT_WORKSPACE_NAME = "Default"
 KEY_PREFIXES = {"app": "app-", "dataset": "dataset-"}
@@ -31,6 +31,9 @@ class KeyContext(msgspec.Struct, frozen=True):
     app_id: uuid.UUID | None
     #: the app's mode (``workflow``, ``advanced-chat``) for app keys
     app_mode: str | None = None
+    #: the app's latest workflow version when the key was read (app keys; None: nothing published), read with
+    #: the key so that starting a run or a turn needs no statement of its own for it
+    latest_workflow_id: uuid.UUID | None = None
 
 
 class AppKey(KeyContext, frozen=True):
@@ -199,8 +202,24 @@ async def revoke_key(
 
 
 #: Built once (every Service API request runs it; building the expression costs more than running it).
+_LATEST_WORKFLOW = (
+    select(Workflow.id)
+    .where(Workflow.app_id == ApiKey.app_id)
+    .order_by(Workflow.version.desc())
+    .limit(1)
+    .correlate(ApiKey)
+    .scalar_subquery()
+)
 _LIVE_KEY = (
-    select(ApiKey.id, ApiKey.type, ApiKey.workspace_id, ApiKey.app_id, ApiKey.last_used_at, App.mode)
+    select(
+        ApiKey.id,
+        ApiKey.type,
+        ApiKey.workspace_id,
+        ApiKey.app_id,
+        ApiKey.last_used_at,
+        App.mode,
+        _LATEST_WORKFLOW.label("latest_workflow_id"),
+    )
     .outerjoin(App, App.id == ApiKey.app_id)
     .where(ApiKey.token_hash == bindparam("token_hash"), ApiKey.revoked_at.is_(None))
 )
@@ -215,5 +234,10 @@ async def authenticate(session: AsyncSession, token: str) -> KeyContext | None:
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=func.now()))
     return KeyContext(
-        key_id=row.id, type=row.type, workspace_id=row.workspace_id, app_id=row.app_id, app_mode=row.mode
+        key_id=row.id,
+        type=row.type,
+        workspace_id=row.workspace_id,
+        app_id=row.app_id,
+        app_mode=row.mode,
+        latest_workflow_id=row.latest_workflow_id,
     )

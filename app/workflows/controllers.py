@@ -122,6 +122,7 @@ class WorkflowRunController(Controller):
                     data.files,
                     files,
                     limits=services.InputLimits.of(settings),
+                    latest=key.latest_workflow_id,
                 ),
             )
         except NotFound as exc:

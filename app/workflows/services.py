@@ -114,10 +114,15 @@ _NAMED_VERSION = select(Workflow.id).where(
 )
 
 
-async def version_of(session: AsyncSession, app_id: uuid.UUID, workflow_id: uuid.UUID | None) -> Version:
-    """The app's latest version (or the given one): its id is read each time (a publish takes effect at once),
-    the rest comes from the process's cache."""
-    if workflow_id is None:
+async def version_of(
+    session: AsyncSession, app_id: uuid.UUID, workflow_id: uuid.UUID | None, latest: uuid.UUID | None = None
+) -> Version:
+    """The app's latest version (or the given one): its id is read each time (a publish takes effect at once;
+    ``latest`` is that id when the caller read it already, as the API key's lookup does), the rest comes from the
+    process's cache."""
+    if workflow_id is None and latest is not None:
+        found: uuid.UUID | None = latest
+    elif workflow_id is None:
         found = await session.scalar(_LATEST_VERSION, {"app_id": app_id})
     else:
         found = await session.scalar(_NAMED_VERSION, {"app_id": app_id, "workflow_id": workflow_id})
@@ -197,12 +202,14 @@ async def start_run(
     files: list[Any] | None = None,
     file_context: FileContext | None = None,
     limits: InputLimits | None = None,
+    latest: uuid.UUID | None = None,
 ) -> StartedRun:
     """Create a run and defer its job in the caller's transaction (both or neither). File mappings (``files``
     and file inputs) are resolved first (``file_context`` signs their links; without it they cannot be used).
-    Inputs larger than ``limits`` (the defaults when None) are refused with 400 ``input_too_large``."""
+    Inputs larger than ``limits`` (the defaults when None) are refused with 400 ``input_too_large``. ``latest``:
+    the app's latest version id when the caller read it already (see :func:`version_of`)."""
     check_input_sizes(inputs, limits or InputLimits())
-    version = await version_of(session, app_id, workflow_id)
+    version = await version_of(session, app_id, workflow_id, latest)
     start, start_node, environment, doc = version.start, version.start_node, version.environment, version.dsl
     try:
         values = start_node.validate_inputs(inputs)

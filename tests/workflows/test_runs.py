@@ -18,6 +18,7 @@ from app.workflows.runs import store as run_store
 from app.workflows.runs import transitions
 from db import urls
 from db.models import WorkflowNodeExecution
+from tests.conftest import ADMIN_TOKEN
 from tests.workflows.conftest import import_app, sse_events
 
 GREETER = """
@@ -162,6 +163,30 @@ async def test_streaming_run_sends_every_event_with_ids(wf_client: AsyncTestClie
     assert finished["data"]["outputs"] == {"greeting": "Bo"}
     assert events[2][1]["data"]["node_id"] == "start"
     assert events[2][1]["data"]["status"] == "succeeded"
+
+
+async def test_a_published_version_runs_from_the_next_request_with_the_same_key(
+    wf_client: AsyncTestClient[Litestar],
+) -> None:
+    """The key's lookup reads the app's latest version with it: a version published meanwhile is what the next
+    run of the same key runs (and a named version still runs as named)."""
+    app = await import_app(wf_client, GREETER)
+    body = {"inputs": {"name": "Bo"}, "response_mode": "blocking", "user": "u"}
+    first = await wf_client.post("/v1/workflows/run", json=body, headers=app.headers)
+    assert first.json()["data"]["outputs"] == {"greeting": "Bo"}
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    renamed = GREETER.replace("outputs: [{variable: greeting,", "outputs: [{variable: salute,")
+    published = await wf_client.post(
+        f"/console/api/apps/{app.app_id}/workflows/publish", json={"yaml_content": renamed}, headers=admin
+    )
+    assert published.status_code == 200, published.text
+    second = await wf_client.post("/v1/workflows/run", json=body, headers=app.headers)
+    assert second.json()["data"]["outputs"] == {"salute": "Bo"}
+    old = await wf_client.post(
+        f"/v1/workflows/{first.json()['data']['workflow_id']}/run", json=body, headers=app.headers
+    )
+    assert old.status_code == 200, old.text
+    assert old.json()["data"]["outputs"] == {"greeting": "Bo"}
 
 
 async def test_a_stream_reads_events_page_by_page(
