@@ -129,24 +129,26 @@ class WorkflowRunController(Controller):
             if workflow_id is None:  # Dify: ValueError("Workflow not published"), a 400
                 raise WorkflowNotPublished from exc
             raise
-        try:
-            # the job may start now; the response must not wait for the request to end
-            await db_session.commit()
-        except BaseException:
+        # A blocking run's waiter listens before the commit: the run is known to be running until a notice.
+        with hub.subscribe(run.id) as waiter:
+            try:
+                # the job may start now; the response must not wait for the request to end
+                await db_session.commit()
+            except BaseException:
+                if slot is not None:
+                    await slots.release(slot)
+                raise
             if slot is not None:
-                await slots.release(slot)
-            raise
-        if slot is not None:
-            stream: AsyncIterator[bytes] = follow(
-                sessions,
-                hub,
-                run.id,
-                0,
-                close_on=("workflow_finished", "workflow_paused"),
-                describe=_describe(kinds),
-            )
-            return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
-        finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS)
+                stream: AsyncIterator[bytes] = follow(
+                    sessions,
+                    hub,
+                    run.id,
+                    0,
+                    close_on=("workflow_finished", "workflow_paused"),
+                    describe=_describe(kinds),
+                )
+                return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
+            finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS, subscribed=waiter)
         async with sessions() as session:
             paused = await _paused(session, kinds, finished)
         body = BlockingRunResult(workflow_run_id=run.id, task_id=run.id, data=run_data(finished, paused))

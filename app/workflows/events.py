@@ -134,12 +134,22 @@ RUN_STATUS = select(WorkflowRun.status).where(WorkflowRun.id == bindparam("run_i
 
 
 async def wait_for_run(
-    sessions: async_sessionmaker[AsyncSession], hub: RunEventHub, run_id: uuid.UUID, timeout: float
+    sessions: async_sessionmaker[AsyncSession],
+    hub: RunEventHub,
+    run_id: uuid.UUID,
+    timeout: float,
+    *,
+    subscribed: asyncio.Event | None = None,
 ) -> WorkflowRun:
-    """Wait until the run is no longer ``running`` (finished, failed, stopped or paused), or ``timeout``."""
+    """Wait until the run is no longer ``running`` (finished, failed, stopped or paused), or ``timeout``.
+    ``subscribed``: the caller's waiter on the run, subscribed before it committed the run as ``running`` (as the
+    creator of a blocking run does): nothing can have been missed, so the first read waits for a notice."""
     deadline = time.monotonic() + timeout
     patience = _Patience()
-    with hub.subscribe(run_id) as waiter:
+    with contextlib.ExitStack() as stack:
+        waiter = subscribed if subscribed is not None else stack.enter_context(hub.subscribe(run_id))
+        if subscribed is not None:
+            await wait_for_notice(waiter, min(POLL_SECONDS, timeout))
         while True:
             try:
                 async with reading(sessions) as session:

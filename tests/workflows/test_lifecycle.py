@@ -250,10 +250,12 @@ async def test_many_resolutions_resume_in_batches(
     assert batches < 30  # the timeouts of one alarm pass were resumed together
 
 
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
 async def test_a_worker_wakes_when_its_next_scheduled_job_is_due(
-    private_database: str, tmp_path: Path
+    private_database: str, tmp_path: Path, busy: bool
 ) -> None:
-    """With a 5 s poll, a job scheduled 1.5 s ahead still starts on time: the worker sets a timer for it. (A worker
+    """With a 5 s poll, a job scheduled 1.5 s ahead still starts on time: the worker sets a timer for it, idle or
+    while another job runs (busy, it asks a moment later: ``jobs.punctual.BUSY_QUESTION_DELAY``). (A worker
     process of its own: two workers in one process would share procrastinate's App and its connector.)"""
     env = {
         "DATABASE_URL": private_database,
@@ -269,6 +271,23 @@ async def test_a_worker_wakes_when_its_next_scheduled_job_is_due(
                     break
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
+        if busy:  # a job that runs for the rest of the test holds a slot of the worker
+            async with engine.begin() as conn:
+                hanging = await conn.scalar(
+                    text(
+                        "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status) "
+                        "VALUES ('workflows', 'test_hang_on_first_attempt', '{}', 'todo') RETURNING id"
+                    )
+                )
+            for _ in range(50):
+                async with engine.connect() as conn:
+                    status = await conn.scalar(
+                        text("SELECT status FROM procrastinate_jobs WHERE id = :id"), {"id": hanging}
+                    )
+                if status == "doing":
+                    break
+                await asyncio.sleep(0.1)
+            assert status == "doing"
         async with AsyncSession(engine) as session:
             due = await session.scalar(text("SELECT clock_timestamp() + interval '1.5 seconds'"))
             assert isinstance(due, datetime.datetime)
