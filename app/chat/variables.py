@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.errors import BadRequest
+from app.workflows.engine.variables import segment_type
 
 #: Types as the API shows them: a declared integer or float is a ``number``.
 _EXPOSED = {"integer": "number", "float": "number"}
@@ -91,32 +92,6 @@ async def seed(
     return {row.name: row.value for row in rows}
 
 
-def infer_type(value: Any) -> str:
-    """Dify's ``SegmentType.infer_segment_type`` of a JSON value, for the mismatch message."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list) and value:
-        if all(isinstance(v, str) for v in value):
-            return "array[string]"
-        if all(_number(v) for v in value):
-            return "array[number]"
-        if all(isinstance(v, bool) for v in value):
-            return "array[boolean]"
-        if all(isinstance(v, dict) for v in value):
-            return "array[object]"
-    return "array[any]"
-
-
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -144,5 +119,5 @@ def check_value(name: str, value_type: str, value: Any) -> None:
     expected = exposed_type(value_type)
     if not valid(expected, value):
         raise BadRequest(
-            f"Type mismatch: variable '{name}' expects {expected}, but got {infer_type(value)} type"
+            f"Type mismatch: variable '{name}' expects {expected}, but got {segment_type(value)} type"
         )

@@ -91,3 +91,42 @@ class VariablePool:
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {k: dict(v) for k, v in self.values.items()}
+
+
+def segment_type(value: Any) -> str | None:
+    """Dify's ``SegmentType.infer_segment_type`` of a JSON value (what validation messages call its type): an
+    empty list is ``array[number]`` there (the empty set of element types counts as numerical); None for a value
+    JSON does not have."""
+    if isinstance(value, list):
+        kinds = set()
+        for item in value:
+            kind = segment_type(item)
+            if kind is None:
+                return None
+            kinds.add(kind)
+        if len(kinds) != 1:
+            return "array[number]" if kinds <= {"number", "integer", "float"} else "array[any]"
+        kind = kinds.pop()
+        if kind.startswith("array["):
+            return "array[any]"
+        return {
+            "string": "array[string]",
+            "integer": "array[number]",
+            "float": "array[number]",
+            "object": "array[object]",
+            "boolean": "array[boolean]",
+            "none": "array[any]",
+        }.get(kind)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    return None

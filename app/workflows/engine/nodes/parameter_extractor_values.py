@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from app.workflows.engine.variables import segment_type
+
 SCALAR_TYPES = ("string", "number", "boolean")
 ARRAY_TYPES = ("array[string]", "array[number]", "array[object]", "array[boolean]")
 #: Older DSL spellings: ``bool`` is ``boolean``; ``select`` is a string with ``options``.
@@ -97,7 +99,7 @@ def validation_error(parameters: list[Parameter], result: Mapping[str, Any]) -> 
                 quoted = quoted[:MAX_QUOTED_VALUE] + "..."
             return (
                 f"Invalid value for parameter {parameter.name}, expected segment type: {parameter.type}, "
-                f"actual_type: {_segment_type(value)}, python_type: {type(value)}, value: {quoted}"
+                f"actual_type: {segment_type(value)}, python_type: {type(value)}, value: {quoted}"
             )
         if parameter.type == "string" and parameter.options and value not in parameter.options:
             return f"Invalid `select` value for parameter {parameter.name}"
@@ -177,40 +179,3 @@ def _is_valid(kind: str, value: Any) -> bool:
     if kind == "string":
         return isinstance(value, str)
     return isinstance(value, dict)  # object
-
-
-def _segment_type(value: Any) -> str | None:
-    """Dify's ``SegmentType.infer_segment_type`` (for the ``actual_type`` of a validation message)."""
-    if isinstance(value, list):
-        kinds = set()
-        for item in value:
-            kind = _segment_type(item)
-            if kind is None:
-                return None
-            kinds.add(kind)
-        if len(kinds) != 1:
-            return "array[number]" if kinds <= {"number", "integer", "float"} else "array[any]"
-        kind = kinds.pop()
-        if kind.startswith("array["):
-            return "array[any]"
-        return {
-            "string": "array[string]",
-            "integer": "array[number]",
-            "float": "array[number]",
-            "object": "array[object]",
-            "boolean": "array[boolean]",
-            "none": "array[any]",
-        }.get(kind)
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    return None
