@@ -1,7 +1,9 @@
 """`just bench workflows`: blocking start->template->end runs through the real API and worker, side by side
 with the raw procrastinate no-op job baseline and `/healthz`, at a few concurrency levels; streaming
-time-to-first-event; commits per run; and how much a 1 MiB input grows the tables. Everything runs in one go
-on one database, so the ratios are comparable.
+time-to-first-event; commits per run; how much a 1 MiB input grows the tables; and, at c=16, the CPU time
+one blocking run and one no-op job cost in each process (API, worker, PostgreSQL, the bench itself), which is
+what the runs/jobs ratio is made of on a machine whose cores are all busy. Everything runs in one go on one
+database, so the ratios are comparable.
 
 Commits are counted with ``pg_stat_database.xact_commit`` of the bench database: N sequential runs, minus the
 commits the idle processes make over the same time (heartbeats, polls), divided by N. The same is measured for
@@ -18,6 +20,7 @@ import time
 from typing import Any
 
 import httpx
+import psutil
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -124,6 +127,41 @@ async def commits_per(engine: Any, count: int, action: Any) -> tuple[float, floa
         writes.append(await next_xid(engine) - xid)
         commits.append(await xact_commits(engine) - before)
     return float(median(commits)), float(median(writes))
+
+
+CPU_PARTS = ("api", "worker", "postgres", "bench")
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def cpu_seconds(procs: Processes) -> dict[str, float]:
+    """CPU time used so far by the API and the worker (with their children), the PostgreSQL processes of this
+    machine, and this bench process (the HTTP client and the no-op jobs' poller)."""
+    out = {}
+    for name in ("api", "worker"):
+        root = psutil.Process(procs.procs[name].pid)
+        out[name] = sum(_cpu(p) for p in (root, *root.children(recursive=True)))
+    out["postgres"] = sum(
+        _cpu(p) for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")
+    )
+    out["bench"] = _cpu(psutil.Process())
+    return out
+
+
+def cpu_row(label: str, before: dict[str, float], after: dict[str, float], count: int) -> Row:
+    per = {k: (after[k] - before[k]) * 1000 / count for k in CPU_PARTS}
+    return Row(
+        label,
+        round(sum(per.values()), 2),
+        "ms CPU",
+        " + ".join(f"{k} {per[k]:.2f}" for k in CPU_PARTS),
+    )
 
 
 async def table_bytes(engine: Any) -> int:
@@ -235,8 +273,11 @@ async def measure(procs: Processes) -> list[Row]:
             for level in LEVELS:
                 total = RUNS_PER_LEVEL[level]
                 h_rate, h_lat = await _timed(total * 5, level, healthz)
+                cpu_before_jobs = cpu_seconds(procs)
                 q_rate = await throughput(engine, QUEUE_JOBS)
+                cpu_after_jobs = cpu_seconds(procs)
                 w_rate, w_lat = await _timed(total, level, blocking_run)
+                cpu_after_runs = cpu_seconds(procs)
                 ratio = w_rate / q_rate
                 target = ""
                 if level == 16:
@@ -271,6 +312,11 @@ async def measure(procs: Processes) -> list[Row]:
                         f"{h_rate:,.0f} req/s",
                     ),
                 ]
+                if level == 16:  # what the ratio is made of: CPU per unit of work, by process
+                    rows += [
+                        cpu_row("c=16 CPU per no-op job", cpu_before_jobs, cpu_after_jobs, QUEUE_JOBS),
+                        cpu_row("c=16 CPU per blocking run", cpu_after_jobs, cpu_after_runs, total),
+                    ]
             for level in (1, 4):
                 _, ttfe = await _timed(40 * level, level, first_event)
                 rows.append(
