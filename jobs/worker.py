@@ -19,7 +19,7 @@ from app.settings import Settings
 from app.wiring import extensions
 from app.workflows.engine.core import Limits
 from app.workflows.ports import make_ports
-from app.workflows.runner import Runtime
+from app.workflows.recorder import Runtime
 from db import engines, urls
 from jobs import punctual
 from jobs.app import TASK_MODULES, bind_job_context, opened, unregistered

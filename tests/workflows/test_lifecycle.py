@@ -25,7 +25,8 @@ from app.settings import Settings
 from app.wiring import extensions
 from app.workflows import services
 from app.workflows.engine.nodes.base import Ports
-from app.workflows.runner import Runtime, advance_run
+from app.workflows.recorder import Runtime
+from app.workflows.runner import advance_run
 from db import queue, urls
 from tests.conftest import SECRET_KEY
 from tests.human_input.test_human_input import approval_dsl
