@@ -13,7 +13,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
-from db.models import ApiKey, App, Workflow, Workspace
+from db.models import ApiKey, App, Workspace
+from db.models.workflows import latest_version
 
 DEFAULT_WORKSPACE_NAME = "Default"
 KEY_PREFIXES = {"app": "app-", "dataset": "dataset-"}
@@ -202,14 +203,7 @@ async def revoke_key(
 
 
 #: Built once (every Service API request runs it; building the expression costs more than running it).
-_LATEST_WORKFLOW = (
-    select(Workflow.id)
-    .where(Workflow.app_id == ApiKey.app_id)
-    .order_by(Workflow.version.desc())
-    .limit(1)
-    .correlate(ApiKey)
-    .scalar_subquery()
-)
+_LATEST_WORKFLOW = latest_version(ApiKey.app_id).correlate(ApiKey).scalar_subquery()
 _LIVE_KEY = (
     select(
         ApiKey.id,

@@ -127,10 +127,9 @@ async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
         yield session
 
 
-#: Built once: waiters and followers read these on every notice, and building a statement costs more CPU than
+#: Built once: waiters read it on every notice, and building a statement costs more CPU than
 #: running it (SQLAlchemy caches the compiled SQL, not the expression).
 _RUN = select(WorkflowRun).where(WorkflowRun.id == bindparam("run_id"))
-RUN_STATUS = select(WorkflowRun.status).where(WorkflowRun.id == bindparam("run_id"))
 
 
 async def wait_for_run(

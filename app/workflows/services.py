@@ -29,6 +29,7 @@ from app.workflows.engine.nodes.start import StartNode
 from app.workflows.runs import transitions
 from app.workflows.runs.pauses import Extensions
 from db.models import App, Workflow, WorkflowRun
+from db.models.workflows import latest_version
 
 # --- apps from DSL --------------------------------------------------------------------------------
 
@@ -103,12 +104,7 @@ _VERSIONS_MAX = 256
 
 
 #: Built once: every run start reads the app's version id.
-_LATEST_VERSION = (
-    select(Workflow.id)
-    .where(Workflow.app_id == bindparam("app_id"))
-    .order_by(Workflow.version.desc())
-    .limit(1)
-)
+_LATEST_VERSION = latest_version(bindparam("app_id"))
 _NAMED_VERSION = select(Workflow.id).where(
     Workflow.app_id == bindparam("app_id"), Workflow.id == bindparam("workflow_id")
 )

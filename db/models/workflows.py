@@ -26,6 +26,11 @@ class Workflow(Base):
     dsl: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
+def latest_version(app_id: Any) -> sa.Select[uuid.UUID]:
+    """The id of an app's latest version; ``app_id`` is a bound parameter or a column to correlate with."""
+    return sa.select(Workflow.id).where(Workflow.app_id == app_id).order_by(Workflow.version.desc()).limit(1)
+
+
 class WorkflowRun(Base):
     __tablename__ = "workflow_runs"
     __table_args__ = (

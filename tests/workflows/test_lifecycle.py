@@ -173,7 +173,8 @@ async def test_a_large_input_is_stored_about_once(counted: CountedEngine) -> Non
     async with counted.sessions() as session:
         from app.workflows.runs import store
 
-        rows = await store.hydrate_events(session, run_id, await store.events_after(session, run_id, 0))
+        _, stored = await store.status_and_events(session, run_id, 0)
+        rows = await store.hydrate_events(session, run_id, stored)
     started = next(data for _, name, data in rows if name == "workflow_started")
     start_finished = next(
         data for _, name, data in rows if name == "node_finished" and data["node_id"] == "start"

@@ -454,20 +454,6 @@ async def status_and_events(
     return rows[0].status, [(r.seq, r.event, r.data) for r in rows if r.seq is not None]
 
 
-async def events_after(
-    session: AsyncSession, run_id: uuid.UUID, after_seq: int, limit: int = EVENTS_PAGE
-) -> list[EventRow]:
-    """Events as stored (large values referenced; :func:`hydrate_events` puts them back)."""
-    rows = await session.execute(
-        text(
-            "SELECT seq, event, data FROM workflow_run_events WHERE run_id = :id AND seq > :after "
-            "ORDER BY seq LIMIT :limit"
-        ),
-        {"id": run_id, "after": after_seq, "limit": limit},
-    )
-    return [(r.seq, r.event, r.data) for r in rows]
-
-
 async def load_values(session: AsyncSession, run_id: uuid.UUID, digests: Iterable[str]) -> dict[str, Any]:
     wanted = list(set(digests))
     if not wanted:
