@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from app.files import tables
-from app.knowledge.indexing.extract import ExtractError, decode_text
+from app.knowledge.indexing.extract_errors import ExtractError
+from app.knowledge.indexing.text_formats import decode_text
 from app.sandbox.functions import sandboxed
 
 #: Office files may unpack to at most this many bytes (zip bombs) and a DOCX may hold at most this many blocks

@@ -2,7 +2,8 @@
 
 Pure: no I/O besides the bytes given. Every failure is an :class:`ExtractError` whose ``message`` can be shown
 to the user (the indexing job records it as the document's error). Formats follow Dify's extractors where that
-is sensible: CSV rows become ``header: value; ...`` lines, markdown is kept as text.
+is sensible: CSV rows become ``header: value; ...`` lines, markdown is kept as text. The text formats (decoding,
+HTML, CSV, JSON) are in ``text_formats``, the errors in ``extract_errors``; PDF and DOCX, with their limits, here.
 
 Hostile files are refused before the expensive part (:class:`ParseLimits`, from the ``SLUICE_INDEXING_MAX_*``
 settings): a DOCX whose parts unpack to too much or compress too well (zip bombs) or holds too many paragraphs
@@ -14,11 +15,7 @@ time and memory limits stop whatever these checks miss.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import io
-import json
-import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +24,21 @@ from typing import Any
 import docx
 from docx.table import Table
 from pypdf import PdfReader
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from app.knowledge.indexing.extract_errors import ExtractError, TooLarge, UnreadableFile, UnsupportedFileType
+from app.knowledge.indexing.text_formats import csv_text, declared_charset, decode_text, html_text, json_text
+
+__all__ = [
+    "MB",
+    "SUPPORTED_EXTENSIONS",
+    "ExtractError",
+    "ParseLimits",
+    "TooLarge",
+    "UnreadableFile",
+    "UnsupportedFileType",
+    "extension_of",
+    "extract_text",
+]
 
 SUPPORTED_EXTENSIONS = frozenset({"txt", "md", "markdown", "html", "htm", "pdf", "docx", "csv", "json"})
 MB = 1024 * 1024
@@ -46,22 +57,6 @@ class ParseLimits:
     max_characters: int = 5_000_000
 
 
-class ExtractError(Exception):
-    """The file could not be read."""
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message: str = message or (type(self).__doc__ or "The file could not be read.").strip()
-        super().__init__(self.message)
-
-
-class UnsupportedFileType(ExtractError):
-    """This file type is not supported."""
-
-
-class UnreadableFile(ExtractError):
-    """The file could not be read."""
-
-
 def extension_of(filename: str) -> str:
     """The lower-case extension without the dot ("" when there is none)."""
     name = filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
@@ -78,25 +73,21 @@ def extract_text(filename: str, data: bytes, limits: ParseLimits = ParseLimits()
     if not data:
         raise UnreadableFile("The file is empty.")
     if extension in ("html", "htm"):
-        text = _html_text(decode_text(data, _declared_charset(data)))
+        text = html_text(decode_text(data, declared_charset(data)))
     elif extension == "pdf":
         text = _pdf_text(data, limits)
     elif extension == "docx":
         text = _docx_text(data, limits)
     elif extension == "csv":
-        text = _csv_text(decode_text(data))
+        text = csv_text(decode_text(data))
     elif extension == "json":
-        text = _json_text(decode_text(data))
+        text = json_text(decode_text(data))
     else:
         text = decode_text(data)
     _check_characters(len(text), limits)
     if not text.strip():
         raise UnreadableFile(f"The {extension.upper()} file has no text.")
     return text
-
-
-class TooLarge(ExtractError):
-    """The document is too large to index."""
 
 
 def _check_characters(count: int, limits: ParseLimits) -> None:
@@ -120,149 +111,6 @@ def _check_unpacked(
             f"The {kind} file {what} {unpacked // max(packed, 1):,} times its size, more than "
             f"{limits.max_compression_ratio}:1 (SLUICE_INDEXING_MAX_COMPRESSION_RATIO)."
         )
-
-
-# -- text decoding ---------------------------------------------------------------------------------------------
-
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-def decode_text(data: bytes, declared: str | None = None) -> str:
-    """Bytes to str: a BOM wins, then UTF-8, then a declared charset, then cp1252, then latin-1.
-
-    Bytes with NULs and no BOM are read as BOM-less UTF-16 when the NULs fall on one parity (as they do for
-    mostly-ASCII UTF-16 text); otherwise they are binary and raise UnreadableFile.
-    """
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                raise UnreadableFile(
-                    f"The file starts with a {encoding} marker but is not valid {encoding}."
-                ) from None
-    if b"\x00" in data:
-        return _bomless_utf16(data)
-    candidates = ["utf-8", *([declared] if declared else []), "cp1252"]
-    for encoding in candidates:
-        try:
-            return data.decode(encoding)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return data.decode("latin-1")
-
-
-def _bomless_utf16(data: bytes) -> str:
-    sample = data[:4096]
-    even = sample[0::2].count(0)
-    odd = sample[1::2].count(0)
-    half = len(sample) // 2
-    encoding = (
-        "utf-16-le"
-        if odd > half * 0.3 and even == 0
-        else "utf-16-be"
-        if even > half * 0.3 and odd == 0
-        else ""
-    )
-    if encoding:
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            pass
-    raise UnreadableFile("The file is not text (it contains binary data).")
-
-
-_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.-]+)""", re.IGNORECASE)
-
-
-def _declared_charset(data: bytes) -> str | None:
-    match = _CHARSET.search(data[:4096])
-    return match.group(1).decode("ascii") if match else None
-
-
-# -- HTML ------------------------------------------------------------------------------------------------------
-
-_DROPPED_TAGS = "script, style, noscript, template, head > meta, head > link"
-# Elements that start and end a paragraph ("\n\n") or a line ("\n"); everything else is inline. Breaks are
-# written as markers first so that adjacent breaks (</li><li>, </div></ul>) merge into the strongest one.
-_LINE, _PARAGRAPH = "\x01", "\x02"
-# The lookbehind makes a match start only where a run of blanks and markers starts: linear, not quadratic, on
-# long runs of blanks without a marker.
-_BREAKS = re.compile(r"(?<![\s\x01\x02])[\s\x01\x02]*[\x01\x02][\s\x01\x02]*")
-_PARAGRAPH_TAGS = frozenset(
-    "p h1 h2 h3 h4 h5 h6 table ul ol dl blockquote pre section article header footer nav aside main figure "
-    "form fieldset address details hr title".split()
-)
-_LINE_TAGS = frozenset("div li tr dt dd figcaption summary caption thead tbody tfoot legend option".split())
-_CELL_TAGS = frozenset({"td", "th"})
-
-
-def _html_text(html: str) -> str:
-    """Visible text: scripts/styles dropped, blocks on their own lines, table rows one per line (cells " | ")."""
-    tree = LexborHTMLParser(html)
-    for node in tree.css(_DROPPED_TAGS):
-        node.decompose()
-    root = tree.root
-    if root is None:
-        return ""
-    parts: list[str] = []
-    # An explicit stack (not recursion) so that absurdly deep markup cannot overflow; a str entry is text to
-    # emit when popped (the break after an element's children), a node entry is an element to walk.
-    stack: list[LexborNode | str] = [root]
-    cells_in_row: list[int] = [0]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item == "</tr>":
-                cells_in_row.pop()
-            else:
-                parts.append(item)
-            continue
-        tag = item.tag
-        if tag == "-text":
-            text = item.text(deep=False) or ""
-            text = text.replace(_LINE, "").replace(_PARAGRAPH, "")
-            if not _inside_pre(item):
-                text = re.sub(r"\s+", " ", text)
-                if parts and parts[-1] in ("\n", _LINE, _PARAGRAPH):
-                    text = text.lstrip()
-            parts.append(text)
-            continue
-        if tag == "br":
-            parts.append("\n")
-            continue
-        if tag in _CELL_TAGS:
-            if cells_in_row[-1]:
-                parts.append(" | ")
-            cells_in_row[-1] += 1
-        elif tag == "tr":
-            cells_in_row.append(0)
-            stack.append("</tr>")
-        if tag in _PARAGRAPH_TAGS:
-            parts.append(_PARAGRAPH)
-            stack.append(_PARAGRAPH)
-        elif tag in _LINE_TAGS:
-            parts.append(_LINE)
-            stack.append(_LINE)
-        stack.extend(reversed(list(item.iter(include_text=True))))
-    text = _BREAKS.sub(lambda run: "\n\n" if _PARAGRAPH in run.group(0) else "\n", "".join(parts))
-    text = re.sub(r"(?<![ \t\u00a0])[ \t\u00a0]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def _inside_pre(node: LexborNode) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.tag in ("pre", "textarea"):
-            return True
-        parent = parent.parent
-    return False
 
 
 # -- PDF -------------------------------------------------------------------------------------------------------
@@ -375,86 +223,3 @@ def _table_rows(table: Any) -> Iterator[str]:
             cells.append(" ".join(cell.text.split()))
         if any(cells):
             yield " | ".join(cells)
-
-
-# -- CSV -------------------------------------------------------------------------------------------------------
-
-
-def _csv_text(text: str) -> str:
-    """Each data row as ``header: value; header: value`` (empty values left out), rows separated by a blank line."""
-    try:
-        dialect: Any = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), dialect))
-    except csv.Error as error:
-        raise UnreadableFile(f"The CSV file could not be parsed ({error}).") from None
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        raise UnreadableFile("The CSV file is empty.")
-    header = [name.strip() for name in rows[0]]
-    lines = []
-    for row in rows[1:]:
-        pairs = []
-        for index, value in enumerate(row):
-            name = (header[index] if index < len(header) else "") or f"column {index + 1}"
-            if value.strip():
-                pairs.append(f"{name}: {value.strip()}")
-        if pairs:
-            lines.append("; ".join(pairs))
-    if not lines:
-        raise UnreadableFile("The CSV file has a header row but no data rows.")
-    return "\n\n".join(lines)
-
-
-# -- JSON ------------------------------------------------------------------------------------------------------
-
-
-def _json_text(text: str) -> str:
-    """Flattened ``path.to.key: value`` lines (arrays as ``key[0]``); top-level array items apart by a blank line.
-
-    JSON Lines (one value per line) is accepted too and read as a top-level array.
-    """
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        raise UnreadableFile("The JSON file is nested too deeply.") from None
-    except json.JSONDecodeError as error:
-        value = _json_lines(text, error)
-    if isinstance(value, list):
-        return "\n\n".join("\n".join(_flatten(item, f"[{index}]")) for index, item in enumerate(value))
-    return "\n".join(_flatten(value, ""))
-
-
-def _json_lines(text: str, error: json.JSONDecodeError) -> list[Any]:
-    lines = [line for line in text.splitlines() if line.strip()]
-    if error.msg == "Extra data" and len(lines) > 1:
-        try:
-            return [json.loads(line) for line in lines]
-        except (json.JSONDecodeError, RecursionError):
-            pass
-    raise UnreadableFile(
-        f"The JSON file is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})."
-    ) from None
-
-
-def _flatten(value: Any, path: str) -> Iterator[str]:
-    """Leaves in document order; iterative so deep nesting cannot overflow the stack."""
-    stack: list[tuple[str, Any]] = [(path, value)]
-    while stack:
-        key, item = stack.pop()
-        if isinstance(item, dict) and item:
-            children = [(f"{key}.{name}" if key else str(name), child) for name, child in item.items()]
-            stack.extend(reversed(children))
-        elif isinstance(item, list) and item:
-            stack.extend(reversed([(f"{key}[{index}]", child) for index, child in enumerate(item)]))
-        else:
-            rendered = _scalar(item)
-            yield f"{key}: {rendered}" if key else rendered
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
