@@ -17,7 +17,7 @@ from app.knowledge.indexing.confined import ConfinedParsing
 from app.sandbox.client import Sandbox
 from app.settings import Settings
 from app.wiring import extensions
-from app.workflows.engine.core import Limits
+from app.workflows.engine.state import Limits
 from app.workflows.ports import make_ports
 from app.workflows.recorder import Runtime
 from db import engines, urls

@@ -30,7 +30,7 @@ from app.chat.messages import MessageStatus
 from app.chat.turns import usage
 from app.clock import utcnow
 from app.settings import Settings
-from app.workflows.engine.core import CHAT_MODE
+from app.workflows.engine.state import CHAT_MODE
 from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs import store
 from app.workflows.runs.pauses import RunEnd

@@ -17,9 +17,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import utcnow
-from app.workflows.engine.core import HANDOFF, Limits, NodeRun, Outcome, RunState
 from app.workflows.engine.errors import RunStopped
 from app.workflows.engine.nodes.base import Ports
+from app.workflows.engine.state import HANDOFF, Limits, NodeRun, Outcome, RunState
 from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.runs import store, transitions
 from app.workflows.runs.pauses import Extensions, PauseKinds, RunEnd

@@ -28,16 +28,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import utcnow
-from app.workflows.engine.core import (
-    CHAT_MODE,
-    HANDOFF,
-    Engine,
-    Outcome,
-    RunState,
-    build_nodes,
-)
+from app.workflows.engine.core import Engine, build_nodes
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import Node, NodeResult, RunInfo
+from app.workflows.engine.state import CHAT_MODE, HANDOFF, Outcome, RunState
 from app.workflows.engine.statuses import RunStatus
 from app.workflows.recorder import Recorder, Runtime, final_write, open_pauses
 from app.workflows.runs import store, transitions

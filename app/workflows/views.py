@@ -7,7 +7,7 @@ import uuid
 from typing import Any, Protocol
 
 from app.schemas import unix
-from app.workflows.engine.core import NodeRun
+from app.workflows.engine.state import NodeRun
 
 
 class RunLike(Protocol):

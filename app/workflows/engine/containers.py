@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from app.workflows.engine.errors import NodeRunError, RunStopped
 from app.workflows.engine.nodes.base import NodeResult
+from app.workflows.engine.state import ContainerState, Listener, RunState
 from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.engine.variables import CONVERSATION, VariablePool
 
 if TYPE_CHECKING:
-    from app.workflows.engine.core import ContainerState, Engine, Listener, RunState
+    from app.workflows.engine.core import Engine
     from app.workflows.engine.nodes.iteration import IterationNode
     from app.workflows.engine.nodes.loop import LoopNode
 
@@ -89,8 +90,6 @@ class _Scoped:
 
 
 def _container(engine: Engine, node_id: str) -> ContainerState:
-    from app.workflows.engine.core import ContainerState
-
     node_state = engine.state.nodes[node_id]
     if node_state.container is None:
         node_state.container = ContainerState(started_at=engine.clock())
@@ -101,8 +100,6 @@ def _container(engine: Engine, node_id: str) -> ContainerState:
 
 
 async def _iteration(engine: Engine, node: IterationNode, listener: Listener) -> NodeResult:
-    from app.workflows.engine.core import RunState
-
     node_id = node.id
     existing = engine.state.nodes[node_id].container
     if existing is None:
@@ -247,8 +244,6 @@ async def _iteration_completed(
 
 
 async def _loop(engine: Engine, node: LoopNode, listener: Listener) -> NodeResult:
-    from app.workflows.engine.core import RunState
-
     node_id = node.id
     count = (
         min(node.loop_count, engine.limits.loop_max_count)

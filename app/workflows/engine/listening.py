@@ -15,7 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.workflows.engine.core import Listener, NodeRun, RunState
+    from app.workflows.engine.state import Listener, NodeRun, RunState
 
 
 class SerializedListener:

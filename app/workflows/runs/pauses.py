@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.workflows.engine.core import RunState
+from app.workflows.engine.state import RunState
 from app.workflows.engine.statuses import RunStatus
 from app.workflows.runs.store import Event, EventRow, Pause, RunRow
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.workflows.engine.core import Engine, Limits, NodeRun, Outcome, RunState, initial_state
+from app.workflows.engine.core import Engine, initial_state
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import Node, NodeResult, Ports, RunInfo
+from app.workflows.engine.state import Limits, NodeRun, Outcome, RunState
 
 RUN = RunInfo(run_id="run-1", app_id="app-1", workflow_id="wf-1", user_id="user-1")
 

@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from app.workflows.engine.core import Engine, RunState, initial_state
+from app.workflows.engine.core import Engine, initial_state
 from app.workflows.engine.nodes import NODE_TYPES
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, Ports, RunInfo
 from app.workflows.engine.response import markdown
+from app.workflows.engine.state import RunState
 from tests.workflows.engine.helpers import Recorder, edge, graph, node
 
 CHAT = RunInfo(run_id="run-1", app_id="app-1", workflow_id="wf-1", user_id="u", mode="advanced-chat")

@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 import msgspec
 import pytest
 
-from app.workflows.engine.core import Limits, RunState
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes import NODE_TYPES
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult
+from app.workflows.engine.state import Limits, RunState
 from tests.workflows.engine.helpers import Recorder, edge, graph, node, run_graph
 
 

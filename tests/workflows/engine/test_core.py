@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from app.workflows.engine.core import Limits
 from app.workflows.engine.errors import GraphError, InputError
 from app.workflows.engine.nodes import NODE_TYPES
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult
+from app.workflows.engine.state import Limits
 from tests.workflows.engine.helpers import Recorder, edge, graph, node, run_graph
 
 

@@ -15,11 +15,11 @@ import pytest
 from app.net.client import GuardedClient
 from app.net.node_port import HttpNodePort
 from app.net.policy import NetPolicy
-from app.workflows.engine.core import NodeRun, Outcome
 from app.workflows.engine.errors import NodeConfigError
 from app.workflows.engine.graph import NodeSpec
 from app.workflows.engine.nodes.base import Ports
 from app.workflows.engine.nodes.http_request import HttpLimits, HttpRequestNode
+from app.workflows.engine.state import NodeRun, Outcome
 from tests.support.http_target import HttpTarget, Reply, zeros
 from tests.support.memory_files import MemoryFiles
 from tests.support.net_fakes import LoopbackOnlyBackend
