@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 from advanced_alchemy.mixins.uuid import uuid7
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.annotations import services as annotation_replies
@@ -44,7 +44,7 @@ from app.workflows.engine.core import initial_state
 from app.workflows.engine.errors import InputError
 from app.workflows.runs import store, transitions
 from db import queue
-from db.models import Conversation, EndUser, Message, MessageFile
+from db.models import Conversation, MessageFile
 
 MODE = "advanced-chat"
 COMPLETION = "completion"
@@ -107,46 +107,60 @@ def parse_conversation_id(value: str | None) -> uuid.UUID | None:
         raise InvalidParam("conversation_id must be a valid UUID") from None
 
 
-_LOCK_CONVERSATION = (
-    update(Conversation)
-    .where(
-        Conversation.id == bindparam("conversation"),
-        Conversation.app_id == bindparam("app"),
-        Conversation.end_user_id == bindparam("end_user"),
-    )
-    .values(updated_at=bindparam("now"))
-    .returning(Conversation)
+#: The user's conversation, row-locked (until the turn commits) and touched, its end user found by the request's
+#: ``user`` string: one statement.
+_LOCK_CONVERSATION = text(
+    """
+    UPDATE conversations c SET updated_at = :now
+    FROM end_users u
+    WHERE c.id = :conversation AND c.app_id = :app
+      AND u.id = c.end_user_id AND u.app_id = :app AND u.session_id = :user
+    RETURNING c.end_user_id
+    """
+)
+#: Read under that lock, so in a statement of its own (its snapshot must include a turn committed while this one
+#: waited for the lock): the number of messages, the status of the last turn's run, and the conversation
+#: variables, seeded with the declared ones they lack.
+_UNDER_LOCK = text(
+    f"""
+    WITH {variables.SEED_CTES}
+    SELECT (SELECT count(*) FROM messages WHERE conversation_id = :conversation) AS messages,
+           (SELECT r.status FROM messages m JOIN workflow_runs r ON r.id = m.workflow_run_id
+            WHERE m.conversation_id = :conversation ORDER BY m.created_at DESC LIMIT 1) AS last_status,
+           (SELECT json_agg(json_build_array(name, value) ORDER BY position) FROM conversation_values) AS values
+    """  # noqa: S608 (a constant of app/chat/variables.py, no input)
 )
 
 
+class Locked(msgspec.Struct, frozen=True):
+    end_user_id: uuid.UUID
+    messages: int
+    #: the conversation variables by name when they were seeded under the lock (None: not asked to)
+    values: dict[str, Any] | None
+
+
 async def _locked_conversation(
-    session: AsyncSession, app_id: uuid.UUID, end_user: EndUser, conversation_id: uuid.UUID
-) -> tuple[Conversation, int]:
-    """The user's conversation, row-locked until the turn commits, and the number of its messages. Refused while
-    its last turn is running or paused: under the lock, that answer cannot change before this turn commits."""
-    # The UPDATE takes the row lock (and touches ``updated_at``) in one statement.
-    conversation = await session.scalar(
-        _LOCK_CONVERSATION,
-        {"conversation": conversation_id, "app": app_id, "end_user": end_user.id, "now": utcnow()},
-        execution_options={"synchronize_session": False},
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    user: str,
+    conversation_id: uuid.UUID,
+    declared: list[variables.Declared] | None,
+) -> Locked:
+    """The user's conversation, row-locked until the turn commits, with the number of its messages and (given
+    the ``declared`` variables) its variables, seeded. Refused while its last turn is running or paused: under
+    the lock, that answer cannot change before this turn commits."""
+    end_user_id = await session.scalar(
+        _LOCK_CONVERSATION, {"conversation": conversation_id, "app": app_id, "user": user, "now": utcnow()}
     )
-    if conversation is None:
+    if end_user_id is None:
         raise ConversationNotExists
     row = (
-        await session.execute(
-            text(
-                """
-                SELECT (SELECT count(*) FROM messages WHERE conversation_id = :id) AS messages,
-                       (SELECT r.status FROM messages m JOIN workflow_runs r ON r.id = m.workflow_run_id
-                        WHERE m.conversation_id = :id ORDER BY m.created_at DESC LIMIT 1) AS last_status
-                """
-            ),
-            {"id": conversation_id},
-        )
+        await session.execute(_UNDER_LOCK, variables.seed_params(app_id, conversation_id, declared or []))
     ).one()
     if row.last_status in store.ACTIVE:
         raise ConversationBusy
-    return conversation, int(row.messages)
+    values = None if declared is None else {name: value for name, value in row.values or []}
+    return Locked(end_user_id=end_user_id, messages=int(row.messages), values=values)
 
 
 async def start_turn(
@@ -174,12 +188,18 @@ async def start_turn(
         if workflow_id is None:
             raise WorkflowNotPublished from None
         raise NotFound(f"Workflow not found with id: {request.workflow_id}") from None
-    end_user = await end_users.ensure(session, app_id, key.workspace_id, request.user)
-    conversation: Conversation | None = None
-    count = 0
+    # Annotation replies are a chat feature: a matched annotation answers without a run.
+    may_annotate = bool(embedders) and key.annotation_reply and mode != COMPLETION
+    user = request.user or end_users.ANONYMOUS
     conversation_id = parse_conversation_id(request.conversation_id)
+    locked: Locked | None = None
     if conversation_id is not None:
-        conversation, count = await _locked_conversation(session, app_id, end_user, conversation_id)
+        # The turn's variables are seeded under the lock when it surely runs the graph.
+        declared = None if may_annotate else variables.declared(version.dsl)
+        locked = await _locked_conversation(session, app_id, user, conversation_id, declared)
+        end_user_id = locked.end_user_id
+    else:
+        end_user_id = (await end_users.ensure(session, app_id, key.workspace_id, request.user)).id
 
     try:
         values = version.start_node.validate_inputs(request.inputs)
@@ -200,11 +220,10 @@ async def start_turn(
     )
 
     now = utcnow()
-    new = conversation is None
-    if conversation is None:
+    if conversation_id is None:
         conversation = Conversation(
             app_id=app_id,
-            end_user_id=end_user.id,
+            end_user_id=end_user_id,
             mode=mode,
             name=short_name(query),
             inputs=values,
@@ -212,54 +231,51 @@ async def start_turn(
         )
         session.add(conversation)
         await session.flush()
+        conversation_id = conversation.id
 
+    assert embedders is not None or not may_annotate
     matched = (
         await annotation_replies.match_annotation(session, app_id, query, embedders=embedders)
-        if embedders and mode != COMPLETION  # annotation replies are a chat feature
+        if may_annotate and embedders
         else None
     )
-    run_id = None if matched is not None else uuid.uuid4()
-    message = Message(
-        id=uuid7(),
-        app_id=app_id,
-        conversation_id=conversation.id,
-        end_user_id=end_user.id,
-        workflow_run_id=run_id,
-        mode=mode,
-        inputs=values,
-        query=query,
-        created_at=now,
-        message_metadata={"annotation_reply": None, "retriever_resources": [], "usage": zero_usage()},
-    )
+    metadata: dict[str, Any] = {"annotation_reply": None, "retriever_resources": [], "usage": zero_usage()}
     if matched is not None:
         await annotation_replies.record_hit(session, matched)
-        message.answer = matched.answer
-        message.message_metadata = {
-            "annotation_reply": {
-                "id": str(matched.id),
-                "account": {"id": str(key.workspace_id), "name": "API"},
-            },
-            "retriever_resources": [],
-            "usage": zero_usage(),
+        metadata["annotation_reply"] = {
+            "id": str(matched.id),
+            "account": {"id": str(key.workspace_id), "name": "API"},
         }
     turn = Turn(
-        message_id=message.id,
-        conversation_id=conversation.id,
-        end_user_id=end_user.id,
+        message_id=uuid7(),
+        conversation_id=conversation_id,
+        end_user_id=end_user_id,
         user=request.user,
-        run_id=run_id,
+        run_id=None if matched is not None else uuid.uuid4(),
         created_at=now,
-        answer=message.answer if matched is not None else None,
-        metadata=message.message_metadata,
+        answer=matched.answer if matched is not None else None,
+        metadata=metadata,
     )
-    if run_id is not None:
-        # The run first: the message references it.
-        await _start_run(session, version, turn, count, values, system_files, query, app_id)
-    session.add(message)
-    await session.flush()
+    message = {
+        "message_id": turn.message_id,
+        "message_conversation": conversation_id,
+        "message_end_user": end_user_id,
+        "message_mode": mode,
+        "message_inputs": msgspec.json.encode(values).decode(),
+        "message_query": query,
+        "message_answer": turn.answer or "",
+        "message_metadata": msgspec.json.encode(metadata).decode(),
+        "message_created_at": now,
+    }
+    if turn.run_id is None:
+        await session.execute(_INSERT_MESSAGE, {**message, "app_id": app_id, "id": None})
+    else:
+        seeded = locked.values if locked is not None else None
+        # The run first, its message in the same statement (the message references the run).
+        await _start_run(session, version, turn, locked, seeded, values, system_files, query, app_id, message)
     session.add_all(
         MessageFile(
-            message_id=message.id,
+            message_id=turn.message_id,
             belongs_to="user",
             type=str(f.get("type") or "custom"),
             transfer_method=str(f.get("transfer_method") or "local_file"),
@@ -269,18 +285,29 @@ async def start_turn(
         )
         for f in system_files
     )
-    if new and request.auto_generate_name:
+    if locked is None and request.auto_generate_name:
         await queue.defer_jobs(
             session,
             [
                 queue.JobSpec(
                     task=queue.Task.GENERATE_CONVERSATION_NAME,
-                    args={"conversation_id": str(conversation.id)},
+                    args={"conversation_id": str(conversation_id)},
                     schedule_at=now + NAMING_DELAY,
                 )
             ],
         )
     return turn
+
+
+#: A turn's message: the run's statement carries it (``:id`` is the run, ``:app_id`` the app), or it stands alone.
+_MESSAGE_VALUES = """
+    INSERT INTO messages (id, app_id, conversation_id, end_user_id, workflow_run_id, mode, inputs, query, answer,
+                          message_metadata, created_at, updated_at)
+    VALUES (:message_id, :app_id, :message_conversation, :message_end_user, :id, :message_mode,
+            CAST(:message_inputs AS jsonb), :message_query, :message_answer, CAST(:message_metadata AS jsonb),
+            :message_created_at, :message_created_at)
+"""
+_INSERT_MESSAGE = text(_MESSAGE_VALUES)
 
 
 def check_sizes(query: str, inputs: Mapping[str, Any], limits: workflows.InputLimits) -> None:
@@ -299,23 +326,28 @@ async def _start_run(
     session: AsyncSession,
     version: workflows.Version,
     turn: Turn,
-    count: int,
+    locked: Locked | None,
+    seeded: dict[str, Any] | None,
     values: dict[str, Any],
     system_files: list[dict[str, Any]],
     query: str,
     app_id: uuid.UUID,
+    message: dict[str, Any],
 ) -> None:
-    """The turn's run: ``sys.*`` (spec 7.2), the conversation variables (seeded), and its first job."""
+    """The turn's run: ``sys.*`` (spec 7.2), the conversation variables (seeded), and its first job; its message
+    is written by the same statement."""
     assert turn.run_id is not None
-    conversation_values = await variables.seed(
-        session, app_id, turn.conversation_id, variables.declared(version.dsl)
+    conversation_values = (
+        seeded
+        if seeded is not None
+        else await variables.seed(session, app_id, turn.conversation_id, variables.declared(version.dsl))
     )
     system = {
         "query": query,
         "files": system_files,
         "conversation_id": str(turn.conversation_id),
         "user_id": turn.user,
-        "dialogue_count": count + 1,
+        "dialogue_count": (locked.messages if locked is not None else 0) + 1,
         "app_id": str(app_id),
         "workflow_id": str(version.id),
         "workflow_run_id": str(turn.run_id),
@@ -336,6 +368,7 @@ async def _start_run(
         user=turn.user,
         state=msgspec.to_builtins(state),
         created_at=turn.created_at,
+        alongside=(_MESSAGE_VALUES, message),
     )
 
 

@@ -61,34 +61,42 @@ def shown(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+#: The declared variables a conversation lacks, inserted with their defaults, as CTEs for a statement of the
+#: caller's (parameters ``:conversation``, ``:app``, ``:declared``; see :func:`seed_params`): afterwards
+#: ``conversation_values`` holds every variable of the conversation as (name, value, position).
+SEED_CTES = """
+    seeded AS (
+        INSERT INTO conversation_variables (id, conversation_id, app_id, variable_id, name, value_type, value,
+                                            description, position, created_at, updated_at)
+        SELECT gen_random_uuid(), :conversation, :app, d.id, d.name, d.value_type, d.value, d.description,
+               d.position, now(), now()
+        FROM jsonb_to_recordset(CAST(:declared AS jsonb))
+             AS d(id text, name text, value_type text, value jsonb, description text, position int)
+        ON CONFLICT (conversation_id, variable_id) DO NOTHING
+        RETURNING name, value, position),
+    conversation_values AS (
+        SELECT name, value, position FROM conversation_variables WHERE conversation_id = :conversation
+        UNION ALL SELECT name, value, position FROM seeded)
+"""
+_SEED = text(f"WITH {SEED_CTES} SELECT name, value FROM conversation_values ORDER BY position")  # noqa: S608
+
+
+def seed_params(
+    app_id: uuid.UUID, conversation_id: uuid.UUID, variables: Sequence[Declared]
+) -> dict[str, Any]:
+    return {
+        "conversation": conversation_id,
+        "app": app_id,
+        "declared": msgspec.json.encode(variables).decode(),
+    }
+
+
 async def seed(
     session: AsyncSession, app_id: uuid.UUID, conversation_id: uuid.UUID, variables: Sequence[Declared]
 ) -> dict[str, Any]:
     """Create the rows of declared variables the conversation lacks (defaults), in one statement with reading
     them all; returns every variable's value by name (the ``conversation`` pool of the turn)."""
-    rows = await session.execute(
-        text(
-            """
-            WITH ins AS (
-                INSERT INTO conversation_variables (id, conversation_id, app_id, variable_id, name, value_type,
-                                                    value, description, position, created_at, updated_at)
-                SELECT gen_random_uuid(), :conversation, :app, d.id, d.name, d.value_type, d.value, d.description,
-                       d.position, now(), now()
-                FROM jsonb_to_recordset(CAST(:declared AS jsonb))
-                     AS d(id text, name text, value_type text, value jsonb, description text, position int)
-                ON CONFLICT (conversation_id, variable_id) DO NOTHING
-                RETURNING name, value, position)
-            SELECT name, value, position FROM conversation_variables WHERE conversation_id = :conversation
-            UNION ALL SELECT name, value, position FROM ins
-            ORDER BY position
-            """
-        ),
-        {
-            "conversation": conversation_id,
-            "app": app_id,
-            "declared": msgspec.json.encode(variables).decode(),
-        },
-    )
+    rows = await session.execute(_SEED, seed_params(app_id, conversation_id, variables))
     return {row.name: row.value for row in rows}
 
 

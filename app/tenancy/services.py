@@ -8,12 +8,12 @@ import secrets
 import uuid
 
 import msgspec
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidParam, NotFound
-from db.models import ApiKey, App, Workspace
+from db.models import AnnotationSetting, ApiKey, App, Workspace
 from db.models.workflows import latest_version
 
 DEFAULT_WORKSPACE_NAME = "Default"
@@ -35,6 +35,8 @@ class KeyContext(msgspec.Struct, frozen=True):
     #: the app's latest workflow version when the key was read (app keys; None: nothing published), read with
     #: the key so that starting a run or a turn needs no statement of its own for it
     latest_workflow_id: uuid.UUID | None = None
+    #: the app's annotation reply is on (read with the key: a chat turn reads the reply setting only then)
+    annotation_reply: bool = False
 
 
 class AppKey(KeyContext, frozen=True):
@@ -204,6 +206,11 @@ async def revoke_key(
 
 #: Built once (every Service API request runs it; building the expression costs more than running it).
 _LATEST_WORKFLOW = latest_version(ApiKey.app_id).correlate(ApiKey).scalar_subquery()
+_ANNOTATION_REPLY = (
+    exists()
+    .where(AnnotationSetting.app_id == ApiKey.app_id, AnnotationSetting.enabled.is_(True))
+    .correlate(ApiKey)
+)
 _LIVE_KEY = (
     select(
         ApiKey.id,
@@ -213,6 +220,7 @@ _LIVE_KEY = (
         ApiKey.last_used_at,
         App.mode,
         _LATEST_WORKFLOW.label("latest_workflow_id"),
+        _ANNOTATION_REPLY.label("annotation_reply"),
     )
     .outerjoin(App, App.id == ApiKey.app_id)
     .where(ApiKey.token_hash == bindparam("token_hash"), ApiKey.revoked_at.is_(None))
@@ -234,4 +242,5 @@ async def authenticate(session: AsyncSession, token: str) -> KeyContext | None:
         app_id=row.app_id,
         app_mode=row.mode,
         latest_workflow_id=row.latest_workflow_id,
+        annotation_reply=row.annotation_reply,
     )

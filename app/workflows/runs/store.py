@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.workflows.engine.statuses import RunStatus
@@ -139,17 +139,25 @@ async def get_runs(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> dict[
     return {row.id: msgspec.convert(row._asdict(), RunRow) for row in rows}
 
 
+#: A statement of the caller's that goes with a new run (a CTE of the run's statement) and its parameters; it
+#: reads the run's id as ``:id`` and its app as ``:app_id`` (a chat turn's message, which references the run).
+Alongside = tuple[str, Mapping[str, Any]]
+
+
 async def insert_run(
     session: AsyncSession,
     run: Mapping[str, Any],
     started: Event,
     values: dict[str, bytes],
     jobs: Sequence[queue.JobSpec],
+    alongside: Alongside | None = None,
 ) -> None:
-    """A new run, ``running``, with its first event (seq 1) and ``jobs`` deferred, in one statement; then its large
-    values. No NOTIFY: nobody can follow a run whose id is not committed yet (the creator subscribes first)."""
+    """A new run, ``running``, with its first event (seq 1), ``jobs`` deferred and the ``alongside`` statement,
+    in one statement; then its large values. No NOTIFY: nobody can follow a run whose id is not committed yet
+    (the creator subscribes first)."""
+    sql, extra = alongside or ("", {})
     await session.execute(
-        _INSERT_RUN,
+        _insert_run(sql),
         {
             **run,
             "inputs": msgspec.json.encode(run["inputs"]).decode(),
@@ -157,26 +165,38 @@ async def insert_run(
             "event": started.event,
             "data": msgspec.json.encode(started.data).decode(),
             **queue.defer_params(jobs),
+            **extra,
         },
     )
     await _insert_values(session, [(run["id"], d, v) for d, v in values.items()])
 
 
-_INSERT_RUN = text(
-    f"""
-    WITH run AS (
-        INSERT INTO workflow_runs (id, app_id, workflow_id, status, inputs, created_by, state, last_event_seq,
-                                   total_steps, total_tokens, exceptions_count, elapsed_time, created_at, updated_at)
-        VALUES (:id, :app_id, :workflow_id, 'running', CAST(:inputs AS jsonb), :created_by,
-                CAST(:state AS jsonb), 1, 0, 0, 0, 0, now(), now())
-        RETURNING id),
-    ev AS (
-        INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
-        SELECT id, 1, :event, CAST(:data AS jsonb), now() FROM run),
-    jobs AS ({queue.DEFER_SELECT})
-    SELECT (SELECT id FROM run), (SELECT count(*) FROM jobs)
-    """  # noqa: S608 (a constant of db/queue.py, no input)
-)
+_INSERT_RUN: dict[str, TextClause] = {}
+
+
+def _insert_run(alongside: str) -> TextClause:
+    """The run's statement, with the CTE ``alongside`` (built once per distinct one: they are constants)."""
+    statement = _INSERT_RUN.get(alongside)
+    if statement is None:
+        also = f"also AS ({alongside})," if alongside else ""
+        statement = _INSERT_RUN[alongside] = text(
+            f"""
+            WITH run AS (
+                INSERT INTO workflow_runs (id, app_id, workflow_id, status, inputs, created_by, state,
+                                           last_event_seq, total_steps, total_tokens, exceptions_count,
+                                           elapsed_time, created_at, updated_at)
+                VALUES (:id, :app_id, :workflow_id, 'running', CAST(:inputs AS jsonb), :created_by,
+                        CAST(:state AS jsonb), 1, 0, 0, 0, 0, now(), now())
+                RETURNING id),
+            ev AS (
+                INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
+                SELECT id, 1, :event, CAST(:data AS jsonb), now() FROM run),
+            {also}
+            jobs AS ({queue.DEFER_SELECT})
+            SELECT (SELECT id FROM run), (SELECT count(*) FROM jobs)
+            """  # noqa: S608 (constants: db/queue.py's and the caller's, no input)
+        )
+    return statement
 
 
 # --- the one compare-and-set ------------------------------------------------------------------------------

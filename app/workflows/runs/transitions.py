@@ -55,8 +55,10 @@ async def start(
     user: str,
     state: Mapping[str, Any],
     created_at: datetime.datetime,
+    alongside: store.Alongside | None = None,
 ) -> None:
-    """A new ``running`` run with ``workflow_started``, and the job that runs it: both or neither. The inputs
+    """A new ``running`` run with ``workflow_started``, and the job that runs it: both or neither (with the
+    caller's ``alongside`` statement: all three or none). The inputs
     are stored once as given; the state and the event reference their large values (``runs/values.py``)."""
     stash = Stash()
     snapshot = {**state, "pool": stash.pool(state.get("pool") or {})}
@@ -75,6 +77,7 @@ async def start(
         started,
         stash.values,
         [advance_job(run_id)],
+        alongside,
     )
 
 
