@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.tenancy import services as tenancy
 from app.workflows import services
+from app.workflows.streams import StreamSlots, TooManyStreams
 from db import urls
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Tenant
 from tests.support.processes import free_port, spawn, stop, wait_until
 
 RATE = 5
@@ -200,3 +201,35 @@ async def test_a_dead_process_slots_stop_counting(
         assert left == 0  # the five stale rows were dropped when the stream opened
     finally:
         await engine.dispose()
+
+
+async def test_slots_taken_at_once_by_two_processes_never_exceed_the_cap(
+    database_url: str, tenant: Tenant
+) -> None:
+    """Forty streams of one key opened at the same moment through two processes' slot keepers (two engines, two
+    pools): exactly the cap is admitted. Each take counts the key's live slots under the key's lock, so none
+    counts before another's insert is committed."""
+    cap = 3
+    engines = [create_async_engine(urls.asyncpg(database_url), pool_size=20) for _ in range(2)]
+    keepers = [StreamSlots(engine, cap) for engine in engines]
+    async with engines[0].connect() as conn:
+        key_id = await conn.scalar(
+            text("SELECT id FROM api_keys WHERE token_hash = :h"), {"h": tenancy.hash_token(tenant.app_key)}
+        )
+    try:
+        outcomes = await asyncio.gather(
+            *(keepers[i % 2].acquire(key_id) for i in range(40)), return_exceptions=True
+        )
+        taken = [o for o in outcomes if isinstance(o, uuid.UUID)]
+        refused = [o for o in outcomes if isinstance(o, TooManyStreams)]
+        assert (len(taken), len(refused)) == (cap, 40 - cap), outcomes
+        async with engines[0].connect() as conn:
+            rows = await conn.scalar(
+                text("SELECT count(*) FROM event_streams WHERE key_id = :k"), {"k": key_id}
+            )
+        assert rows == cap
+        for keeper in keepers:
+            await keeper.stop()  # drops its slots
+    finally:
+        for engine in engines:
+            await engine.dispose()

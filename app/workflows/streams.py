@@ -1,9 +1,9 @@
 """A cap on the event streams (SSE) one Service API key holds open at once, counted across API processes.
 
-Each open stream is a row of ``event_streams`` (UNLOGGED). Opening one takes a transaction-scoped advisory lock
-for its key, so that two processes opening streams of one key at once count one after the other, drops the
-key's stale rows, counts the rest, and inserts a row when under ``SLUICE_MAX_EVENT_STREAMS_PER_KEY`` — else 429
-``too_many_streams``. The row is deleted when the stream ends, however it ends (the stream's ``finally``, or
+Each open stream is a row of ``event_streams`` (UNLOGGED). Opening one (one call of the function
+``sluice_take_stream_slot``) takes a transaction-scoped advisory lock for its key, so that two processes opening
+streams of one key at once count one after the other, drops the key's stale rows, counts the rest, and inserts a
+row when under ``SLUICE_MAX_EVENT_STREAMS_PER_KEY`` — else 429 ``too_many_streams``. The row is deleted when the stream ends, however it ends (the stream's ``finally``, or
 the refresh loop noticing that the stream object is gone: a client that disconnected before the first byte).
 
 The process serving a stream refreshes its rows' ``seen_at`` every ``REFRESH_SECONDS``; rows of a process that
@@ -40,21 +40,9 @@ class TooManyStreams(SluiceError):
     status, code = 429, "too_many_streams"
 
 
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock, 0))")
-# Stale rows are dropped and not counted (a statement does not see its own deletes), the slot inserted if the
-# live ones leave room.
-_TAKE = text(
-    """
-    WITH stale AS (
-        DELETE FROM event_streams WHERE key_id = :key AND seen_at < now() - make_interval(secs => :stale)),
-    live AS (
-        SELECT count(*) AS n FROM event_streams
-        WHERE key_id = :key AND seen_at >= now() - make_interval(secs => :stale)),
-    taken AS (
-        INSERT INTO event_streams (id, key_id) SELECT :id, :key FROM live WHERE live.n < :cap RETURNING id)
-    SELECT (SELECT n FROM live) AS live, EXISTS (SELECT 1 FROM taken) AS taken
-    """
-)
+#: The key's advisory lock, its stale rows dropped, its live ones counted and the slot inserted when they leave
+#: room: one call of a function (migration 0012), so one round trip in a transaction of its own.
+_TAKE = text("SELECT live, taken FROM sluice_take_stream_slot(:id, :key, :stale, :cap)")
 
 
 class StreamSlots:
@@ -80,10 +68,8 @@ class StreamSlots:
     async def acquire(self, key_id: uuid.UUID) -> uuid.UUID:
         """A slot for a new stream of ``key_id``, or 429 when the key holds ``cap`` streams already."""
         slot = uuid.uuid4()
-        async with self.engine.begin() as conn:
-            # Serialises the count-then-insert of one key across processes (released at commit). The lock is a
-            # statement of its own: the next one's snapshot, taken after it, sees every slot committed before.
-            await conn.execute(_LOCK, {"lock": f"event_streams:{key_id}"})
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             row = (
                 await conn.execute(
                     _TAKE, {"id": slot, "key": key_id, "stale": STALE_SECONDS, "cap": self.cap}
