@@ -65,6 +65,8 @@ class _Stopped(Exception):
 
 class Engine:
     listener: Listener
+    #: The root engine's listener, one commit at a time (rounds of containers use their root's).
+    serialized: SerializedListener
 
     def __init__(
         self,
@@ -119,7 +121,7 @@ class Engine:
     async def run(self, listener: Listener, resolutions: Mapping[str, NodeResult] | None = None) -> Outcome:
         """Run until nothing is runnable. ``resolutions`` finish paused nodes first (a resume)."""
         if self.root is self:  # rounds of containers use the root's listener: wrapped once, here
-            listener = SerializedListener(listener)
+            listener = self.serialized = SerializedListener(listener)
         self.listener = listener
         session_started = self.session_started = (
             self.clock() if self.root is self else self.root.session_started
@@ -137,6 +139,8 @@ class Engine:
 
     async def _loop(self, listener: Listener, session_started: float) -> Outcome:
         running: dict[asyncio.Task[tuple[str, NodeResult | None, BaseException | None]], str] = {}
+        #: a checkpoint committing while the nodes that only ask (models, retrieval) send their requests
+        durable: asyncio.Task[bool] | None = None
         try:
             while True:
                 ready = self._ready()
@@ -156,8 +160,12 @@ class Engine:
                         if self.root.state.steps >= self.limits.max_steps:
                             return self._fail(f"Max steps {self.limits.max_steps} reached.")
                         await self._start(node_id, listener)
-                    # node_started is durable (and visible live) before the outside world is asked anything.
-                    if not await listener.checkpoint(self.state):
+                    # node_started is durable (and visible live) before the outside world is asked anything;
+                    # a node that only asks sends its request while that commit is under way, and nothing it
+                    # answers is used (streamed, recorded) before the commit is done.
+                    if all(self.nodes[n].only_asks for n in waiting_on_io):
+                        durable = await self.root.serialized.checkpoint_ahead(self.root.state)
+                    elif not await listener.checkpoint(self.state):
                         raise _Stopped
                     for node_id in waiting_on_io:
                         running[asyncio.create_task(self._execute(node_id, listener))] = node_id
@@ -173,6 +181,10 @@ class Engine:
                 if remaining <= 0:
                     return self._fail(f"Max execution time {self.limits.max_seconds:g}s reached.")
                 done, _ = await asyncio.wait(running, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if durable is not None:
+                    stopped, durable = not await durable, None
+                    if stopped:
+                        raise _Stopped
                 if not done:
                     return self._fail(f"Max execution time {self.limits.max_seconds:g}s reached.")
                 for task in sorted(done, key=lambda t: self.state.nodes[running[t]].index):
@@ -190,6 +202,9 @@ class Engine:
                 task.cancel()
             for node_id in running.values():
                 self.state.nodes[node_id].status = NodeStatus.STOPPED
+            if durable is not None:
+                # The runner's last write must not overtake a commit still under way.
+                await asyncio.wait([durable])
         paused = [n for n, s in self.state.nodes.items() if s.status == NodeStatus.PAUSED]
         if paused:
             return Outcome(status=RunStatus.PAUSED, outputs=self.state.outputs, paused_nodes=paused)

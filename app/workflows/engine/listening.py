@@ -39,3 +39,16 @@ class SerializedListener:
     async def checkpoint(self, state: RunState) -> bool:
         async with self._lock:
             return await self.listener.checkpoint(state)
+
+    async def checkpoint_ahead(self, state: RunState) -> asyncio.Task[bool]:
+        """Start a checkpoint and return its task without waiting for the commit: everything else that needs the
+        listener (a chunk, the next checkpoint) waits for it. The task is scheduled before anything the caller
+        starts next, so it takes the state (and the buffered events) as they are now."""
+        await self._lock.acquire()
+        try:
+            task = asyncio.ensure_future(self.listener.checkpoint(state))
+        except BaseException:
+            self._lock.release()
+            raise
+        task.add_done_callback(lambda _: self._lock.release())
+        return task

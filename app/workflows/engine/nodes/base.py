@@ -156,6 +156,10 @@ class Node:
     #: person). The runner checkpoints around such nodes; nodes without I/O run and commit together. The engine
     #: reads it per node, so a type may decide per node (template-transform: a property set in ``configure``).
     performs_io: ClassVar[bool] = False
+    #: Its I/O only asks (a model, the knowledge base) and changes nothing outside Sluice: the checkpoint before
+    #: it commits while its request goes out, and what it answers is used only once that checkpoint is durable.
+    #: Nodes whose I/O acts on the world (HTTP, code, tools, a person) are asked only after the commit.
+    only_asks: ClassVar[bool] = False
     #: Produces no node events (container start nodes; containers report through their own events).
     silent: ClassVar[bool] = False
 

@@ -56,6 +56,7 @@ class KnowledgeRetrievalConfig(msgspec.Struct, kw_only=True):
 class KnowledgeRetrievalNode(Node):
     type = "knowledge-retrieval"
     performs_io: ClassVar[bool] = True
+    only_asks: ClassVar[bool] = True
 
     def configure(self, data: Mapping[str, Any]) -> None:
         self.config: KnowledgeRetrievalConfig = convert(data, KnowledgeRetrievalConfig, self)

@@ -103,6 +103,7 @@ def jinja_value(value: Any) -> str:
 class LLMNode(Node):
     type = "llm"
     performs_io: ClassVar[bool] = True
+    only_asks: ClassVar[bool] = True
 
     def configure(self, data: Mapping[str, Any]) -> None:
         try:

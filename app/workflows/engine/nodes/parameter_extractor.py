@@ -87,6 +87,7 @@ class ExtractorConfig(msgspec.Struct, kw_only=True):
 class ParameterExtractorNode(Node):
     type = "parameter-extractor"
     performs_io: ClassVar[bool] = True
+    only_asks: ClassVar[bool] = True
 
     def configure(self, data: Mapping[str, Any]) -> None:
         self.retry = RetryConfig()  # Dify's parameter extractor does not retry (see the module docstring)

@@ -131,6 +131,7 @@ class QuestionClassifierNode(Node):
     type = "question-classifier"
     branching: ClassVar[bool] = True
     performs_io: ClassVar[bool] = True
+    only_asks: ClassVar[bool] = True
 
     def configure(self, data: Mapping[str, Any]) -> None:
         self.retry = RetryConfig()  # Dify's question classifier does not retry (see the module docstring)
