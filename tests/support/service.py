@@ -55,6 +55,10 @@ async def service_engine(database_url: str, **options: Any) -> AsyncIterator[Asy
         await engine.dispose()
 
 
+#: How long stopping a worker may take (its running jobs end first).
+JOIN_SECONDS = 20.0
+
+
 class ThreadedWorker:
     """A real worker on an event loop of its own: Litestar's test client blocks the test's loop per request."""
 
@@ -76,9 +80,17 @@ class ThreadedWorker:
         time.sleep(0.5)
 
     def stop(self) -> None:
+        """Stop the worker: it finishes its running jobs first (as a real worker does on SIGTERM). A worker still
+        running after the join timeout is an error here, not a thread left behind: the worker swaps the connector
+        of procrastinate's one App while it runs and puts the old one back when it ends, which would break the
+        worker of whichever test module runs then."""
         if self.task is not None:
             self.loop.call_soon_threadsafe(self.task.cancel)
-        self.thread.join(timeout=15)
+        self.thread.join(timeout=JOIN_SECONDS)
+        if self.thread.is_alive():
+            raise RuntimeError(
+                f"the worker did not stop within {JOIN_SECONDS:g} s: a job of the module still runs"
+            )
 
 
 @contextlib.contextmanager

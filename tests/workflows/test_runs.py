@@ -68,7 +68,7 @@ workflow:
       - id: start
         data: {type: start, title: Start, variables: []}
       - id: slow
-        data: {type: test-slow, title: Slow, seconds: 30}
+        data: {type: test-slow, title: Slow, seconds: 8}
       - id: end
         data: {type: end, title: End, outputs: []}
     edges:
