@@ -4,7 +4,9 @@ fake model with a set time to first token and token interval: the time from ``PO
 measured the same way in the same run (a streaming call straight to it), and turns/s at 1 and 8 concurrent
 conversations (each conversation's turns one after the other, as Sluice allows).
 
-What Sluice adds to the first token is the difference of the two medians (target <= 15 ms). The fake runs in
+What Sluice adds to the first token is the difference of the two medians (target <= 15 ms). At c=1 each turn
+comes right after one call straight to the model, so both are measured at the same moments (on a shared machine
+a noisy minute slows both); at c=8 the model alone is measured first, then the conversations. The fake runs in
 this process's thread, the API and the worker are processes of their own, whose peak RSS is reported.
 
 Options: ``--ttft-ms`` (default 100), ``--interval-ms`` (default 10), ``--tokens`` (default 20), ``--turns``
@@ -143,6 +145,22 @@ async def conversations(
     return len(done) / (time.perf_counter() - began), done
 
 
+async def side_by_side(
+    http: httpx.AsyncClient, direct: httpx.AsyncClient, model_url: str, headers: dict[str, str], turns: int
+) -> tuple[float, list[Turn], list[float]]:
+    """One conversation, each turn right after a call straight to the model: both see the same machine at the
+    same moment (a noisy neighbour slows both). (turns per second of turn time, the turns, the model's times)"""
+    done: list[Turn] = []
+    model: list[float] = []
+    conversation = None
+    for i in range(turns):
+        model.append(await model_first_token(direct, model_url, f"question {i}"))
+        turn = await chat_turn(http, headers, f"question {i}", conversation, "bench-1")
+        conversation = turn.conversation_id
+        done.append(turn)
+    return len(done) / (sum(t.total_ms for t in done) / 1000), done, model
+
+
 async def model_alone(http: httpx.AsyncClient, base_url: str, level: int, count: int) -> list[float]:
     """The fake model's own time to first token, ``level`` calls in flight."""
     out: list[float] = []
@@ -172,8 +190,13 @@ def measure_with(fake: FakeOpenAI, options: Options) -> Any:
             await conversations(http, headers, 2, 10)  # warm-up
             await model_alone(direct, fake.base_url, 2, 10)
             for level in LEVELS:
-                model = await model_alone(direct, fake.base_url, level, options.turns)
-                rate, turns = await conversations(http, headers, level, options.turns)
+                if level == 1:
+                    rate, turns, model = await side_by_side(
+                        http, direct, fake.base_url, headers, options.turns
+                    )
+                else:
+                    model = await model_alone(direct, fake.base_url, level, options.turns)
+                    rate, turns = await conversations(http, headers, level, options.turns)
                 firsts = [t.first_ms for t in turns]
                 added = median(firsts) - median(model)
                 verdict = ""
@@ -185,7 +208,8 @@ def measure_with(fake: FakeOpenAI, options: Options) -> Any:
                         f"c={level} fake model's own time to first token p50 / p95",
                         f"{median(model):.1f} / {percentile(model, 95):.1f}",
                         "ms",
-                        f"{len(model)} streaming calls straight to it",
+                        f"{len(model)} streaming calls straight to it"
+                        + (", each right before a turn" if level == 1 else ""),
                     ),
                     Row(
                         f"c={level} chat time to first message event p50 / p95",
