@@ -18,6 +18,7 @@ from app.sandbox.client import Sandbox
 from app.settings import Settings
 from app.wiring import extensions
 from app.workflows.engine.state import Limits
+from app.workflows.llm import pooled_client
 from app.workflows.ports import make_ports
 from app.workflows.recorder import Runtime
 from db import engines, urls
@@ -57,6 +58,8 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     # the sandbox's runner: a separate clean process (empty environment), so no secret of ours reaches it. Code
     # nodes, templates with logic, and document parsing (the extractor node, indexing) run in its children.
     sandbox = Sandbox.from_settings(settings)
+    # Model calls reuse open connections to the model endpoint (no connect and TLS handshake per call).
+    llm_client = pooled_client(settings.llm_timeout_seconds)
     try:
         await sandbox.start()
         limits = Limits(
@@ -69,13 +72,14 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         embedders = Embedders(settings)
         runtime = Runtime(
-            ports=make_ports(settings, sessions, embedders, sandbox),
+            ports=make_ports(settings, sessions, embedders, sandbox, llm_client),
             extensions=extensions(settings),
             limits=limits,
         )
         parsing = ConfinedParsing.from_settings(sandbox, settings)
         yield Resources(settings, sessions, runtime, embedders, parsing)
     finally:
+        await llm_client.aclose()
         await sandbox.close()
         await engine.dispose()
 

@@ -144,11 +144,18 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def pooled_client(timeout: float) -> httpx.AsyncClient:
+    """A client whose connections to the model endpoint stay open between calls (the worker's, closed when the
+    worker stops): a call then skips the TCP connect and the TLS handshake before its request goes out."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), verify=tls_context())
+
+
 class OpenAIChat:
     """Chat completions against ``{base_url}/chat/completions``; ``base_url`` usually ends in ``/v1``.
 
-    Without an injected ``client`` each call opens its own connection pool (sharing one TLS context), so one
-    instance is safe to share between event loops and needs no closing.
+    With an injected ``client`` (the worker's :func:`pooled_client`) calls reuse its open connections; without
+    one each call opens its own connection pool (sharing one TLS context), so one instance is safe to share
+    between event loops and needs no closing.
     """
 
     def __init__(
@@ -236,12 +243,16 @@ class OpenAIChat:
                 if text and on_chunk is not None:
                     await on_chunk(text)
                 return reply.reply()
+            done = False
             async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+                # After ``[DONE]`` the body is read to its end, not dropped: a response read whole leaves its
+                # connection open for the next call.
+                if done or not line.startswith("data:"):
                     continue  # blank separators, ``event:``/``id:`` fields, ``:`` comments
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    break
+                    done = True
+                    continue
                 text = reply.absorb(_decode(data))
                 if text and on_chunk is not None:
                     await on_chunk(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.files.documents import MB, SandboxDocuments
@@ -49,8 +50,9 @@ class SandboxCodePort:
             raise NodeRunError(exc.message, exc.error_type) from None
 
 
-def make_llm(settings: Settings) -> LLMPort:
-    """The OpenAI-compatible client (``LLMPort``) the settings name."""
+def make_llm(settings: Settings, client: httpx.AsyncClient | None = None) -> LLMPort:
+    """The OpenAI-compatible client (``LLMPort``) the settings name; ``client``: connections kept open between
+    calls (``app.workflows.llm.pooled_client``)."""
     from app.workflows.llm import OpenAIChat
 
     return OpenAIChat(
@@ -58,6 +60,7 @@ def make_llm(settings: Settings) -> LLMPort:
         api_key=settings.openai_api_key,
         model_map=settings.llm_model_map,
         timeout=settings.llm_timeout_seconds,
+        client=client,
         no_tool_models=settings.llm_no_tool_models,
     )
 
@@ -67,11 +70,12 @@ def make_ports(
     sessions: async_sessionmaker[AsyncSession] | None = None,
     embedders: Embedders | None = None,
     sandbox: Sandbox | None = None,
+    llm_client: httpx.AsyncClient | None = None,
 ) -> Ports:
     from app.chat.history import ConversationHistory
     from app.net.node_port import HttpNodePort
 
-    llm = make_llm(settings)
+    llm = make_llm(settings, llm_client)
     retriever = files = history = None
     if sessions is not None:
         retriever = KnowledgePort(sessions, Retriever(embedders or Embedders(settings)))

@@ -252,3 +252,19 @@ async def test_files_of_a_turn_become_sys_files_and_the_message_files(
         assert refused.status_code == 400, refused.text
         assert refused.json()["code"] == "invalid_param", refused.text
         assert refused.json()["message"] == "Invalid upload file"
+
+
+async def test_turns_reuse_the_workers_open_connection_to_the_model(
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI
+) -> None:
+    """The worker keeps its connection to the model endpoint open between calls: the next turn's model call
+    goes out without a new connect (or, to a real provider, a new TLS handshake)."""
+    app = await import_app(client, COUNTER)
+    conversation = None
+    for query in ("one", "two", "three"):
+        answer = await chat(client, app, query, inputs={"name": "Ada"}, conversation_id=conversation)
+        assert answer.status_code == 200, answer.text
+        conversation = answer.json()["conversation_id"]
+    peers = [r.peer for r in fake_llm.requests if r.path.endswith("/chat/completions")]
+    assert len(peers) == 3
+    assert len(set(peers)) == 1, peers

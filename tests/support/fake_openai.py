@@ -67,6 +67,8 @@ class RecordedRequest(msgspec.Struct):
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
+    #: the caller's address and port (one connection kept open between calls keeps its port)
+    peer: str = ""
 
 
 class Scripted(msgspec.Struct, kw_only=True):
@@ -338,7 +340,9 @@ class FakeOpenAI:
         body = await request.json()
         body = body if isinstance(body, dict) else {"_": body}
         with self._lock:
-            self.requests.append(RecordedRequest(request.url.path, body, dict(request.headers)))
+            client = request.client
+            peer = f"{client.host}:{client.port}" if client else ""
+            self.requests.append(RecordedRequest(request.url.path, body, dict(request.headers), peer))
         return body
 
     # --- endpoints --------------------------------------------------------------------------------
