@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.messages import MessageStatus
-from app.chat.turns import usage
+from app.chat.usage import usage
 from app.clock import utcnow
 from app.settings import Settings
 from app.workflows.engine.state import CHAT_MODE
