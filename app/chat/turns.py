@@ -234,7 +234,6 @@ async def start_turn(
         await session.flush()
         conversation_id = conversation.id
 
-    assert embedders is not None or not may_annotate
     matched = (
         await annotation_replies.match_annotation(session, app_id, query, embedders=embedders)
         if may_annotate and embedders
@@ -271,9 +270,8 @@ async def start_turn(
     if turn.run_id is None:
         await session.execute(_INSERT_MESSAGE, {**message, "app_id": app_id, "id": None})
     else:
-        seeded = locked.values if locked is not None else None
         # The run first, its message in the same statement (the message references the run).
-        await _start_run(session, version, turn, locked, seeded, values, system_files, query, app_id, message)
+        await _start_run(session, version, turn, locked, values, system_files, query, app_id, message)
     session.add_all(
         MessageFile(
             message_id=turn.message_id,
@@ -328,7 +326,6 @@ async def _start_run(
     version: workflows.Version,
     turn: Turn,
     locked: Locked | None,
-    seeded: dict[str, Any] | None,
     values: dict[str, Any],
     system_files: list[dict[str, Any]],
     query: str,
@@ -338,6 +335,7 @@ async def _start_run(
     """The turn's run: ``sys.*`` (spec 7.2), the conversation variables (seeded), and its first job; its message
     is written by the same statement."""
     assert turn.run_id is not None
+    seeded = locked.values if locked is not None else None  # seeded under the conversation's lock
     conversation_values = (
         seeded
         if seeded is not None
