@@ -18,7 +18,7 @@ from app.sandbox.client import Sandbox
 from app.settings import Settings
 from app.wiring import extensions
 from app.workflows.engine.state import Limits
-from app.workflows.llm import pooled_client
+from app.workflows.llm import model_client
 from app.workflows.ports import make_ports
 from app.workflows.recorder import Runtime
 from db import engines, urls
@@ -59,7 +59,7 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Resources]:
     # nodes, templates with logic, and document parsing (the extractor node, indexing) run in its children.
     sandbox = Sandbox.from_settings(settings)
     # Model calls reuse open connections to the model endpoint (no connect and TLS handshake per call).
-    llm_client = pooled_client(settings.llm_timeout_seconds)
+    llm_client = model_client(settings.llm_timeout_seconds)
     try:
         await sandbox.start()
         limits = Limits(

@@ -144,16 +144,16 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def pooled_client(timeout: float) -> httpx.AsyncClient:
-    """A client whose connections to the model endpoint stay open between calls (the worker's, closed when the
-    worker stops): a call then skips the TCP connect and the TLS handshake before its request goes out."""
+def model_client(timeout: float) -> httpx.AsyncClient:
+    """A client of the model endpoint. The worker keeps one open (closed when it stops), so that its calls skip
+    the TCP connect and the TLS handshake; without it each call makes its own."""
     return httpx.AsyncClient(timeout=httpx.Timeout(timeout), verify=tls_context())
 
 
 class OpenAIChat:
     """Chat completions against ``{base_url}/chat/completions``; ``base_url`` usually ends in ``/v1``.
 
-    With an injected ``client`` (the worker's :func:`pooled_client`) calls reuse its open connections; without
+    With an injected ``client`` (the worker's :func:`model_client`) calls reuse its open connections; without
     one each call opens its own connection pool (sharing one TLS context), so one instance is safe to share
     between event loops and needs no closing.
     """
@@ -205,7 +205,7 @@ class OpenAIChat:
         try:
             if self._client is not None:
                 return await self._post(self._client, url, body, served, on_chunk)
-            async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), verify=tls_context()) as client:
+            async with model_client(self.timeout) as client:
                 return await self._post(client, url, body, served, on_chunk)
         except httpx.TimeoutException:
             # The endpoint is the operator's: its address goes to the log, never into run errors.

@@ -52,7 +52,7 @@ class SandboxCodePort:
 
 def make_llm(settings: Settings, client: httpx.AsyncClient | None = None) -> LLMPort:
     """The OpenAI-compatible client (``LLMPort``) the settings name; ``client``: connections kept open between
-    calls (``app.workflows.llm.pooled_client``)."""
+    calls (``app.workflows.llm.model_client``)."""
     from app.workflows.llm import OpenAIChat
 
     return OpenAIChat(
