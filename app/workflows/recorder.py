@@ -25,7 +25,13 @@ from app.workflows.runs import store, transitions
 from app.workflows.runs.pauses import Extensions, PauseKinds, RunEnd
 from app.workflows.runs.store import Event, Pause, RunRow, Write
 from app.workflows.runs.values import Stash
-from app.workflows.views import node_finished_data, node_started_data, run_started_data, scope_metadata
+from app.workflows.views import (
+    node_finished_data,
+    node_identity,
+    node_started_data,
+    run_started_data,
+    scope_metadata,
+)
 
 log = structlog.get_logger()
 
@@ -221,12 +227,7 @@ class Recorder:
     def _execution(self, node_run: NodeRun) -> dict[str, Any]:
         result, state = node_run.result, node_run.state
         return {
-            "id": state.execution_id,
-            "node_id": node_run.node.id,
-            "node_type": node_run.node.type,
-            "title": node_run.node.title,
-            "index": state.index,
-            "predecessor_node_id": state.predecessor,
+            **node_identity(node_run),
             "inputs": self.stash.mapping(result.inputs) if result else None,
             "process_data": self.stash.mapping(result.process_data) if result else None,
             "outputs": self.stash.mapping(result.outputs) if result else None,

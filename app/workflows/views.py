@@ -30,15 +30,23 @@ def run_started_data(run: RunLike, inputs: Any, reason: str = "initial") -> dict
     }
 
 
-def node_started_data(node_run: NodeRun) -> dict[str, Any]:
+def node_identity(node_run: NodeRun) -> dict[str, Any]:
+    """Which node execution this is: its id, the node, its place in the run (events and execution rows)."""
     state = node_run.state
-    data: dict[str, Any] = {
+    return {
         "id": state.execution_id,
         "node_id": node_run.node.id,
         "node_type": node_run.node.type,
         "title": node_run.node.title,
         "index": state.index,
         "predecessor_node_id": state.predecessor,
+    }
+
+
+def node_started_data(node_run: NodeRun) -> dict[str, Any]:
+    state = node_run.state
+    data: dict[str, Any] = {
+        **node_identity(node_run),
         "inputs": None,
         "created_at": _epoch(state.started_at),
         "extras": {},
