@@ -41,7 +41,7 @@ from app.files.run_inputs import FileContext, resolve_run_files
 from app.knowledge.embeddings.providers import Embedders
 from app.tenancy.services import AppKey
 from app.workflows import services as workflows
-from app.workflows.engine.core import initial_state
+from app.workflows.engine.building import initial_state
 from app.workflows.engine.errors import InputError
 from app.workflows.runs import store, transitions
 from db import queue

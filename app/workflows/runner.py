@@ -28,7 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import utcnow
-from app.workflows.engine.core import Engine, build_nodes
+from app.workflows.engine.building import build_nodes
+from app.workflows.engine.core import Engine
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import Node, NodeResult, RunInfo
 from app.workflows.engine.state import CHAT_MODE, HANDOFF, Outcome, RunState

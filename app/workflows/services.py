@@ -21,7 +21,7 @@ from app.files.signing import FileSigner
 from app.settings import Settings
 from app.tenancy import services as tenancy
 from app.workflows import dsl
-from app.workflows.engine.core import initial_state
+from app.workflows.engine.building import initial_state
 from app.workflows.engine.errors import InputError
 from app.workflows.engine.graph import Graph, NodeSpec
 from app.workflows.engine.nodes import build_node

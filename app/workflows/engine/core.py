@@ -1,10 +1,10 @@
 """The engine: runs a graph from a state snapshot until it finishes, fails, pauses or is stopped.
 
 Dify's semantics. Every edge is *unknown* until its source finishes, then *taken* (its handle is the one the
-node chose: ``source``, an if-else case id, ``fail-branch``...) or *skipped*. A node is ready when all its
-incoming edges are known and at least one is taken; when all are skipped the node is skipped too and the skip
-propagates down its edges. Ready nodes run concurrently; a node with several incoming edges (a join) waits for
-all of them.
+node chose: ``source``, an if-else case id, ``fail-branch``...) or *skipped*; which nodes that makes ready (and
+skipped) is ``engine/readiness.py``. Ready nodes run concurrently; a node with several incoming edges (a join)
+waits for all of them. What an engine is built from (nodes, the answer plan, a new run's state) is
+``engine/building.py``.
 
 The engine does no I/O of its own: nodes reach the outside only through ``Ports``, and every step is handed
 to a ``Listener`` (the runner), which records it and may say the run was stopped meanwhile. Nodes that do no
@@ -24,11 +24,11 @@ from typing import Any
 
 import msgspec
 
+from app.workflows.engine.building import build_nodes, response_plan
 from app.workflows.engine.containers import run_container
-from app.workflows.engine.errors import NodeRunError, RunStopped
+from app.workflows.engine.errors import RunStopped
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.listening import SerializedListener
-from app.workflows.engine.nodes import build_node
 from app.workflows.engine.nodes.base import (
     FAIL_BRANCH,
     ContainerNode,
@@ -38,11 +38,8 @@ from app.workflows.engine.nodes.base import (
     Ports,
     RunInfo,
 )
-from app.workflows.engine.response import (
-    CONTAINER_TYPES,
-    ResponseCoordinator,
-    ResponsePlan,
-)
+from app.workflows.engine.readiness import ready_nodes
+from app.workflows.engine.response import ResponseCoordinator
 from app.workflows.engine.state import (
     CHAT_MODE,
     HANDOFF,
@@ -53,10 +50,8 @@ from app.workflows.engine.state import (
     Outcome,
     RunState,
 )
-from app.workflows.engine.statuses import NodeStatus, RunStatus
+from app.workflows.engine.statuses import SKIPPED, TAKEN, NodeStatus, RunStatus
 from app.workflows.engine.variables import VariablePool
-
-TAKEN, SKIPPED = "taken", "skipped"
 
 
 class _Stopped(Exception):
@@ -143,7 +138,7 @@ class Engine:
         durable: asyncio.Task[bool] | None = None
         try:
             while True:
-                ready = self._ready()
+                ready = ready_nodes(self.graph, self.state, self.start_id)
                 waiting_on_io = [n for n in ready if self.nodes[n].performs_io]
                 for node_id in ready:
                     if node_id in waiting_on_io:
@@ -231,38 +226,6 @@ class Engine:
 
     def _fail(self, error: str) -> Outcome:
         return Outcome(status=RunStatus.FAILED, outputs=self.state.outputs, error=error)
-
-    def _ready(self) -> list[str]:
-        """Nodes whose incoming edges are all known with one taken, in a stable order. Resolves skips."""
-        ready: list[str] = []
-        start = self.state.nodes.get(self.start_id)
-        if start is None or start.status == NodeStatus.PENDING:
-            self.state.nodes[self.start_id] = start or NodeState()
-            return [self.start_id]
-        changed = True
-        while changed:
-            changed = False
-            for node_id in self.graph.nodes:
-                node_state = self.state.nodes.get(node_id)
-                if node_id == self.start_id or (
-                    node_state is not None and node_state.status != NodeStatus.PENDING
-                ):
-                    continue
-                incoming = self.graph.incoming.get(node_id, [])
-                marks = [self.state.edges.get(e.id) for e in incoming]
-                if not incoming or any(m is None for m in marks):
-                    continue
-                if TAKEN in marks:
-                    if node_state is None:
-                        self.state.nodes[node_id] = NodeState()
-                    if node_id not in ready:
-                        ready.append(node_id)
-                else:
-                    self.state.nodes[node_id] = NodeState(status=NodeStatus.SKIPPED)
-                    for edge in self.graph.outgoing.get(node_id, []):
-                        self.state.edges[edge.id] = SKIPPED
-                    changed = True
-        return ready
 
     async def _start(self, node_id: str, listener: Listener) -> None:
         spec = self.graph.nodes[node_id]
@@ -443,47 +406,3 @@ class Engine:
 
 async def _drop_text(text: str, selector: list[str]) -> None:
     return None
-
-
-def response_plan(graph: Graph, nodes: Mapping[str, Node]) -> ResponsePlan:
-    """The graph's answer-streaming plan, built once per graph (graphs are cached per workflow version)."""
-    plan = graph.cache.get("response_plan")
-    if plan is None:
-        branching = {
-            node_id: node.branching or node.type in CONTAINER_TYPES or node.error_strategy == FAIL_BRANCH
-            for node_id, node in nodes.items()
-        }
-        writes = {node_id: set(node.conversation_writes()) for node_id, node in nodes.items()}
-        plan = graph.cache["response_plan"] = ResponsePlan(graph, branching, writes)
-    assert isinstance(plan, ResponsePlan)
-    return plan
-
-
-def build_nodes(graph: Graph, registry: Mapping[str, type[Node]] | None = None) -> dict[str, Node]:
-    """Every node of the graph and of its containers' sub-graphs, by id (node ids are unique in a DSL)."""
-    nodes = {node_id: build_node(spec, registry) for node_id, spec in graph.all_nodes().items()}
-    _mark_io(graph, nodes)
-    return nodes
-
-
-def _mark_io(graph: Graph, nodes: Mapping[str, Node]) -> bool:
-    """Tell each container whether a node inside it waits on the outside world; whether ``graph`` has one."""
-    any_io = False
-    for node_id in graph.nodes:
-        node = nodes[node_id]
-        if isinstance(node, ContainerNode):
-            node.inner_io(_mark_io(graph.subgraphs[node_id], nodes))
-        any_io = any_io or node.performs_io
-    return any_io
-
-
-def initial_state(
-    start_inputs: Mapping[str, Any], system: Mapping[str, Any], start_id: str, **pools: Any
-) -> RunState:
-    """The state of a new run: the start node's validated inputs and the ``sys``/``env``/... variables."""
-    pool = VariablePool({"sys": dict(system), **{k: dict(v) for k, v in pools.items()}})
-    pool.set_outputs(start_id, start_inputs)
-    return RunState(pool=pool.values)
-
-
-__all__ = ["Engine", "Limits", "Listener", "NodeRun", "NodeRunError", "NodeState", "Outcome", "RunState"]

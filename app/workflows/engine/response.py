@@ -27,10 +27,9 @@ import msgspec
 
 from app.workflows.engine import conditions
 from app.workflows.engine.graph import Graph
-from app.workflows.engine.statuses import NodeStatus
+from app.workflows.engine.statuses import SKIPPED, TAKEN, NodeStatus
 from app.workflows.engine.variables import CONVERSATION, ENVIRONMENT, SYSTEM, TEMPLATE, VariablePool
 
-TAKEN, SKIPPED = "taken", "skipped"
 DONE_STATUSES = {NodeStatus.SUCCEEDED, NodeStatus.EXCEPTION}
 DROPPED_STATUSES = {NodeStatus.SKIPPED, NodeStatus.FAILED, NodeStatus.STOPPED}
 #: Nodes whose outgoing edges decide which way a run goes (besides ``branching`` node classes).

@@ -33,3 +33,7 @@ class NodeStatus(StrEnum):
     #: on a branch the run did not take
     SKIPPED = "skipped"
     STOPPED = "stopped"
+
+
+#: The marks of an edge once its source has finished (``RunState.edges``): the run went along it, or not.
+TAKEN, SKIPPED = "taken", "skipped"

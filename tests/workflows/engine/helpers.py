@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.workflows.engine.core import Engine, initial_state
+from app.workflows.engine.building import initial_state
+from app.workflows.engine.core import Engine
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.nodes.base import Node, NodeResult, Ports, RunInfo
 from app.workflows.engine.state import Limits, NodeRun, Outcome, RunState

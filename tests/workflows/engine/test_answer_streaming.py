@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from app.workflows.engine.core import Engine, initial_state
+from app.workflows.engine.building import initial_state
+from app.workflows.engine.core import Engine
 from app.workflows.engine.nodes import NODE_TYPES
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult, Ports, RunInfo
 from app.workflows.engine.response import markdown

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from app.workflows.engine.core import Engine, initial_state
+from app.workflows.engine.building import initial_state
+from app.workflows.engine.core import Engine
 from app.workflows.engine.nodes.base import Ports, RunInfo
 from app.workflows.engine.state import CHAT_MODE, Outcome, RunState
 from app.workflows.llm import OpenAIChat
