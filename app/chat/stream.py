@@ -86,6 +86,11 @@ def message_event(env: Envelope, answer: str, selector: Any = None) -> dict[str,
     }
 
 
+def chunk_event(env: Envelope, data: dict[str, Any]) -> dict[str, Any]:
+    """A ``text_chunk`` event's data as the chat ``message`` event."""
+    return message_event(env, str(data.get("text") or ""), data.get("from_variable_selector"))
+
+
 def message_end_event(env: Envelope, metadata: dict[str, Any], files: list[Any]) -> dict[str, Any]:
     return {
         **_base(env, "message_end"),
@@ -115,8 +120,7 @@ async def frames(
     run_id = str(run)
     for seq, event, data in rows:
         if event == "text_chunk":
-            body = message_event(env, str(data.get("text") or ""), data.get("from_variable_selector"))
-            out.append((seq, Frame(sse(body, seq))))
+            out.append((seq, Frame(sse(chunk_event(env, data), seq))))
             continue
         common = {**_base(env, event), "task_id": env.task_id}
         if event == "workflow_finished":
@@ -160,17 +164,23 @@ async def follow(
     yield PING
     last, last_sent = after_seq, time.monotonic()
     with hub.subscribe(run_id) as waiter:
+        carried: list[EventRow] | None = None
         while True:
-            async with reading(sessions) as session:
-                # One snapshot of status and events (see app.workflows.events.follow).
-                status, rows = await store.status_and_events(session, run_id, last)
-                page_full = len(rows) == store.EVENTS_PAGE
-                out: list[tuple[int, Frame]] = []
-                if rows:
-                    rows = await kinds.describe_events(
-                        session, await store.hydrate_events(session, run_id, rows)
-                    )
-                    out = await frames(session, env, run_id, rows, follow_pauses=follow_pauses)
+            if carried is not None:  # streamed text a notice carried: nothing to read
+                status: str | None = RunStatus.RUNNING
+                page_full = False
+                out = [(seq, Frame(sse(chunk_event(env, data), seq))) for seq, _, data in carried]
+            else:
+                async with reading(sessions) as session:
+                    # One snapshot of status and events (see app.workflows.events.follow).
+                    status, rows = await store.status_and_events(session, run_id, last)
+                    page_full = len(rows) == store.EVENTS_PAGE
+                    out = []
+                    if rows:
+                        rows = await kinds.describe_events(
+                            session, await store.hydrate_events(session, run_id, rows)
+                        )
+                        out = await frames(session, env, run_id, rows, follow_pauses=follow_pauses)
             for seq, frame in out:
                 yield frame.body
                 last, last_sent = max(last, seq), time.monotonic()
@@ -184,6 +194,7 @@ async def follow(
                 yield PING
                 last_sent = time.monotonic()
             await wait_for_notice(waiter, POLL_SECONDS)
+            carried = waiter.take(last)
 
 
 async def answered(env: Envelope, answer: str, metadata: dict[str, Any]) -> AsyncIterator[bytes]:

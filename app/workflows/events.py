@@ -3,6 +3,10 @@
 Event rows are the truth (DESIGN.md rule 5); NOTIFY only wakes readers early. A reader that misses a
 notification (reconnect, a burst) still sees every event on its next poll, so delivery is exactly-once and in
 order per connection, and ``Last-Event-ID`` resumes after any event.
+
+A notice of streamed text carries its events (``app.workflows.runs.store.notice_of``): a reader that has every
+event before them sends them on without reading them back (:meth:`Notices.take`). Any other notice, a gap, a
+reader that fell behind, or a poll without a notice: the reader reads the rows.
 """
 
 from __future__ import annotations
@@ -61,12 +65,57 @@ def _set_event(event: asyncio.Event, *_: Any) -> None:
     event.set()
 
 
+#: The most carried events a reader holds before it must read the rows instead (a reader whose client is slow).
+CARRIED_MAX = 256
+
+
+class Notices(asyncio.Event):
+    """One reader's waiter on one run: set by each notice, holding the events notices carried until taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.carried: list[EventRow] = []
+        self.uncarried = False  # a notice came without its events (or they overflowed): read the rows
+
+    def notified(self, carried: list[EventRow] | None) -> None:
+        if carried is None or len(self.carried) + len(carried) > CARRIED_MAX:
+            self.carried, self.uncarried = [], True
+        else:
+            self.carried += carried
+        self.set()
+
+    def take(self, after_seq: int) -> list[EventRow] | None:
+        """The events carried since the last take that follow ``after_seq``, when they are all of them (each
+        notice since carried its events, with no gap); None when the rows must be read."""
+        carried, uncarried = self.carried, self.uncarried
+        self.carried, self.uncarried = [], False
+        if uncarried or not carried:
+            return None
+        fresh = [row for row in carried if row[0] > after_seq]
+        if any(row[0] != after_seq + n for n, row in enumerate(fresh, start=1)):
+            return None
+        return fresh
+
+
+def parse_notice(payload: str) -> tuple[str, list[EventRow] | None]:
+    """``run_id`` or ``run_id first_seq [[event, data], ...]`` -> (run id, the events carried or None)."""
+    run_id, _, rest = payload.partition(" ")
+    if not rest:
+        return run_id, None
+    first, _, body = rest.partition(" ")
+    try:
+        rows = [(int(first) + n, str(event), data) for n, (event, data) in enumerate(json.loads(body))]
+    except (ValueError, TypeError):
+        return run_id, None
+    return run_id, rows if all(isinstance(data, dict) for _, _, data in rows) else None
+
+
 class RunEventHub:
     """Wakes the coroutines following a run when its events change (``NOTIFY sluice_run_events, run_id``)."""
 
     def __init__(self, database_url: str) -> None:
         self.database_url = urls.libpq(database_url)
-        self.waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.waiters: dict[str, set[Notices]] = defaultdict(set)
         self.connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -96,12 +145,16 @@ class RunEventHub:
             await asyncio.sleep(1.0)
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        for waiter in self.waiters.get(payload, ()):
-            waiter.set()
+        waiters = self.waiters.get(payload[:36])
+        if not waiters:
+            return  # nobody here follows that run: not even parsed
+        run_id, carried = parse_notice(payload)
+        for waiter in self.waiters.get(run_id, ()):
+            waiter.notified(carried)
 
     @contextlib.contextmanager
-    def subscribe(self, run_id: uuid.UUID) -> Iterator[asyncio.Event]:
-        key, waiter = str(run_id), asyncio.Event()
+    def subscribe(self, run_id: uuid.UUID) -> Iterator[Notices]:
+        key, waiter = str(run_id), Notices()
         self.waiters[key].add(waiter)
         try:
             yield waiter
@@ -138,7 +191,7 @@ async def wait_for_run(
     run_id: uuid.UUID,
     timeout: float,
     *,
-    subscribed: asyncio.Event | None = None,
+    subscribed: Notices | None = None,
 ) -> WorkflowRun:
     """Wait until the run is no longer ``running`` (finished, failed, stopped or paused), or ``timeout``.
     ``subscribed``: the caller's waiter on the run, subscribed before it committed the run as ``running`` (as the
@@ -188,23 +241,22 @@ async def follow(
     last, last_sent = after_seq, time.monotonic()
     patience = _Patience()
     with hub.subscribe(run_id) as waiter:
+        carried: list[EventRow] | None = None
         while True:
-            try:
-                async with reading(sessions) as session:
-                    # One snapshot: the final event commits with the final status, so when the status read here
-                    # is final, the events read with it include everything.
-                    status, rows = await run_store.status_and_events(session, run_id, last)
-                    page_full = len(rows) == run_store.EVENTS_PAGE
-                    if rows and describe is not None:
-                        rows = await describe(session, run_id, rows)
-                patience.ok()
-            except Exception as exc:
-                patience.failed(exc)  # the database is away for now: keep the client, try again
-                if time.monotonic() - last_sent >= PING_SECONDS:
-                    yield PING
-                    last_sent = time.monotonic()
-                await asyncio.sleep(POLL_SECONDS)
-                continue
+            if carried is not None:  # streamed text a notice carried: nothing to read
+                status: str | None = RunStatus.RUNNING
+                rows, page_full = carried, False
+            else:
+                try:
+                    status, rows, page_full = await _read(sessions, run_id, last, describe)
+                    patience.ok()
+                except Exception as exc:
+                    patience.failed(exc)  # the database is away for now: keep the client, try again
+                    if time.monotonic() - last_sent >= PING_SECONDS:
+                        yield PING
+                        last_sent = time.monotonic()
+                    await asyncio.sleep(POLL_SECONDS)
+                    continue
             for seq, event, data in rows:
                 yield sse_message(run_id, seq, event, data)
                 last, last_sent = seq, time.monotonic()
@@ -218,3 +270,19 @@ async def follow(
                 yield PING
                 last_sent = time.monotonic()
             await wait_for_notice(waiter, POLL_SECONDS)
+            carried = waiter.take(last)
+
+
+async def _read(
+    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, last: int, describe: Describe | None
+) -> tuple[str | None, list[EventRow], bool]:
+    """The run's status and its events after ``last`` (described), read in one snapshot; and whether the page
+    was full (more to read at once)."""
+    async with reading(sessions) as session:
+        # One snapshot: the final event commits with the final status, so when the status read here is final,
+        # the events read with it include everything.
+        status, rows = await run_store.status_and_events(session, run_id, last)
+        page_full = len(rows) == run_store.EVENTS_PAGE
+        if rows and describe is not None:
+            rows = await describe(session, run_id, rows)
+    return status, rows, page_full

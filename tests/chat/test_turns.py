@@ -4,6 +4,7 @@ turns, the stored messages and conversations."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.chat.naming import NAME_PROMPT
+from app.workflows.runs import store
 from tests.chat.conftest import chat, events, import_app, names
 from tests.support.fake_openai import FakeOpenAI
 
@@ -194,6 +196,46 @@ async def test_the_first_token_is_written_at_once_not_held_for_the_next(
     assert [t for t, _ in written] == ["Sluices ", "hold ", "water."]
     # created_at is the writing transaction's start: the first chunk's commit came a pause before the second's
     assert (written[1][1] - written[0][1]).total_seconds() >= 0.8
+
+
+async def test_streamed_text_reaches_the_client_from_its_notices(
+    client: AsyncTestClient[Litestar], fake_llm: FakeOpenAI, chat_engine: AsyncEngine, monkeypatch: Any
+) -> None:
+    """Each chunk of a slow model is its own commit (more than CHUNK_FLUSH_SECONDS apart), whose notice carries
+    it: the stream sends it on without reading the event log back, so it reads the log fewer times than chunks
+    were committed, and sends exactly what was stored, in order."""
+    app = await import_app(client, STREAMER)
+    reads = 0
+    read = store.status_and_events
+
+    async def counted(*args: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read(*args)
+
+    monkeypatch.setattr(store, "status_and_events", counted)
+    words = "one two three four five six seven eight"
+    fake_llm.first_token_delay, fake_llm.token_interval = 0.001, 0.1
+    fake_llm.add_rule("count slowly", words)
+    try:
+        streamed = await chat(client, app, "count slowly", mode="streaming")
+    finally:
+        fake_llm.first_token_delay, fake_llm.token_interval = 0.0, 0.0
+    sent = [e for e in events(streamed.text) if e["event"] == "message"]
+    assert "".join(e["answer"] for e in sent) == words
+    async with chat_engine.connect() as conn:
+        written = list(
+            await conn.scalars(
+                text(
+                    "SELECT data->>'text' FROM workflow_run_events "
+                    "WHERE run_id = :run AND event = 'text_chunk' ORDER BY seq"
+                ),
+                {"run": sent[0]["task_id"]},
+            )
+        )
+    assert [e["answer"] for e in sent] == written
+    assert len(written) == len(words.split())  # each its own commit
+    assert reads < len(written)
 
 
 LISTENER = """

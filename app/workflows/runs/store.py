@@ -8,7 +8,10 @@ Correctness under concurrency rests on three rules (DESIGN.md 1, 2 and 5):
   writers (the worker's checkpoints, a stop, a resume), and a run whose status is not the expected one is left
   out: its events, node executions and pauses are not written, and the caller learns it from the result.
 * The events of a change are inserted in the same transaction with the sequence numbers that UPDATE handed
-  out, then ``pg_notify('sluice_run_events', run_id)``, which PostgreSQL delivers only at commit.
+  out, then ``pg_notify('sluice_run_events', run_id)``, which PostgreSQL delivers only at commit. A write of
+  streamed text only (``text_chunk`` events, the run still running) that fits a notice carries its events in it
+  (``run_id first_seq [[event, data], ...]``): a follower that has every event before them need not read them
+  back (:func:`notice_of`). The rows stay the truth; a notice only spares a read.
 * Pauses are resolved by a compare-and-set on the pause row (``resolved_at IS NULL``); the runs are then locked in
   id order, so concurrent batches of resolutions cannot deadlock, and a run with no open pause left is ready.
 
@@ -31,6 +34,10 @@ from app.workflows.runs import values as run_values
 from db import queue
 
 CHANNEL = "sluice_run_events"
+#: The longest list of events a notice carries (PostgreSQL refuses a payload of 8000 bytes or more).
+NOTICE_MAX_BYTES = 7000
+#: The only events a notice carries: streamed text, whose data is the text as the client gets it.
+CARRIED = "text_chunk"
 #: a run that may still change (a worker may advance it), and one that ended
 ACTIVE = (RunStatus.RUNNING, RunStatus.PAUSED)
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.PARTIAL_SUCCEEDED)
@@ -247,12 +254,12 @@ _quoted = ", ".join(f'"{c}"' for c in _EXECUTION_COLUMNS)
 #: round trip): the data-modifying CTEs join the UPDATE's RETURNING, so a run that lost writes nothing.
 _APPLY = text(
     "WITH w AS (SELECT * FROM jsonb_to_recordset(CAST(:writes AS jsonb)) "  # noqa: S608 - names are ours
-    "AS w(id uuid, expected text[], changes jsonb, n_events int)), "
+    "AS w(id uuid, expected text[], changes jsonb, n_events int, notice text)), "
     "cas AS (UPDATE workflow_runs r SET "
     + ", ".join(_assignment(c, k) for c, k in _SETTABLE.items())
     + """, last_event_seq = r.last_event_seq + w.n_events, updated_at = now()
         FROM w WHERE r.id = w.id AND r.status = ANY(w.expected)
-        RETURNING r.id, r.last_event_seq, w.n_events),
+        RETURNING r.id, r.last_event_seq, w.n_events, w.notice),
     ev AS (
         INSERT INTO workflow_run_events (run_id, seq, event, data, created_at)
         SELECT e.run_id, cas.last_event_seq - cas.n_events + e.idx, e.event, e.data, now()
@@ -268,7 +275,10 @@ _APPLY = text(
     + ") JOIN cas ON cas.id = x.run_id ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f'"{c}" = excluded."{c}"' for c in _EXECUTION_COLUMNS if c not in ("id", "run_id"))
     + """, updated_at = now()),
-    notified AS (SELECT pg_notify(:channel, CAST(cas.id AS text)) FROM cas WHERE cas.n_events > 0)
+    notified AS (
+        SELECT pg_notify(:channel, CASE WHEN cas.notice IS NULL THEN CAST(cas.id AS text)
+                                   ELSE concat_ws(' ', cas.id, cas.last_event_seq - cas.n_events + 1, cas.notice) END)
+        FROM cas WHERE cas.n_events > 0)
     SELECT cas.id, cas.last_event_seq, (SELECT count(*) FROM notified) AS notified FROM cas
     """
 )
@@ -284,7 +294,13 @@ async def apply(session: AsyncSession, writes: Sequence[Write]) -> set[uuid.UUID
         if unknown:
             raise ValueError(f"not settable on workflow_runs: {sorted(unknown)}")
     payload = [
-        {"id": str(w.run_id), "expected": list(w.expected), "changes": w.changes, "n_events": len(w.events)}
+        {
+            "id": str(w.run_id),
+            "expected": list(w.expected),
+            "changes": w.changes,
+            "n_events": len(w.events),
+            "notice": notice_of(w),
+        }
         for w in writes
     ]
     events = [
@@ -308,6 +324,18 @@ async def apply(session: AsyncSession, writes: Sequence[Write]) -> set[uuid.UUID
     await _open_pauses(session, [p for w in won for p in w.opened])
     await _consume_pauses(session, [(w.run_id, n) for w in won for n in w.consumed])
     return won_ids
+
+
+def notice_of(write: Write) -> str | None:
+    """The events a write's notice carries (a JSON list of ``[event, data]``), or None: the notice names the run
+    only. Only streamed text is carried, and only from a write that leaves the run running: a follower learns of
+    every other change from the rows."""
+    if write.changes.get("status", RunStatus.RUNNING) != RunStatus.RUNNING:
+        return None
+    if not write.events or any(e.event != CARRIED for e in write.events):
+        return None
+    carried = msgspec.json.encode([(e.event, e.data) for e in write.events])
+    return carried.decode() if len(carried) <= NOTICE_MAX_BYTES else None
 
 
 async def _insert_values(session: AsyncSession, rows: Sequence[tuple[uuid.UUID, str, bytes]]) -> None:
