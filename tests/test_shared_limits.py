@@ -233,3 +233,41 @@ async def test_slots_taken_at_once_by_two_processes_never_exceed_the_cap(
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_slots_taken_in_the_runs_transactions_never_exceed_the_cap(
+    database_url: str, tenant: Tenant
+) -> None:
+    """A run's or a turn's slot is taken in its own transaction, last before the commit (``StreamSlots.take_in``):
+    forty such transactions of one key at once, through two processes (two engines), each holding its
+    transaction open a moment after the take, admit exactly the cap. The key's lock is held to each commit, so
+    none counts before another's slot is committed; those refused roll back and leave no row."""
+    cap = 3
+    engines = [create_async_engine(urls.asyncpg(database_url), pool_size=25) for _ in range(2)]
+    keepers = [StreamSlots(engine, cap) for engine in engines]
+    async with engines[0].connect() as conn:
+        key_id = await conn.scalar(
+            text("SELECT id FROM api_keys WHERE token_hash = :h"), {"h": tenancy.hash_token(tenant.app_key)}
+        )
+
+    async def start(i: int) -> uuid.UUID:
+        async with AsyncSession(engines[i % 2]) as session, session.begin():
+            slot = await keepers[i % 2].take_in(session, key_id)
+            await asyncio.sleep(0.02)  # the run's other statements, its commit
+            return slot
+
+    try:
+        outcomes = await asyncio.gather(*(start(i) for i in range(40)), return_exceptions=True)
+        taken = [o for o in outcomes if isinstance(o, uuid.UUID)]
+        refused = [o for o in outcomes if isinstance(o, TooManyStreams)]
+        assert (len(taken), len(refused)) == (cap, 40 - cap), outcomes
+        async with engines[0].connect() as conn:
+            rows = await conn.scalar(
+                text("SELECT count(*) FROM event_streams WHERE key_id = :k"), {"k": key_id}
+            )
+        assert rows == cap
+        for keeper in keepers:
+            await keeper.stop()  # drops its slots
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -176,10 +176,12 @@ class ChatController(Controller):
         `too_many_streams` and no turn starts)."""
         require_chat_app(key)
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
-        # A streaming turn holds a stream slot, taken while the turn starts: over the key's cap, no turn starts.
-        slot, turn = await stream_slots.alongside(
-            key.key_id if data.response_mode == "streaming" else None,
-            turns.start_turn(db_session, key, data, files, embedders, limits=InputLimits.of(settings)),
+        turn = await turns.start_turn(
+            db_session, key, data, files, embedders, limits=InputLimits.of(settings)
+        )
+        # A streaming turn holds a stream slot, taken in the turn's transaction: over the key's cap, no turn starts.
+        slot = (
+            await stream_slots.take_in(db_session, key.key_id) if data.response_mode == "streaming" else None
         )
         try:
             # the run's job may start now; the response must not wait for the request's end

@@ -109,26 +109,24 @@ class WorkflowRunController(Controller):
     ) -> Response[Any]:
         require_workflow_app(key, only_workflow=True)
         files = FileContext(FileSigner.of(settings), remote=remote_files(settings))
-        # A streaming run holds a stream slot, taken while the run starts: over the key's cap, no run starts.
         try:
-            slot, run = await slots.alongside(
-                key.key_id if data.response_mode == "streaming" else None,
-                services.start_run(
-                    db_session,
-                    key.app_id,
-                    data.inputs,
-                    data.user,
-                    workflow_id,
-                    data.files,
-                    files,
-                    limits=services.InputLimits.of(settings),
-                    latest=key.latest_workflow_id,
-                ),
+            run = await services.start_run(
+                db_session,
+                key.app_id,
+                data.inputs,
+                data.user,
+                workflow_id,
+                data.files,
+                files,
+                limits=services.InputLimits.of(settings),
+                latest=key.latest_workflow_id,
             )
         except NotFound as exc:
             if workflow_id is None:  # Dify: ValueError("Workflow not published"), a 400
                 raise WorkflowNotPublished from exc
             raise
+        # A streaming run holds a stream slot, taken in the run's transaction: over the key's cap, no run starts.
+        slot = await slots.take_in(db_session, key.key_id) if data.response_mode == "streaming" else None
         # A blocking run's waiter listens before the commit: the run is known to be running until a notice.
         with hub.subscribe(run.id) as waiter:
             try:

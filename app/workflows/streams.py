@@ -3,7 +3,9 @@
 Each open stream is a row of ``event_streams`` (UNLOGGED). Opening one (one call of the function
 ``sluice_take_stream_slot``) takes a transaction-scoped advisory lock for its key, so that two processes opening
 streams of one key at once count one after the other, drops the key's stale rows, counts the rest, and inserts a
-row when under ``SLUICE_MAX_EVENT_STREAMS_PER_KEY`` — else 429 ``too_many_streams``. The row is deleted when the stream ends, however it ends (the stream's ``finally``, or
+row when under ``SLUICE_MAX_EVENT_STREAMS_PER_KEY`` — else 429 ``too_many_streams``. The stream of a run or turn
+that a request starts takes its slot in that request's transaction, last before the commit (:meth:`take_in`);
+a stream of events only, in a statement of its own (:meth:`acquire`). The row is deleted when the stream ends, however it ends (the stream's ``finally``, or
 the refresh loop noticing that the stream object is gone: a client that disconnected before the first byte).
 
 The process serving a stream refreshes its rows' ``seen_at`` every ``REFRESH_SECONDS``; rows of a process that
@@ -16,19 +18,16 @@ import asyncio
 import contextlib
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import anyio
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.errors import SluiceError
 
 log = structlog.get_logger()
-
-T = TypeVar("T")
 
 REFRESH_SECONDS = 15.0
 STALE_SECONDS = 60.0
@@ -66,15 +65,24 @@ class StreamSlots:
         self._open.clear()
 
     async def acquire(self, key_id: uuid.UUID) -> uuid.UUID:
-        """A slot for a new stream of ``key_id``, or 429 when the key holds ``cap`` streams already."""
-        slot = uuid.uuid4()
+        """A slot for a new stream of ``key_id``, taken at once (a statement of its own), or 429 when the key holds
+        ``cap`` streams already."""
         async with self.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            row = (
-                await conn.execute(
-                    _TAKE, {"id": slot, "key": key_id, "stale": STALE_SECONDS, "cap": self.cap}
-                )
-            ).one()
+            return await self._take(conn, key_id)
+
+    async def take_in(self, session: AsyncSession, key_id: uuid.UUID) -> uuid.UUID:
+        """A slot for the stream of a run or turn that ``session``'s transaction starts, taken last before its
+        commit: the key's lock is held until that commit, and the slot's row commits (or rolls back) with the run.
+        Over the cap, 429: the caller never commits, and no run starts. One more statement on the request's
+        connection costs the stream's start less than a connection of its own taking the slot meanwhile."""
+        return await self._take(session, key_id)
+
+    async def _take(self, db: AsyncConnection | AsyncSession, key_id: uuid.UUID) -> uuid.UUID:
+        slot = uuid.uuid4()
+        row = (
+            await db.execute(_TAKE, {"id": slot, "key": key_id, "stale": STALE_SECONDS, "cap": self.cap})
+        ).one()
         if not row.taken:
             raise TooManyStreams(
                 f"This API key has {row.live} event streams open, the most it may hold at once "
@@ -82,22 +90,6 @@ class StreamSlots:
             )
         self._open[slot] = None
         return slot
-
-    async def alongside(self, key_id: uuid.UUID | None, work: Awaitable[T]) -> tuple[uuid.UUID | None, T]:
-        """``work`` (starting a run or a turn in the request's transaction) while a slot of ``key_id`` is taken
-        on a connection of its own, so the stream's start waits for neither one after the other. Both must
-        succeed: over the cap, 429 comes after ``work`` (whose transaction the caller then never commits); a
-        slot taken for work that failed is released. ``key_id`` None: no slot, just ``work``."""
-        if key_id is None:
-            return None, await work
-        taking = asyncio.ensure_future(self.acquire(key_id))
-        try:
-            result = await work
-        except BaseException:
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await self.release(await taking)
-            raise
-        return await taking, result
 
     async def release(self, slot: uuid.UUID) -> None:
         if self._open.pop(slot, "gone") != "gone":
