@@ -10,7 +10,8 @@ a noisy minute slows both); at c=8 the model alone is measured first, then the c
 this process's thread, the API and the worker are processes of their own, whose peak RSS is reported.
 
 Options: ``--ttft-ms`` (default 100), ``--interval-ms`` (default 10), ``--tokens`` (default 20), ``--turns``
-(turns per level and conversation count, default 60)."""
+(turns per level and conversation count, default 60), ``--against REF``: this checkout next to git revision REF,
+side by side at c=1 (``tests/perf/versus.py``)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ class Options(argparse.Namespace):
     interval_ms: float
     tokens: int
     turns: int
+    against: str | None
 
 
 def parse(args: list[str]) -> Options:
@@ -73,6 +75,7 @@ def parse(args: list[str]) -> Options:
     parser.add_argument("--interval-ms", type=float, default=10.0)
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--turns", type=int, default=60)
+    parser.add_argument("--against", default=None, help="a git revision to compare this checkout with")
     return parser.parse_args(args, namespace=Options())
 
 
@@ -244,6 +247,10 @@ def main(args: list[str]) -> dict[str, Any]:
     ).start()
     fake.add_rule("question", " ".join(f"tok{i}" for i in range(options.tokens)))
     try:
+        if options.against:
+            from tests.perf import versus  # it builds on this module
+
+            return versus.main(fake, options)
 
         def processes(database_url: str) -> ChatProcesses:
             procs = ChatProcesses(database_url)

@@ -71,8 +71,10 @@ def bench_database() -> Iterator[str]:
 class Processes:
     """API and worker processes started for a benchmark, so their peak memory can be reported."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, root: Path = ROOT) -> None:
         self.database_url = database_url
+        #: the checkout whose code the processes run
+        self.root = root
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
         self.port = free_port()
@@ -90,7 +92,7 @@ class Processes:
     def start_api(self) -> None:
         import httpx
 
-        self.procs["api"] = spawn(["-m", "app", "api"], self.env(), self.logs / "api.log")
+        self.procs["api"] = spawn(["-m", "app", "api"], self.env(), self.logs / "api.log", self.root)
 
         def healthy() -> bool:
             try:
@@ -101,7 +103,9 @@ class Processes:
         wait_until(healthy, timeout=30, interval=0.1)
 
     def start_worker(self, name: str = "worker", *args: str, **env: str) -> None:
-        self.procs[name] = spawn(["-m", "jobs", "worker", *args], self.env(**env), self.logs / f"{name}.log")
+        self.procs[name] = spawn(
+            ["-m", "jobs", "worker", *args], self.env(**env), self.logs / f"{name}.log", self.root
+        )
 
     def stop_worker(self, name: str) -> float:
         """Stop one worker and return its peak RSS (MiB)."""

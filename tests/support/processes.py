@@ -35,10 +35,13 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
-def spawn(args: list[str], env: Mapping[str, str], log_path: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], env: Mapping[str, str], log_path: Path | None = None, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """``python args`` in ``cwd`` (another checkout there runs that checkout's code: ``-m`` imports from it)."""
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     return subprocess.Popen(
-        [sys.executable, *args], env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        [sys.executable, *args], env={**os.environ, **env}, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
     )
 
 
