@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from app.tenancy import services as tenancy
 from app.workflows import services
@@ -203,45 +203,13 @@ async def test_a_dead_process_slots_stop_counting(
         await engine.dispose()
 
 
-async def test_slots_taken_at_once_by_two_processes_never_exceed_the_cap(
-    database_url: str, tenant: Tenant
-) -> None:
-    """Forty streams of one key opened at the same moment through two processes' slot keepers (two engines, two
-    pools): exactly the cap is admitted. Each take counts the key's live slots under the key's lock, so none
-    counts before another's insert is committed."""
-    cap = 3
-    engines = [create_async_engine(urls.asyncpg(database_url), pool_size=20) for _ in range(2)]
-    keepers = [StreamSlots(engine, cap) for engine in engines]
-    async with engines[0].connect() as conn:
-        key_id = await conn.scalar(
-            text("SELECT id FROM api_keys WHERE token_hash = :h"), {"h": tenancy.hash_token(tenant.app_key)}
-        )
-    try:
-        outcomes = await asyncio.gather(
-            *(keepers[i % 2].acquire(key_id) for i in range(40)), return_exceptions=True
-        )
-        taken = [o for o in outcomes if isinstance(o, uuid.UUID)]
-        refused = [o for o in outcomes if isinstance(o, TooManyStreams)]
-        assert (len(taken), len(refused)) == (cap, 40 - cap), outcomes
-        async with engines[0].connect() as conn:
-            rows = await conn.scalar(
-                text("SELECT count(*) FROM event_streams WHERE key_id = :k"), {"k": key_id}
-            )
-        assert rows == cap
-        for keeper in keepers:
-            await keeper.stop()  # drops its slots
-    finally:
-        for engine in engines:
-            await engine.dispose()
+#: One take of a slot of ``key_id`` by a keeper of its own engine: (keeper, engine, key_id) -> the slot.
+Take = Callable[[StreamSlots, AsyncEngine, uuid.UUID], Awaitable[uuid.UUID]]
 
 
-async def test_slots_taken_in_the_runs_transactions_never_exceed_the_cap(
-    database_url: str, tenant: Tenant
-) -> None:
-    """A run's or a turn's slot is taken in its own transaction, last before the commit (``StreamSlots.take_in``):
-    forty such transactions of one key at once, through two processes (two engines), each holding its
-    transaction open a moment after the take, admit exactly the cap. The key's lock is held to each commit, so
-    none counts before another's slot is committed; those refused roll back and leave no row."""
+async def forty_takes_at_once(database_url: str, tenant: Tenant, take: Take) -> None:
+    """Forty takes of one key's slots at the same moment through two processes' slot keepers (two engines, two
+    pools) admit exactly the cap (3), and leave exactly the cap's rows."""
     cap = 3
     engines = [create_async_engine(urls.asyncpg(database_url), pool_size=25) for _ in range(2)]
     keepers = [StreamSlots(engine, cap) for engine in engines]
@@ -249,15 +217,10 @@ async def test_slots_taken_in_the_runs_transactions_never_exceed_the_cap(
         key_id = await conn.scalar(
             text("SELECT id FROM api_keys WHERE token_hash = :h"), {"h": tenancy.hash_token(tenant.app_key)}
         )
-
-    async def start(i: int) -> uuid.UUID:
-        async with AsyncSession(engines[i % 2]) as session, session.begin():
-            slot = await keepers[i % 2].take_in(session, key_id)
-            await asyncio.sleep(0.02)  # the run's other statements, its commit
-            return slot
-
     try:
-        outcomes = await asyncio.gather(*(start(i) for i in range(40)), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(take(keepers[i % 2], engines[i % 2], key_id) for i in range(40)), return_exceptions=True
+        )
         taken = [o for o in outcomes if isinstance(o, uuid.UUID)]
         refused = [o for o in outcomes if isinstance(o, TooManyStreams)]
         assert (len(taken), len(refused)) == (cap, 40 - cap), outcomes
@@ -271,3 +234,31 @@ async def test_slots_taken_in_the_runs_transactions_never_exceed_the_cap(
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_slots_taken_at_once_by_two_processes_never_exceed_the_cap(
+    database_url: str, tenant: Tenant
+) -> None:
+    """Streams of events only: each take is a statement of its own (``StreamSlots.acquire``). It counts the key's
+    live slots under the key's lock, so none counts before another's insert is committed."""
+
+    async def take(keeper: StreamSlots, _engine: AsyncEngine, key_id: uuid.UUID) -> uuid.UUID:
+        return await keeper.acquire(key_id)
+
+    await forty_takes_at_once(database_url, tenant, take)
+
+
+async def test_slots_taken_in_the_runs_transactions_never_exceed_the_cap(
+    database_url: str, tenant: Tenant
+) -> None:
+    """A run's or a turn's slot is taken in its own transaction, last before the commit (``StreamSlots.take_in``),
+    here each transaction held open a moment after the take. The key's lock is held to each commit, so none
+    counts before another's slot is committed; those refused roll back and leave no row."""
+
+    async def take(keeper: StreamSlots, engine: AsyncEngine, key_id: uuid.UUID) -> uuid.UUID:
+        async with AsyncSession(engine) as session, session.begin():
+            slot = await keeper.take_in(session, key_id)
+            await asyncio.sleep(0.02)  # the run's other statements, its commit
+            return slot
+
+    await forty_takes_at_once(database_url, tenant, take)
