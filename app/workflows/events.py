@@ -145,9 +145,8 @@ class RunEventHub:
             await asyncio.sleep(1.0)
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        waiters = self.waiters.get(payload[:36])
-        if not waiters:
-            return  # nobody here follows that run: not even parsed
+        if not self.waiters.get(payload[:36]):
+            return  # nobody here follows that run (a run id is 36 characters): not even parsed
         run_id, carried = parse_notice(payload)
         for waiter in self.waiters.get(run_id, ()):
             waiter.notified(carried)

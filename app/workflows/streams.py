@@ -4,9 +4,10 @@ Each open stream is a row of ``event_streams`` (UNLOGGED). Opening one (one call
 ``sluice_take_stream_slot``) takes a transaction-scoped advisory lock for its key, so that two processes opening
 streams of one key at once count one after the other, drops the key's stale rows, counts the rest, and inserts a
 row when under ``SLUICE_MAX_EVENT_STREAMS_PER_KEY`` — else 429 ``too_many_streams``. The stream of a run or turn
-that a request starts takes its slot in that request's transaction, last before the commit (:meth:`take_in`);
-a stream of events only, in a statement of its own (:meth:`acquire`). The row is deleted when the stream ends, however it ends (the stream's ``finally``, or
-the refresh loop noticing that the stream object is gone: a client that disconnected before the first byte).
+that a request starts takes its slot in that request's transaction, last before the commit (:meth:`take_in`); a
+stream of events only, in a statement of its own (:meth:`acquire`). The row is deleted when the stream ends,
+however it ends (the stream's ``finally``, or the refresh loop noticing that the stream object is gone: a client
+that disconnected before the first byte).
 
 The process serving a stream refreshes its rows' ``seen_at`` every ``REFRESH_SECONDS``; rows of a process that
 died (``kill -9``, a crash) stop being refreshed and no longer count after ``STALE_SECONDS``.
