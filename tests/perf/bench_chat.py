@@ -176,20 +176,25 @@ async def model_alone(http: httpx.AsyncClient, base_url: str, level: int, count:
     return out
 
 
+async def app_key(http: httpx.AsyncClient) -> dict[str, str]:
+    """The bench chat app imported through the console, and the headers of a new key of it."""
+    admin = {"Authorization": "Bearer bench-admin"}
+    imported = (
+        await http.post("/console/api/apps/imports", json={"yaml_content": CHAT_APP}, headers=admin)
+    ).json()
+    key = (await http.post(f"/console/api/apps/{imported['app_id']}/api-keys", headers=admin)).json()
+    return {"Authorization": f"Bearer {key['token']}"}
+
+
 def measure_with(fake: FakeOpenAI, options: Options) -> Any:
     async def measure(procs: Processes) -> list[Row]:
         rows: list[Row] = []
-        admin = {"Authorization": "Bearer bench-admin"}
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with (
             httpx.AsyncClient(base_url=procs.base_url, timeout=120, limits=limits) as http,
             httpx.AsyncClient(timeout=60, limits=limits) as direct,
         ):
-            imported = (
-                await http.post("/console/api/apps/imports", json={"yaml_content": CHAT_APP}, headers=admin)
-            ).json()
-            key = (await http.post(f"/console/api/apps/{imported['app_id']}/api-keys", headers=admin)).json()
-            headers = {"Authorization": f"Bearer {key['token']}"}
+            headers = await app_key(http)
             await conversations(http, headers, 2, 10)  # warm-up
             await model_alone(direct, fake.base_url, 2, 10)
             for level in LEVELS:

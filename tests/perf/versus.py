@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from tests.perf.bench_chat import CHAT_APP, ChatProcesses, Options, chat_turn, model_first_token
+from tests.perf.bench_chat import ChatProcesses, Options, app_key, chat_turn, model_first_token
 from tests.perf.harness import Row, bench_database, median, report
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import ROOT
@@ -37,15 +37,6 @@ def worktree(ref: str) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], check=False)
-
-
-async def app_key(http: httpx.AsyncClient) -> dict[str, str]:
-    admin = {"Authorization": "Bearer bench-admin"}
-    imported = (
-        await http.post("/console/api/apps/imports", json={"yaml_content": CHAT_APP}, headers=admin)
-    ).json()
-    key = (await http.post(f"/console/api/apps/{imported['app_id']}/api-keys", headers=admin)).json()
-    return {"Authorization": f"Bearer {key['token']}"}
 
 
 async def alternate(fake: FakeOpenAI, procs: dict[str, ChatProcesses], turns: int) -> dict[str, list[float]]:
