@@ -527,9 +527,3 @@ async def hydrate_events(session: AsyncSession, run_id: uuid.UUID, rows: list[Ev
         return rows
     loaded = await load_values(session, run_id, found)
     return [(seq, event, run_values.substitute(data, loaded)) for seq, event, data in rows]
-
-
-async def status_of(session: AsyncSession, run_id: uuid.UUID) -> str | None:
-    return (
-        await session.execute(text("SELECT status FROM workflow_runs WHERE id = :id"), {"id": run_id})
-    ).scalar_one_or_none()
