@@ -23,6 +23,7 @@ import httpx
 import structlog
 
 from app.openai_compat import server_message
+from app.workflows.engine.asking import request_sent
 from app.workflows.engine.errors import NodeRunError
 from app.workflows.engine.nodes.base import LLMReply, LLMUsage, ToolCall
 
@@ -144,6 +145,16 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+async def _on_trace(name: str, info: Mapping[str, Any]) -> None:
+    """httpcore's trace of a request's steps: once its body is sent, the run's checkpoint may go ahead."""
+    if name.endswith("send_request_body.complete"):
+        request_sent()
+
+
+#: A request's ``extensions``: it reports when it is sent (``app/workflows/engine/asking.py``).
+_SENT_TRACE = {"trace": _on_trace}
+
+
 def model_client(timeout: float) -> httpx.AsyncClient:
     """A client of the model endpoint. The worker keeps one open (closed when it stops), so that its calls skip
     the TCP connect and the TLS handshake; without it each call makes its own."""
@@ -228,7 +239,7 @@ class OpenAIChat:
         headers = {"Accept": "text/event-stream" if body.get("stream") else "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        async with client.stream("POST", url, json=body, headers=headers) as response:
+        async with client.stream("POST", url, json=body, headers=headers, extensions=_SENT_TRACE) as response:
             if response.status_code >= 400:
                 await response.aread()
                 raise NodeRunError(

@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from app.workflows.engine.asking import Asks
 from app.workflows.engine.building import build_nodes, response_plan
 from app.workflows.engine.containers import run_container
 from app.workflows.engine.errors import RunStopped
@@ -159,11 +160,16 @@ class Engine:
                     # a node that only asks sends its request while that commit is under way, and nothing it
                     # answers is used (streamed, recorded) before the commit is done.
                     if all(self.nodes[n].only_asks for n in waiting_on_io):
-                        durable = await self.root.serialized.checkpoint_ahead(self.root.state)
-                    elif not await listener.checkpoint(self.state):
-                        raise _Stopped
-                    for node_id in waiting_on_io:
-                        running[asyncio.create_task(self._execute(node_id, listener))] = node_id
+                        # ...and the requests go first: the checkpoint's commit waits until they are sent.
+                        asks = Asks()
+                        durable = await self.root.serialized.checkpoint_ahead(self.root.state, asks)
+                        for node_id in waiting_on_io:
+                            running[asks.start(self._execute(node_id, listener))] = node_id
+                    else:
+                        if not await listener.checkpoint(self.state):
+                            raise _Stopped
+                        for node_id in waiting_on_io:
+                            running[asyncio.create_task(self._execute(node_id, listener))] = node_id
                 if not running:
                     break
                 if all(self.nodes[n].performs_io for n in running.values()):

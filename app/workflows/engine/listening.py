@@ -15,6 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from app.workflows.engine.asking import Asks
     from app.workflows.engine.state import Listener, NodeRun, RunState
 
 
@@ -40,15 +41,22 @@ class SerializedListener:
         async with self._lock:
             return await self.listener.checkpoint(state)
 
-    async def checkpoint_ahead(self, state: RunState) -> asyncio.Task[bool]:
+    async def checkpoint_ahead(self, state: RunState, asks: Asks | None = None) -> asyncio.Task[bool]:
         """Start a checkpoint and return its task without waiting for the commit: everything else that needs the
-        listener (a chunk, the next checkpoint) waits for it. The task is scheduled before anything the caller
-        starts next, so it takes the state (and the buffered events) as they are now."""
+        listener (a chunk, the next checkpoint) waits for it. With ``asks`` (the nodes the caller starts next,
+        which only ask), it begins once their requests are sent (``engine/asking.py``); meanwhile the lock
+        keeps every other checkpoint and chunk out, and the engine's loop waits for this task before it
+        records anything of those nodes."""
         await self._lock.acquire()
         try:
-            task = asyncio.ensure_future(self.listener.checkpoint(state))
+            task = asyncio.ensure_future(self._ahead(state, asks))
         except BaseException:
             self._lock.release()
             raise
         task.add_done_callback(lambda _: self._lock.release())
         return task
+
+    async def _ahead(self, state: RunState, asks: Asks | None) -> bool:
+        if asks is not None:
+            await asks.sent()
+        return await self.listener.checkpoint(state)

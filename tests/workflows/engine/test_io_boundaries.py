@@ -2,7 +2,8 @@
 
 A node that only asks (a model) sends its request while that checkpoint commits, and nothing it answers is used
 — streamed, recorded, passed on — before the commit is done; when the commit finds the run stopped, the answer
-is dropped and the run stops. A node that acts on the world (an HTTP request) is asked only after the commit.
+is dropped and the run stops. A node that acts on the world (an HTTP request) is asked only after the commit. The model's request leaves before
+the checkpoint begins (``engine/asking.py``), or the checkpoint waits for it no longer than its head start.
 The listener here holds the first checkpoint open until the test lets it finish, as a slow commit would.
 """
 
@@ -14,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from app.workflows import llm as llm_module
+from app.workflows.engine import asking
 from app.workflows.engine.building import initial_state
 from app.workflows.engine.core import Engine
-from app.workflows.engine.nodes.base import Ports, RunInfo
+from app.workflows.engine.nodes.base import LLMPort, LLMReply, LLMUsage, Ports, RunInfo
 from app.workflows.engine.state import CHAT_MODE, Outcome, RunState
 from app.workflows.llm import OpenAIChat
 from tests.support.fake_openai import FakeOpenAI
@@ -63,7 +66,7 @@ async def eventually(check: Any, seconds: float = 10.0) -> None:
 CHAT = RunInfo(run_id="run-1", app_id="app-1", workflow_id="wf-1", user_id="u", mode=CHAT_MODE)
 
 
-async def chat_turn(fake: FakeOpenAI, listener: Recorder) -> tuple[Outcome, RunState]:
+async def chat_turn(llm: LLMPort, listener: Recorder) -> tuple[Outcome, RunState]:
     """A chat run (its answer streams live, chunk by chunk): start -> llm -> answer."""
     flow = graph(
         [
@@ -74,7 +77,7 @@ async def chat_turn(fake: FakeOpenAI, listener: Recorder) -> tuple[Outcome, RunS
         [edge("start", "llm"), edge("llm", "answer")],
     )
     state = initial_state({}, {"query": "Hi", "conversation_id": "c1"}, "start")
-    outcome = await Engine(flow, state, Ports(llm=OpenAIChat(fake.base_url)), CHAT).run(listener)
+    outcome = await Engine(flow, state, Ports(llm=llm), CHAT).run(listener)
     return outcome, state
 
 
@@ -83,7 +86,7 @@ async def test_a_model_is_asked_while_the_checkpoint_commits_and_its_answer_wait
 ) -> None:
     fake_openai.queue_reply("Hello there, Ada!")
     listener = SlowFirstCheckpoint()
-    running = asyncio.create_task(chat_turn(fake_openai, listener))
+    running = asyncio.create_task(chat_turn(OpenAIChat(fake_openai.base_url), listener))
     await asyncio.wait_for(listener.committing.wait(), 10)
     # The request went out while the checkpoint (with the model node's node_started) is still committing...
     await eventually(lambda: len(fake_openai.bodies()) == 1)
@@ -101,7 +104,7 @@ async def test_a_model_is_asked_while_the_checkpoint_commits_and_its_answer_wait
 async def test_an_answer_that_arrives_for_a_stopped_run_is_dropped(fake_openai: FakeOpenAI) -> None:
     fake_openai.queue_reply("Too late.")
     listener = SlowFirstCheckpoint(stopped=True)
-    running = asyncio.create_task(chat_turn(fake_openai, listener))
+    running = asyncio.create_task(chat_turn(OpenAIChat(fake_openai.base_url), listener))
     await asyncio.wait_for(listener.committing.wait(), 10)
     await eventually(lambda: len(fake_openai.bodies()) == 1)
     await asyncio.sleep(0.3)
@@ -138,3 +141,80 @@ async def test_a_node_that_acts_on_the_world_is_asked_only_after_the_checkpoint(
     assert outcome.status == "succeeded"
     assert outcome.outputs == {"status": 200}
     assert len(target.requests) == 1
+
+
+class AskingPort:
+    """A model port that records when it sends (after yielding to the loop, as an HTTP client does) and answers
+    when the test lets it; ``says_sent``: it reports the send, as ``OpenAIChat`` does."""
+
+    def __init__(self, order: list[str], *, says_sent: bool) -> None:
+        self.order, self.says_sent, self.answer = order, says_sent, asyncio.Event()
+
+    async def chat(
+        self, model: str, messages: list[dict[str, Any]], params: Any, on_chunk: Any = None, **_: Any
+    ):
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.order.append("request sent")
+        if self.says_sent:
+            asking.request_sent()
+        await self.answer.wait()
+        if on_chunk is not None:
+            await on_chunk("Hi")
+        return LLMReply(text="Hi", usage=LLMUsage())
+
+    def supports_tool_calls(self, model: str) -> bool:
+        return False
+
+
+class OrderedCheckpoints(Recorder):
+    async def checkpoint(self, state: RunState) -> bool:
+        self.order.append("checkpoint")
+        return await super().checkpoint(state)
+
+
+async def test_the_checkpoint_ahead_of_a_model_begins_once_the_request_is_sent() -> None:
+    listener = OrderedCheckpoints()
+    port = AskingPort(listener.order, says_sent=True)
+    running = asyncio.create_task(chat_turn(port, listener))
+    await eventually(lambda: "checkpoint" in listener.order)
+    assert listener.order[:5] == [
+        "started:start",
+        "finished:start",
+        "started:llm",
+        "request sent",
+        "checkpoint",
+    ]
+    port.answer.set()
+    outcome, _ = await asyncio.wait_for(running, 10)
+    assert outcome.status == "succeeded", outcome.error
+    assert listener.chunks == [("llm", "Hi")]
+
+
+async def test_a_port_that_never_says_it_sent_holds_the_checkpoint_back_no_longer_than_its_head_start() -> (
+    None
+):
+    listener = OrderedCheckpoints()
+    port = AskingPort(listener.order, says_sent=False)
+    running = asyncio.create_task(chat_turn(port, listener))
+    await eventually(lambda: "checkpoint" in listener.order)  # while the request waits for its answer
+    assert not port.answer.is_set()
+    port.answer.set()
+    outcome, _ = await asyncio.wait_for(running, 10)
+    assert outcome.status == "succeeded", outcome.error
+
+
+async def test_the_model_client_reports_its_request_sent_before_the_answer(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(llm_module, "request_sent", lambda: sent.append(len(fake_openai.bodies())))
+    fake_openai.queue_reply("Later.", delay=0.5)
+    asked = asyncio.create_task(
+        OpenAIChat(fake_openai.base_url).chat("gpt-4o", [{"role": "user", "content": "Hi"}], {})
+    )
+    await eventually(lambda: bool(sent))
+    assert not asked.done()  # reported while the answer is still to come
+    reply = await asyncio.wait_for(asked, 10)
+    assert reply.text == "Later."
+    assert len(sent) == 1

@@ -60,7 +60,8 @@ class LLMPort(Protocol):
 
     ``tools`` (OpenAI ``{type: function, function: {name, description, parameters}}`` definitions) and
     ``tool_choice`` are sent as given; the calls the model makes come back in ``LLMReply.tool_calls``.
-    ``stream=False`` asks for one whole completion (Dify invokes some nodes without streaming).
+    ``stream=False`` asks for one whole completion (Dify invokes some nodes without streaming). Once the
+    request is sent, an implementation calls ``engine.asking.request_sent()`` (the run's checkpoint waits for it).
     """
 
     async def chat(
