@@ -19,7 +19,6 @@ reconnects between them gets the group again rather than losing its tail.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -29,14 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.workflows.engine.statuses import RunStatus
-from app.workflows.events import (
-    PING,
-    PING_SECONDS,
-    POLL_SECONDS,
-    RunEventHub,
-    reading,
-    wait_for_notice,
-)
+from app.workflows.events import PING, Framed, Page, RunEventHub, reading, relay
 from app.workflows.runs import store
 from app.workflows.runs.pauses import PauseKinds
 from app.workflows.runs.store import EventRow
@@ -161,40 +153,26 @@ async def follow(
 ) -> AsyncIterator[bytes]:
     """A turn's chat stream: a ping at once, every event after ``after_seq``, then live ones, until its terminal
     group (or, with ``follow_pauses``, across pauses until the run ends)."""
+
+    def carry(rows: list[EventRow]) -> list[Framed]:
+        return [(seq, sse(chunk_event(env, data), seq), False) for seq, _, data in rows]
+
+    async def read(last: int) -> Page:
+        async with reading(sessions) as session:
+            # One snapshot of status and events (see app.workflows.events.relay).
+            status, rows = await store.status_and_events(session, run_id, last)
+            out: list[Framed] = []
+            if rows:
+                described = await kinds.describe_events(
+                    session, await store.hydrate_events(session, run_id, rows)
+                )
+                framed = await frames(session, env, run_id, described, follow_pauses=follow_pauses)
+                out = [(seq, frame.body, frame.terminal) for seq, frame in framed]
+        return Page(status, out, full=len(rows) == store.EVENTS_PAGE)
+
     yield PING
-    last, last_sent = after_seq, time.monotonic()
-    with hub.subscribe(run_id) as waiter:
-        carried: list[EventRow] | None = None
-        while True:
-            if carried is not None:  # streamed text a notice carried: nothing to read
-                status: str | None = RunStatus.RUNNING
-                page_full = False
-                out = [(seq, Frame(sse(chunk_event(env, data), seq))) for seq, _, data in carried]
-            else:
-                async with reading(sessions) as session:
-                    # One snapshot of status and events (see app.workflows.events.follow).
-                    status, rows = await store.status_and_events(session, run_id, last)
-                    page_full = len(rows) == store.EVENTS_PAGE
-                    out = []
-                    if rows:
-                        rows = await kinds.describe_events(
-                            session, await store.hydrate_events(session, run_id, rows)
-                        )
-                        out = await frames(session, env, run_id, rows, follow_pauses=follow_pauses)
-            for seq, frame in out:
-                yield frame.body
-                last, last_sent = max(last, seq), time.monotonic()
-                if frame.terminal:
-                    return
-            if page_full:
-                continue
-            if status in store.FINISHED:
-                return  # everything up to the end was sent before (Last-Event-ID at the end)
-            if time.monotonic() - last_sent >= PING_SECONDS:
-                yield PING
-                last_sent = time.monotonic()
-            await wait_for_notice(waiter, POLL_SECONDS)
-            carried = waiter.take(last)
+    async for body in relay(hub, run_id, after_seq, read, carry, patient=False):
+        yield body
 
 
 async def answered(env: Envelope, answer: str, metadata: dict[str, Any]) -> AsyncIterator[bytes]:

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import structlog
@@ -228,7 +228,71 @@ PING = b"event: ping\n\n"
 Describe = Callable[[AsyncSession, uuid.UUID, list[EventRow]], Awaitable[list[EventRow]]]
 
 
-async def follow(
+#: One frame of a run's stream: the seq of the event it comes from, its SSE bytes, and whether the stream ends
+#: after it.
+Framed = tuple[int, bytes, bool]
+
+
+class Page(NamedTuple):
+    """What one read of the event log gives a stream: the run's status, the frames of the events read (in one
+    snapshot with the status), and whether the read filled its page (more to read at once)."""
+
+    status: str | None
+    frames: list[Framed]
+    full: bool
+
+
+async def relay(
+    hub: RunEventHub,
+    run_id: uuid.UUID,
+    after_seq: int,
+    read: Callable[[int], Awaitable[Page]],
+    carry: Callable[[list[EventRow]], list[Framed]],
+    *,
+    patient: bool,
+) -> AsyncIterator[bytes]:
+    """The loop of every stream that follows a run: the frames of every event after ``after_seq``, then live
+    ones, until a terminal frame or the run's end (everything up to the end was sent before: ``Last-Event-ID``
+    at the end). ``read(last)`` reads the log after ``last``; ``carry`` frames the streamed text a notice
+    carried (nothing to read). A ping after ``PING_SECONDS`` without a frame. ``patient``: a database outage is
+    ridden out (pinging) for ``OUTAGE_PATIENCE_SECONDS``; otherwise its error ends the stream."""
+    last, last_sent = after_seq, time.monotonic()
+    patience = _Patience()
+    with hub.subscribe(run_id) as waiter:
+        carried: list[EventRow] | None = None
+        while True:
+            if carried is not None:
+                page = Page(RunStatus.RUNNING, carry(carried), full=False)
+            else:
+                try:
+                    page = await read(last)
+                    patience.ok()
+                except Exception as exc:
+                    if not patient:
+                        raise
+                    patience.failed(exc)  # the database is away for now: keep the client, try again
+                    if time.monotonic() - last_sent >= PING_SECONDS:
+                        yield PING
+                        last_sent = time.monotonic()
+                    await asyncio.sleep(POLL_SECONDS)
+                    continue
+            for seq, body, terminal in page.frames:
+                yield body
+                last, last_sent = max(last, seq), time.monotonic()
+                if terminal:
+                    return
+            if page.full:
+                continue
+            if page.status in run_store.FINISHED:
+                return
+            if time.monotonic() - last_sent >= PING_SECONDS:
+                yield PING
+                last_sent = time.monotonic()
+            await wait_for_notice(waiter, POLL_SECONDS)
+            carried = waiter.take(last)
+
+
+def follow(
     sessions: async_sessionmaker[AsyncSession],
     hub: RunEventHub,
     run_id: uuid.UUID,
@@ -237,39 +301,15 @@ async def follow(
     describe: Describe | None = None,
 ) -> AsyncIterator[bytes]:
     """SSE frames of every event after ``after_seq``, then live ones, until one of ``close_on``."""
-    last, last_sent = after_seq, time.monotonic()
-    patience = _Patience()
-    with hub.subscribe(run_id) as waiter:
-        carried: list[EventRow] | None = None
-        while True:
-            if carried is not None:  # streamed text a notice carried: nothing to read
-                status: str | None = RunStatus.RUNNING
-                rows, page_full = carried, False
-            else:
-                try:
-                    status, rows, page_full = await _read(sessions, run_id, last, describe)
-                    patience.ok()
-                except Exception as exc:
-                    patience.failed(exc)  # the database is away for now: keep the client, try again
-                    if time.monotonic() - last_sent >= PING_SECONDS:
-                        yield PING
-                        last_sent = time.monotonic()
-                    await asyncio.sleep(POLL_SECONDS)
-                    continue
-            for seq, event, data in rows:
-                yield sse_message(run_id, seq, event, data)
-                last, last_sent = seq, time.monotonic()
-                if event in close_on:
-                    return
-            if page_full:
-                continue
-            if status in run_store.FINISHED:
-                return  # everything up to the end was sent before (Last-Event-ID at the end)
-            if time.monotonic() - last_sent >= PING_SECONDS:
-                yield PING
-                last_sent = time.monotonic()
-            await wait_for_notice(waiter, POLL_SECONDS)
-            carried = waiter.take(last)
+
+    def framed(rows: list[EventRow]) -> list[Framed]:
+        return [(seq, sse_message(run_id, seq, event, data), event in close_on) for seq, event, data in rows]
+
+    async def read(last: int) -> Page:
+        status, rows, full = await _read(sessions, run_id, last, describe)
+        return Page(status, framed(rows), full)
+
+    return relay(hub, run_id, after_seq, read, framed, patient=True)
 
 
 async def _read(
