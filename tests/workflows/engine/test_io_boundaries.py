@@ -2,9 +2,10 @@
 
 A node that only asks (a model) sends its request while that checkpoint commits, and nothing it answers is used
 — streamed, recorded, passed on — before the commit is done; when the commit finds the run stopped, the answer
-is dropped and the run stops. A node that acts on the world (an HTTP request) is asked only after the commit. The model's request leaves before
-the checkpoint begins (``engine/asking.py``), or the checkpoint waits for it no longer than its head start.
-The listener here holds the first checkpoint open until the test lets it finish, as a slow commit would.
+is dropped and the run stops. A node that acts on the world (an HTTP request) is asked only after the commit.
+The model's request leaves before the checkpoint begins (``engine/asking.py``), or the checkpoint waits for it
+no longer than its head start. The listener here holds the first checkpoint open until the test lets it
+finish, as a slow commit would.
 """
 
 from __future__ import annotations
