@@ -28,8 +28,8 @@ T = TypeVar("T")
 def request_sent() -> None:
     """Called by a port once its request is sent: the checkpoint waiting on this node goes ahead."""
     future = _SENT.get()
-    if future is not None and not future.done():
-        future.set_result(None)
+    if future is not None:
+        _resolve(future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
