@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.workflows.engine.statuses import RunStatus
 from app.workflows.events import PING, Framed, Page, RunEventHub, reading, relay
-from app.workflows.runs import store
+from app.workflows.runs import event_log
 from app.workflows.runs.pauses import PauseKinds
 from app.workflows.runs.store import EventRow
 
@@ -160,15 +160,15 @@ async def follow(
     async def read(last: int) -> Page:
         async with reading(sessions) as session:
             # One snapshot of status and events (see app.workflows.events.relay).
-            status, rows = await store.status_and_events(session, run_id, last)
+            status, rows = await event_log.status_and_events(session, run_id, last)
             out: list[Framed] = []
             if rows:
                 described = await kinds.describe_events(
-                    session, await store.hydrate_events(session, run_id, rows)
+                    session, await event_log.hydrate_events(session, run_id, rows)
                 )
                 framed = await frames(session, env, run_id, described, follow_pauses=follow_pauses)
                 out = [(seq, frame.body, frame.terminal) for seq, frame in framed]
-        return Page(status, out, full=len(rows) == store.EVENTS_PAGE)
+        return Page(status, out, full=len(rows) == event_log.EVENTS_PAGE)
 
     yield PING
     async for body in relay(hub, run_id, after_seq, read, carry, patient=False):

@@ -32,7 +32,7 @@ from app.clock import utcnow
 from app.settings import Settings
 from app.workflows.engine.state import CHAT_MODE
 from app.workflows.engine.statuses import RunStatus
-from app.workflows.runs import store
+from app.workflows.runs import event_log
 from app.workflows.runs.pauses import RunEnd
 
 #: Retriever resource fields as message metadata keeps them (chatflow spec 1.2).
@@ -232,7 +232,7 @@ async def _conversation_pool(session: AsyncSession, end: RunEnd) -> dict[str, An
     conversation = pool.get("conversation") if isinstance(pool, dict) else None
     if not isinstance(conversation, dict):
         return {}
-    return dict(await store.hydrate(session, end.run.id, conversation))
+    return dict(await event_log.hydrate(session, end.run.id, conversation))
 
 
 def _times(chunks: Any) -> tuple[Any, Any]:

@@ -25,7 +25,7 @@ from app.workflows import services
 from app.workflows.engine.graph import Graph
 from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.events import Describe, RunEventHub, follow, wait_for_run
-from app.workflows.runs import store
+from app.workflows.runs import event_log
 from app.workflows.runs.pauses import Extensions, PausedNode, PauseKinds
 from app.workflows.runs.store import EventRow
 from app.workflows.schemas import (
@@ -86,7 +86,7 @@ def _describe(kinds: PauseKinds) -> Describe:
     """Stored events as sent: large values put back, and what pause kinds add (form links)."""
 
     async def describe(session: AsyncSession, run_id: uuid.UUID, rows: list[EventRow]) -> list[EventRow]:
-        return await kinds.describe_events(session, await store.hydrate_events(session, run_id, rows))
+        return await kinds.describe_events(session, await event_log.hydrate_events(session, run_id, rows))
 
     return describe
 

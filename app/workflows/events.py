@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import database_trouble
 from app.workflows.engine.statuses import RunStatus
+from app.workflows.runs import event_log
 from app.workflows.runs import store as run_store
 from app.workflows.runs.store import EventRow
 from db import urls
@@ -320,8 +321,8 @@ async def _read(
     async with reading(sessions) as session:
         # One snapshot: the final event commits with the final status, so when the status read here is final,
         # the events read with it include everything.
-        status, rows = await run_store.status_and_events(session, run_id, last)
-        page_full = len(rows) == run_store.EVENTS_PAGE
+        status, rows = await event_log.status_and_events(session, run_id, last)
+        page_full = len(rows) == event_log.EVENTS_PAGE
         if rows and describe is not None:
             rows = await describe(session, run_id, rows)
     return status, rows, page_full

@@ -35,7 +35,7 @@ from app.workflows.engine.nodes.base import Node, NodeResult, RunInfo
 from app.workflows.engine.state import CHAT_MODE, HANDOFF, Outcome, RunState
 from app.workflows.engine.statuses import RunStatus
 from app.workflows.recorder import Recorder, Runtime, final_write, open_pauses
-from app.workflows.runs import store, transitions
+from app.workflows.runs import event_log, store, transitions
 from app.workflows.runs.pauses import RunEnd
 from app.workflows.runs.store import RunRow, Write
 from db import queue
@@ -62,7 +62,7 @@ async def _load(session: AsyncSession, run_ids: list[uuid.UUID]) -> dict[uuid.UU
                 continue  # still waiting for someone
         elif run.status != RunStatus.RUNNING:
             continue
-        state = msgspec.convert(await store.hydrate(session, run_id, run.state or {}), RunState)
+        state = msgspec.convert(await event_log.hydrate(session, run_id, run.state or {}), RunState)
         resolutions = {
             p.node_id: msgspec.convert(p.resolution, NodeResult) for p in pauses if p.resolution is not None
         }

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.chat.naming import NAME_PROMPT
-from app.workflows.runs import store
+from app.workflows.runs import event_log
 from tests.chat.conftest import chat, events, import_app, names
 from tests.support.fake_openai import FakeOpenAI
 
@@ -206,14 +206,14 @@ async def test_streamed_text_reaches_the_client_from_its_notices(
     were committed, and sends exactly what was stored, in order."""
     app = await import_app(client, STREAMER)
     reads = 0
-    read = store.status_and_events
+    read = event_log.status_and_events
 
     async def counted(*args: Any) -> Any:
         nonlocal reads
         reads += 1
         return await read(*args)
 
-    monkeypatch.setattr(store, "status_and_events", counted)
+    monkeypatch.setattr(event_log, "status_and_events", counted)
     words = "one two three four five six seven eight"
     fake_llm.first_token_delay, fake_llm.token_interval = 0.001, 0.1
     fake_llm.add_rule("count slowly", words)

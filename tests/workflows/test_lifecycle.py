@@ -171,10 +171,10 @@ async def test_a_large_input_is_stored_about_once(counted: CountedEngine) -> Non
     assert grown <= 3 * 1024 * 1024, f"the tables grew by {grown / 1024 / 1024:.1f} MiB"
     # ... and the input still reads back whole wherever it is shown
     async with counted.sessions() as session:
-        from app.workflows.runs import store
+        from app.workflows.runs import event_log
 
-        _, stored = await store.status_and_events(session, run_id, 0)
-        rows = await store.hydrate_events(session, run_id, stored)
+        _, stored = await event_log.status_and_events(session, run_id, 0)
+        rows = await event_log.hydrate_events(session, run_id, stored)
     started = next(data for _, name, data in rows if name == "workflow_started")
     start_finished = next(
         data for _, name, data in rows if name == "node_finished" and data["node_id"] == "start"

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.settings import Settings
 from app.workflows.engine.statuses import RunStatus
 from app.workflows.events import CARRIED_MAX, Notices, RunEventHub, parse_notice
-from app.workflows.runs import store, transitions
+from app.workflows.runs import event_log, store, transitions
 from app.workflows.runs.store import NOTICE_MAX_BYTES, Event, Write
 from tests.workflows.test_recovery import start
 
@@ -33,7 +33,7 @@ async def apply(engine: AsyncEngine, write: Write) -> None:
 
 async def stored(engine: AsyncEngine, run_id: uuid.UUID, after: int) -> list[store.EventRow]:
     async with AsyncSession(engine) as session:
-        return (await store.status_and_events(session, run_id, after))[1]
+        return (await event_log.status_and_events(session, run_id, after))[1]
 
 
 async def notice(waiter: Notices) -> None:

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.settings import Settings
 from app.workflows import services
-from app.workflows.runs import store as run_store
-from app.workflows.runs import transitions
+from app.workflows.runs import event_log, transitions
 from db import urls
 from db.models import WorkflowNodeExecution
 from tests.conftest import ADMIN_TOKEN
@@ -194,7 +193,7 @@ async def test_a_stream_reads_events_page_by_page(
 ) -> None:
     """A follower reads status and events in one statement, a page at a time: with a page of two events, a
     finished run still streams every event once, in order (a full page is followed by the next one)."""
-    monkeypatch.setattr(run_store, "EVENTS_PAGE", 2)
+    monkeypatch.setattr(event_log, "EVENTS_PAGE", 2)
     app = await import_app(wf_client, GREETER)
     response = await wf_client.post(
         "/v1/workflows/run",
