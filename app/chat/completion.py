@@ -106,9 +106,12 @@ class CompletionController(Controller):
             auto_generate_name=False,
         )
         turn = await turns.start_turn(db_session, key, chat, files, None)
+        assert turn.run_id is not None  # no annotation reply answers a completion
+        # listening before the commit: nothing of the run comes before its first notice
+        listening = hub.listen(turn.run_id)
         await db_session.commit()  # the run's job may start now
         if data.response_mode != "streaming":
-            answer = await blocking_answer(sessions, hub, settings, turn)
+            answer = await blocking_answer(sessions, hub, settings, turn, listening)
             return Response(
                 CompletionMessage(
                     event="message",
@@ -121,9 +124,8 @@ class CompletionController(Controller):
                     created_at=answer.created_at,
                 )
             )
-        assert turn.run_id is not None  # no annotation reply answers a completion
         env = msgspec.structs.replace(envelope(turn, None, turn.user), mode="completion")
-        chat_stream = follow(sessions, hub, extensions.kinds, env, turn.run_id)
+        chat_stream = follow(sessions, hub, extensions.kinds, env, turn.run_id, listening=listening)
         return Stream(completion_stream(chat_stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @post("/completion-messages/{task_id:str}/stop", status_code=200, responses=responses(400, 401))

@@ -34,7 +34,7 @@ from app.state import SluiceState
 from app.tenancy.modes import require_chat_app
 from app.tenancy.services import AppKey
 from app.workflows.engine.statuses import NodeStatus, RunStatus
-from app.workflows.events import RunEventHub, wait_for_run
+from app.workflows.events import Notices, RunEventHub, wait_for_run
 from app.workflows.runs import transitions
 from app.workflows.runs.pauses import Extensions
 from app.workflows.services import InputLimits
@@ -69,14 +69,19 @@ def envelope(message: Message | turns.Turn, end_user: EndUser | None, user: str)
 
 
 async def blocking_answer(
-    sessions: async_sessionmaker[AsyncSession], hub: RunEventHub, settings: Settings, turn: turns.Turn
+    sessions: async_sessionmaker[AsyncSession],
+    hub: RunEventHub,
+    settings: Settings,
+    turn: turns.Turn,
+    listening: Notices | None = None,
 ) -> ChatMessage | PausedChatMessage:
-    """Wait for the turn's run to end (or pause) and answer as Dify's blocking mode does."""
+    """Wait for the turn's run to end (or pause) and answer as Dify's blocking mode does (``listening``: a
+    waiter on the run taken before its start was committed)."""
     env = envelope(turn, None, turn.user)
     metadata = dict(turn.metadata)
     answer = turn.answer or ""
     if turn.run_id is not None:
-        run = await wait_for_run(sessions, hub, turn.run_id, BLOCKING_TIMEOUT_SECONDS)
+        run = await wait_for_run(sessions, hub, turn.run_id, BLOCKING_TIMEOUT_SECONDS, subscribed=listening)
         if run.status == RunStatus.FAILED:
             raise InvalidParam(f"Run failed: {run.error}")
         async with sessions() as session:
@@ -183,6 +188,9 @@ class ChatController(Controller):
         slot = (
             await stream_slots.take_in(db_session, key.key_id) if data.response_mode == "streaming" else None
         )
+        # The turn's follower (the stream, or the blocking wait) listens before the commit: nothing the run does can
+        # come before its first notice.
+        listening = hub.listen(turn.run_id) if turn.run_id is not None else None
         try:
             # the run's job may start now; the response must not wait for the request's end
             await db_session.commit()
@@ -191,13 +199,13 @@ class ChatController(Controller):
                 await stream_slots.release(slot)
             raise
         if slot is None:
-            return Response(await blocking_answer(sessions, hub, settings, turn))
+            return Response(await blocking_answer(sessions, hub, settings, turn, listening))
         env = envelope(turn, None, turn.user)
         stream: AsyncIterator[bytes]
         if turn.run_id is None:
             stream = answered(env, turn.answer or "", turn.metadata)
         else:
-            stream = follow(sessions, hub, extensions.kinds, env, turn.run_id)
+            stream = follow(sessions, hub, extensions.kinds, env, turn.run_id, listening=listening)
         return Stream(stream_slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @post("/chat-messages/{task_id:str}/stop", status_code=200, responses=responses(400, 401))

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.workflows.engine.statuses import RunStatus
-from app.workflows.events import PING, Framed, Page, RunEventHub, reading, relay
+from app.workflows.events import PING, Framed, Notices, Page, RunEventHub, reading, relay
 from app.workflows.runs import event_log
 from app.workflows.runs.pauses import PauseKinds
 from app.workflows.runs.store import EventRow
@@ -150,9 +150,11 @@ async def follow(
     after_seq: int = 0,
     *,
     follow_pauses: bool = False,
+    listening: Notices | None = None,
 ) -> AsyncIterator[bytes]:
     """A turn's chat stream: a ping at once, every event after ``after_seq``, then live ones, until its terminal
-    group (or, with ``follow_pauses``, across pauses until the run ends)."""
+    group (or, with ``follow_pauses``, across pauses until the run ends). ``listening``: see
+    :func:`app.workflows.events.relay`."""
 
     def carry(rows: list[EventRow]) -> list[Framed]:
         return [(seq, sse(chunk_event(env, data), seq), False) for seq, _, data in rows]
@@ -171,7 +173,7 @@ async def follow(
         return Page(status, out, full=len(rows) == event_log.EVENTS_PAGE)
 
     yield PING
-    async for body in relay(hub, run_id, after_seq, read, carry, patient=False):
+    async for body in relay(hub, run_id, after_seq, read, carry, patient=False, listening=listening):
         yield body
 
 

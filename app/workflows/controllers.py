@@ -127,26 +127,28 @@ class WorkflowRunController(Controller):
             raise
         # A streaming run holds a stream slot, taken in the run's transaction: over the key's cap, no run starts.
         slot = await slots.take_in(db_session, key.key_id) if data.response_mode == "streaming" else None
-        # A blocking run's waiter listens before the commit: the run is known to be running until a notice.
-        with hub.subscribe(run.id) as waiter:
-            try:
-                # the job may start now; the response must not wait for the request to end
-                await db_session.commit()
-            except BaseException:
-                if slot is not None:
-                    await slots.release(slot)
-                raise
+        # The run's follower (the stream, or the blocking wait) listens before the commit: nothing the run does can
+        # come before its first notice.
+        listening = hub.listen(run.id)
+        try:
+            # the job may start now; the response must not wait for the request to end
+            await db_session.commit()
+        except BaseException:
             if slot is not None:
-                stream: AsyncIterator[bytes] = follow(
-                    sessions,
-                    hub,
-                    run.id,
-                    0,
-                    close_on=("workflow_finished", "workflow_paused"),
-                    describe=_describe(kinds),
-                )
-                return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
-            finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS, subscribed=waiter)
+                await slots.release(slot)
+            raise
+        if slot is not None:
+            stream: AsyncIterator[bytes] = follow(
+                sessions,
+                hub,
+                run.id,
+                0,
+                close_on=("workflow_finished", "workflow_paused"),
+                describe=_describe(kinds),
+                listening=listening,
+            )
+            return Stream(slots.guard(slot, stream), media_type="text/event-stream", headers=SSE_HEADERS)
+        finished = await wait_for_run(sessions, hub, run.id, BLOCKING_TIMEOUT_SECONDS, subscribed=listening)
         async with sessions() as session:
             paused = await _paused(session, kinds, finished)
         body = BlockingRunResult(workflow_run_id=run.id, task_id=run.id, data=run_data(finished, paused))

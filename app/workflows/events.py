@@ -17,6 +17,7 @@ import functools
 import json
 import time
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, NamedTuple
@@ -112,11 +113,14 @@ def parse_notice(payload: str) -> tuple[str, list[EventRow] | None]:
 
 
 class RunEventHub:
-    """Wakes the coroutines following a run when its events change (``NOTIFY sluice_run_events, run_id``)."""
+    """Wakes the coroutines following a run when its events change (``NOTIFY sluice_run_events, run_id``).
+
+    Waiters are held weakly: one taken by :meth:`listen` for a stream that is then never iterated (its client
+    left before the response started) goes with the stream."""
 
     def __init__(self, database_url: str) -> None:
         self.database_url = urls.libpq(database_url)
-        self.waiters: dict[str, set[Notices]] = defaultdict(set)
+        self.waiters: dict[str, weakref.WeakSet[Notices]] = defaultdict(weakref.WeakSet)
         self.connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -149,12 +153,26 @@ class RunEventHub:
         if not self.waiters.get(payload[:36]):
             return  # nobody here follows that run (a run id is 36 characters): not even parsed
         run_id, carried = parse_notice(payload)
-        for waiter in self.waiters.get(run_id, ()):
+        for waiter in list(self.waiters.get(run_id, ())):
             waiter.notified(carried)
 
-    @contextlib.contextmanager
-    def subscribe(self, run_id: uuid.UUID) -> Iterator[Notices]:
+    def listen(self, run_id: uuid.UUID) -> Notices:
+        """A waiter on the run from now on, for a caller about to commit the run's start: it misses nothing of
+        what the run does after that commit. Hand it to :meth:`subscribe` (or to a stream that does)."""
         key, waiter = str(run_id), Notices()
+        self.waiters[key].add(waiter)
+        weakref.finalize(waiter, self._forget, key)  # a stream never iterated: its run's entry goes with it
+        return waiter
+
+    def _forget(self, key: str) -> None:
+        waiters = self.waiters.get(key)
+        if waiters is not None and not any(True for _ in waiters):  # a dead entry may not be purged yet
+            del self.waiters[key]
+
+    @contextlib.contextmanager
+    def subscribe(self, run_id: uuid.UUID, waiter: Notices | None = None) -> Iterator[Notices]:
+        """A waiter on the run while the block runs (``waiter``: one from :meth:`listen`, dropped at the end)."""
+        key, waiter = str(run_id), waiter or Notices()
         self.waiters[key].add(waiter)
         try:
             yield waiter
@@ -194,12 +212,12 @@ async def wait_for_run(
     subscribed: Notices | None = None,
 ) -> WorkflowRun:
     """Wait until the run is no longer ``running`` (finished, failed, stopped or paused), or ``timeout``.
-    ``subscribed``: the caller's waiter on the run, subscribed before it committed the run as ``running`` (as the
-    creator of a blocking run does): nothing can have been missed, so the first read waits for a notice."""
+    ``subscribed``: the caller's waiter on the run (:meth:`RunEventHub.listen`), taken before it committed the run
+    as ``running`` (as the creator of a blocking run does): nothing can have been missed, so the first read waits
+    for a notice."""
     deadline = time.monotonic() + timeout
     patience = _Patience()
-    with contextlib.ExitStack() as stack:
-        waiter = subscribed if subscribed is not None else stack.enter_context(hub.subscribe(run_id))
+    with hub.subscribe(run_id, subscribed) as waiter:
         if subscribed is not None:
             await wait_for_notice(waiter, min(POLL_SECONDS, timeout))
         while True:
@@ -251,16 +269,22 @@ async def relay(
     carry: Callable[[list[EventRow]], list[Framed]],
     *,
     patient: bool,
+    listening: Notices | None = None,
 ) -> AsyncIterator[bytes]:
     """The loop of every stream that follows a run: the frames of every event after ``after_seq``, then live
     ones, until a terminal frame or the run's end (everything up to the end was sent before: ``Last-Event-ID``
     at the end). ``read(last)`` reads the log after ``last``; ``carry`` frames the streamed text a notice
     carried (nothing to read). A ping after ``PING_SECONDS`` without a frame. ``patient``: a database outage is
-    ridden out (pinging) for ``OUTAGE_PATIENCE_SECONDS``; otherwise its error ends the stream."""
+    ridden out (pinging) for ``OUTAGE_PATIENCE_SECONDS``; otherwise its error ends the stream. ``listening``: a
+    waiter from :meth:`RunEventHub.listen`, taken before the run started: there is nothing to read before its
+    first notice (the stream's first read would only compete with the worker starting the run)."""
     last, last_sent = after_seq, time.monotonic()
     patience = _Patience()
-    with hub.subscribe(run_id) as waiter:
+    with hub.subscribe(run_id, listening) as waiter:
         carried: list[EventRow] | None = None
+        if listening is not None:
+            await wait_for_notice(waiter, POLL_SECONDS)
+            carried = waiter.take(last)
         while True:
             if carried is not None:
                 page = Page(RunStatus.RUNNING, carry(carried), full=False)
@@ -300,8 +324,10 @@ def follow(
     after_seq: int = 0,
     close_on: tuple[str, ...] = ("workflow_finished",),
     describe: Describe | None = None,
+    listening: Notices | None = None,
 ) -> AsyncIterator[bytes]:
-    """SSE frames of every event after ``after_seq``, then live ones, until one of ``close_on``."""
+    """SSE frames of every event after ``after_seq``, then live ones, until one of ``close_on`` (``listening``:
+    see :func:`relay`)."""
 
     def framed(rows: list[EventRow]) -> list[Framed]:
         return [(seq, sse_message(run_id, seq, event, data), event in close_on) for seq, event, data in rows]
@@ -310,7 +336,7 @@ def follow(
         status, rows, full = await _read(sessions, run_id, last, describe)
         return Page(status, framed(rows), full)
 
-    return relay(hub, run_id, after_seq, read, framed, patient=True)
+    return relay(hub, run_id, after_seq, read, framed, patient=True, listening=listening)
 
 
 async def _read(

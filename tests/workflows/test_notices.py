@@ -6,13 +6,14 @@ reading the rows back; any other write notifies the run id only, and a reader th
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.settings import Settings
 from app.workflows.engine.statuses import RunStatus
-from app.workflows.events import CARRIED_MAX, Notices, RunEventHub, parse_notice
+from app.workflows.events import CARRIED_MAX, Notices, Page, RunEventHub, parse_notice, relay
 from app.workflows.runs import event_log, store, transitions
 from app.workflows.runs.store import NOTICE_MAX_BYTES, Event, Write
 from tests.workflows.test_recovery import start
@@ -121,3 +122,41 @@ def test_a_reader_uses_what_was_carried_only_when_nothing_is_missing() -> None:
     for n in range(CARRIED_MAX + 1):  # a reader far behind holds no more than CARRIED_MAX
         waiter.notified(rows(8 + n))
     assert waiter.carried == [] and waiter.take(7) is None
+
+
+async def test_a_stream_listening_since_before_its_run_started_first_reads_at_a_notice() -> None:
+    """The creator of a run listens before committing it: its stream's first read waits for the run's first
+    notice (reading at once would only compete with the worker starting the run)."""
+    hub, run_id = RunEventHub("postgresql://unused"), uuid.uuid4()
+    reads: list[int] = []
+
+    async def read(last: int) -> Page:
+        reads.append(last)
+        return Page(RunStatus.SUCCEEDED, [(1, b"done", True)], full=False)
+
+    listening = hub.listen(run_id)
+    stream = relay(hub, run_id, 0, read, lambda rows: [], patient=False, listening=listening)
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.2)
+    assert reads == [] and not first.done()
+    listening.notified(None)  # the run's first notice (not carrying its events)
+    assert await asyncio.wait_for(first, 5) == b"done"
+    assert reads == [0]
+    await stream.aclose()
+    assert str(run_id) not in hub.waiters
+
+
+async def test_a_listening_waiter_goes_with_a_stream_never_iterated() -> None:
+    """A stream whose client left before it started is never iterated: its waiter, held by the hub weakly,
+    goes with it, and so does the hub's entry for the run."""
+    hub, run_id = RunEventHub("postgresql://unused"), uuid.uuid4()
+
+    async def read(last: int) -> Page:
+        raise AssertionError("never read")
+
+    listening = hub.listen(run_id)
+    stream = relay(hub, run_id, 0, read, lambda rows: [], patient=False, listening=listening)
+    assert str(run_id) in hub.waiters
+    del listening, stream
+    gc.collect()
+    assert str(run_id) not in hub.waiters
