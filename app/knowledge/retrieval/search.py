@@ -64,17 +64,21 @@ async def semantic(
     vector: np.ndarray,
     limit: int,
 ) -> list[Hit]:
-    """Cosine similarity through the space's HNSW index; ``score = 1 - cosine distance``."""
+    """Cosine similarity, ``score = 1 - cosine distance``, through the space's HNSW index where the planner
+    takes it — and exactly, over every row of the datasets, should that come back short of ``limit``.
+
+    An embedding space is shared by every dataset of its model, across tenants: a small dataset is a sliver of
+    the space's graph, and an index scan filtered down to it gives up (pgvector's `hnsw.max_scan_tuples`, scan
+    memory) before it meets all of its rows — it returned 4 of 5, or none. With good statistics the planner reads
+    a small dataset's rows and sorts them anyway; with statistics that make it look large, it trusts the index.
+    """
     dim = int(vector.shape[0])
     query = sa.cast(sa.literal(vector_literal(vector), sa.Text), VECTOR(dim))
-    distance = sa.cast(unit.embedding, VECTOR(dim)).op("<=>", return_type=sa.Float)(query)
-    statement = (
-        searchable(unit, dataset_ids, condition)
-        .add_columns(distance.label("distance"))
-        .where(unit.embedding_space_id == sa.literal_column(str(int(space_id))))
-        .order_by(distance)
-        .limit(limit + RELAXED_MARGIN)
+    rows = searchable(unit, dataset_ids, condition).where(
+        unit.embedding_space_id == sa.literal_column(str(int(space_id)))
     )
+    distance = sa.cast(unit.embedding, VECTOR(dim)).op("<=>", return_type=sa.Float)(query)
+    statement = rows.add_columns(distance.label("distance")).order_by(distance).limit(limit + RELAXED_MARGIN)
     # For this transaction: a deeper candidate list, iterative scans so that filters (a few datasets among
     # many) still fill top_k, and never a sequential scan of the whole table — with statistics that lag a bulk
     # load (a new embedding space looks empty until autovacuum analyzes) the planner would sort every row.
@@ -86,8 +90,14 @@ async def semantic(
         ),
         {"ef": str(max(EF_SEARCH, int(limit)))},
     )
-    rows = (await session.execute(statement)).all()
-    hits = [(r[0], max(0.0, min(1.0, 1.0 - float(r[1])))) for r in rows]
+    found = (await session.execute(statement)).all()
+    if len(found) < limit:
+        # Short: the datasets hold fewer rows, or the index scan gave up. Exact: the rows come out of a
+        # materialized CTE, so no plan can order them through the index.
+        near = rows.add_columns(unit.embedding.label("embedding")).cte("near").prefix_with("MATERIALIZED")
+        exact = sa.cast(near.c.embedding, VECTOR(dim)).op("<=>", return_type=sa.Float)(query)
+        found = (await session.execute(sa.select(near.c.id, exact).order_by(exact).limit(limit))).all()
+    hits = [(r[0], max(0.0, min(1.0, 1.0 - float(r[1])))) for r in found]
     return sorted(hits, key=lambda h: -h[1])[:limit]
 
 
