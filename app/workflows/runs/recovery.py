@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.workflows.engine.statuses import RunStatus
-from app.workflows.runs import store, transitions
-from app.workflows.runs.pauses import Extensions, RunEnd
-from app.workflows.runs.store import ACTIVE, Write
+from app.workflows.runs import transitions
+from app.workflows.runs.pauses import Extensions
 from db import queue
 
 _ORPHANS = text(
@@ -69,47 +67,14 @@ async def recover_orphaned_runs(
     given_up = [row.id for row in rows if row.failed_jobs >= max_failed_jobs]
     retried = [row.id for row in rows if row.failed_jobs < max_failed_jobs]
     await queue.defer_jobs(session, [transitions.advance_job(run_id) for run_id in retried])
-    failed = await fail_runs(
+    # The run's elapsed time stays as its last checkpoint recorded it (nobody has run it since).
+    failed = await transitions.end_active(
         session,
         extensions,
         given_up,
+        RunStatus.FAILED,
         f"The run was abandoned: the job advancing it failed {max_failed_jobs} times (see the worker log).",
         now,
+        clock_running=False,
     )
     return retried, sorted(failed)
-
-
-async def fail_runs(
-    session: AsyncSession,
-    extensions: Extensions,
-    run_ids: Sequence[uuid.UUID],
-    error: str,
-    now: datetime.datetime,
-) -> set[uuid.UUID]:
-    """End active runs as ``failed`` with ``error`` — the same steps as ``transitions.stop`` (compare-and-set on
-    running|paused, ``workflow_finished``, open executions stopped, pauses dropped and closed, end hooks told),
-    another status."""
-    runs = await store.lock_runs(session, run_ids)
-    writes = []
-    ends = []
-    for run in runs.values():
-        if run.status not in ACTIVE:
-            continue
-        write = Write(run_id=run.id, expected=ACTIVE, changes={"elapsed_time": run.elapsed_time})
-        totals = {
-            "outputs": run.outputs or {},
-            "elapsed_time": run.elapsed_time,
-            "total_tokens": run.total_tokens,
-            "total_steps": run.total_steps,
-            "exceptions_count": run.exceptions_count,
-        }
-        transitions.finish(run, write, status=RunStatus.FAILED, error=error, now=now, totals=totals)
-        writes.append(write)
-        ends.append(RunEnd(run=run, status=RunStatus.FAILED, outputs=run.outputs or {}, error=error))
-    failed = await store.apply(session, writes)
-    if failed:
-        ordered = sorted(failed)
-        await store.stop_open_executions(session, ordered, now)
-        await extensions.kinds.close(session, await store.drop_pauses(session, ordered))
-        await extensions.ended(session, [end for end in ends if end.run.id in failed])
-    return failed

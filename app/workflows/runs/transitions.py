@@ -187,6 +187,22 @@ async def stop(
     executions ``stopped``, their pauses dropped and closed by their kinds — one transaction. A worker still
     running one fails its next checkpoint's compare-and-set and halts. Returns the runs this stopped (a run
     that had already ended is left alone)."""
+    return await end_active(session, extensions, run_ids, RunStatus.STOPPED, error, now, clock_running=True)
+
+
+async def end_active(
+    session: AsyncSession,
+    extensions: Extensions,
+    run_ids: Sequence[uuid.UUID],
+    status: RunStatus,
+    error: str,
+    now: datetime.datetime,
+    *,
+    clock_running: bool,
+) -> set[uuid.UUID]:
+    """End active runs from outside the engine as ``status`` with ``error`` (a stop; the recovery giving up on a
+    run): the steps of :func:`stop`. ``clock_running``: a running run's elapsed time runs up to ``now``;
+    otherwise the time its last checkpoint recorded stands. Returns the runs this ended."""
     runs = await store.lock_runs(session, run_ids)
     writes = []
     ends = []
@@ -194,7 +210,9 @@ async def stop(
         if run.status not in ACTIVE:
             continue
         elapsed = (
-            (now - run.created_at).total_seconds() if run.status == RunStatus.RUNNING else run.elapsed_time
+            (now - run.created_at).total_seconds()
+            if clock_running and run.status == RunStatus.RUNNING
+            else run.elapsed_time
         )
         write = Write(run_id=run.id, expected=ACTIVE, changes={"elapsed_time": elapsed})
         totals = {
@@ -204,13 +222,13 @@ async def stop(
             "total_steps": run.total_steps,
             "exceptions_count": run.exceptions_count,
         }
-        finish(run, write, status=RunStatus.STOPPED, error=error, now=now, totals=totals)
+        finish(run, write, status=status, error=error, now=now, totals=totals)
         writes.append(write)
-        ends.append(RunEnd(run=run, status=RunStatus.STOPPED, outputs=run.outputs or {}, error=error))
-    stopped = await store.apply(session, writes)
-    if stopped:
-        ordered = sorted(stopped)
+        ends.append(RunEnd(run=run, status=status, outputs=run.outputs or {}, error=error))
+    ended = await store.apply(session, writes)
+    if ended:
+        ordered = sorted(ended)
         await store.stop_open_executions(session, ordered, now)
         await extensions.kinds.close(session, await store.drop_pauses(session, ordered))
-        await extensions.ended(session, [e for e in ends if e.run.id in stopped])
-    return stopped
+        await extensions.ended(session, [e for e in ends if e.run.id in ended])
+    return ended
