@@ -12,8 +12,9 @@ from app.human_input import forms
 from app.human_input.services import expire_forms
 from app.settings import Settings
 from app.workflows.engine.nodes.human_input import PAUSE_KIND
+from app.workflows.runs.pause_rows import Pause
 from app.workflows.runs.pauses import PausedNode
-from app.workflows.runs.store import Event, EventRow, Pause
+from app.workflows.runs.store import Event, EventRow
 
 
 class HumanInputPauses:

@@ -22,8 +22,9 @@ from app.workflows.engine.nodes.base import Ports
 from app.workflows.engine.state import HANDOFF, Limits, NodeRun, Outcome, RunState
 from app.workflows.engine.statuses import NodeStatus, RunStatus
 from app.workflows.runs import store, transitions
+from app.workflows.runs.pause_rows import Pause
 from app.workflows.runs.pauses import Extensions, PauseKinds, RunEnd
-from app.workflows.runs.store import Event, Pause, RunRow, Write
+from app.workflows.runs.store import Event, RunRow, Write
 from app.workflows.runs.values import Stash
 from app.workflows.views import (
     node_finished_data,

@@ -14,8 +14,9 @@ from app import wiring
 from app.settings import Settings
 from app.workflows.engine import nodes as node_registry
 from app.workflows.engine.nodes.base import Node, NodeContext, NodeResult
+from app.workflows.runs.pause_rows import Pause
 from app.workflows.runs.pauses import PausedNode
-from app.workflows.runs.store import Event, EventRow, Pause
+from app.workflows.runs.store import Event, EventRow
 
 
 class PauseNode(Node):

@@ -14,7 +14,7 @@ from app.clock import utcnow
 from app.settings import Settings
 from app.wiring import extensions
 from app.workflows import services
-from app.workflows.runs import store, transitions
+from app.workflows.runs import pause_rows, store, transitions
 from app.workflows.runs.recovery import recover_orphaned_runs
 
 ECHO = """
@@ -139,7 +139,7 @@ async def test_paused_runs_are_recovered_only_once_every_pause_is_resolved(wf_en
             },
         )
         write.opened.append(
-            store.Pause(
+            pause_rows.Pause(
                 run_id=run_id, node_id="end", execution_id=uuid.uuid4(), kind="test-manual", request={}
             )
         )
@@ -147,8 +147,6 @@ async def test_paused_runs_are_recovered_only_once_every_pause_is_resolved(wf_en
     await lose_jobs(wf_engine, run_id)
     assert run_id not in (await sweep(wf_engine))[0]  # waiting for someone: nothing to advance
     async with AsyncSession(wf_engine, expire_on_commit=False) as session, session.begin():
-        await store.resolve_pauses(
-            session, [(run_id, "end", {}, "source")]
-        )  # resolved, but its resume is lost
+        await pause_rows.resolve(session, [(run_id, "end", {}, "source")])  # resolved, but its resume is lost
     await lose_jobs(wf_engine, run_id)
     assert run_id in (await sweep(wf_engine))[0]

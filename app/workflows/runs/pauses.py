@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.workflows.engine.state import RunState
 from app.workflows.engine.statuses import RunStatus
-from app.workflows.runs.store import Event, EventRow, Pause, RunRow
+from app.workflows.runs.pause_rows import Pause
+from app.workflows.runs.store import Event, EventRow, RunRow
 
 
 class PauseType(msgspec.Struct):

@@ -1,5 +1,5 @@
-"""Every statement that writes runs, pauses, events, node executions and run values, and the reads that lock
-runs or pauses, batch-first (reading the event log back: ``app/workflows/runs/event_log.py``).
+"""Every statement that writes runs, events, node executions and run values, and the reads that lock runs with
+their pauses, batch-first (the pause rows: ``runs/pause_rows.py``; reading the event log back: ``runs/event_log.py``).
 
 Correctness under concurrency rests on three rules (DESIGN.md 1, 2 and 5):
 
@@ -13,8 +13,8 @@ Correctness under concurrency rests on three rules (DESIGN.md 1, 2 and 5):
   streamed text only (``text_chunk`` events, the run still running) that fits a notice carries its events in it
   (``run_id first_seq [[event, data], ...]``): a follower that has every event before them need not read them
   back (:func:`notice_of`). The rows stay the truth; a notice only spares a read.
-* Pauses are resolved by a compare-and-set on the pause row (``resolved_at IS NULL``); the runs are then locked in
-  id order, so concurrent batches of resolutions cannot deadlock, and a run with no open pause left is ready.
+* Pauses are resolved by a compare-and-set on the pause row (``resolved_at IS NULL``), their runs locked first in
+  id order (``runs/pause_rows.py``).
 
 A single change is a batch of one: there is no second code path for it.
 """
@@ -31,6 +31,8 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.workflows.engine.statuses import RunStatus
+from app.workflows.runs import pause_rows
+from app.workflows.runs.pause_rows import Pause
 from db import queue
 
 CHANNEL = "sluice_run_events"
@@ -49,17 +51,6 @@ EventRow = tuple[int, str, dict[str, Any]]
 class Event(msgspec.Struct, frozen=True):
     event: str
     data: dict[str, Any]
-
-
-class Pause(msgspec.Struct, frozen=True, kw_only=True):
-    """A node waiting for the outside world; ``kind`` names the pause kind that handles it."""
-
-    run_id: uuid.UUID
-    node_id: str
-    execution_id: uuid.UUID
-    kind: str
-    request: dict[str, Any]
-    resolution: dict[str, Any] | None = None
 
 
 class RunRow(msgspec.Struct, kw_only=True):
@@ -321,8 +312,8 @@ async def apply(session: AsyncSession, writes: Sequence[Write]) -> set[uuid.UUID
     won_ids = {row.id for row in rows}
     won = [w for w in writes if w.run_id in won_ids]
     await _insert_values(session, [(w.run_id, d, v) for w in won for d, v in w.values.items()])
-    await _open_pauses(session, [p for w in won for p in w.opened])
-    await _consume_pauses(session, [(w.run_id, n) for w in won for n in w.consumed])
+    await pause_rows.insert(session, [p for w in won for p in w.opened])
+    await pause_rows.consume(session, [(w.run_id, n) for w in won for n in w.consumed])
     return won_ids
 
 
@@ -355,112 +346,6 @@ async def _insert_values(session: AsyncSession, rows: Sequence[tuple[uuid.UUID, 
             "values": [r[2].decode() for r in rows],
         },
     )
-
-
-async def _open_pauses(session: AsyncSession, pauses: Sequence[Pause]) -> None:
-    if not pauses:
-        return
-    await session.execute(
-        text(
-            """
-            INSERT INTO workflow_pauses (run_id, node_id, execution_id, kind, request, created_at)
-            SELECT run_id, node_id, execution_id, kind, request, now()
-            FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-                 AS p(run_id uuid, node_id text, execution_id uuid, kind text, request jsonb)
-            """
-        ),
-        {"rows": msgspec.json.encode(pauses).decode()},
-    )
-
-
-async def _consume_pauses(session: AsyncSession, items: Sequence[tuple[uuid.UUID, str]]) -> None:
-    if not items:
-        return
-    await session.execute(
-        text(
-            """
-            DELETE FROM workflow_pauses p
-            USING unnest(CAST(:runs AS uuid[]), CAST(:nodes AS text[])) AS d(run_id, node_id)
-            WHERE p.run_id = d.run_id AND p.node_id = d.node_id
-            """
-        ),
-        {"runs": [i[0] for i in items], "nodes": [i[1] for i in items]},
-    )
-
-
-# --- pauses -----------------------------------------------------------------------------------------------
-
-
-async def pauses_of(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> list[Pause]:
-    rows = await session.execute(
-        text(
-            "SELECT run_id, node_id, execution_id, kind, request, resolution FROM workflow_pauses "
-            "WHERE run_id = ANY(:ids) ORDER BY run_id, created_at, node_id"
-        ),
-        {"ids": list(set(run_ids))},
-    )
-    return [msgspec.convert(row._asdict(), Pause) for row in rows]
-
-
-async def resolve_pauses(
-    session: AsyncSession, items: Sequence[tuple[uuid.UUID, str, Mapping[str, Any], str]]
-) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
-    """Record how paused nodes end: ``(run, node, outputs, edge handle)`` each. Returns the runs whose pause this
-    call won, and those of them left with no open pause (ready to resume), in id order.
-
-    The runs are locked first, in id order (the lock order of every transition), so that two resolutions of one
-    run committing at once cannot both see the other's pause still open (each would then leave the resume to
-    the other). Then a compare-and-set on each pause (``resolved_at IS NULL``): of two concurrent resolutions
-    of one pause exactly one wins."""
-    if not items:
-        return set(), []
-    await session.execute(
-        text("SELECT id FROM workflow_runs WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-        {"ids": sorted({i[0] for i in items})},
-    )
-    won = await session.execute(
-        text(
-            """
-            UPDATE workflow_pauses p SET resolution = d.res, resolved_at = now()
-            FROM unnest(CAST(:runs AS uuid[]), CAST(:nodes AS text[]), CAST(:res AS jsonb[])) AS d(run_id, node_id, res)
-            WHERE p.run_id = d.run_id AND p.node_id = d.node_id AND p.resolved_at IS NULL
-            RETURNING p.run_id
-            """
-        ),
-        {
-            "runs": [i[0] for i in items],
-            "nodes": [i[1] for i in items],
-            "res": [
-                msgspec.json.encode({"outputs": dict(i[2]), "edge_source_handle": i[3]}).decode()
-                for i in items
-            ],
-        },
-    )
-    runs = {row[0] for row in won}
-    if not runs:
-        return runs, []
-    still_open = {
-        row[0]
-        for row in await session.execute(
-            text(
-                "SELECT DISTINCT run_id FROM workflow_pauses WHERE run_id = ANY(:ids) AND resolved_at IS NULL"
-            ),
-            {"ids": list(runs)},
-        )
-    }
-    return runs, sorted(runs - still_open)
-
-
-async def drop_pauses(session: AsyncSession, run_ids: Sequence[uuid.UUID]) -> list[Pause]:
-    """Remove every pause of the runs (they stopped); returns them, for their kinds to close."""
-    rows = await session.execute(
-        text(
-            "DELETE FROM workflow_pauses WHERE run_id = ANY(:ids) "
-            "RETURNING run_id, node_id, execution_id, kind, request, resolution"
-        ),
-        {"ids": list(run_ids)},
-    )
-    return [msgspec.convert(row._asdict(), Pause) for row in rows]
 
 
 async def stop_open_executions(

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.workflows.engine.statuses import RunStatus
-from app.workflows.runs import store
+from app.workflows.runs import pause_rows, store
 from app.workflows.runs.pauses import Extensions, RunEnd
 from app.workflows.runs.store import ACTIVE, Event, RunRow, Write
 from app.workflows.runs.values import Stash
@@ -153,7 +153,7 @@ async def resolve(
     """Resolve paused nodes — ``(run, node, outputs, edge handle)`` each — and defer the resume of every run
     left with no open pause, in the caller's transaction. Returns the runs whose pause this call won (a pause
     already resolved is left as it was: the loser changes nothing)."""
-    won, ready = await store.resolve_pauses(session, items)
+    won, ready = await pause_rows.resolve(session, items)
     await defer_resumes(session, ready)
     return won
 
@@ -229,6 +229,6 @@ async def end_active(
     if ended:
         ordered = sorted(ended)
         await store.stop_open_executions(session, ordered, now)
-        await extensions.kinds.close(session, await store.drop_pauses(session, ordered))
+        await extensions.kinds.close(session, await pause_rows.drop(session, ordered))
         await extensions.ended(session, [e for e in ends if e.run.id in ended])
     return ended
